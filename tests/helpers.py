@@ -1,0 +1,43 @@
+"""Helpers shared by the tests: fixtures on disk and chunked replays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from formats.framing import StreamDeframer
+
+WIRE_SAMPLES = Path(__file__).parent / "fixtures" / "wire-samples"
+
+
+def wire_sample(name: str) -> bytes:
+    """The bytes of one captured TCP connection (``*.bin``)."""
+    return (WIRE_SAMPLES / name).read_bytes()
+
+
+def wire_datagrams(name: str) -> list[bytes]:
+    """The datagrams of a UDP capture (``*.records``: ``<len>\\n<payload>\\n`` each)."""
+    data = (WIRE_SAMPLES / name).read_bytes()
+    out = []
+    pos = 0
+    while pos < len(data):
+        nl = data.index(b"\n", pos)
+        n = int(data[pos:nl])
+        out.append(data[nl + 1 : nl + 1 + n])
+        pos = nl + 1 + n + 1
+    return out
+
+
+def chunks(data: bytes, size: int) -> Iterable[bytes]:
+    """``data`` cut into pieces of ``size`` bytes."""
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
+def deframe(data: bytes | Iterable[bytes], **options: object) -> tuple[list[bytes], StreamDeframer]:
+    """Every frame of a stream fed whole (bytes) or in the given pieces, and the deframer."""
+    deframer = StreamDeframer(**options)  # type: ignore[arg-type]
+    frames: list[bytes] = []
+    for piece in [data] if isinstance(data, bytes) else data:
+        frames += deframer.feed(piece)
+    frames += deframer.finish()
+    return frames, deframer
