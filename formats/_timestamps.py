@@ -1,0 +1,195 @@
+"""Timestamps of syslog messages, read fast.
+
+Messages in a burst share their second, so the expensive part of a timestamp
+(calendar arithmetic, the zone's offset) is cached per distinct
+``YYYY-MM-DDTHH:MM:SS`` text; fractions and numeric offsets are read by
+position. Zones are ``tzinfo`` objects handed in by the caller: this module
+never reads the zone database itself.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+__all__ = ["MAX_EPOCH_SECONDS", "UTC", "Rfc3339Reader", "epoch_seconds", "month_number", "year_of"]
+
+UTC = _dt.UTC
+MAX_EPOCH_SECONDS = 2**32 - 1
+"""Record times are whole seconds in [0, 2**32): what SLS's uint32 ``Time`` holds."""
+
+_MONTHS = {
+    name: i + 1
+    for i, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    )
+}
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_CACHE_LIMIT = 4096
+_MISS = object()
+# "+hh:mm" / "-hh:mm" -> seconds to subtract from the wall time to get UTC.
+_OFFSETS = {
+    f"{sign}{h:02d}:{m:02d}": (1 if sign == "+" else -1) * (h * 3600 + m * 60)
+    for sign in "+-"
+    for h in range(24)
+    for m in range(60)
+}
+# Fraction digits -> the factor that makes them nanoseconds.
+_FRACTION_SCALE = tuple(10 ** (9 - n) for n in range(10))
+
+# Lenient: 'T', 't' or a space between date and time, 1-9 fraction digits
+# (more are read and dropped), an offset with or without its colon, or none.
+_LENIENT = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?(?:([Zz])|([+-])(\d\d):?(\d\d))?"
+)
+# RFC 5424 section 6.2.3: 'T', at most 6 fraction digits, 'Z' or +hh:mm required.
+_STRICT = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d\d):(\d\d))"
+)
+_SECOND_PREFIX = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d")
+
+
+def month_number(abbreviation: str) -> int:
+    """1-12 for ``Jan``..``Dec``, 0 for anything else."""
+    return _MONTHS.get(abbreviation, 0)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    # Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _valid_date(y: int, m: int, d: int) -> bool:
+    if not 1 <= m <= 12 or d < 1:
+        return False
+    if m == 2 and d == 29:
+        return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    return d <= _DAYS_IN_MONTH[m - 1]
+
+
+def epoch_seconds(
+    y: int, mo: int, d: int, h: int, mi: int, s: int, tz: _dt.tzinfo | None
+) -> int | None:
+    """Seconds since the epoch of a wall-clock time, or None if it is not a time.
+
+    ``tz`` None means the fields are already UTC (an explicit offset is then
+    applied by the caller, who checks the range again). A leap second
+    (``:60``) reads as the next second. Times a record cannot carry (before
+    1970, after 2106) are None too.
+    """
+    if not _valid_date(y, mo, d) or h > 23 or mi > 59 or s > 60 or not 1969 <= y <= 2106:
+        return None
+    if tz is None or tz is UTC:
+        seconds = (_days_from_civil(y, mo, d) * 24 + h) * 3600 + mi * 60 + s
+    else:
+        # Wall time in a named zone: the first of two readings when clocks go back.
+        leap = s == 60
+        wall = _dt.datetime(y, mo, d, h, mi, 59 if leap else s, tzinfo=tz)
+        seconds = int(wall.timestamp()) + leap
+    return seconds if tz is None or 0 <= seconds <= MAX_EPOCH_SECONDS else None
+
+
+def year_of(seconds: int, tz: _dt.tzinfo) -> int:
+    """The calendar year in ``tz`` at ``seconds`` (clamped to what records can carry)."""
+    seconds = min(max(seconds, 0), MAX_EPOCH_SECONDS)
+    return _dt.datetime.fromtimestamp(seconds, tz).year
+
+
+class Rfc3339Reader:
+    """Reads RFC 3339 / ISO 8601 timestamps into (seconds, nanoseconds).
+
+    ``default_tz`` applies to lenient timestamps without an offset. One reader
+    belongs to one parser (its cache is not shared between threads).
+    """
+
+    __slots__ = ("_base", "_default_tz", "_strict", "_whole")
+
+    def __init__(self, *, default_tz: _dt.tzinfo = UTC, strict: bool = False) -> None:
+        self._default_tz = default_tz
+        self._strict = strict
+        # "YYYY-MM-DDTHH:MM:SS" -> seconds of that time read as UTC (the
+        # offset is applied after), or None when not a valid time.
+        self._base: dict[str, int | None] = {}
+        # Whole timestamps without a fraction (senders at second resolution
+        # repeat them): the finished result.
+        self._whole: dict[str, tuple[int, int] | None] = {}
+
+    def read(self, ts: str) -> tuple[int, int] | None:
+        """(seconds, ns within the second), or None when ``ts`` is not a timestamp."""
+        if self._strict:
+            return self._read_regex(ts, _STRICT)
+        whole = self._whole.get(ts, _MISS)
+        if whole is not _MISS:
+            return whole  # type: ignore[return-value]
+        # Fast path: fixed positions for the usual shapes.
+        n = len(ts)
+        if n < 20:
+            return self._read_regex(ts, _LENIENT)
+        last = ts[-1]
+        if last == "Z" or last == "z":
+            offset = 0
+            stop = n - 1
+        else:
+            found = _OFFSETS.get(ts[-6:])
+            if found is None:
+                return self._read_regex(ts, _LENIENT)
+            offset = found
+            stop = n - 6
+        if stop == 19:
+            ns = 0
+        elif ts[19] == "." and 21 <= stop <= 29:
+            digits = ts[20:stop]
+            if not (digits.isdigit() and digits.isascii()):
+                return self._read_regex(ts, _LENIENT)
+            ns = int(digits) * _FRACTION_SCALE[stop - 20]
+        else:
+            return self._read_regex(ts, _LENIENT)
+        base = self._utc_base(ts[:19])
+        result = None if base is None or not 0 <= base - offset <= MAX_EPOCH_SECONDS else (base - offset, ns)
+        if stop == 19:
+            whole = self._whole
+            if len(whole) >= _CACHE_LIMIT:
+                whole.clear()
+            whole[ts] = result
+        return result
+
+    def _utc_base(self, prefix: str) -> int | None:
+        cache = self._base
+        value = cache.get(prefix, _MISS)
+        if value is not _MISS:
+            return value  # type: ignore[return-value]
+        value = None
+        if _SECOND_PREFIX.fullmatch(prefix):
+            value = epoch_seconds(
+                int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10]),
+                int(prefix[11:13]), int(prefix[14:16]), int(prefix[17:19]), None,
+            )
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[prefix] = value
+        return value
+
+    def _read_regex(self, ts: str, pattern: re.Pattern[str]) -> tuple[int, int] | None:
+        m = pattern.fullmatch(ts)
+        if m is None:
+            return None
+        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+        frac = m.group(7)
+        ns = int(frac.ljust(9, "0")) if frac else 0
+        if m.group(8):
+            seconds = epoch_seconds(y, mo, d, h, mi, s, None)
+        elif m.group(9):
+            seconds = epoch_seconds(y, mo, d, h, mi, s, None)
+            if seconds is not None:
+                offset = int(m.group(10)) * 3600 + int(m.group(11)) * 60
+                seconds -= offset if m.group(9) == "+" else -offset
+        else:
+            seconds = epoch_seconds(y, mo, d, h, mi, s, self._default_tz)
+        if seconds is None or not 0 <= seconds <= MAX_EPOCH_SECONDS:
+            return None
+        return seconds, ns
