@@ -1,0 +1,236 @@
+"""RFC 3164 ("BSD") syslog messages, read as leniently as real devices need.
+
+    [<PRI>][TIMESTAMP SP [HOSTNAME SP]][TAG[\\[PID\\]][:] SP]CONTENT
+
+- PRI is optional; without one priority, facility and severity are -1 (never
+  0, "kernel emergency").
+- TIMESTAMP is ``Mmm dd hh:mm:ss`` (day space- or zero-padded, optional
+  fraction), the same with a year (``Mmm dd yyyy hh:mm:ss`` as Cisco writes,
+  or ``Mmm dd hh:mm:ss yyyy``), or ISO 8601 with or without an offset (rsyslog's
+  RSYSLOG_ForwardFormat, loggen). Without a year, the year is the one that
+  puts the time nearest the receive time, so ``Dec 31 23:59:59`` received on
+  1 January belongs to the old year. Without an offset the time is wall-clock
+  time in ``default_tz``.
+- HOSTNAME is only looked for after a timestamp, and only when the next word
+  is not itself a TAG (``name:`` or ``name[pid]``), so ``Oct 11 22:14:15
+  su: ...`` has no hostname and program ``su``. Without one, ``_hostname_``
+  is the peer address.
+- Cisco's colon after the timestamp (IOS) or after the hostname (ASA,
+  ``fw01 : %ASA-6-302013: ...``) is skipped.
+- TAG is ``name:``, ``name[pid]:`` or ``name[pid]``; a lone ``-`` (rsyslog's
+  rendering of an absent APP-NAME) is an empty program. A word without a colon
+  or a pid is content, not a TAG. CONTENT starts after exactly one space.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+from formats._timestamps import UTC, Rfc3339Reader, epoch_seconds, month_number, year_of
+from formats.logtail_fields import PROCESS_ID, SYSLOG_KEYS
+from formats.record import FLAG_BAD_PRI, FLAG_BAD_TIMESTAMP, FLAG_INVALID_UTF8, Record
+from formats.rfc5424 import PRI_STRINGS
+
+__all__ = ["Rfc3164Parser", "looks_like_rfc3164_timestamp"]
+
+_UNKNOWN_PRI = ("-1", "-1", "-1")
+_NO_TAGS: dict[str, str] = {}  # shared; records' tags are replaced, never mutated
+_KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
+_BOM = "\ufeff"
+_CACHE_LIMIT = 4096
+_DAY_NS = 86_400 * 1_000_000_000
+_AMBIGUOUS_SECONDS = 150 * 86_400
+
+# "Mmm dd hh:mm:ss", optionally ".fff", optionally a year before or after the time.
+_CLASSIC = re.compile(
+    r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?(?: (\d{4})(?= |$))?"
+)
+# The usual shape, read in one match: "<PRI>Mmm dd hh:mm:ss host tag[pid]: ".
+# Anything else (and a host word that is really a TAG) takes the general path.
+_USUAL = re.compile(
+    r"<(\d{1,3})>([A-Z][a-z]{2} [ 0-3]\d \d\d:\d\d:\d\d) "
+    r"((?=[:.]*[A-Za-z0-9])[A-Za-z0-9:][A-Za-z0-9._:%-]{0,254}) "
+    r"([^\s\[\]:]{1,128})(?:\[([^\]\s]{0,128})\])?: "
+)
+_ISO_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d")
+_TAG = re.compile(r"([^\s\[\]:]{1,128})(?:\[([^\]\s]{0,128})\])?(:)?(?= |$)")
+# At least one letter or digit, so a lone ":" is never a hostname.
+_HOSTNAME = re.compile(r"(?=[:.]*[A-Za-z0-9])[A-Za-z0-9:][A-Za-z0-9._:%-]{0,254}")
+
+
+def looks_like_rfc3164_timestamp(head: bytes) -> bool:
+    """Whether a frame without PRI starts with a timestamp (for auto-detection)."""
+    if len(head) >= 15 and head[3:4] == b" " and month_number(head[:3].decode("latin-1")):
+        return True
+    return bool(_ISO_START.match(head[:11].decode("latin-1")))
+
+
+class Rfc3164Parser:
+    """Parses RFC 3164 frames; settings fixed at construction, :meth:`parse` never raises."""
+
+    __slots__ = ("_cache", "_cache_day", "_default_tz", "_iso")
+
+    def __init__(self, *, default_tz: _dt.tzinfo = UTC) -> None:
+        self._default_tz = default_tz
+        self._iso = Rfc3339Reader(default_tz=default_tz)
+        # classic timestamp text -> (seconds, ns); valid for one receive day,
+        # since the inferred year depends on when the message came.
+        self._cache: dict[str, tuple[int, int] | None] = {}
+        self._cache_day = -1
+
+    def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
+        """One frame into a record."""
+        try:
+            text = frame.decode()
+            flags: tuple[str, ...] = ()
+        except UnicodeDecodeError:
+            text = frame.decode("utf-8", "replace")
+            flags = (FLAG_INVALID_UTF8,)
+
+        usual = _USUAL.match(text)
+        if usual is not None:
+            pri_text, stamp, host, program, pid = usual.groups()
+            pri = int(pri_text)
+            if pri < 192 and host[-1] != ":" and month_number(stamp[:3]):
+                when = self._classic_time(stamp, receive_time_ns)
+                if when is not None:
+                    seconds, ns = when
+                    content = text[usual.end() :]
+                    if content[:1] == _BOM:
+                        content = content[1:]
+                    priority, facility, severity = PRI_STRINGS[pri]
+                    values = [program, priority, facility, severity, str(seconds * 1_000_000_000 + ns), host, peer, content]
+                    if pid:
+                        values.append(pid)
+                        return Record(seconds, ns, _KEYS_WITH_PID, values, peer, _NO_TAGS, flags)
+                    return Record(seconds, ns, SYSLOG_KEYS, values, peer, _NO_TAGS, flags)
+        return self._parse_general(text, flags, peer, receive_time_ns)
+
+    def _parse_general(self, text: str, flags: tuple[str, ...], peer: str, receive_time_ns: int) -> Record:
+
+        # PRI
+        pos = 0
+        pri_strings = _UNKNOWN_PRI
+        if text[:1] == "<":
+            gt = text.find(">", 1, 5)
+            pri_text = text[1:gt]
+            if gt > 1 and pri_text.isdigit() and pri_text.isascii():
+                pri = int(pri_text)
+                if pri < 192:
+                    pri_strings = PRI_STRINGS[pri]
+                else:
+                    flags = (*flags, FLAG_BAD_PRI)
+                pos = gt + 1
+            else:
+                flags = (*flags, FLAG_BAD_PRI)
+
+        # TIMESTAMP
+        when: tuple[int, int] | None = None
+        has_timestamp = False
+        c = text[pos : pos + 1]
+        if "A" <= c <= "Z":
+            m = _CLASSIC.match(text, pos)
+            if m is not None and month_number(m.group(1)):
+                has_timestamp = True
+                when = self._classic_time(m.group(), receive_time_ns, m)
+                pos = m.end()
+        elif "0" <= c <= "9" and _ISO_START.match(text, pos):
+            space = text.find(" ", pos)
+            end = space if space >= 0 else len(text)
+            has_timestamp = True
+            when = self._iso.read(text[pos:end])
+            pos = end
+        if when is None:
+            if has_timestamp:
+                flags = (*flags, FLAG_BAD_TIMESTAMP)
+            seconds, ns = divmod(receive_time_ns, 1_000_000_000)
+        else:
+            seconds, ns = when
+        if has_timestamp:
+            if text[pos : pos + 1] == ":":  # Cisco IOS: "Mar  1 2019 10:11:12: %LINK-..."
+                pos += 1
+            if text[pos : pos + 1] == " ":
+                pos += 1
+
+        # HOSTNAME and TAG
+        host = peer
+        program = ""
+        pid = None
+        tag = _TAG.match(text, pos)
+        if has_timestamp and (tag is None or not (tag.group(2) is not None or tag.group(3))):
+            h = _HOSTNAME.match(text, pos)
+            if h is not None and text[h.end() : h.end() + 1] in ("", " "):
+                host = h.group()
+                pos = min(h.end() + 1, len(text))
+                if text.startswith(": ", pos):  # Cisco ASA: "fw01 : %ASA-6-302013: ..."
+                    pos += 2
+                tag = _TAG.match(text, pos)
+        if tag is not None:
+            name, tag_pid, colon = tag.groups()
+            if tag_pid is not None or colon:
+                program = name
+                pid = tag_pid
+                pos = tag.end() + 1
+            elif name == "-":
+                pos = tag.end() + 1
+        content = text[pos:]
+        if content[:1] == _BOM:
+            content = content[1:]
+
+        values = [
+            program,
+            pri_strings[0],
+            pri_strings[1],
+            pri_strings[2],
+            str(seconds * 1_000_000_000 + ns),
+            host,
+            peer,
+            content,
+        ]
+        if pid:
+            values.append(pid)
+            return Record(seconds, ns, _KEYS_WITH_PID, values, peer, _NO_TAGS, flags)
+        return Record(seconds, ns, SYSLOG_KEYS, values, peer, _NO_TAGS, flags)
+
+    def _classic_time(
+        self, key: str, receive_time_ns: int, m: re.Match[str] | None = None
+    ) -> tuple[int, int] | None:
+        """The time of a classic timestamp ``key`` (its match, if at hand), cached per receive day."""
+        day = receive_time_ns // _DAY_NS
+        cache = self._cache
+        if day != self._cache_day or len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+            self._cache_day = day
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        if m is None:
+            m = _CLASSIC.fullmatch(key)
+            if m is None:
+                return None
+        month_name, d, year_before, h, mi, s, frac, year_after = m.groups()
+        mo = month_number(month_name)
+        year = year_before or year_after
+        tz = self._default_tz
+        value: tuple[int, int] | None = None
+        ns = int(frac.ljust(9, "0")) if frac else 0
+        if year:
+            seconds = epoch_seconds(int(year), mo, int(d), int(h), int(mi), int(s), tz)
+            value = None if seconds is None else (seconds, ns)
+        else:
+            receive_s = receive_time_ns // 1_000_000_000
+            receive_year = year_of(receive_s, tz)
+            best = None
+            for y in (receive_year - 1, receive_year, receive_year + 1):
+                seconds = epoch_seconds(y, mo, int(d), int(h), int(mi), int(s), tz)
+                if seconds is not None and (best is None or abs(seconds - receive_s) < abs(best - receive_s)):
+                    best = seconds
+            value = None if best is None else (best, ns)
+            if best is not None and abs(best - receive_s) > _AMBIGUOUS_SECONDS:
+                # Half a year away: the nearest year may change within the
+                # day, so this one is not cached.
+                return value
+        cache[key] = value
+        return value
