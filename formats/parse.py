@@ -1,0 +1,94 @@
+"""From frame to record: auto-detection and the parser a listener uses.
+
+Auto-detection, per frame:
+
+1. streamlog, when the frame starts with a configured version and a space
+   (``0.1 ``);
+2. RFC 5424, when it starts with ``<PRI>1 ``;
+3. RFC 3164, when it starts with ``<PRI>`` or with a timestamp;
+4. otherwise the frame is kept whole as ``_content_``, flagged ``parse-error``.
+
+:func:`make_parser` checks the settings once and returns the function that
+the hot path calls for each frame. Flags the deframer attached to a frame
+(truncated, incomplete, ...) travel with the frame through the spool; the
+caller adds them with :meth:`Record.with_flags`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from formats._timestamps import UTC
+from formats.errors import FormatDefinitionError
+from formats.logtail_fields import raw_record
+from formats.record import FLAG_INVALID_UTF8, FLAG_PARSE_ERROR, Record
+from formats.rfc3164 import Rfc3164Parser, looks_like_rfc3164_timestamp
+from formats.rfc5424 import Rfc5424Parser
+from formats.streamlog import LeadingSpace, StreamlogFormat, StreamlogParser, format_table
+
+__all__ = ["Format", "ParseFunction", "make_parser"]
+
+Format = Literal["auto", "streamlog", "rfc5424", "rfc3164"]
+ParseFunction = Callable[[bytes, str, int], Record]
+"""``parse(frame, peer_address, receive_time_ns) -> Record``; never raises."""
+
+
+def make_parser(
+    *,
+    format: Format = "auto",
+    streamlog_formats: Mapping[str, StreamlogFormat] | None = None,
+    leading_space: LeadingSpace = "strip-rfc3164",
+    strict_rfc5424: bool = False,
+    default_tz: _dt.tzinfo = UTC,
+) -> ParseFunction:
+    """The parse function for one set of settings.
+
+    ``streamlog_formats`` maps versions to layouts (default: the built-in
+    ``0.1``); ``default_tz`` is the zone of timestamps that carry no offset.
+    """
+    streamlog = StreamlogParser(
+        streamlog_formats if streamlog_formats is not None else format_table(),
+        leading_space=leading_space,
+    )
+    rfc5424 = Rfc5424Parser(strict=strict_rfc5424, default_tz=default_tz)
+    rfc3164 = Rfc3164Parser(default_tz=default_tz)
+    if format == "streamlog":
+        return streamlog.parse
+    if format == "rfc5424":
+        return rfc5424.parse
+    if format == "rfc3164":
+        return rfc3164.parse
+    if format == "auto":
+        return _auto(streamlog, rfc5424, rfc3164)
+    raise FormatDefinitionError(f"format must be auto, streamlog, rfc5424 or rfc3164, not {format!r}")
+
+
+def _auto(streamlog: StreamlogParser, rfc5424: Rfc5424Parser, rfc3164: Rfc3164Parser) -> ParseFunction:
+    prefixes = tuple(v.encode() + b" " for v in streamlog.versions)
+    parse_streamlog = streamlog.parse
+    parse_5424 = rfc5424.parse
+    parse_3164 = rfc3164.parse
+
+    def parse_auto(frame: bytes, peer: str, receive_time_ns: int) -> Record:
+        if frame[:1] == b"<":
+            gt = frame.find(b">", 1, 5)
+            if gt > 0 and frame[gt + 1 : gt + 3] == b"1 ":
+                return parse_5424(frame, peer, receive_time_ns)
+            return parse_3164(frame, peer, receive_time_ns)
+        if frame.startswith(prefixes):
+            return parse_streamlog(frame, peer, receive_time_ns)
+        if looks_like_rfc3164_timestamp(frame[:16]):
+            return parse_3164(frame, peer, receive_time_ns)
+        try:
+            text = frame.decode()
+            flags: tuple[str, ...] = (FLAG_PARSE_ERROR,)
+        except UnicodeDecodeError:
+            text = frame.decode("utf-8", "replace")
+            flags = (FLAG_INVALID_UTF8, FLAG_PARSE_ERROR)
+        return raw_record(
+            text, peer, receive_time_ns, flags, "not streamlog, RFC 5424 or RFC 3164"
+        )
+
+    return parse_auto

@@ -1,0 +1,178 @@
+"""Properties that hold for every input: no parser or deframer raises, chunking never matters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from formats.framing import DatagramDeframer, StreamDeframer, frame_flags
+from formats.parse import make_parser
+from formats.record import Record
+from formats.streamlog import StreamlogFormat, format_table
+from tests.helpers import chunks
+
+PROFILE = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Bytes that look like syslog more often than uniform noise would.
+SYSLOG_ALPHABET = b"<>0123456789 -:.[]=\"\\\nTZ+abcJanOctDec\xef\xbb\xbf\xc3\xa9\xff\x00\t"
+syslogish = st.lists(st.sampled_from([bytes([b]) for b in SYSLOG_ALPHABET]), max_size=200).map(b"".join)
+frames_in = st.one_of(st.binary(max_size=300), syslogish)
+# Receive times are clock readings: seconds in the range a record can carry.
+receive_times = st.integers(min_value=0, max_value=(2**32 - 1) * 10**9)
+peers = st.sampled_from(["", "10.0.0.1", "2001:db8::1"])
+
+PARSERS = {
+    name: make_parser(format=name)  # type: ignore[arg-type]
+    for name in ("auto", "streamlog", "rfc5424", "rfc3164")
+}
+PARSERS["strict"] = make_parser(format="rfc5424", strict_rfc5424=True)
+PARSERS["zoned"] = make_parser(default_tz=zoneinfo.ZoneInfo("America/New_York"))
+PARSERS["custom"] = make_parser(
+    streamlog_formats=format_table([StreamlogFormat("2.1", ("level",)), StreamlogFormat("9", ())])
+)
+
+
+def assert_well_formed(record: Record) -> None:
+    assert isinstance(record.time, int) and 0 <= record.time_ns < 10**9
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in record.fields)
+    assert isinstance(record.source, str)
+    for _, value in record.fields:
+        value.encode()  # every value is valid UTF-8 text
+
+
+class TestParsersNeverRaise:
+    @PROFILE
+    @given(frame=frames_in, peer=peers, received=receive_times)
+    def test_every_parser(self, frame: bytes, peer: str, received: int) -> None:
+        """If any bytes reach any parser, then it returns a well-formed record."""
+        for parse in PARSERS.values():
+            assert_well_formed(parse(frame, peer, received))
+
+    @PROFILE
+    @given(
+        header=st.sampled_from([b"<13>1 ", b"<13>", b"0.1 t 1 1.1.1.1 ", b"<13>Dec 31 23:59:59 ", b""]),
+        rest=frames_in,
+        received=receive_times,
+    )
+    def test_plausible_prefixes(self, header: bytes, rest: bytes, received: int) -> None:
+        """If noise follows a real header, then every parser still returns a record."""
+        for parse in PARSERS.values():
+            assert_well_formed(parse(header + rest, "10.0.0.1", received))
+
+    @PROFILE
+    @given(text=st.text(max_size=200), received=receive_times)
+    def test_unparseable_frames_keep_their_text(self, text: str, received: int) -> None:
+        """If a frame cannot be parsed, then its whole text is in _content_ with a parse-error flag."""
+        record = PARSERS["auto"](text.encode(), "10.0.0.1", received)
+        if "parse-error" in record.flags:
+            assert record.get("_content_") == text
+            assert record.error
+
+
+class TestDeframersNeverRaise:
+    @PROFILE
+    @given(
+        data=st.one_of(st.binary(max_size=600), syslogish),
+        framing=st.sampled_from(["auto", "lf", "octet"]),
+        limit=st.integers(min_value=1, max_value=80),
+        cuts=st.lists(st.integers(min_value=1, max_value=50), max_size=20),
+    )
+    def test_chunking_never_changes_frames(self, data: bytes, framing: str, limit: int, cuts: list[int]) -> None:
+        """If a stream is cut anywhere, then the frames and their flags are those of the whole stream."""
+        def run(pieces: list[bytes]) -> tuple[list[bytes], list[tuple[str, ...]], tuple[int, ...]]:
+            d = StreamDeframer(framing=framing, max_frame_bytes=limit)  # type: ignore[arg-type]
+            out = [f for p in pieces for f in d.feed(p)] + d.finish()
+            counters = (d.frames, d.empty_frames, d.truncated_frames, d.incomplete_frames, d.framing_errors)
+            assert d.buffered_bytes == 0
+            for frame in out:
+                assert len(frame) <= limit
+            return out, [frame_flags(f) for f in out], counters
+
+        pieces = []
+        pos = 0
+        for cut in cuts:
+            pieces.append(data[pos : pos + cut])
+            pos += cut
+        pieces.append(data[pos:])
+        assert run(pieces) == run([data])
+        assert run(list(chunks(data, 1))) == run([data])
+
+    @PROFILE
+    @given(data=st.binary(max_size=600), limit=st.integers(min_value=1, max_value=80))
+    def test_memory_is_bounded(self, data: bytes, limit: int) -> None:
+        """If anything is fed, then the deframer never holds more than the limit plus a count header."""
+        d = StreamDeframer(max_frame_bytes=limit)
+        for piece in chunks(data, 7):
+            d.feed(piece)
+            assert d.buffered_bytes <= limit + 16
+
+    @PROFILE
+    @given(datagram=st.binary(max_size=300), limit=st.integers(min_value=1, max_value=80))
+    def test_datagrams(self, datagram: bytes, limit: int) -> None:
+        """If any datagram arrives, then records are non-empty, within the limit, and LF-free."""
+        for frame in DatagramDeframer(max_frame_bytes=limit).feed(datagram):
+            assert frame and len(frame) <= limit and b"\n" not in frame
+
+
+class TestFramingModel:
+    messages = st.lists(
+        st.one_of(
+            st.binary(min_size=1, max_size=60).map(lambda b: b"<13>" + b),
+            st.binary(min_size=0, max_size=60).map(lambda b: b"0.1 t 1 1.1.1.1 " + b),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+
+    @PROFILE
+    @given(messages=messages, cuts=st.integers(min_value=1, max_value=40))
+    def test_octet_frames_round_trip(self, messages: list[bytes], cuts: int) -> None:
+        """If messages are octet-counted the way rsyslog does (LF counted), then auto framing returns them exactly."""
+        data = b"".join(str(len(m) + 1).encode() + b" " + m + b"\n" for m in messages)
+        d = StreamDeframer()
+        out = [f for piece in chunks(data, cuts) for f in d.feed(piece)] + d.finish()
+        assert out == messages
+
+    @PROFILE
+    @given(
+        lines=st.lists(
+            st.binary(min_size=1, max_size=60).filter(lambda b: b"\n" not in b), min_size=1, max_size=20
+        ),
+        cuts=st.integers(min_value=1, max_value=40),
+    )
+    def test_lf_lines_round_trip(self, lines: list[bytes], cuts: int) -> None:
+        """If LF lines (digits first or not) are sent, then LF framing returns them exactly."""
+        data = b"".join(line + b"\n" for line in lines)
+        d = StreamDeframer(framing="lf")
+        out = [f for piece in chunks(data, cuts) for f in d.feed(piece)] + d.finish()
+        assert out == lines
+
+    @PROFILE
+    @given(
+        prefix=st.from_regex(r"\A[0-9]{1,6}[ .:-][^<\n]{0,40}\Z", fullmatch=True).map(str.encode),
+    )
+    def test_digit_led_lf_messages_are_not_counts(self, prefix: bytes) -> None:
+        """If an LF message begins with digits but no '<' follows a count, then auto keeps it as one LF frame."""
+        data = prefix + b"\n<13>next\n"
+        d = StreamDeframer()
+        assert d.feed(data) + d.finish() == [prefix, b"<13>next"]
+
+
+class TestYearInference:
+    @PROFILE
+    @given(
+        received=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+        skew_s=st.integers(min_value=-150 * 86400, max_value=150 * 86400),
+    )
+    def test_nearest_year(self, received: dt.datetime, skew_s: int) -> None:
+        """If a sender's clock is within 150 days of ours, then the inferred year is its real year."""
+        received = received.replace(tzinfo=dt.UTC, microsecond=0)
+        sent = received + dt.timedelta(seconds=skew_s)
+        if sent.month == 2 and sent.day == 29:
+            return  # ambiguous without a year by nature
+        frame = f"<13>{sent:%b} {sent.day:2d} {sent:%H:%M:%S} host app: m".encode()
+        record = make_parser(format="rfc3164")(frame, "", int(received.timestamp()) * 10**9)
+        assert record.time == int(sent.timestamp())
