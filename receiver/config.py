@@ -1,0 +1,150 @@
+"""The receiver's configuration: frozen dataclasses with units in their names.
+
+One TOML file (``receiver run -c FILE``) fills these; without a file the
+defaults below are the appliance: TCP and UDP on port 11111 on every IPv4
+and IPv6 address, a spool under ``$STATE_DIRECTORY`` (systemd) or ``./var``.
+``receiver.config_file`` reads and validates files; this module only says
+what a configuration is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Literal
+
+from formats.framing import DEFAULT_MAX_FRAME_BYTES, Framing
+from formats.parse import Format
+from formats.streamlog import LeadingSpace, StreamlogFormat
+
+__all__ = [
+    "Config",
+    "ListenerConfig",
+    "LoggingConfig",
+    "ParseConfig",
+    "ShutdownConfig",
+    "SpoolConfig",
+    "Transport",
+    "default_config",
+    "default_state_directory",
+]
+
+Transport = Literal["tcp", "udp"]
+SyncMode = Literal["normal", "full"]
+WhenFull = Literal["backpressure", "drop-oldest"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """One socket the receiver listens on."""
+
+    name: str
+    transport: Transport
+    port: int = 11111
+    address: str = "::"
+    """``::`` is every IPv6 and IPv4 address (dual stack); ``0.0.0.0`` IPv4 only."""
+    framing: Framing = "auto"
+    """TCP only: ``auto`` decides per frame; UDP datagrams are always LF-separated records."""
+    format: Format = "auto"
+    """How delivery parses this listener's frames."""
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    # TCP
+    max_connections: int = 10_000
+    max_connections_per_source: int = 1_000
+    idle_timeout_seconds: float = 3600.0
+    """Close a connection silent this long (0: never). Never applies while reading is paused."""
+    keepalive_seconds: int = 300
+    """TCP keepalive idle time (0: off), so dead peers are noticed."""
+    # UDP
+    receive_buffer_bytes: int = 32 * 1024 * 1024
+    """SO_RCVBUF asked for; the kernel may grant less (logged at start)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    """The durable spool: the write-ahead log between ingest and delivery."""
+
+    directory: Path | None = None
+    """Default: ``<state directory>/spool``."""
+    segment_max_bytes: int = 512 * 1024
+    """A segment is committed when it holds this many bytes of frames..."""
+    segment_max_delay_ms: float = 5.0
+    """...or when its first frame has waited this long, whichever comes first."""
+    sync: SyncMode = "normal"
+    """``normal``: a commit survives a crash of the process (kill -9);
+    ``full``: also a crash of the machine (fsync per commit)."""
+    max_age_hours: float = 24.0
+    """Frames older than this are discarded (counted and logged), as Logtail's cache does."""
+    max_bytes: int = 10 * 1024**3
+    when_full: WhenFull = "backpressure"
+    """At ``max_bytes``: ``backpressure`` stops reading TCP (senders queue; UDP is
+    dropped and counted); ``drop-oldest`` discards the oldest segments (counted)."""
+    high_watermark_percent: float = 90.0
+    """Of ``max_bytes``: TCP reading stops here (``backpressure``)..."""
+    low_watermark_percent: float = 80.0
+    """...and resumes below this."""
+    memory_high_watermark_bytes: int = 64 * 1024 * 1024
+    """Frames read but not yet committed: TCP reading stops above this (slow disk)..."""
+    memory_low_watermark_bytes: int = 16 * 1024 * 1024
+    """...and resumes below this."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    drain_seconds: float = 5.0
+    """On SIGTERM, how long senders get to notice the close and stop, while
+    everything they still send is read and committed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    repeat_interval_seconds: float = 60.0
+    """Repeated events (refused connections, UDP drops) are logged at most once
+    per interval, with the count since the last line."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParseConfig:
+    """How frames become records (used by delivery and ``receiverctl``)."""
+
+    timezone: str = "UTC"
+    """Zone of timestamps without an offset (IANA name)."""
+    streamlog_leading_space: LeadingSpace = "strip-rfc3164"
+    rfc5424_strict: bool = False
+    streamlog_formats: tuple[StreamlogFormat, ...] = ()
+    """Extra or replaced streamlog layouts (``0.1`` is built in)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    state_directory: Path
+    listeners: tuple[ListenerConfig, ...]
+    spool: SpoolConfig = SpoolConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
+    logging: LoggingConfig = LoggingConfig()
+    parse: ParseConfig = ParseConfig()
+    source: str = "built-in defaults"
+    """Where this configuration came from, for messages."""
+
+    @property
+    def spool_directory(self) -> Path:
+        return self.spool.directory if self.spool.directory is not None else self.state_directory / "spool"
+
+
+def default_state_directory() -> Path:
+    """``$STATE_DIRECTORY`` under systemd (its first entry), else ``./var``."""
+    state = os.environ.get("STATE_DIRECTORY", "")
+    return Path(state.split(":")[0]) if state else Path("var")
+
+
+DEFAULT_LISTENERS = (
+    ListenerConfig(name="tcp-11111", transport="tcp"),
+    ListenerConfig(name="udp-11111", transport="udp"),
+)
+
+
+def default_config() -> Config:
+    """The appliance with no configuration file."""
+    return Config(state_directory=default_state_directory(), listeners=DEFAULT_LISTENERS)

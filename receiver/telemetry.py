@@ -1,0 +1,149 @@
+"""What the receiver counts and says, in one place.
+
+Each happening is one method: it bumps its counters and, when an operator
+should hear of it, logs one sentence. Repeated happenings (refused
+connections, dropped datagrams) are logged at most once per interval, with
+the number since the last line, so a flood cannot flood the log. Counter
+names follow Prometheus conventions and are the ones the metrics endpoint
+and ``receiverctl stats`` show.
+
+Levels: INFO for lifecycle, WARNING for trouble the receiver handled,
+ERROR for data that is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+__all__ = ["Telemetry"]
+
+log = logging.getLogger("receiver")
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Telemetry:
+    """Counters and rate-limited logging; ``clock`` gives monotonic seconds."""
+
+    def __init__(self, *, clock: Callable[[], float], repeat_interval_seconds: float = 60.0) -> None:
+        self.counters: Counter[tuple[str, Labels]] = Counter()
+        self._clock = clock
+        self._interval = repeat_interval_seconds
+        self._repeats: dict[str, tuple[float, int]] = {}
+
+    def count(self, name: str, n: int = 1, **labels: str) -> None:
+        self.counters[(name, tuple(sorted(labels.items())))] += n
+
+    def value(self, name: str, **labels: str) -> int:
+        """One counter (labels given exactly), or the sum over all labels when none are given."""
+        if labels:
+            return self.counters[(name, tuple(sorted(labels.items())))]
+        return sum(v for (n, _), v in self.counters.items() if n == name)
+
+    def _repeated(self, key: str, level: int, message: str, n: int = 1) -> None:
+        """Log ``message`` now, or later with how many times it happened meanwhile."""
+        now = self._clock()
+        last, pending = self._repeats.get(key, (float("-inf"), 0))
+        pending += n
+        if now - last >= self._interval:
+            suffix = f" ({pending} times in the last {self._interval:g} s)" if pending > n else ""
+            log.log(level, "%s%s", message, suffix)
+            self._repeats[key] = (now, 0)
+        else:
+            self._repeats[key] = (last, pending)
+
+    # -- listeners -------------------------------------------------------
+
+    def listening(self, listener: str, transport: str, address: str, port: int) -> None:
+        log.info("listening on %s %s port %d (%s)", transport, address, port, listener)
+
+    def udp_buffer(self, listener: str, asked: int, granted: int) -> None:
+        level = logging.INFO if granted >= asked else logging.WARNING
+        hint = "" if granted >= asked else (
+            "; raise net.core.rmem_max (sysctl) or run with CAP_NET_ADMIN to get more, or UDP bursts will be dropped"
+        )
+        log.log(level, "%s: UDP receive buffer %d bytes (asked for %d)%s", listener, granted, asked, hint)
+
+    def connection_opened(self, listener: str) -> None:
+        self.count("receiver_connections_opened_total", listener=listener)
+
+    def connection_closed(self, listener: str) -> None:
+        self.count("receiver_connections_closed_total", listener=listener)
+
+    def connection_refused(self, listener: str, peer: str, reason: str) -> None:
+        self.count("receiver_connections_refused_total", listener=listener, reason=reason)
+        self._repeated(
+            f"refused:{listener}:{reason}", logging.WARNING,
+            f"{listener}: refused a connection from {peer}: {reason}",
+        )
+
+    def connection_idle_closed(self, listener: str, peer: str, idle_seconds: float) -> None:
+        self.count("receiver_connections_idle_closed_total", listener=listener)
+        self._repeated(
+            f"idle:{listener}", logging.INFO,
+            f"{listener}: closing the connection from {peer}, silent for {idle_seconds:g} s",
+        )
+
+    # -- frames ----------------------------------------------------------
+
+    def received(self, listener: str, frames: int, nbytes: int) -> None:
+        self.count("receiver_frames_received_total", frames, listener=listener)
+        self.count("receiver_bytes_received_total", nbytes, listener=listener)
+
+    def deframed(self, listener: str, *, empty: int, truncated: int, incomplete: int, framing_errors: int) -> None:
+        """The deframer's counters of one connection or datagram, added when it ends or changes."""
+        if empty:
+            self.count("receiver_frames_empty_total", empty, listener=listener)
+        if truncated:
+            self.count("receiver_frames_truncated_total", truncated, listener=listener)
+            self._repeated(
+                f"truncated:{listener}", logging.WARNING,
+                f"{listener}: a frame over max_frame_bytes was cut and flagged truncated",
+                truncated,
+            )
+        if incomplete:
+            self.count("receiver_frames_incomplete_total", incomplete, listener=listener)
+        if framing_errors:
+            self.count("receiver_frames_framing_errors_total", framing_errors, listener=listener)
+            self._repeated(
+                f"framing:{listener}", logging.WARNING,
+                f"{listener}: frames without an octet count (an LF sender on an octet listener?) "
+                "were read up to LF and flagged framing-error",
+                framing_errors,
+            )
+
+    def udp_dropped(self, listener: str, reason: str, datagrams: int = 1) -> None:
+        self.count("receiver_udp_datagrams_dropped_total", datagrams, listener=listener, reason=reason)
+        self._repeated(
+            f"udp-drop:{listener}:{reason}", logging.ERROR,
+            f"{listener}: dropped UDP datagrams: {reason}", datagrams,
+        )
+
+    # -- spool -----------------------------------------------------------
+
+    def committed(self, frames: int, nbytes: int) -> None:
+        self.count("receiver_spool_segments_committed_total")
+        self.count("receiver_spool_frames_committed_total", frames)
+        self.count("receiver_spool_bytes_committed_total", nbytes)
+
+    def backpressure(self, reasons: frozenset[str]) -> None:
+        if reasons:
+            log.warning(
+                "backpressure on (%s): TCP reading paused, senders queue; UDP datagrams are dropped",
+                ", ".join(sorted(reasons)),
+            )
+        else:
+            log.info("backpressure off: reading resumed")
+        self.count("receiver_backpressure_changes_total")
+
+    def discarded(self, reason: str, frames: int, segments: int, delivered: bool) -> None:
+        self.count("receiver_spool_frames_discarded_total", frames, reason=reason)
+        level = logging.INFO if delivered else logging.ERROR
+        what = "delivered" if delivered else "NOT delivered to every sink"
+        log.log(level, "spool retention (%s): removed %d segments, %d frames, %s", reason, segments, frames, what)
+
+    def quarantined(self, seq: int, reason: str, where: str) -> None:
+        self.count("receiver_spool_segments_quarantined_total")
+        log.error("spool segment %d is damaged (%s): moved to %s; start-up goes on", seq, reason, where)

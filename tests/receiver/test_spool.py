@@ -1,0 +1,339 @@
+"""The spool: segment codec, store, group-commit writer, backpressure gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock
+
+from formats.framing import FlaggedFrame
+from receiver.config import SpoolConfig
+from receiver.spool import SpoolReader
+from receiver.spool.gate import BackpressureGate
+from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
+from receiver.spool.store import SpoolDamagedError, SpoolStore
+from receiver.spool.writer import SpoolWriter
+from receiver.telemetry import Telemetry
+
+NOW_NS = 1_800_000_000 * 10**9
+NOISE = random.Random(1)  # incompressible frames, so stored bytes are predictable
+
+
+def entry(frames: list[bytes], *, at: int = NOW_NS, peer: str = "10.0.0.1", listener: str = "tcp") -> Entry:
+    return Entry(at, peer, 50514, listener, "tcp", frames)
+
+
+class TestSegment:
+    def test_round_trip(self) -> None:
+        """If entries with flags, IPv6 peers and UTF-8 names are encoded, then decoding gives them back."""
+        entries = [
+            Entry(1, "2001:db8::1", 514, "tcp-é", "tcp", [b"a", FlaggedFrame(b"bb", ("truncated:70000",)), b"c"]),
+            Entry(2, "10.0.0.2", 0, "udp", "udp", [b"\x00\xff" * 100]),
+        ]
+        decoded = decode_segment(encode_segment(entries))
+        assert decoded[0].frames == [b"a", b"bb", b"c"]
+        assert decoded[0].frame_flags == {1: ("truncated:70000",)}
+        assert (decoded[0].peer, decoded[0].listener, decoded[0].transport) == ("2001:db8::1", "tcp-é", "tcp")
+        assert decoded[1] == Entry(2, "10.0.0.2", 0, "udp", "udp", [b"\x00\xff" * 100])
+
+    def test_summary_without_decompressing(self) -> None:
+        """If a segment is written, then its header tells frames, entries and time range."""
+        blob = encode_segment([entry([b"x"] * 3, at=5), entry([b"y"], at=9)])
+        summary = read_summary(blob)
+        assert (summary.frames, summary.entries, summary.first_receive_time_ns, summary.last_receive_time_ns) == (4, 2, 5, 9)
+
+    @pytest.mark.parametrize("position", [0, 4, 9, 30, -1])
+    def test_damage_is_detected(self, position: int) -> None:
+        """If any byte of a segment changes, then decoding refuses it."""
+        blob = bytearray(encode_segment([entry([b"hello world"] * 10)]))
+        blob[position] ^= 0x40
+        with pytest.raises(SegmentError):
+            decode_segment(bytes(blob))
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        frames=st.lists(st.lists(st.binary(max_size=300), max_size=20), min_size=1, max_size=5),
+        times=st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=5, max_size=5),
+    )
+    def test_round_trip_property(self, frames: list[list[bytes]], times: list[int]) -> None:
+        """If any frames are encoded, then they decode to the same bytes in the same order."""
+        entries = [Entry(t, "::1", 1, "l", "udp", f) for t, f in zip(times, frames, strict=False)]
+        assert [e.frames for e in decode_segment(encode_segment(entries))] == frames
+
+    @settings(max_examples=300, deadline=None)
+    @given(garbage=st.binary(max_size=200))
+    def test_garbage_never_crashes(self, garbage: bytes) -> None:
+        """If arbitrary bytes are decoded, then only SegmentError can come out."""
+        for blob in (garbage, b"RSG1" + garbage):
+            try:
+                decode_segment(blob)
+            except SegmentError:
+                pass
+
+
+class TestStore:
+    def test_append_and_reopen(self, tmp_path: Path) -> None:
+        """If segments are committed and the store reopened, then they and the counters are there."""
+        store = SpoolStore(tmp_path / "spool")
+        for i in range(3):
+            blob = encode_segment([entry([b"f"] * (i + 1))])
+            assert store.append(blob, read_summary(blob)) == i + 1
+        store.close()
+        again = SpoolStore(tmp_path / "spool")
+        assert (again.meta.first_seq, again.meta.next_seq, again.meta.frames) == (1, 4, 6)
+        assert list(again.sequence_numbers()) == [1, 2, 3]
+
+    def test_delete_oldest_counts_undelivered(self, tmp_path: Path) -> None:
+        """If the oldest segment is removed undelivered, then it is counted as discarded."""
+        store = SpoolStore(tmp_path / "spool")
+        for _ in range(2):
+            blob = encode_segment([entry([b"f", b"g"])])
+            store.append(blob, read_summary(blob))
+        store.delete_oldest(delivered=False)
+        assert (store.meta.first_seq, store.meta.frames, store.meta.discarded_frames) == (2, 2, 2)
+        store.delete_oldest(delivered=True)
+        assert (store.meta.frames, store.meta.discarded_frames, store.meta.stored_bytes) == (0, 2, 0)
+
+    def test_cursors(self, tmp_path: Path) -> None:
+        """If sinks record cursors, then they persist per sink."""
+        store = SpoolStore(tmp_path / "spool")
+        store.set_cursor("sls", 7)
+        store.set_cursor("local", 3)
+        assert store.cursor("sls") == 7
+        assert store.cursor("nobody") == 0
+        assert store.cursors() == {"sls": 7, "local": 3}
+
+    def test_damaged_database_is_moved_aside(self, tmp_path: Path) -> None:
+        """If the spool database is not a database, then it is moved aside and an empty spool starts."""
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        (spool / "cache.db").write_bytes(b"this is not sqlite" * 1000)
+        with pytest.raises(SpoolDamagedError, match="moved to"):
+            SpoolStore(spool)
+        moved = [p for p in tmp_path.iterdir() if p.name.startswith("spool.damaged-")]
+        assert len(moved) == 1 and (moved[0] / "cache.db").exists()
+        assert SpoolStore(spool).meta.next_seq == 1
+
+    def test_reader_needs_a_spool(self, tmp_path: Path) -> None:
+        """If a reader is pointed at a directory without a spool, then it says so and creates nothing."""
+        with pytest.raises(FileNotFoundError, match="no spool here"):
+            SpoolReader(tmp_path / "nothing")
+        assert not (tmp_path / "nothing").exists()
+
+
+class ThreadRunner:
+    """Stands in for the writer thread: runs work at once, or holds it until released."""
+
+    def __init__(self) -> None:
+        self.hold = False
+        self.held: list[tuple[Callable[[], Any], Deferred[Any]]] = []
+
+    def __call__(self, work: Callable[[], Any]) -> Deferred[Any]:
+        if not self.hold:
+            return maybeDeferred(work)
+        d: Deferred[Any] = Deferred()
+        self.held.append((work, d))
+        return d
+
+    def release_one(self) -> None:
+        work, d = self.held.pop(0)
+        d.callback(work())
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, **config: Any) -> None:
+        self.clock = Clock()
+        self.store = SpoolStore(tmp_path / "spool")
+        self.runner = ThreadRunner()
+        self.gate = BackpressureGate()
+        self.wall_ns = NOW_NS
+        self.telemetry = Telemetry(clock=self.clock.seconds)
+        self.writer = SpoolWriter(
+            self.store,
+            dataclasses.replace(SpoolConfig(), **config),
+            clock=self.clock,
+            run_in_thread=self.runner,
+            gate=self.gate,
+            telemetry=self.telemetry,
+            wall_clock_ns=lambda: self.wall_ns,
+        )
+
+    def frames(self) -> list[bytes]:
+        with SpoolReader(self.store.directory) as reader:
+            return [f for e in reader.entries() for f in e.frames]
+
+
+class TestWriter:
+    def test_commit_after_delay(self, tmp_path: Path) -> None:
+        """If frames are appended, then they are committed once the group-commit delay passes, not before."""
+        h = Harness(tmp_path, segment_max_delay_ms=5)
+        h.writer.append(entry([b"a", b"b"]), 2)
+        assert h.store.meta.frames == 0
+        h.clock.advance(0.004)
+        assert h.store.meta.frames == 0
+        h.clock.advance(0.002)
+        assert h.frames() == [b"a", b"b"]
+
+    def test_commit_at_size(self, tmp_path: Path) -> None:
+        """If the open segment reaches segment_max_bytes, then it is committed at once."""
+        h = Harness(tmp_path, segment_max_bytes=4096)
+        h.writer.append(entry([b"x" * 5000]), 5000)
+        assert h.store.meta.frames == 1
+
+    def test_segments_grow_while_a_commit_is_in_flight(self, tmp_path: Path) -> None:
+        """If the writer is busy, then later appends join one segment sealed when it is free."""
+        h = Harness(tmp_path, segment_max_bytes=4096)
+        h.runner.hold = True
+        h.writer.append(entry([b"1" * 5000]), 5000)  # sealed: commit in flight
+        for i in range(5):
+            h.writer.append(entry([bytes([50 + i]) * 5000]), 5000)  # accumulate
+        assert len(h.runner.held) == 1
+        h.runner.release_one()  # first commit done: the five are sealed as one
+        assert len(h.runner.held) == 1
+        h.runner.release_one()
+        assert h.store.meta.next_seq - h.store.meta.first_seq == 2
+        assert len(h.frames()) == 6
+
+    def test_when_committed(self, tmp_path: Path) -> None:
+        """If a caller waits for commit, then it fires only after its frames are durable."""
+        h = Harness(tmp_path)
+        h.runner.hold = True
+        h.writer.append(entry([b"a"]), 1)
+        fired: list[None] = []
+        h.writer.when_committed().addCallback(fired.append)
+        assert fired == []
+        h.runner.release_one()
+        assert fired == [None]
+        assert h.store.meta.frames == 1
+
+    def test_memory_watermarks(self, tmp_path: Path) -> None:
+        """If uncommitted frames pass the memory high watermark, then the gate holds until below the low one."""
+        h = Harness(tmp_path, segment_max_bytes=4096, memory_high_watermark_bytes=20_000, memory_low_watermark_bytes=5_000)
+        h.runner.hold = True
+        for _ in range(5):
+            h.writer.append(entry([b"z" * 5000]), 5000)
+        assert h.gate.reasons == {"memory"}
+        assert not h.writer.accepting
+        while h.runner.held:
+            h.runner.release_one()
+        assert not h.gate.closed
+
+    def test_disk_watermarks(self, tmp_path: Path) -> None:
+        """If stored bytes reach the high percentage of max_bytes, then the gate holds for 'disk'."""
+        h = Harness(tmp_path, segment_max_bytes=4096, max_bytes=10_000, high_watermark_percent=50, low_watermark_percent=10)
+        h.writer.append(entry([NOISE.randbytes(10240)]), 10240)
+        assert h.gate.reasons == {"disk"}
+
+    def test_retention_by_age(self, tmp_path: Path) -> None:
+        """If segments are older than max_age_hours, then retention removes them and counts the frames."""
+        h = Harness(tmp_path, max_age_hours=1)
+        h.writer.start()
+        h.writer.append(entry([b"old"] * 3, at=NOW_NS), 9)
+        h.clock.advance(0.01)
+        h.wall_ns = NOW_NS + 2 * 3600 * 10**9
+        h.writer.append(entry([b"new"], at=h.wall_ns), 3)
+        h.clock.advance(10)
+        assert h.frames() == [b"new"]
+        assert h.store.meta.discarded_frames == 3
+        assert h.telemetry.value("receiver_spool_frames_discarded_total", reason="age") == 3
+
+    def test_drop_oldest_when_full(self, tmp_path: Path) -> None:
+        """If the spool is over max_bytes in drop-oldest mode, then the oldest segments go, counted."""
+        h = Harness(tmp_path, segment_max_bytes=4096, max_bytes=6_000, when_full="drop-oldest")
+        h.writer.start()
+        for i in range(4):
+            h.writer.append(entry([NOISE.randbytes(4200)]), 4200)
+        h.clock.advance(10)
+        assert h.store.meta.stored_bytes <= 6_000
+        assert h.store.meta.discarded_frames >= 1
+        assert not h.gate.closed
+
+    def test_damaged_segment_is_quarantined_at_start(self, tmp_path: Path) -> None:
+        """If a committed segment is corrupted on disk, then start-up quarantines it and keeps the rest."""
+        h = Harness(tmp_path)
+        for frame in (b"one", b"two", b"three"):
+            h.writer.append(entry([frame]), 3)
+            h.clock.advance(0.01)
+        h.store.close()
+        db = sqlite3.connect(tmp_path / "spool" / "cache.db")
+        (blob,) = db.execute("SELECT value FROM Cache WHERE key = 2").fetchone()
+        damaged = bytearray(blob)
+        damaged[-3] ^= 0xFF
+        db.execute("UPDATE Cache SET value = ? WHERE key = 2", (bytes(damaged),))
+        db.commit()
+        db.close()
+        again = Harness(tmp_path)
+        again.writer.start()
+        assert again.frames() == [b"one", b"three"]
+        assert again.store.meta.quarantined_segments == 1
+        assert (tmp_path / "spool" / "quarantine" / "segment-2.bin").read_bytes() == bytes(damaged)
+        assert again.telemetry.value("receiver_spool_segments_quarantined_total") == 1
+
+    def test_failed_commit_is_retried_in_order(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If a commit fails (disk full), then it is retried until it succeeds and nothing is lost or reordered."""
+        h = Harness(tmp_path)
+        real_append = h.store.append
+        failures = [sqlite3.OperationalError("database or disk is full")]
+
+        def flaky(blob: bytes, summary: Any) -> int:
+            if failures:
+                raise failures.pop()
+            return real_append(blob, summary)
+
+        monkeypatch.setattr(h.store, "append", flaky)
+        monkeypatch.setattr("receiver.spool.writer.time.sleep", lambda s: None)
+        h.writer.append(entry([b"first"]), 5)
+        h.clock.advance(0.01)
+        h.writer.append(entry([b"second"]), 6)
+        h.clock.advance(0.01)
+        assert h.frames() == [b"first", b"second"]
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class TestGate:
+    def test_pause_and_resume(self) -> None:
+        """If any reason holds, then every producer is paused; only when all release are they resumed."""
+        gate = BackpressureGate()
+        a, b = FakeProducer(), FakeProducer()
+        gate.register(a)
+        gate.hold("memory")
+        gate.register(b)
+        assert a.paused and b.paused
+        gate.hold("disk")
+        gate.release("memory")
+        assert a.paused
+        gate.release("disk")
+        assert not a.paused and not b.paused
+
+    def test_only_resumes_what_it_paused(self) -> None:
+        """If a producer was unregistered while paused, then the gate leaves it alone."""
+        gate = BackpressureGate()
+        a = FakeProducer()
+        gate.register(a)
+        gate.hold("memory")
+        gate.unregister(a)
+        a.paused = True
+        gate.release("memory")
+        assert a.paused
