@@ -1,4 +1,6 @@
 # The two set-up commands of the README, plus the checks around them.
+#   make run     creates .venv, installs, and runs the receiver on its built-in
+#                defaults (TCP and UDP 11111, spool in ./var) until Ctrl-C
 #   make test    installs what the tests need (the real rsyslog, syslog-ng, logger,
 #                loggen included) and runs every test, the linters and the type check
 #   make bench   the benchmarks of docs/benchmarks.md
@@ -8,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test programs lint bench clean
+.PHONY: venv run test programs lint bench clean
 
 $(STAMP): pyproject.toml
 	@./.ci/bootstrap-venv "$(PYTHON)" "$(VENV)"
@@ -16,6 +18,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/receiver run $(if $(CONFIG),-c $(CONFIG))
 
 programs:
 	tests/install-programs.sh

@@ -19,13 +19,17 @@ from formats.parse import Format
 from formats.streamlog import LeadingSpace, StreamlogFormat
 
 __all__ = [
+    "DEFAULT_LISTENERS",
     "Config",
     "ListenerConfig",
+    "LogLevel",
     "LoggingConfig",
     "ParseConfig",
     "ShutdownConfig",
     "SpoolConfig",
+    "SyncMode",
     "Transport",
+    "WhenFull",
     "default_config",
     "default_state_directory",
 ]
@@ -33,6 +37,7 @@ __all__ = [
 Transport = Literal["tcp", "udp"]
 SyncMode = Literal["normal", "full"]
 WhenFull = Literal["backpressure", "drop-oldest"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,9 +54,12 @@ class ListenerConfig:
     format: Format = "auto"
     """How delivery parses this listener's frames."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    """Longer frames are cut here and flagged ``truncated:<length>`` (UDP datagrams cannot exceed 65,535)."""
     # TCP
     max_connections: int = 10_000
+    """Connections beyond this are refused at accept, counted and logged."""
     max_connections_per_source: int = 1_000
+    """The same, per sender address."""
     idle_timeout_seconds: float = 3600.0
     """Close a connection silent this long (0: never). Never applies while reading is paused."""
     keepalive_seconds: int = 300
@@ -71,12 +79,13 @@ class SpoolConfig:
     """A segment is committed when it holds this many bytes of frames..."""
     segment_max_delay_ms: float = 5.0
     """...or when its first frame has waited this long, whichever comes first."""
-    sync: SyncMode = "normal"
+    sync: SyncMode = "full"
     """``normal``: a commit survives a crash of the process (kill -9);
     ``full``: also a crash of the machine (fsync per commit)."""
     max_age_hours: float = 24.0
     """Frames older than this are discarded (counted and logged), as Logtail's cache does."""
     max_bytes: int = 10 * 1024**3
+    """The most the spool may hold on disk (stored, i.e. compressed, bytes)."""
     when_full: WhenFull = "backpressure"
     """At ``max_bytes``: ``backpressure`` stops reading TCP (senders queue; UDP is
     dropped and counted); ``drop-oldest`` discards the oldest segments (counted)."""
@@ -92,6 +101,8 @@ class SpoolConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ShutdownConfig:
+    """How the receiver stops on SIGTERM/SIGINT."""
+
     drain_seconds: float = 5.0
     """On SIGTERM, how long senders get to notice the close and stop, while
     everything they still send is read and committed."""
@@ -99,7 +110,9 @@ class ShutdownConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """The log on stderr (the journal under systemd)."""
+
+    level: LogLevel = "info"
     repeat_interval_seconds: float = 60.0
     """Repeated events (refused connections, UDP drops) are logged at most once
     per interval, with the count since the last line."""
@@ -113,12 +126,15 @@ class ParseConfig:
     """Zone of timestamps without an offset (IANA name)."""
     streamlog_leading_space: LeadingSpace = "strip-rfc3164"
     rfc5424_strict: bool = False
+    """Enforce RFC 5424's grammar and limits; violations become parse-error records."""
     streamlog_formats: tuple[StreamlogFormat, ...] = ()
     """Extra or replaced streamlog layouts (``0.1`` is built in)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
+    """The whole configuration of one receiver."""
+
     state_directory: Path
     listeners: tuple[ListenerConfig, ...]
     spool: SpoolConfig = SpoolConfig()

@@ -105,6 +105,12 @@ class Telemetry:
             )
         if incomplete:
             self.count("receiver_frames_incomplete_total", incomplete, listener=listener)
+            self._repeated(
+                f"incomplete:{listener}", logging.INFO,
+                f"{listener}: a sender closed in the middle of a frame; the part that came is kept, "
+                "flagged incomplete",
+                incomplete,
+            )
         if framing_errors:
             self.count("receiver_frames_framing_errors_total", framing_errors, listener=listener)
             self._repeated(

@@ -4,15 +4,20 @@ Commands that need no daemon:
 
     receiverctl parse [--format F] [--framing M] [--peer IP] [FILE|-]
     receiverctl format from-rsyslog FILE
+    receiverctl spool stats [-c CONFIG | --spool DIR] [--json]
+    receiverctl spool frames [-c CONFIG | --spool DIR] [--last N] [--parse] [--raw]
 
 ``parse`` shows exactly what the receiver makes of given bytes, one JSON
 object per record; ``format from-rsyslog`` turns rsyslog templates into the
-streamlog formats the receiver's configuration takes.
+streamlog formats the receiver's configuration takes; ``spool`` shows what
+the spool holds (read-only, safe while the daemon runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import datetime as _dt
 import json
 import sys
@@ -27,8 +32,10 @@ from formats.framing import DEFAULT_MAX_FRAME_BYTES, DatagramDeframer, StreamDef
 from formats.ndjson import encode_ndjson
 from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR
-from formats.streamlog import format_table
+from formats.streamlog import StreamlogFormat, format_table
 from receiver import __version__
+from receiver.config import Config, default_config
+from receiver.spool import SpoolReader
 from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = ["main"]
@@ -120,6 +127,25 @@ def _argument_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("file", type=Path, help="rsyslog.conf or a snippet of it")
     r.set_defaults(run=_format_from_rsyslog)
+
+    sp = commands.add_parser("spool", help="what the spool holds (read-only; the daemon may run)")
+    spc = sp.add_subparsers(title="spool commands", required=True, metavar="COMMAND")
+    for name, help_text, run in (
+        ("stats", "segments, frames, bytes, oldest and newest frame, cursors", _spool_stats),
+        ("frames", "the frames held, oldest first, one JSON object each (or raw, or parsed)", _spool_frames),
+    ):
+        c = spc.add_parser(name, help=help_text, description=help_text)
+        where = c.add_mutually_exclusive_group()
+        where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its spool)")
+        where.add_argument("--spool", type=Path, help="the spool directory itself")
+        if name == "stats":
+            c.add_argument("--json", action="store_true", help="one JSON object")
+        else:
+            c.add_argument("--last", type=int, metavar="N", help="only the newest N frames")
+            mode = c.add_mutually_exclusive_group()
+            mode.add_argument("--raw", action="store_true", help="the frames' bytes, each followed by LF")
+            mode.add_argument("--parse", action="store_true", help="the records delivery will make of them")
+        c.set_defaults(run=run)
     return parser
 
 
@@ -129,7 +155,7 @@ def _parse(args: argparse.Namespace) -> int:
         tz = zoneinfo.ZoneInfo(args.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"--timezone {args.timezone!r} is not a known time zone ({e})") from e
-    extra = []
+    extra: list[StreamlogFormat] = []
     if args.streamlog_formats is not None:
         extra, warnings = read_streamlog_formats(args.streamlog_formats)
         for warning in warnings:
@@ -213,6 +239,98 @@ def _receive_time_ns(text: str | None) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def _spool_config(args: argparse.Namespace) -> tuple[Path, Config]:
+    if args.config is not None:
+        from receiver.config_file import ConfigError, load_config
+
+        try:
+            config = load_config(args.config).config
+        except ConfigError as e:
+            raise UsageError(str(e)) from e
+    else:
+        config = default_config()
+    return (args.spool if args.spool is not None else config.spool_directory), config
+
+
+def _open_spool(directory: Path) -> SpoolReader:
+    try:
+        return SpoolReader(directory)
+    except FileNotFoundError as e:
+        raise UsageError(f"{e} (give --spool DIR or -c CONFIG)") from e
+
+
+def _spool_stats(args: argparse.Namespace) -> int:
+    directory, _ = _spool_config(args)
+    with _open_spool(directory) as reader:
+        stats = reader.stats()
+    if args.json:
+        json.dump({"spool": str(directory), **dataclasses.asdict(stats)}, sys.stdout)
+        print()
+        return 0
+    now = time.time_ns()
+
+    def when(ns: int | None) -> str:
+        if ns is None:
+            return "-"
+        stamp = _dt.datetime.fromtimestamp(ns / 1e9, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{stamp} ({_age(now - ns)} ago)"
+
+    cursors = ", ".join(f"{k} at segment {v}" for k, v in sorted(stats.cursors.items())) or "none (no sink delivers yet)"
+    print(f"spool {directory}")
+    print(f"  segments  {stats.segments:,}")
+    print(f"  frames    {stats.frames:,} held; {stats.frames_written:,} written since the spool was created")
+    print(f"  bytes     {stats.bytes:,} stored ({stats.raw_bytes:,} uncompressed)")
+    print(f"  oldest    {when(stats.oldest_receive_time_ns)}")
+    print(f"  newest    {when(stats.newest_receive_time_ns)}")
+    print(f"  discarded {stats.discarded_frames:,} frames by retention before delivery")
+    print(f"  damaged   {stats.quarantined:,} segments quarantined")
+    print(f"  cursors   {cursors}")
+    return 0
+
+
+def _age(ns: int) -> str:
+    seconds = max(0, ns // 1_000_000_000)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds} s"
+
+
+def _spool_frames(args: argparse.Namespace) -> int:
+    directory, config = _spool_config(args)
+    parse = None
+    if args.parse:
+        parse = make_parser(
+            streamlog_formats=format_table(config.parse.streamlog_formats),
+            leading_space=config.parse.streamlog_leading_space,
+            strict_rfc5424=config.parse.rfc5424_strict,
+            default_tz=zoneinfo.ZoneInfo(config.parse.timezone),
+        )
+    out = sys.stdout.buffer
+    with _open_spool(directory) as reader:
+        frames = (
+            (entry, frame, entry.frame_flags.get(i, ()))
+            for entry in reader.entries()
+            for i, frame in enumerate(entry.frames)
+        )
+        selected = collections.deque(frames, maxlen=args.last) if args.last else frames
+        for entry, frame, flags in selected:
+            if args.raw:
+                out.write(frame + b"\n")
+            elif parse is not None:
+                record = parse(frame, entry.peer, entry.receive_time_ns).with_flags(flags)
+                out.write(encode_ndjson([record]))
+            else:
+                line = {
+                    "seq": entry.seq, "receive_time_ns": entry.receive_time_ns, "peer": entry.peer,
+                    "port": entry.port, "listener": entry.listener, "transport": entry.transport,
+                    "frame": frame.decode("utf-8", "backslashreplace"), "flags": list(flags),
+                }
+                out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+    out.flush()
+    return 0
 
 
 def _format_from_rsyslog(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -44,7 +44,8 @@ __all__ = ["SpoolWriter"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RunInThread = Callable[[Callable[[], T]], "Deferred[T]"]
+RunInThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
+"""Runs a function on the writer thread; the Deferred fires in the reactor thread."""
 
 _VERIFY_BATCH = 64
 _MAX_SEGMENT_FACTOR = 16
@@ -61,7 +62,7 @@ class SpoolWriter:
         config: SpoolConfig,
         *,
         clock: IReactorTime,
-        run_in_thread: RunInThread,  # type: ignore[type-arg]
+        run_in_thread: RunInThread,
         gate: BackpressureGate,
         telemetry: Telemetry,
         wall_clock_ns: Callable[[], int] = time.time_ns,
@@ -79,7 +80,7 @@ class SpoolWriter:
         self._pending_bytes = 0  # appended, not yet committed
         self._in_flight = 0  # segments sealed and not yet committed
         self._seal_due = False  # the open segment should go as soon as the writer is free
-        self._last_commit: Deferred[None] = succeed(None)  # the tail of the commit chain
+        self._last_commit: Deferred[Any] = succeed(None)  # the tail of the commit chain
         self._retention_timer: IDelayedCall | None = None
         self._closed = False
         self.committed_frames = 0
@@ -109,7 +110,12 @@ class SpoolWriter:
         """Fires once everything appended so far is committed (seals the open segment)."""
         self._seal()
         done: Deferred[None] = Deferred()
-        self._last_commit.addBoth(lambda result: (done.callback(None), result)[1])
+
+        def fire(result: object) -> object:
+            done.callback(None)
+            return result
+
+        self._last_commit.addBoth(fire)
         return done
 
     # -- lifecycle ---------------------------------------------------------

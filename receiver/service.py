@@ -1,0 +1,144 @@
+"""The running receiver: spool and listeners, started and stopped in order.
+
+Start: open the spool (a damaged database is moved aside, never a reason not
+to start), start the writer (which checks old segments in the background),
+bind every listener, then say ``receiver ready``.
+
+Stop, as an explicit chain (not children stopped all at once): stop
+accepting; drain the UDP sockets; close TCP connections gracefully (FIN,
+read until the peers close or ``drain_seconds`` pass, drain, close); commit
+everything read; close the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from twisted.internet.defer import DeferredList, inlineCallbacks, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from formats.streamlog import format_table
+from receiver.config import Config, ListenerConfig
+from receiver.ingest.tcp import StreamFactory
+from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
+from receiver.spool.gate import BackpressureGate
+from receiver.spool.store import SpoolDamagedError, SpoolStore
+from receiver.spool.writer import SpoolWriter
+from receiver.telemetry import Telemetry
+
+__all__ = ["ListenError", "ReceiverService"]
+
+log = logging.getLogger("receiver")
+
+_LISTEN_BACKLOG = 4096
+
+
+class ListenError(RuntimeError):
+    """A listener could not be bound; the message names it and what to do."""
+
+
+class ReceiverService:
+    """Owns the spool writer, the listeners and their order of start and stop."""
+
+    def __init__(self, config: Config, reactor: Any, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.telemetry = telemetry or Telemetry(
+            clock=time.monotonic, repeat_interval_seconds=config.logging.repeat_interval_seconds
+        )
+        self.gate = BackpressureGate(on_change=self.telemetry.backpressure)
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="spool-writer")
+        self.store: SpoolStore | None = None
+        self.writer: SpoolWriter | None = None
+        self.ports: list[tuple[ListenerConfig, IListeningPort]] = []
+        self.stream_factories: list[StreamFactory] = []
+        self.datagram_receivers: list[DatagramReceiver] = []
+        self.stopped = False
+
+    def start(self) -> None:
+        """Open the spool and bind every listener; raises ListenError naming a listener that cannot bind."""
+        config = self.config
+        try:
+            self.store = SpoolStore(config.spool_directory, sync=config.spool.sync)
+        except SpoolDamagedError as e:
+            log.error("%s", e)
+            self.store = SpoolStore(config.spool_directory, sync=config.spool.sync)
+        self._pool.start()
+        self.writer = SpoolWriter(
+            self.store,
+            config.spool,
+            clock=self.reactor,
+            run_in_thread=lambda work: deferToThreadPool(self.reactor, self._pool, work),
+            gate=self.gate,
+            telemetry=self.telemetry,
+        )
+        self.writer.start().addErrback(lambda f: log.error("checking the spool failed: %s", f.getErrorMessage()))
+        versions = tuple(format_table(config.parse.streamlog_formats))
+        for listener in config.listeners:
+            self._listen(listener, versions)
+        meta = self.store.meta
+        log.info(
+            "receiver ready: %d listeners, spool %s (%d segments, %d frames held)",
+            len(self.ports), config.spool_directory, meta.next_seq - meta.first_seq, meta.frames,
+        )
+
+    def _listen(self, listener: ListenerConfig, streamlog_versions: tuple[str, ...]) -> None:
+        assert self.writer is not None
+        try:
+            if listener.transport == "tcp":
+                factory = StreamFactory(
+                    listener, writer=self.writer, gate=self.gate, telemetry=self.telemetry,
+                    clock=self.reactor, streamlog_versions=streamlog_versions,
+                )
+                factory.noisy = False
+                port = self.reactor.listenTCP(listener.port, factory, backlog=_LISTEN_BACKLOG, interface=listener.address)
+                self.stream_factories.append(factory)
+            else:
+                receiver = DatagramReceiver(listener, writer=self.writer, telemetry=self.telemetry, clock=self.reactor)
+                port = self.reactor.listenUDP(
+                    listener.port, receiver, interface=listener.address, maxPacketSize=MAX_DATAGRAM_BYTES
+                )
+                self.datagram_receivers.append(receiver)
+        except CannotListenError as e:
+            raise ListenError(
+                f"cannot listen on {listener.transport} [{listener.address}]:{listener.port} "
+                f"(listener {listener.name!r}): {e.socketError}; is another receiver or syslog daemon "
+                "using that port? Ports below 1024 need CAP_NET_BIND_SERVICE."
+            ) from e
+        host = port.getHost()
+        self.ports.append((listener, port))
+        self.telemetry.listening(listener.name, listener.transport, host.host, host.port)
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """The graceful stop chain; fires when everything read is committed and the spool closed."""
+        if self.stopped:
+            return
+        self.stopped = True
+        started = time.monotonic()
+        drain = self.config.shutdown.drain_seconds
+        log.info("stopping: no new connections; reading what senders still send for up to %g s", drain)
+        yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "tcp"])
+        drained = sum(r.drain() for r in self.datagram_receivers)
+        yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "udp"])
+        self.gate.open_all()
+        yield DeferredList([f.close_all(drain) for f in self.stream_factories])
+        for factory in self.stream_factories:
+            for connection in list(factory.connections):
+                connection.report_deframer()
+        if self.writer is not None:
+            yield self.writer.close()
+        self._pool.stop()
+        if self.store is not None:
+            meta = self.store.meta
+            self.store.close()
+            log.info(
+                "stopped in %.1f s: everything read is committed (%d frames written this run, "
+                "%d datagrams drained at stop; spool holds %d frames)",
+                time.monotonic() - started, self.writer.committed_frames if self.writer else 0, drained, meta.frames,
+            )

@@ -1,0 +1,198 @@
+"""TCP and UDP ingest, driven through in-memory transports and a controlled clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from receiver.config import ListenerConfig
+from receiver.ingest.addresses import normalize_ip
+from receiver.ingest.tcp import StreamFactory, StreamReceiver
+from receiver.ingest.udp import DatagramReceiver
+from receiver.spool.gate import BackpressureGate
+from receiver.spool.segment import Entry
+from receiver.telemetry import Telemetry
+from tests.helpers import chunks
+
+TCP = ListenerConfig(name="tcp-test", transport="tcp", max_connections=3, max_connections_per_source=2,
+                     idle_timeout_seconds=60, keepalive_seconds=0)
+UDP = ListenerConfig(name="udp-test", transport="udp")
+ALI = b"0.1 sys_tag 1795323666 127.0.0.1 web-1 user.notice 0 app 1 - hello"
+
+
+class FakeWriter:
+    """Records what would be committed."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.accepting = True
+
+    def append(self, entry: Entry, nbytes: int) -> None:
+        self.entries.append(entry)
+
+    @property
+    def frames(self) -> list[bytes]:
+        return [f for e in self.entries for f in e.frames]
+
+
+class HalfClosableTransport(StringTransport):
+    """StringTransport that records a write-side close (FIN) like a TCP transport."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
+class Stream:
+    def __init__(self, config: ListenerConfig = TCP) -> None:
+        self.clock = Clock()
+        self.writer = FakeWriter()
+        self.gate = BackpressureGate()
+        self.telemetry = Telemetry(clock=self.clock.seconds, repeat_interval_seconds=60)
+        self.factory = StreamFactory(
+            config, writer=self.writer, gate=self.gate, telemetry=self.telemetry,  # type: ignore[arg-type]
+            clock=self.clock, streamlog_versions=("0.1",), wall_clock_ns=lambda: 42,
+        )
+        self.factory.startFactory()
+
+    def connect(self, host: str = "10.0.0.7", port: int = 40000) -> tuple[StreamReceiver, HalfClosableTransport]:
+        address = IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
+        protocol = self.factory.buildProtocol(address)
+        assert protocol is not None
+        transport = HalfClosableTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+
+class TestStreamReceiver:
+    @pytest.mark.parametrize("size", [1, 3, 7, 64, 10_000])
+    def test_frames_reach_the_spool_with_their_envelope(self, size: int) -> None:
+        """If lines arrive in chunks of any size, then every frame reaches the spool once, with peer and listener."""
+        s = Stream()
+        protocol, _ = s.connect()
+        octet = b"<13>1 2026-10-11T22:14:15+00:00 h a - - - octet framed message here"
+        stream = (ALI + b"\n") * 20 + str(len(octet) + 1).encode() + b" " + octet + b"\n"
+        for piece in chunks(stream, size):
+            protocol.dataReceived(piece)
+        assert s.writer.frames == [ALI] * 20 + [octet]
+        first = s.writer.entries[0]
+        assert (first.peer, first.port, first.listener, first.transport, first.receive_time_ns) == (
+            "10.0.0.7", 40000, "tcp-test", "tcp", 42)
+
+    def test_ipv4_mapped_peer_is_plain_ipv4(self) -> None:
+        """If an IPv4 sender reaches a dual-stack socket, then its address is stored as plain IPv4."""
+        s = Stream()
+        protocol, _ = s.connect("::ffff:192.0.2.9")
+        protocol.dataReceived(ALI + b"\n")
+        assert s.writer.entries[0].peer == "192.0.2.9"
+        assert normalize_ip("2001:db8::1") == "2001:db8::1"
+
+    def test_half_frame_at_close_is_kept_flagged(self) -> None:
+        """If the sender closes mid-frame, then complete frames are kept and the partial one flagged incomplete."""
+        s = Stream()
+        protocol, _ = s.connect()
+        protocol.dataReceived(ALI + b"\n" + b"0.1 sys_tag 17953")
+        protocol.connectionLost()
+        assert s.writer.frames == [ALI, b"0.1 sys_tag 17953"]
+        assert s.writer.entries[-1].frames[0].flags == ("incomplete",)  # type: ignore[attr-defined]
+        assert s.telemetry.value("receiver_frames_incomplete_total") == 1
+
+    def test_connection_limits_refuse_at_accept(self, caplog: pytest.LogCaptureFixture) -> None:
+        """If per-source or total limits are reached, then new connections are refused, counted and logged once."""
+        s = Stream()
+        s.connect("10.0.0.1")
+        s.connect("10.0.0.1")
+        with caplog.at_level(logging.WARNING):
+            assert s.factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 1)) is None
+            assert s.factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 2)) is None
+        s.connect("10.0.0.2")
+        assert s.factory.buildProtocol(IPv4Address("TCP", "10.0.0.3", 1)) is None
+        assert s.telemetry.value("receiver_connections_refused_total") == 3
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert refusals == [  # one line per reason per interval, not one per connection
+            "tcp-test: refused a connection from 10.0.0.1: max_connections_per_source (2) reached",
+            "tcp-test: refused a connection from 10.0.0.3: max_connections (3) reached",
+        ]
+
+    def test_closed_connections_free_their_slot(self) -> None:
+        """If a connection closes, then its source may connect again."""
+        s = Stream()
+        protocol, _ = s.connect("10.0.0.1")
+        s.connect("10.0.0.1")
+        protocol.connectionLost()
+        assert s.factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 3)) is not None
+
+    def test_idle_connection_is_closed_gracefully(self) -> None:
+        """If a connection is silent past idle_timeout_seconds, then the receiver closes its write side first."""
+        s = Stream()
+        _, transport = s.connect()
+        s.clock.advance(61)
+        assert transport.write_closed
+        assert s.telemetry.value("receiver_connections_idle_closed_total") == 1
+
+    def test_paused_connection_is_never_closed_for_silence(self) -> None:
+        """If the gate paused reading, then silence is ours, and the connection stays open."""
+        s = Stream()
+        _, transport = s.connect()
+        s.gate.hold("disk")
+        assert transport.producerState == "paused"
+        s.clock.advance(600)
+        assert not transport.write_closed
+        s.gate.release("disk")
+        assert transport.producerState == "producing"
+
+    def test_graceful_close_keeps_reading_then_drains(self) -> None:
+        """If the receiver stops, then it half-closes, keeps committing what arrives, and closes after the grace."""
+        s = Stream()
+        protocol, transport = s.connect()
+        s.gate.hold("memory")
+        done = protocol.close_gracefully(grace_seconds=5)
+        assert transport.write_closed
+        assert transport.producerState == "producing"
+        protocol.dataReceived(ALI + b"\n")
+        assert s.writer.frames == [ALI]
+        assert not done.called
+        protocol.connectionLost()
+        assert done.called
+
+    def test_truncation_is_counted(self) -> None:
+        """If a frame is over the limit, then it is cut, flagged, and the counter says so."""
+        s = Stream(dataclasses.replace(TCP, max_frame_bytes=10))
+        protocol, _ = s.connect()
+        protocol.dataReceived(b"<13>" + b"x" * 100 + b"\n<13>ok\n")
+        protocol.connectionLost()
+        assert s.writer.frames == [b"<13>xxxxxx", b"<13>ok"]
+        assert s.telemetry.value("receiver_frames_truncated_total") == 1
+
+
+class TestDatagramReceiver:
+    def make(self) -> tuple[DatagramReceiver, FakeWriter, Telemetry]:
+        writer = FakeWriter()
+        telemetry = Telemetry(clock=Clock().seconds)
+        receiver = DatagramReceiver(UDP, writer=writer, telemetry=telemetry, clock=Clock(),  # type: ignore[arg-type]
+                                    wall_clock_ns=lambda: 7)
+        return receiver, writer, telemetry
+
+    def test_datagram_records(self) -> None:
+        """If a datagram holds LF-separated records, then each is a frame with the sender's address."""
+        receiver, writer, _ = self.make()
+        receiver.datagramReceived(b"<13>one\n<13>two\n", ("::ffff:10.1.1.1", 5140))
+        assert writer.frames == [b"<13>one", b"<13>two"]
+        assert (writer.entries[0].peer, writer.entries[0].port, writer.entries[0].transport) == ("10.1.1.1", 5140, "udp")
+
+    def test_dropped_under_backpressure_and_counted(self) -> None:
+        """If the spool is not accepting, then datagrams are dropped and counted, never silently."""
+        receiver, writer, telemetry = self.make()
+        writer.accepting = False
+        receiver.datagramReceived(b"<13>lost", ("10.1.1.1", 5140))
+        assert writer.frames == []
+        assert telemetry.value("receiver_udp_datagrams_dropped_total") == 1
