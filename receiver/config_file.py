@@ -1,0 +1,1028 @@
+"""Reading a configuration file into :class:`receiver.config.Config`.
+
+    loaded = load_config(Path("/etc/syslog-receiver/receiver.toml"))
+    loaded.config     # the Config
+    loaded.warnings   # things that work but are probably not what was meant
+
+A file is TOML laid out like the dataclasses of ``receiver.config``; a file
+whose name ends in ``.json`` is read as Logtail's ``ilogtail_config.json``.
+Every problem in a file is reported, not just the first: :class:`ConfigError`
+carries them all, one line each, and every line names the file, the line, the
+key path and what is allowed::
+
+    conf/receiver.toml:14: listeners[1].framing: "crlf" is not one of auto, lf, octet
+
+tomllib gives no positions, so :class:`_Locator` finds the line of a key path
+in the text itself (it reads only text tomllib has already accepted).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import difflib
+import ipaddress
+import json
+import math
+import os
+import re
+import tomllib
+import typing
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from formats.errors import FormatDefinitionError
+from formats.framing import Framing
+from formats.parse import Format
+from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
+from receiver.config import (
+    DEFAULT_LISTENERS,
+    Config,
+    ListenerConfig,
+    LoggingConfig,
+    LogLevel,
+    ParseConfig,
+    ShutdownConfig,
+    SpoolConfig,
+    SyncMode,
+    Transport,
+    WhenFull,
+    default_state_directory,
+)
+from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
+
+__all__ = [
+    "LOGTAIL_STREAMLOG_PORT",
+    "MAX_FRAME_BYTES_LIMIT",
+    "ConfigError",
+    "LoadedConfig",
+    "load_config",
+]
+
+MAX_FRAME_BYTES_LIMIT = 16 * 1024 * 1024
+"""The largest ``max_frame_bytes`` accepted: 16 MiB (memory per connection is bounded by it)."""
+
+LOGTAIL_STREAMLOG_PORT = 11111
+"""Logtail's ``streamlog_tcp_port`` when ``ilogtail_config.json`` does not set it."""
+
+_KIB = 1024
+_MIB = 1024 * 1024
+
+KeyPath = tuple[str | int, ...]
+"""A key path: table keys and array indices, ``("listeners", 1, "framing")``."""
+
+
+class ConfigError(ValueError):
+    """A configuration file cannot be used.
+
+    ``errors`` holds every problem found, one line each, in file order; each
+    names the file, the line, the key path and what is allowed. ``str()`` is
+    those lines joined by newlines.
+    """
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors: tuple[str, ...] = tuple(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A configuration read from a file, and the warnings reading it gave.
+
+    Warnings are about settings that are accepted but probably not what was
+    meant (a built-in streamlog version redefined, a TCP-only key on a UDP
+    listener, Logtail keys this receiver ignores); they are formatted like
+    errors.
+    """
+
+    config: Config
+    warnings: tuple[str, ...] = ()
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate ``path`` (TOML, or Logtail's JSON when it ends in ``.json``).
+
+    Raises :class:`ConfigError` listing every problem. Relative paths in the
+    file are relative to the file's directory; omitted keys take the
+    defaults of ``receiver.config``.
+    """
+    display = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([f"{display}: cannot read the configuration: {e.strerror or e}"]) from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError([f"{display}:{line}: not UTF-8 text (byte {e.start})"]) from e
+    base = Path(os.path.abspath(path)).parent
+    if path.suffix.lower() == ".json":
+        return _load_logtail(display, text, base)
+    return _load_toml(display, text, base)
+
+
+# -- reporting -----------------------------------------------------------------
+
+
+def _render(key_path: KeyPath) -> str:
+    """``listeners[1].framing``: dotted keys, indices in brackets (counted from 0)."""
+    out = ""
+    for part in key_path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part, ensure_ascii=False)
+            out += f".{name}" if out else name
+    return out
+
+
+def _show(value: object) -> str:
+    """A value as it would be written in the file, shortened."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, float):
+        text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_show(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    elif value is None:
+        text = "null"
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind_of(value: object) -> str:
+    """What TOML (or JSON) calls the value's type, with an article."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _not(value: object, allowed: str) -> str:
+    """``"11111" is a string, not an integer ...``: a value of the wrong type."""
+    if value is None:
+        return f"null is not {allowed}"
+    return f"{_show(value)} is {_kind_of(value)}, not {allowed}"
+
+
+class _Report:
+    """Collects errors and warnings, each prefixed with ``FILE:LINE: KEY.PATH:``."""
+
+    def __init__(self, display: str, locator: _Locator) -> None:
+        self.display = display
+        self.locator = locator
+        self._errors: list[tuple[int, str]] = []
+        self._warnings: list[tuple[int, str]] = []
+
+    def line(self, key_path: KeyPath) -> int:
+        return self.locator.line_of(key_path)
+
+    def _format(self, key_path: KeyPath, message: str) -> tuple[int, str]:
+        line = self.line(key_path)
+        where = f"{self.display}:{line}: "
+        return line, where + (f"{_render(key_path)}: {message}" if key_path else message)
+
+    def error(self, key_path: KeyPath, message: str) -> None:
+        self._errors.append(self._format(key_path, message))
+
+    def warning(self, key_path: KeyPath, message: str) -> None:
+        self._warnings.append(self._format(key_path, message))
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._errors)
+
+    def errors(self) -> list[str]:
+        return [text for _, text in sorted(self._errors, key=lambda e: e[0])]
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(text for _, text in sorted(self._warnings, key=lambda e: e[0]))
+
+
+# -- finding the line of a key path ---------------------------------------------
+
+
+class _Stop(Exception):
+    """The locator met text it does not follow; the lines found so far stand."""
+
+
+class _Locator:
+    """The line of each key path in TOML (or JSON) text a parser has accepted.
+
+    It follows ``[table]`` and ``[[array]]`` headers (counting array
+    elements), ``key = value`` lines with dotted or quoted keys, and values:
+    strings of every kind, arrays (each element's index) and inline tables.
+    JSON is the same walk with ``:`` between key and value. Anything it does
+    not follow ends the walk; lookups then fall back to the nearest enclosing
+    key path found, and finally to line 1.
+    """
+
+    _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+    def __init__(self, text: str, *, json_text: bool = False) -> None:
+        self._text = text
+        self._pos = 0
+        self._newlines = [i for i, c in enumerate(text) if c == "\n"]
+        self.lines: dict[KeyPath, int] = {}
+        try:
+            if json_text:
+                self._skip()
+                self._value(())
+            else:
+                self._document()
+        except (_Stop, IndexError, ValueError):
+            pass
+
+    def line_of(self, key_path: KeyPath) -> int:
+        """The line of ``key_path``, else of the nearest enclosing path found, else 1."""
+        while key_path:
+            if key_path in self.lines:
+                return self.lines[key_path]
+            key_path = key_path[:-1]
+        return 1
+
+    def _line_at(self, pos: int) -> int:
+        return bisect.bisect_left(self._newlines, pos) + 1
+
+    def _record(self, key_path: KeyPath, pos: int) -> None:
+        self.lines.setdefault(key_path, self._line_at(pos))
+
+    def _at(self, s: str) -> bool:
+        return self._text.startswith(s, self._pos)
+
+    def _skip(self, *, newlines: bool = True) -> None:
+        """Past spaces, tabs, comments and (unless told otherwise) line ends."""
+        text = self._text
+        while self._pos < len(text):
+            c = text[self._pos]
+            if c in " \t" or (newlines and c in "\r\n"):
+                self._pos += 1
+            elif c == "#":
+                end = text.find("\n", self._pos)
+                self._pos = len(text) if end < 0 else end
+            else:
+                return
+
+    def _document(self) -> None:
+        current: KeyPath = ()
+        arrays: dict[KeyPath, int] = {}
+        text = self._text
+        while True:
+            self._skip()
+            if self._pos >= len(text):
+                return
+            start = self._pos
+            if self._at("[["):
+                self._pos += 2
+                keys = self._key()
+                self._expect("]]")
+                array = self._resolve(keys[:-1], arrays) + keys[-1:]
+                index = arrays.get(array, 0)
+                arrays[array] = index + 1
+                current = (*array, index)
+                for n in range(1, len(current) + 1):
+                    self._record(current[:n], start)
+            elif self._at("["):
+                self._pos += 1
+                keys = self._key()
+                self._expect("]")
+                current = self._resolve(keys, arrays)
+                for n in range(1, len(current) + 1):
+                    self._record(current[:n], start)
+            else:
+                keys = self._key()
+                for n in range(1, len(keys) + 1):
+                    self._record(current + keys[:n], start)
+                self._expect("=")
+                self._value(current + keys)
+
+    @staticmethod
+    def _resolve(keys: KeyPath, arrays: Mapping[KeyPath, int]) -> KeyPath:
+        """A header's key path, with the current index of each array of tables in it."""
+        out: KeyPath = ()
+        for key in keys:
+            out = (*out, key)
+            if out in arrays:
+                out = (*out, arrays[out] - 1)
+        return out
+
+    def _expect(self, token: str) -> None:
+        self._skip(newlines=False)
+        if not self._at(token):
+            raise _Stop
+        self._pos += len(token)
+
+    def _key(self) -> KeyPath:
+        """A dotted key: bare words, "basic" or 'literal' strings, joined by dots."""
+        parts: list[str | int] = []
+        while True:
+            self._skip(newlines=False)
+            text = self._text
+            if self._at('"'):
+                start = self._pos
+                self._basic_string()
+                raw = text[start : self._pos]
+                try:
+                    parts.append(json.loads(raw))
+                except ValueError:
+                    parts.append(raw[1:-1])
+            elif self._at("'"):
+                end = text.index("'", self._pos + 1)
+                parts.append(text[self._pos + 1 : end])
+                self._pos = end + 1
+            else:
+                match = self._BARE_KEY.match(text, self._pos)
+                if match is None:
+                    raise _Stop
+                parts.append(match.group())
+                self._pos = match.end()
+            self._skip(newlines=False)
+            if not self._at("."):
+                return tuple(parts)
+            self._pos += 1
+
+    def _basic_string(self) -> None:
+        """Past a "basic string" (the opening quote at the position)."""
+        text = self._text
+        i = self._pos + 1
+        while text[i] != '"':
+            if text[i] == "\n":
+                raise _Stop
+            i += 2 if text[i] == "\\" else 1
+        self._pos = i + 1
+
+    def _value(self, key_path: KeyPath) -> None:
+        self._skip(newlines=False)
+        text = self._text
+        if self._at('"""') or self._at("'''"):
+            quote = text[self._pos : self._pos + 3]
+            i = self._pos + 3
+            while not text.startswith(quote, i):
+                i += 2 if quote == '"""' and text[i] == "\\" else 1
+                if i >= len(text):
+                    raise _Stop
+            i += 3
+            while i < len(text) and text[i] == quote[0]:  # up to two quotes end the content
+                i += 1
+            self._pos = i
+        elif self._at('"'):
+            self._basic_string()
+        elif self._at("'"):
+            self._pos = text.index("'", self._pos + 1) + 1
+        elif self._at("["):
+            self._pos += 1
+            index = 0
+            while True:
+                self._skip()
+                if self._at("]"):
+                    self._pos += 1
+                    return
+                self._record((*key_path, index), self._pos)
+                self._value((*key_path, index))
+                index += 1
+                self._skip()
+                if self._at(","):
+                    self._pos += 1
+                elif not self._at("]"):
+                    raise _Stop
+        elif self._at("{"):
+            self._pos += 1
+            while True:
+                self._skip()
+                if self._at("}"):
+                    self._pos += 1
+                    return
+                start = self._pos
+                keys = self._key()
+                for n in range(1, len(keys) + 1):
+                    self._record(key_path + keys[:n], start)
+                self._skip()
+                if not (self._at("=") or self._at(":")):
+                    raise _Stop
+                self._pos += 1
+                self._value(key_path + keys)
+                self._skip()
+                if self._at(","):
+                    self._pos += 1
+                elif not self._at("}"):
+                    raise _Stop
+        else:
+            start = self._pos
+            while self._pos < len(text) and text[self._pos] not in ",]}#\r\n":
+                self._pos += 1
+            if self._pos == start:
+                raise _Stop
+
+
+# -- values --------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A value is not allowed; the message says what it is and what is."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rule:
+    """What one key takes: a kind, bounds or choices, and how to say so."""
+
+    kind: Literal["int", "number", "bool", "choice", "name", "address", "path", "zone"]
+    allowed: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    above: bool = False
+    """``low`` itself is not allowed, only numbers above it."""
+
+
+def _int(low: int, high: int | None = None, note: str = "") -> _Rule:
+    span = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+    return _Rule("int", span + (f" ({note})" if note else ""), low, high)
+
+
+def _number(low: float, high: float | None = None, note: str = "", *, above: bool = False) -> _Rule:
+    if high is not None:
+        span = f"a number from {low:g} to {high:g}"
+    else:
+        span = f"a number {'greater than' if above else 'of at least'} {low:g}"
+    return _Rule("number", span + (f" ({note})" if note else ""), low, high, above=above)
+
+
+def _choice(literal: object) -> _Rule:
+    choices = tuple(str(c) for c in typing.get_args(literal))
+    return _Rule("choice", "one of " + ", ".join(choices), choices=choices)
+
+
+_BOOL = _Rule("bool", "true or false")
+_PATH = _Rule("path", "a path (relative paths are relative to this file's directory)")
+_ADDRESS = _Rule(
+    "address",
+    'an IP address: "::" for every IPv6 and IPv4 address, "0.0.0.0" for every IPv4 '
+    'address, "127.0.0.1" for this machine only',
+)
+_NAME = _Rule("name", 'a non-empty name of letters, digits, "-", "_" and "."')
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_ZONE = _Rule("zone", 'an IANA time zone name such as "UTC" or "Asia/Shanghai"')
+
+_LOG_LEVEL = LogLevel
+
+_LISTENER_RULES: dict[str, _Rule] = {
+    "name": _NAME,
+    "transport": _choice(Transport),
+    "port": _int(0, 65535, "0: any free port"),
+    "address": _ADDRESS,
+    "framing": _choice(Framing),
+    "format": _choice(Format),
+    "max_frame_bytes": _int(1, MAX_FRAME_BYTES_LIMIT, "16 MiB at most"),
+    "max_connections": _int(1),
+    "max_connections_per_source": _int(1),
+    "idle_timeout_seconds": _number(0, note="0: never"),
+    "keepalive_seconds": _int(0, 32767, "0: off; 32767 is Linux's limit"),
+    "receive_buffer_bytes": _int(1),
+}
+_DEFAULT_PORT = ListenerConfig(name="default", transport="tcp").port
+_TCP_ONLY = ("framing", "max_connections", "max_connections_per_source", "idle_timeout_seconds", "keepalive_seconds")
+_UDP_ONLY = ("receive_buffer_bytes",)
+
+_SPOOL_RULES: dict[str, _Rule] = {
+    "directory": _PATH,
+    "segment_max_bytes": _int(4 * _KIB, 64 * _MIB, "4 KiB to 64 MiB"),
+    "segment_max_delay_ms": _number(0.1, 10000),
+    "sync": _choice(SyncMode),
+    "max_age_hours": _number(0, above=True),
+    "max_bytes": _int(1),
+    "when_full": _choice(WhenFull),
+    "high_watermark_percent": _number(0, 100),
+    "low_watermark_percent": _number(0, 100),
+    "memory_high_watermark_bytes": _int(1),
+    "memory_low_watermark_bytes": _int(1),
+}
+
+_SHUTDOWN_RULES: dict[str, _Rule] = {"drain_seconds": _number(0)}
+
+_LOGGING_RULES: dict[str, _Rule] = {
+    "level": _choice(_LOG_LEVEL),
+    "repeat_interval_seconds": _number(0),
+}
+
+_PARSE_RULES: dict[str, _Rule] = {
+    "timezone": _ZONE,
+    "streamlog_leading_space": _choice(LeadingSpace),
+    "rfc5424_strict": _BOOL,
+}
+_PARSE_SPECIAL = ("streamlog_formats", "streamlog_formats_file")
+
+_SECTIONS: dict[str, dict[str, _Rule]] = {
+    "spool": _SPOOL_RULES,
+    "shutdown": _SHUTDOWN_RULES,
+    "logging": _LOGGING_RULES,
+    "parse": _PARSE_RULES,
+}
+_TOP_KEYS = ("state_directory", "listeners", *_SECTIONS)
+
+_STREAMLOG_ENTRY_KEYS = ("version", "fields", "tag")
+_TABLE_NAMES = ("the top level", "[[listeners]]", *(f"[{section}]" for section in _SECTIONS))
+
+_KEY_HOMES: dict[str, str] = {
+    **{key: "[[listeners]]" for key in _LISTENER_RULES},
+    **{key: f"[{section}]" for section, rules in _SECTIONS.items() for key in rules},
+    **{key: "[parse]" for key in _PARSE_SPECIAL},
+    "state_directory": "the top of the file (before any [table])",
+    "listeners": "the top of the file, as [[listeners]] tables",
+    **{section: f"the top of the file, as a [{section}] table" for section in _SECTIONS},
+}
+
+
+def _convert(rule: _Rule, value: object, base: Path) -> object:
+    """The value for the dataclass, or :class:`_Invalid` saying why not."""
+    kind = rule.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _Invalid(_not(value, rule.allowed))
+        return value
+    if kind in ("int", "number"):
+        ok = isinstance(value, int | float) if kind == "number" else isinstance(value, int)
+        if isinstance(value, bool) or not ok:
+            raise _Invalid(_not(value, rule.allowed))
+        number = float(typing.cast(float, value)) if kind == "number" else typing.cast(int, value)
+        if (
+            math.isnan(number)
+            or math.isinf(number)
+            or (rule.low is not None and (number <= rule.low if rule.above else number < rule.low))
+            or (rule.high is not None and number > rule.high)
+        ):
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+        return number
+    if not isinstance(value, str):
+        raise _Invalid(_not(value, rule.allowed))
+    if kind == "choice":
+        if value not in rule.choices:
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
+        return value
+    if kind == "name":
+        if not _NAME_PATTERN.fullmatch(value):
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+        return value
+    if kind == "address":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}") from None
+        return value
+    if kind == "path":
+        if not value:
+            raise _Invalid(f'"" is not {rule.allowed}')
+        p = Path(value)
+        return p if p.is_absolute() else base / p
+    # zone
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        suggestion = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
+        raise _Invalid(f"{_show(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
+    return value
+
+
+def _did_you_mean(value: str, choices: Sequence[str]) -> str:
+    exact = [c for c in choices if c.lower() == value.lower()]
+    close = exact or difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _unknown_key(report: _Report, key_path: KeyPath, known: Sequence[str], where: str) -> None:
+    key = str(key_path[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        hint = f'did you mean "{close[0]}"?'
+    elif key in _KEY_HOMES and _KEY_HOMES[key] != where and where in _TABLE_NAMES:
+        hint = f"{key} belongs in {_KEY_HOMES[key]}"
+    else:
+        hint = f"the keys of {where} are " + ", ".join(known)
+    report.error(key_path, f"unknown key; {hint}")
+
+
+def _read_table(
+    report: _Report, data: Mapping[str, object], key_path: KeyPath, rules: Mapping[str, _Rule],
+    where: str, base: Path, *, extra: Sequence[str] = (),
+) -> dict[str, typing.Any]:
+    """The valid values of a table, by key; every bad or unknown key is reported.
+
+    The values have the types their rules promise, which are the dataclass
+    fields' types (the values are Any so that ``dataclasses.replace`` takes them).
+    """
+    values: dict[str, typing.Any] = {}
+    for key, value in data.items():
+        if key in extra:
+            continue
+        if key not in rules:
+            _unknown_key(report, (*key_path, key), [*rules, *extra], where)
+            continue
+        try:
+            values[key] = _convert(rules[key], value, base)
+        except _Invalid as e:
+            report.error((*key_path, key), str(e))
+    return values
+
+
+def _table(report: _Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        report.error((key,), f"{_show(value)} is {_kind_of(value)}, not a table ([{key}])")
+        return {}
+    return value
+
+
+# -- TOML ----------------------------------------------------------------------
+
+
+def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_syntax_error(display, text, e)]) from e
+    report = _Report(display, _Locator(text))
+    for key in data:
+        if key not in _TOP_KEYS:
+            _unknown_key(report, (key,), _TOP_KEYS, "the top level")
+
+    state_directory = default_state_directory()
+    if "state_directory" in data:
+        try:
+            state_directory = typing.cast(Path, _convert(_PATH, data["state_directory"], base))
+        except _Invalid as e:
+            report.error(("state_directory",), str(e))
+
+    listeners = _read_listeners(report, data, base)
+    sections = {name: _table(report, data, name) for name in _SECTIONS}
+    spool = _read_spool(report, sections["spool"], base)
+    shutdown = dataclasses.replace(
+        ShutdownConfig(), **_read_table(report, sections["shutdown"], ("shutdown",), _SHUTDOWN_RULES, "[shutdown]", base)
+    )
+    logging = dataclasses.replace(
+        LoggingConfig(), **_read_table(report, sections["logging"], ("logging",), _LOGGING_RULES, "[logging]", base)
+    )
+    parse = _read_parse(report, sections["parse"], base)
+
+    if report.failed or listeners is None or spool is None or parse is None:
+        raise ConfigError(report.errors())
+    config = Config(
+        state_directory=state_directory,
+        listeners=listeners,
+        spool=spool,
+        shutdown=shutdown,
+        logging=logging,
+        parse=parse,
+        source=display,
+    )
+    return LoadedConfig(config, report.warnings())
+
+
+def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    message = str(error)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        return f"{display}:{match[1]}:{match[2]}: not valid TOML: {message[: match.start()]}"
+    match = re.search(r"\s*\(at end of document\)$", message)
+    if match:
+        last = max(1, len(text.splitlines()))
+        return f"{display}:{last}: not valid TOML: {message[: match.start()]} (at the end of the file)"
+    return f"{display}:1: not valid TOML: {message}"
+
+
+def _read_listeners(report: _Report, data: Mapping[str, object], base: Path) -> tuple[ListenerConfig, ...] | None:
+    if "listeners" not in data:
+        return DEFAULT_LISTENERS
+    raw = data["listeners"]
+    if not isinstance(raw, list):
+        report.error(("listeners",), f"{_show(raw)} is {_kind_of(raw)}, not an array of tables ([[listeners]])")
+        return None
+    if not raw:
+        report.error(
+            ("listeners",),
+            "no listeners: the receiver would have nothing to listen on; add a [[listeners]] "
+            "table, or leave listeners out for the defaults (TCP and UDP on port 11111)",
+        )
+        return None
+    listeners: list[tuple[ListenerConfig, KeyPath]] = []
+    names: list[tuple[str, KeyPath, bool]] = []
+    ok = True
+    for i, entry in enumerate(raw):
+        key_path: KeyPath = ("listeners", i)
+        if not isinstance(entry, dict):
+            report.error(key_path, f"{_show(entry)} is {_kind_of(entry)}, not a table ([[listeners]])")
+            ok = False
+            continue
+        listener, name = _read_listener(report, entry, key_path, base)
+        if name is not None:
+            names.append((name, key_path, "name" in entry))
+        if listener is None:
+            ok = False
+        else:
+            listeners.append((listener, key_path))
+    _check_names(report, names)
+    _check_addresses(report, listeners)
+    return tuple(listener for listener, _ in listeners) if ok else None
+
+
+def _read_listener(
+    report: _Report, entry: Mapping[str, object], key_path: KeyPath, base: Path
+) -> tuple[ListenerConfig | None, str | None]:
+    """The listener, or None when it has errors; and its name when that is known."""
+    values = _read_table(report, entry, key_path, _LISTENER_RULES, "[[listeners]]", base)
+    bad = [key for key in entry if key in _LISTENER_RULES and key not in values]
+    if "transport" not in entry:
+        report.error(
+            (*key_path, "transport"), f"missing; every listener needs one: {_LISTENER_RULES['transport'].allowed}"
+        )
+    name: str | None = values.pop("name", None)
+    transport: Transport | None = values.pop("transport", None)
+    if transport is None:
+        return None, name
+    if name is None and "name" not in entry and "port" not in bad:
+        name = f"{transport}-{values.get('port', _DEFAULT_PORT)}"
+    unused = _TCP_ONLY if transport == "udp" else _UDP_ONLY
+    for key in unused:
+        if key in entry:
+            report.warning(
+                (*key_path, key),
+                f"has no effect on a {transport} listener (it applies to "
+                f"{'TCP' if transport == 'udp' else 'UDP'} listeners only)",
+            )
+    if bad or name is None:
+        return None, name
+    return dataclasses.replace(ListenerConfig(name=name, transport=transport), **values), name
+
+
+def _check_names(report: _Report, names: Sequence[tuple[str, KeyPath, bool]]) -> None:
+    """Every listener's name is its own (metrics, logs and the spool tell listeners apart by it)."""
+    first_of: dict[str, KeyPath] = {}
+    for name, key_path, named in names:
+        first = first_of.setdefault(name, key_path)
+        if first is not key_path:
+            implicit = "" if named else " (a listener without a name is named TRANSPORT-PORT)"
+            report.error(
+                (*key_path, "name"),
+                f"{_show(name)} is already the name of {_render(first)} (line "
+                f"{report.line(first)}); each listener needs its own name{implicit}",
+            )
+
+
+def _check_addresses(report: _Report, listeners: Sequence[tuple[ListenerConfig, KeyPath]]) -> None:
+    """No two listeners of one transport on one port with overlapping addresses."""
+    for n, (listener, key_path) in enumerate(listeners):
+        for other, other_path in listeners[:n]:
+            if listener.transport != other.transport or listener.port != other.port or listener.port == 0:
+                continue
+            how = _overlap(listener.address, other.address)
+            if how is None:
+                continue
+            report.error(
+                (*key_path, "port"),
+                f"{_describe(listener)} {how} {_describe(other)} of {_render(other_path)} "
+                f"(line {report.line(other_path)}, {_show(other.name)}); two {listener.transport} "
+                "listeners cannot share a port on the same address",
+            )
+            break
+
+
+def _describe(listener: ListenerConfig) -> str:
+    host = f"[{listener.address}]" if ":" in listener.address else listener.address
+    return f"{listener.transport} {host}:{listener.port}"
+
+
+def _overlap(a: str, b: str) -> str | None:
+    """How two listen addresses clash on one port, or None when they do not."""
+    x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    if x == y:
+        return "is also"
+    dual, ipv4_any = ipaddress.ip_address("::"), ipaddress.ip_address("0.0.0.0")
+    for p, q in ((x, y), (y, x)):
+        if p == dual or (p == ipv4_any and q.version == 4):
+            return "overlaps"  # "::" takes every IPv6 and IPv4 address, "0.0.0.0" every IPv4 one
+    return None
+
+
+def _read_spool(report: _Report, data: Mapping[str, object], base: Path) -> SpoolConfig | None:
+    values = _read_table(report, data, ("spool",), _SPOOL_RULES, "[spool]", base)
+    spool = dataclasses.replace(SpoolConfig(), **values)
+    invalid = {key for key in data if key in _SPOOL_RULES and key not in values}
+    pairs = (
+        ("low_watermark_percent", "high_watermark_percent", "be below",
+         "TCP reading stops at the high mark and resumes below the low one"),
+        ("memory_low_watermark_bytes", "memory_high_watermark_bytes", "be below",
+         "TCP reading stops above the high mark and resumes below the low one"),
+        ("segment_max_bytes", "max_bytes", "not exceed", "the spool must hold at least one segment"),
+    )
+    for low, high, relation, why in pairs:
+        if low in invalid or high in invalid or (low not in data and high not in data):
+            continue
+        low_value, high_value = getattr(spool, low), getattr(spool, high)
+        if low_value < high_value or (relation == "not exceed" and low_value == high_value):
+            continue
+        if low in data:
+            report.error(
+                ("spool", low),
+                f"{_show(data[low])} must {relation} spool.{high} ({_show(data.get(high, high_value))}); {why}",
+            )
+        else:
+            above = "be above" if relation == "be below" else "be at least"
+            report.error(
+                ("spool", high),
+                f"{_show(data[high])} must {above} spool.{low} ({_show(low_value)}); {why}",
+            )
+    return spool if not report.failed else None
+
+
+def _read_parse(report: _Report, data: Mapping[str, object], base: Path) -> ParseConfig | None:
+    values = _read_table(report, data, ("parse",), _PARSE_RULES, "[parse]", base, extra=_PARSE_SPECIAL)
+    found: list[tuple[StreamlogFormat, KeyPath]] = []
+    if "streamlog_formats_file" in data:
+        key_path: KeyPath = ("parse", "streamlog_formats_file")
+        try:
+            file = typing.cast(Path, _convert(_PATH, data["streamlog_formats_file"], base))
+            formats, warnings = read_streamlog_formats(file)
+        except _Invalid as e:
+            report.error(key_path, str(e))
+        except StreamlogFormatsFileError as e:
+            report.error(key_path, str(e))
+        else:
+            found.extend((f, key_path) for f in formats)
+            for warning in warnings:
+                report.warning(key_path, warning)
+    if "streamlog_formats" in data:
+        found.extend(_streamlog_entries(report, data["streamlog_formats"], ("parse", "streamlog_formats")))
+    parse = dataclasses.replace(ParseConfig(), **values, streamlog_formats=_combine_formats(report, found))
+    return parse if not report.failed else None
+
+
+def _streamlog_entries(
+    report: _Report, raw: object, key_path: KeyPath, *, json_syntax: bool = False
+) -> list[tuple[StreamlogFormat, KeyPath]]:
+    """Formats from ``[{version = "2.1", fields = ["level", "method"]}, ...]``."""
+    example = (
+        '[{"version": "2.1", "fields": ["level", "method"]}]' if json_syntax
+        else '[{version = "2.1", fields = ["level", "method"]}]'
+    )
+    if not isinstance(raw, list):
+        report.error(key_path, f"{_show(raw)} is {_kind_of(raw)}, not a list of formats like {example}")
+        return []
+    out = []
+    for i, entry in enumerate(raw):
+        entry_path = (*key_path, i)
+        if not isinstance(entry, dict):
+            report.error(entry_path, f"{_show(entry)} is {_kind_of(entry)}, not a format like {example[1:-1]}")
+            continue
+        for key in entry:
+            if key not in _STREAMLOG_ENTRY_KEYS:
+                _unknown_key(report, (*entry_path, key), _STREAMLOG_ENTRY_KEYS, "a streamlog format")
+        version, fields, tag = entry.get("version"), entry.get("fields"), entry.get("tag")
+        good = True
+        if not isinstance(version, str):
+            report.error(
+                (*entry_path, "version"),
+                "missing; a format needs a version string like \"2.1\"" if version is None
+                else f"{_show(version)} is {_kind_of(version)}, not a version string like \"2.1\"",
+            )
+            good = False
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            report.error(
+                (*entry_path, "fields"),
+                "missing; a format needs its field names, like [\"level\", \"method\"]" if fields is None
+                else f"{_show(fields)} is not a list of field names like [\"level\", \"method\"]",
+            )
+            good = False
+        if tag is not None and not isinstance(tag, str):
+            report.error((*entry_path, "tag"), f"{_show(tag)} is {_kind_of(tag)}, not a tag string like \"sys_tag\"")
+            good = False
+        if not good:
+            continue
+        try:
+            out.append((
+                StreamlogFormat(
+                    version=typing.cast(str, version),
+                    fields=tuple(typing.cast(list[str], fields)),
+                    tag=typing.cast(str | None, tag),
+                ),
+                entry_path,
+            ))
+        except FormatDefinitionError as e:
+            report.error(entry_path, str(e))
+    return out
+
+
+def _combine_formats(report: _Report, found: Sequence[tuple[StreamlogFormat, KeyPath]]) -> tuple[StreamlogFormat, ...]:
+    """One layout per version; redefining a built-in one is allowed, with a warning."""
+    builtin = {f.version: f for f in BUILTIN_FORMATS}
+    seen: dict[str, tuple[StreamlogFormat, KeyPath]] = {}
+    out = []
+    for fmt, key_path in found:
+        if fmt.version in seen:
+            first, first_path = seen[fmt.version]
+            if first.fields != fmt.fields:
+                report.error(
+                    key_path,
+                    f"streamlog version {fmt.version} is already defined by {_render(first_path)} "
+                    f"(line {report.line(first_path)}) with other fields ({' '.join(first.fields)}); "
+                    "a version has one layout",
+                )
+            continue
+        seen[fmt.version] = (fmt, key_path)
+        known = builtin.get(fmt.version)
+        if known is not None and known.fields != fmt.fields:
+            report.warning(
+                key_path,
+                f"redefines the built-in streamlog version {fmt.version} (fields "
+                f"{' '.join(known.fields)} msg): its lines will be read as "
+                f"{' '.join(fmt.fields)} msg instead",
+            )
+        out.append(fmt)
+    return tuple(out)
+
+
+# -- Logtail's ilogtail_config.json ---------------------------------------------
+
+_LOGTAIL_KEYS = ("streamlog_open", "streamlog_tcp_addr", "streamlog_tcp_port", "streamlog_formats")
+
+
+def _load_logtail(display: str, text: str, base: Path) -> LoadedConfig:
+    """One TCP listener ``streamlog`` (format auto) from Logtail's streamlog keys."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"{display}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}"]) from e
+    report = _Report(display, _Locator(text, json_text=True))
+    if not isinstance(data, dict):
+        report.error((), f"{_kind_of(data)} is not what ilogtail_config.json holds: a JSON object of Logtail settings")
+        raise ConfigError(report.errors())
+    for key in data:
+        if key not in _LOGTAIL_KEYS:
+            close = difflib.get_close_matches(key, _LOGTAIL_KEYS, n=1, cutoff=0.8)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            report.warning((key,), f"ignored: a Logtail setting this receiver does not use{hint}")
+
+    enabled = data.get("streamlog_open", False)
+    if not isinstance(enabled, bool):
+        report.error(("streamlog_open",), f"{_show(enabled)} is {_kind_of(enabled)}, not true or false")
+    elif not enabled:
+        said = "is false" if "streamlog_open" in data else "is missing (Logtail's default is false)"
+        report.error(
+            ("streamlog_open",),
+            f"{said}: Logtail's streamlog input is off in this file, so the receiver would have "
+            'nothing to listen on; set "streamlog_open": true',
+        )
+
+    address = "::"
+    raw_address = data.get("streamlog_tcp_addr", "")
+    if raw_address != "":
+        try:
+            address = typing.cast(str, _convert(_ADDRESS, raw_address, base))
+        except _Invalid as e:
+            report.error(("streamlog_tcp_addr",), f'{e} (or "" for every address)')
+
+    port = LOGTAIL_STREAMLOG_PORT
+    try:
+        port = typing.cast(int, _convert(_LISTENER_RULES["port"], data.get("streamlog_tcp_port", port), base))
+    except _Invalid as e:
+        report.error(("streamlog_tcp_port",), str(e))
+
+    found: list[tuple[StreamlogFormat, KeyPath]] = []
+    if "streamlog_formats" in data:
+        raw = data["streamlog_formats"]
+        if isinstance(raw, str):  # Logtail accepts the list as a JSON string too
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as e:
+                report.error(("streamlog_formats",), f"is a string that is not JSON: {e.msg} at character {e.pos}")
+                raw = []
+        found = _streamlog_entries(report, raw, ("streamlog_formats",), json_syntax=True)
+    formats = _combine_formats(report, found)
+
+    if report.failed:
+        raise ConfigError(report.errors())
+    listener = ListenerConfig(name="streamlog", transport="tcp", port=port, address=address, format="auto")
+    config = Config(
+        state_directory=default_state_directory(),
+        listeners=(listener,),
+        parse=ParseConfig(streamlog_formats=formats),
+        source=display,
+    )
+    return LoadedConfig(config, report.warnings())
+
