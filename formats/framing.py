@@ -40,6 +40,7 @@ __all__ = [
     "FlaggedFrame",
     "Framing",
     "StreamDeframer",
+    "flags_by_index",
     "frame_flags",
 ]
 
@@ -80,6 +81,11 @@ def frame_flags(frame: bytes) -> tuple[str, ...]:
     return frame.flags if type(frame) is FlaggedFrame else ()
 
 
+def flags_by_index(frames: list[bytes]) -> dict[int, tuple[str, ...]]:
+    """Index -> flags of the flagged frames in ``frames`` (a scan: call it only when the counters moved)."""
+    return {i: frame.flags for i, frame in enumerate(frames) if type(frame) is FlaggedFrame}
+
+
 def _cut_utf8(payload: bytes) -> bytes:
     """``payload`` without a UTF-8 sequence left incomplete at its end."""
     n = len(payload)
@@ -96,6 +102,11 @@ def _cut_utf8(payload: bytes) -> bytes:
 
 class _Counters:
     __slots__ = ("empty_frames", "frames", "framing_errors", "incomplete_frames", "truncated_frames")
+
+    @property
+    def flag_events(self) -> int:
+        """Grows whenever a flagged frame is produced: compare before and after ``feed``."""
+        return self.truncated_frames + self.incomplete_frames + self.framing_errors
 
     def __init__(self) -> None:
         self.frames = 0

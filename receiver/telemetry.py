@@ -29,6 +29,7 @@ class Telemetry:
 
     def __init__(self, *, clock: Callable[[], float], repeat_interval_seconds: float = 60.0) -> None:
         self.counters: Counter[tuple[str, Labels]] = Counter()
+        self._received_keys: dict[str, tuple[tuple[str, Labels], tuple[str, Labels]]] = {}
         self._clock = clock
         self._interval = repeat_interval_seconds
         self._repeats: dict[str, tuple[float, int]] = {}
@@ -89,8 +90,15 @@ class Telemetry:
     # -- frames ----------------------------------------------------------
 
     def received(self, listener: str, frames: int, nbytes: int) -> None:
-        self.count("receiver_frames_received_total", frames, listener=listener)
-        self.count("receiver_bytes_received_total", nbytes, listener=listener)
+        # Called for every read: the counter keys are built once per listener.
+        keys = self._received_keys.get(listener)
+        if keys is None:
+            labels = (("listener", listener),)
+            keys = (("receiver_frames_received_total", labels), ("receiver_bytes_received_total", labels))
+            self._received_keys[listener] = keys
+        counters = self.counters
+        counters[keys[0]] += frames
+        counters[keys[1]] += nbytes
 
     def deframed(self, listener: str, *, empty: int, truncated: int, incomplete: int, framing_errors: int) -> None:
         """The deframer's counters of one connection or datagram, added when it ends or changes."""

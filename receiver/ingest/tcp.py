@@ -24,7 +24,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IT
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from formats.framing import StreamDeframer
+from formats.framing import StreamDeframer, flags_by_index
 from receiver.config import ListenerConfig
 from receiver.ingest.addresses import peer_of
 from receiver.spool.gate import BackpressureGate
@@ -35,6 +35,7 @@ from receiver.telemetry import Telemetry
 __all__ = ["StreamFactory", "StreamReceiver"]
 
 _DRAIN_READ_BYTES = 256 * 1024
+_NO_FLAGS: dict[int, tuple[str, ...]] = {}  # shared by entries without flagged frames; never mutated
 _DRAIN_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -75,14 +76,17 @@ class StreamReceiver(Protocol):
     def dataReceived(self, data: bytes) -> None:
         factory = self.factory
         self.last_data = factory.clock.seconds()
-        frames = self.deframer.feed(data)
+        deframer = self.deframer
+        flag_events = deframer.flag_events
+        frames = deframer.feed(data)
         if frames:
-            factory.deliver(self, frames, len(data))
+            flags = flags_by_index(frames) if deframer.flag_events != flag_events else _NO_FLAGS
+            factory.deliver(self, frames, flags, len(data))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         frames = self.deframer.finish()
         if frames:
-            self.factory.deliver(self, frames, sum(map(len, frames)))
+            self.factory.deliver(self, frames, flags_by_index(frames), sum(map(len, frames)))
         if self.transport is not None:
             self.factory.gate.unregister(self.transport)  # type: ignore[arg-type]
         self.factory.closed(self)
@@ -200,9 +204,11 @@ class StreamFactory(Factory):
         connection.report_deframer()
         self.telemetry.connection_closed(self.config.name)
 
-    def deliver(self, connection: StreamReceiver, frames: list[bytes], nbytes: int) -> None:
+    def deliver(
+        self, connection: StreamReceiver, frames: list[bytes], flags: dict[int, tuple[str, ...]], nbytes: int
+    ) -> None:
         self.writer.append(
-            Entry(self.wall_clock_ns(), connection.peer, connection.port, self.config.name, "tcp", frames),
+            Entry(self.wall_clock_ns(), connection.peer, connection.port, self.config.name, "tcp", frames, flags),
             nbytes,
         )
         self.telemetry.received(self.config.name, len(frames), nbytes)

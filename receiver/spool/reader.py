@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from receiver.spool.segment import SegmentError, decode_segment, read_summary
+from receiver.spool.segment import SegmentError, decode_segment
 from receiver.spool.store import SpoolStore
 
 __all__ = ["SpoolEntry", "SpoolReader", "SpoolStats"]
@@ -68,29 +67,15 @@ class SpoolReader:
         self._store.close()
 
     def stats(self) -> SpoolStats:
+        """The spool's counters (cheap: no segment is read)."""
         meta = self._store.refresh()
-        oldest = newest = None
-        seqs = list(self._store.sequence_numbers())
-        for seq in seqs:
-            blob = self._store.get(seq)
-            if blob is not None:
-                try:
-                    oldest = read_summary(blob).first_receive_time_ns
-                    break
-                except SegmentError:
-                    continue
-        if seqs:
-            blob = self._store.get(seqs[-1])
-            if blob is not None:
-                with contextlib.suppress(SegmentError):
-                    newest = read_summary(blob).last_receive_time_ns
         return SpoolStats(
-            segments=len(seqs),
+            segments=meta.segments,
             frames=meta.frames,
             bytes=meta.stored_bytes,
             raw_bytes=meta.raw_bytes,
-            oldest_receive_time_ns=oldest,
-            newest_receive_time_ns=newest,
+            oldest_receive_time_ns=meta.oldest_receive_time_ns,
+            newest_receive_time_ns=meta.newest_receive_time_ns,
             frames_written=meta.frames_written,
             discarded_frames=meta.discarded_frames,
             quarantined=meta.quarantined_segments,

@@ -35,8 +35,6 @@ from itertools import accumulate, pairwise
 
 import lz4.block
 
-from formats.framing import frame_flags
-
 __all__ = [
     "TRANSPORTS",
     "Entry",
@@ -70,7 +68,9 @@ class Entry:
     transport: str
     frames: list[bytes]
     frame_flags: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    """Index in ``frames`` -> the deframer's flags for that frame (truncated, incomplete...)."""
+    """Index in ``frames`` -> the deframer's flags for that frame (truncated, incomplete...).
+
+    Ingest fills it (rarely needed); encoding does not scan frames for flags."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,11 +90,7 @@ def encode_segment(entries: Sequence[Entry]) -> bytes:
     first = last = entries[0].receive_time_ns if entries else 0
     for entry in entries:
         frames = entry.frames
-        flags = dict(entry.frame_flags)
-        for i, frame in enumerate(frames):
-            found = frame_flags(frame)
-            if found:
-                flags[i] = found
+        flags = entry.frame_flags
         peer = entry.peer.encode("ascii", "replace")[:255]
         listener = entry.listener.encode()[:255]
         flags_json = json.dumps({str(i): list(f) for i, f in flags.items()}).encode() if flags else b""

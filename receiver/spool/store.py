@@ -44,6 +44,11 @@ class SpoolMeta:
     first_seq: int = 1
     """The oldest segment still held (== next_seq when empty)."""
     next_seq: int = 1
+    segments: int = 0
+    """Segments held."""
+    oldest_receive_time_ns: int | None = None
+    """When the oldest frame held was received."""
+    newest_receive_time_ns: int | None = None
     frames: int = 0
     """Frames in the segments held."""
     stored_bytes: int = 0
@@ -115,6 +120,10 @@ class SpoolStore:
         with self._cache.transact(retry=True):
             self._cache.set(seq, blob)
             meta.next_seq = seq + 1
+            if meta.segments == 0:
+                meta.oldest_receive_time_ns = summary.first_receive_time_ns
+            meta.segments += 1
+            meta.newest_receive_time_ns = max(meta.newest_receive_time_ns or 0, summary.last_receive_time_ns)
             meta.frames += summary.frames
             meta.stored_bytes += len(blob)
             meta.raw_bytes += summary.raw_bytes
@@ -165,11 +174,24 @@ class SpoolStore:
             meta.frames -= summary.frames
             meta.raw_bytes -= summary.raw_bytes
         self._cache.delete(seq)
+        meta.segments -= 1
         if seq == meta.first_seq:
             meta.first_seq += 1
             while meta.first_seq < meta.next_seq and meta.first_seq not in self._cache:
                 meta.first_seq += 1
+            meta.oldest_receive_time_ns = self._first_receive_time(meta.first_seq)
+        if meta.segments == 0:
+            meta.oldest_receive_time_ns = meta.newest_receive_time_ns = None
         return summary
+
+    def _first_receive_time(self, seq: int) -> int | None:
+        blob = self._cache.get(seq) if seq < self.meta.next_seq else None
+        if not isinstance(blob, bytes):
+            return None
+        try:
+            return read_summary(blob).first_receive_time_ns
+        except SegmentError:
+            return None
 
     def set_cursor(self, sink: str, seq: int) -> None:
         """Record that ``sink`` has everything up to and including segment ``seq``."""
@@ -214,4 +236,8 @@ def _open_for_writing(directory: Path, sync: str) -> diskcache.Cache:
         statistics=0,
         sqlite_synchronous=2 if sync == "full" else 1,
         sqlite_journal_mode="wal",
+        # The spool is written once and read once: SQLite's default 32 MiB page
+        # cache and 64 MiB memory map would only add to the receiver's memory.
+        sqlite_cache_size=1024,
+        sqlite_mmap_size=0,
     )

@@ -103,7 +103,8 @@ class TestStreamReceiver:
         protocol.dataReceived(ALI + b"\n" + b"0.1 sys_tag 17953")
         protocol.connectionLost()
         assert s.writer.frames == [ALI, b"0.1 sys_tag 17953"]
-        assert s.writer.entries[-1].frames[0].flags == ("incomplete",)  # type: ignore[attr-defined]
+        assert s.writer.entries[0].frame_flags == {}
+        assert s.writer.entries[-1].frame_flags == {0: ("incomplete",)}
         assert s.telemetry.value("receiver_frames_incomplete_total") == 1
 
     def test_connection_limits_refuse_at_accept(self, caplog: pytest.LogCaptureFixture) -> None:
@@ -171,10 +172,26 @@ class TestStreamReceiver:
         protocol.dataReceived(b"<13>" + b"x" * 100 + b"\n<13>ok\n")
         protocol.connectionLost()
         assert s.writer.frames == [b"<13>xxxxxx", b"<13>ok"]
+        assert s.writer.entries[0].frame_flags == {0: ("truncated:104",)}
         assert s.telemetry.value("receiver_frames_truncated_total") == 1
 
 
 class TestDatagramReceiver:
+    def test_batches_by_sender(self) -> None:
+        """If datagrams from two senders interleave, then each run becomes one entry, in order, flags kept."""
+        receiver, writer, telemetry = self.make()
+        receiver.deframer = type(receiver.deframer)(max_frame_bytes=8)
+        for datagram, addr in [(b"<1>a", ("10.0.0.1", 1)), (b"<1>b\n<1>c", ("10.0.0.1", 1)),
+                               (b"<1>too long here", ("10.0.0.2", 2)), (b"<1>d", ("10.0.0.1", 1))]:
+            receiver.datagramReceived(datagram, addr)
+        receiver.clock.advance(0)  # type: ignore[attr-defined]
+        assert [(e.peer, e.frames, e.frame_flags) for e in writer.entries] == [
+            ("10.0.0.1", [b"<1>a", b"<1>b", b"<1>c"], {}),
+            ("10.0.0.2", [b"<1>too l"], {0: ("truncated:16",)}),
+            ("10.0.0.1", [b"<1>d"], {}),
+        ]
+        assert telemetry.value("receiver_frames_received_total") == 5
+
     def make(self) -> tuple[DatagramReceiver, FakeWriter, Telemetry]:
         writer = FakeWriter()
         telemetry = Telemetry(clock=Clock().seconds)
@@ -186,6 +203,7 @@ class TestDatagramReceiver:
         """If a datagram holds LF-separated records, then each is a frame with the sender's address."""
         receiver, writer, _ = self.make()
         receiver.datagramReceived(b"<13>one\n<13>two\n", ("::ffff:10.1.1.1", 5140))
+        receiver.flush()
         assert writer.frames == [b"<13>one", b"<13>two"]
         assert (writer.entries[0].peer, writer.entries[0].port, writer.entries[0].transport) == ("10.1.1.1", 5140, "udp")
 
@@ -194,5 +212,6 @@ class TestDatagramReceiver:
         receiver, writer, telemetry = self.make()
         writer.accepting = False
         receiver.datagramReceived(b"<13>lost", ("10.1.1.1", 5140))
+        receiver.flush()
         assert writer.frames == []
         assert telemetry.value("receiver_udp_datagrams_dropped_total") == 1

@@ -37,7 +37,8 @@ class TestSegment:
     def test_round_trip(self) -> None:
         """If entries with flags, IPv6 peers and UTF-8 names are encoded, then decoding gives them back."""
         entries = [
-            Entry(1, "2001:db8::1", 514, "tcp-é", "tcp", [b"a", FlaggedFrame(b"bb", ("truncated:70000",)), b"c"]),
+            Entry(1, "2001:db8::1", 514, "tcp-é", "tcp", [b"a", FlaggedFrame(b"bb", ("truncated:70000",)), b"c"],
+                  {1: ("truncated:70000",)}),
             Entry(2, "10.0.0.2", 0, "udp", "udp", [b"\x00\xff" * 100]),
         ]
         decoded = decode_segment(encode_segment(entries))
@@ -84,23 +85,27 @@ class TestStore:
         """If segments are committed and the store reopened, then they and the counters are there."""
         store = SpoolStore(tmp_path / "spool")
         for i in range(3):
-            blob = encode_segment([entry([b"f"] * (i + 1))])
+            blob = encode_segment([entry([b"f"] * (i + 1), at=100 + i)])
             assert store.append(blob, read_summary(blob)) == i + 1
         store.close()
         again = SpoolStore(tmp_path / "spool")
-        assert (again.meta.first_seq, again.meta.next_seq, again.meta.frames) == (1, 4, 6)
+        meta = again.meta
+        assert (meta.first_seq, meta.next_seq, meta.segments, meta.frames) == (1, 4, 3, 6)
+        assert (meta.oldest_receive_time_ns, meta.newest_receive_time_ns) == (100, 102)
         assert list(again.sequence_numbers()) == [1, 2, 3]
 
     def test_delete_oldest_counts_undelivered(self, tmp_path: Path) -> None:
         """If the oldest segment is removed undelivered, then it is counted as discarded."""
         store = SpoolStore(tmp_path / "spool")
-        for _ in range(2):
-            blob = encode_segment([entry([b"f", b"g"])])
+        for at in (10, 20):
+            blob = encode_segment([entry([b"f", b"g"], at=at)])
             store.append(blob, read_summary(blob))
         store.delete_oldest(delivered=False)
         assert (store.meta.first_seq, store.meta.frames, store.meta.discarded_frames) == (2, 2, 2)
+        assert (store.meta.segments, store.meta.oldest_receive_time_ns) == (1, 20)
         store.delete_oldest(delivered=True)
         assert (store.meta.frames, store.meta.discarded_frames, store.meta.stored_bytes) == (0, 2, 0)
+        assert (store.meta.segments, store.meta.oldest_receive_time_ns, store.meta.newest_receive_time_ns) == (0, None, None)
 
     def test_cursors(self, tmp_path: Path) -> None:
         """If sinks record cursors, then they persist per sink."""
