@@ -76,7 +76,9 @@ class SpoolConfig:
     directory: Path | None = None
     """Default: ``<state directory>/spool``."""
     segment_max_bytes: int = 512 * 1024
-    """A segment is committed when it holds this many bytes of frames..."""
+    """A segment is committed when it holds this many bytes of frames (while a
+    commit is in flight it keeps filling, up to 16 times this, and goes as soon
+    as the writer is free: group commit)..."""
     segment_max_delay_ms: float = 5.0
     """...or when its first frame has waited this long, whichever comes first."""
     sync: SyncMode = "full"
