@@ -128,9 +128,6 @@ class ReceiverService:
         yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "udp"])
         self.gate.open_all()
         yield DeferredList([f.close_all(drain) for f in self.stream_factories])
-        for factory in self.stream_factories:
-            for connection in list(factory.connections):
-                connection.report_deframer()
         if self.writer is not None:
             yield self.writer.close()
         self._pool.stop()
