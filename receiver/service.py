@@ -81,10 +81,15 @@ class ReceiverService:
         versions = tuple(format_table(config.parse.streamlog_formats))
         for listener in config.listeners:
             self._listen(listener, versions)
+
+    def announce_ready(self) -> None:
+        """Say ``receiver ready``: listeners bound, spool open, and (called once the
+        reactor runs) SIGTERM handled gracefully from this moment on."""
+        assert self.store is not None
         meta = self.store.meta
         log.info(
             "receiver ready: %d listeners, spool %s (%d segments, %d frames held)",
-            len(self.ports), config.spool_directory, meta.next_seq - meta.first_seq, meta.frames,
+            len(self.ports), self.config.spool_directory, meta.segments, meta.frames,
         )
 
     def _listen(self, listener: ListenerConfig, streamlog_versions: tuple[str, ...]) -> None:

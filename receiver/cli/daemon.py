@@ -116,6 +116,8 @@ def run_receiver(config: Config) -> int:
         reactor.run()
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+    # Ready only once the reactor runs: its SIGTERM handler is installed by then.
+    reactor.callWhenRunning(service.announce_ready)
     reactor.run()
     return 0
 
