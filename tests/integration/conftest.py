@@ -15,15 +15,16 @@ Each one's log is printed at teardown, so a failing test shows it under
         rs = make_rsyslog(f"*.* @@127.0.0.1:{rx.port}")
         rs.send(["<13>Oct 11 22:14:15 myhost myapp[1]: hello"])
 
-The helpers themselves (``free_port``, ``logger``, ``loggen``, ``BlastSender``,
-...) are in ``tests/integration/programs.py``.
+The helpers themselves (``free_port``, ``logger``, ``loggen``, ...) are in
+``tests/integration/programs.py``; the in-memory blast (``BlastSender``,
+``ali_line``) is ``bench/blast.py``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -32,6 +33,7 @@ from tests.integration.programs import Receiver, Rsyslog, SyslogNg
 MakeReceiver = Callable[..., Receiver]
 MakeRsyslog = Callable[..., Rsyslog]
 MakeSyslogNg = Callable[..., SyslogNg]
+_Sender = TypeVar("_Sender", Rsyslog, SyslogNg)
 
 
 def _unique(base: Path, name: str) -> Path:
@@ -67,39 +69,35 @@ def receiver(make_receiver: MakeReceiver) -> Receiver:
     return make_receiver()
 
 
+def _make_senders(tmp_path: Path, cls: type[_Sender], default_name: str) -> Iterator[Callable[..., _Sender]]:
+    """The factory of ``make_rsyslog`` and ``make_syslog_ng``: ``make(conf_text, name=default_name, start=True, **options)``.
+
+    Each instance gets its own directory ``tmp_path/name`` (``name-2``, ... if
+    taken); at teardown each is closed, last made first, and its log printed.
+    """
+    made: list[_Sender] = []
+
+    def make(conf_text: str, name: str = default_name, *, start: bool = True, **options: Any) -> _Sender:
+        sender = cls(_unique(tmp_path, name), conf_text, **options)
+        made.append(sender)
+        if start:
+            sender.start()
+        return sender
+
+    yield make
+    for sender in reversed(made):
+        sender.close()
+        print(f"==== {sender.directory.name}: {sender.config_path}, exit {sender.returncode} ====")
+        print(sender.log[-20000:])
+
+
 @pytest.fixture
 def make_rsyslog(tmp_path: Path) -> Iterator[MakeRsyslog]:
     """``make_rsyslog(conf_text, name="rsyslog", start=True, **Rsyslog options)``: a private rsyslogd."""
-    made: list[Rsyslog] = []
-
-    def make(conf_text: str, name: str = "rsyslog", *, start: bool = True, **options: Any) -> Rsyslog:
-        rsyslog = Rsyslog(_unique(tmp_path, name), conf_text, **options)
-        made.append(rsyslog)
-        if start:
-            rsyslog.start()
-        return rsyslog
-
-    yield make
-    for rsyslog in reversed(made):
-        rsyslog.close()
-        print(f"==== {rsyslog.directory.name}: {rsyslog.config_path}, exit {rsyslog.returncode} ====")
-        print(rsyslog.log[-20000:])
+    yield from _make_senders(tmp_path, Rsyslog, "rsyslog")
 
 
 @pytest.fixture
 def make_syslog_ng(tmp_path: Path) -> Iterator[MakeSyslogNg]:
     """``make_syslog_ng(conf_text, name="syslog-ng", start=True, **SyslogNg options)``: a private syslog-ng."""
-    made: list[SyslogNg] = []
-
-    def make(conf_text: str, name: str = "syslog-ng", *, start: bool = True, **options: Any) -> SyslogNg:
-        syslog_ng = SyslogNg(_unique(tmp_path, name), conf_text, **options)
-        made.append(syslog_ng)
-        if start:
-            syslog_ng.start()
-        return syslog_ng
-
-    yield make
-    for syslog_ng in reversed(made):
-        syslog_ng.close()
-        print(f"==== {syslog_ng.directory.name}: {syslog_ng.config_path}, exit {syslog_ng.returncode} ====")
-        print(syslog_ng.log[-20000:])
+    yield from _make_senders(tmp_path, SyslogNg, "syslog-ng")

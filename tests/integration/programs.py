@@ -9,6 +9,11 @@ The pieces:
 
 ``free_port(kind)``
     A loopback port nobody is bound to (``"tcp"``, ``"udp"`` or ``"both"``).
+``Receiver``, ``Rsyslog``, ``SyslogNg``
+    Each a private program in its own directory, run by ``start()`` (or
+    ``with``), stopped by ``terminate()`` (SIGTERM, then SIGKILL after
+    ``stop_timeout``), ``kill()`` or ``close()``; ``log`` has what every run of
+    it printed, ``returncode`` the latest run's exit status.
 ``Receiver(directory, ...)``
     ``receiver run -c <directory>/receiver.toml`` with TCP and UDP listeners on
     one free port. ``start()`` waits for ``receiver ready`` on its stderr (read
@@ -28,10 +33,9 @@ The pieces:
     kept) followed by ``conf_text``, your destinations and log paths.
 ``logger(port, messages, ...)`` and ``loggen(port, count=..., ...)``
     One bounded run of util-linux ``logger`` or syslog-ng's ``loggen``.
-``BlastSender(port, count)``
-    The in-memory blast: fixed-width ALI_LOG_FMT lines (``ali_line``) over one
-    TCP connection as fast as ``sendall`` goes, on a thread, counting what
-    ``sendall`` accepted.
+
+The in-memory blast (``BlastSender``, ``ali_line``, ``ali_seq``) is
+``bench/blast.py``'s, shared with the benchmarks.
 
 A missing program raises :class:`ProgramMissingError` saying to run
 ``tests/install-programs.sh``: tests that need a program never skip. A
@@ -44,25 +48,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:
     from receiver.spool import SpoolEntry, SpoolReader, SpoolStats
@@ -73,7 +73,6 @@ __all__ = [
     "REPO",
     "RSYSLOGD",
     "RSYSLOG_MODULES",
-    "BlastSender",
     "HarnessError",
     "LoggenRun",
     "ProgramFailedError",
@@ -81,8 +80,6 @@ __all__ = [
     "Receiver",
     "Rsyslog",
     "SyslogNg",
-    "ali_line",
-    "ali_seq",
     "free_port",
     "loggen",
     "logger",
@@ -349,10 +346,106 @@ def _describe_exit(rc: int) -> str:
     return f"status {rc}"
 
 
+def _as_lines(lines: Iterable[bytes | str]) -> list[bytes]:
+    """Messages as bytes, each ending with one LF (added where missing)."""
+    encoded = [line.encode() if isinstance(line, str) else line for line in lines]
+    return [line if line.endswith(b"\n") else line + b"\n" for line in encoded]
+
+
+class _ManagedProgram:
+    """A private program in ``directory`` (configuration ``config_name``), one :class:`_Process` per run.
+
+    What ``Receiver``, ``Rsyslog`` and ``SyslogNg`` share: ``start()`` (theirs)
+    is one run, named ``label`` (in errors and in the headers of ``log``);
+    ``returncode`` is the latest run's exit status once it is stopped (None
+    while it runs); ``terminate()`` and ``close()`` stop it by PID (SIGTERM,
+    then SIGKILL after ``stop_timeout``); ``close()`` never raises.
+    """
+
+    def __init__(self, label: str, directory: Path, config_name: str, *, stop_timeout: float) -> None:
+        self._label = label
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.directory / config_name
+        self.stop_timeout = stop_timeout
+        self._process: _Process | None = None
+        self._runs: list[_Process] = []
+        self.returncode: int | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> _Process:
+        """Start a run (in ``directory``); the caller waits until it is ready."""
+        if self.running:
+            raise HarnessError(f"{self._label} is already running (pid {self.pid})")
+        process = _Process(self._label, argv, cwd=self.directory, env=env)
+        self._process = process
+        self._runs.append(process)
+        self.returncode = None
+        return process
+
+    def _check_config(self, argv: Sequence[str], *, complaint: str | None = None) -> str:
+        """Run the program's configuration checker: its output, or ProgramFailedError with it and the config.
+
+        The config is bad if the checker fails or (``complaint``) prints that text.
+        """
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        output = result.stdout + result.stderr
+        if result.returncode != 0 or (complaint is not None and complaint in output):
+            raise ProgramFailedError(
+                f"{Path(argv[0]).name} {argv[1]} rejects {self.config_path} (status {result.returncode}):\n{output}\n"
+                f"config:\n{self.config_path.read_text()}"
+            )
+        return output
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def log(self) -> str:
+        """Everything every run of it printed (stderr and stdout), runs separated by a header line."""
+        return "".join(f"---- {self._label} run {i} (pid {p.pid}) ----\n{p.output}" for i, p in enumerate(self._runs, 1))
+
+    def _stop(self, sig: int, timeout: float) -> tuple[int, bool]:
+        """``sig`` to the latest run, SIGKILL after ``timeout``: (exit status, whether it was killed)."""
+        if self._process is None:
+            raise HarnessError(f"{self._label} was never started")
+        rc, killed = self._process.stop(sig=sig, timeout=timeout)
+        self.returncode = rc
+        return rc, killed
+
+    def terminate(self, timeout: float | None = None) -> int:
+        """SIGTERM, SIGKILL if it has not exited within ``timeout`` (default ``stop_timeout``); returns the exit status."""
+        rc, _ = self._stop(signal.SIGTERM, self.stop_timeout if timeout is None else timeout)
+        return rc
+
+    def kill(self) -> int:
+        """SIGKILL (kill -9) and wait; returns the exit status (-9)."""
+        rc, _ = self._stop(signal.SIGKILL, 10.0)
+        return rc
+
+    def close(self) -> None:
+        """Stop the process if it still runs (SIGTERM; SIGKILL if it hangs). Never raises."""
+        if self.running:
+            self._stop(signal.SIGTERM, self.stop_timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
 # -- the receiver ------------------------------------------------------------
 
 
-class Receiver:
+class Receiver(_ManagedProgram):
     """``receiver run -c CONFIG`` as a subprocess, its spool read with ``SpoolReader``.
 
     By default two listeners share one free loopback port: ``tcp`` (framing
@@ -384,15 +477,12 @@ class Receiver:
         stop_timeout: float = 30.0,
         address: str = LOOPBACK,
     ) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        super().__init__("receiver", directory, "receiver.toml", stop_timeout=stop_timeout)
         self.address = address
         self.state_directory = self.directory / "state"
         self.spool_directory = self.state_directory / "spool"
-        self.config_path = self.directory / "receiver.toml"
         self.port = port or free_port("both" if tcp and udp else "udp" if udp else "tcp", address=address)
         self.ready_timeout = ready_timeout
-        self.stop_timeout = stop_timeout
         if listeners is None:
             listeners = []
             if tcp:
@@ -407,9 +497,6 @@ class Receiver:
             **(settings or {}),
         }
         self.config_path.write_text(to_toml(self.config))
-        self._process: _Process | None = None
-        self._runs: list[_Process] = []
-        self.returncode: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -419,15 +506,10 @@ class Receiver:
 
     def start(self) -> Receiver:
         """Start it and wait (at most ``ready_timeout`` s) for ``receiver ready``; raises with its log if not."""
-        if self.running:
-            raise HarnessError("the receiver is already running")
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        process = _Process("receiver", self.command, cwd=self.directory, env=env)
-        self._process = process
-        self._runs.append(process)
-        self.returncode = None
+        process = self._spawn(self.command, env=env)
         ready = process.watch_for(self.READY)
         deadline = time.monotonic() + self.ready_timeout
         while not ready.wait(0.05):
@@ -447,31 +529,15 @@ class Receiver:
                 )
         return self
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     def terminate(self, timeout: float | None = None) -> int:
         """SIGTERM, wait (bounded), return the exit status; raises if it had to be killed."""
-        process = self._require_started()
-        rc, killed = process.stop(sig=signal.SIGTERM, timeout=self.stop_timeout if timeout is None else timeout)
-        self.returncode = rc
+        timeout = self.stop_timeout if timeout is None else timeout
+        rc, killed = self._stop(signal.SIGTERM, timeout)
         if killed:
             raise ProgramFailedError(
-                f"the receiver did not exit within {timeout or self.stop_timeout:g} s of SIGTERM and was killed; "
-                f"log:\n{_tail(process.output)}"
+                f"the receiver did not exit within {timeout:g} s of SIGTERM and was killed; "
+                f"log:\n{_tail(self.current_log)}"
             )
-        return rc
-
-    def kill(self) -> int:
-        """SIGKILL (kill -9) and wait; returns the exit status (-9)."""
-        process = self._require_started()
-        rc, _ = process.stop(sig=signal.SIGKILL, timeout=10.0)
-        self.returncode = rc
         return rc
 
     def restart(self, timeout: float | None = None) -> Receiver:
@@ -480,29 +546,7 @@ class Receiver:
             self.terminate(timeout)
         return self.start()
 
-    def close(self) -> None:
-        """Stop the process if it still runs (SIGTERM; SIGKILL if it hangs). Never raises."""
-        if self._process is not None and self._process.running:
-            rc, _ = self._process.stop(sig=signal.SIGTERM, timeout=self.stop_timeout)
-            self.returncode = rc
-
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def _require_started(self) -> _Process:
-        if self._process is None:
-            raise HarnessError("the receiver was never started")
-        return self._process
-
-    # -- its log -------------------------------------------------------------
-
-    @property
-    def log(self) -> str:
-        """Everything every run of it printed (stderr and stdout), runs separated by a header line."""
-        return "".join(f"---- receiver run {i} (pid {p.pid}) ----\n{p.output}" for i, p in enumerate(self._runs, 1))
+    # -- its log (all runs: ``log``) -------------------------------------------
 
     @property
     def current_log(self) -> str:
@@ -575,7 +619,7 @@ class Receiver:
 # -- rsyslog -----------------------------------------------------------------
 
 
-class Rsyslog:
+class Rsyslog(_ManagedProgram):
     """A private rsyslogd in the foreground; ``conf_text`` follows a header this class writes.
 
     The header is ``global(workDirectory=<directory>/work)`` (plus
@@ -583,6 +627,7 @@ class Rsyslog:
     .inject_port``. No imuxsock, no imjournal: nothing from this machine gets
     in, only what a test injects with :meth:`send`. The configuration is checked
     with ``rsyslogd -N1`` first; the checker's output is in the exception.
+    On ``terminate()`` (SIGTERM) rsyslogd saves its queues.
     """
 
     def __init__(
@@ -595,14 +640,12 @@ class Rsyslog:
         stop_timeout: float = 20.0,
     ) -> None:
         self.rsyslogd = require_program("rsyslogd")
-        self.directory = Path(directory)
+        super().__init__("rsyslogd", directory, "rsyslog.conf", stop_timeout=stop_timeout)
         self.work_directory = self.directory / "work"
-        self.work_directory.mkdir(parents=True, exist_ok=True)
-        self.config_path = self.directory / "rsyslog.conf"
+        self.work_directory.mkdir(exist_ok=True)
         self.pid_file = self.directory / "rsyslogd.pid"
         self.inject_port = free_port("tcp")
         self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
         size = f' maxMessageSize="{max_message_size}"' if max_message_size else ""
         self.header = (
             "# private instance written by tests/integration/programs.py\n"
@@ -612,31 +655,18 @@ class Rsyslog:
         )
         self.conf_text = conf_text
         self.config_path.write_text(self.header + conf_text.rstrip("\n") + "\n")
-        self._process: _Process | None = None
-        self._runs: list[_Process] = []
-        self.returncode: int | None = None
 
     def check(self) -> str:
         """``rsyslogd -N1``: returns its output, raises ProgramFailedError with it if the config is bad."""
         argv = [self.rsyslogd, "-N1", "-f", str(self.config_path), "-M", str(RSYSLOG_MODULES)]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        output = result.stdout + result.stderr
         # A clean run prints only its banner; every complaint links to rsyslog.com/e/NNNN.
-        if result.returncode != 0 or "rsyslog.com/e/" in output:
-            raise ProgramFailedError(
-                f"rsyslogd -N1 rejects {self.config_path} (status {result.returncode}):\n{output}\n"
-                f"config:\n{self.config_path.read_text()}"
-            )
-        return output
+        return self._check_config(argv, complaint="rsyslog.com/e/")
 
     def start(self) -> Rsyslog:
         """Check the config, start ``rsyslogd -n``, wait until its inject port accepts connections."""
         self.check()
         argv = [self.rsyslogd, "-n", "-f", str(self.config_path), "-i", str(self.pid_file), "-M", str(RSYSLOG_MODULES)]
-        process = _Process("rsyslogd", argv, cwd=self.directory)
-        self._process = process
-        self._runs.append(process)
-        _wait_listening(process, self.inject_port, self.start_timeout)
+        _wait_listening(self._spawn(argv), self.inject_port, self.start_timeout)
         return self
 
     def send(self, lines: Iterable[bytes | str], *, chunk_lines: int = 0, pause: float = 0.0, timeout: float = 60.0) -> int:
@@ -649,8 +679,7 @@ class Rsyslog:
         which makes "N injected" exact. ``chunk_lines``/``pause`` pace the
         sending (``pause`` s after every ``chunk_lines`` lines).
         """
-        encoded = [line.encode() if isinstance(line, str) else line for line in lines]
-        encoded = [line if line.endswith(b"\n") else line + b"\n" for line in encoded]
+        encoded = _as_lines(lines)
         step = chunk_lines or len(encoded) or 1
         with socket.create_connection((LOOPBACK, self.inject_port), timeout=timeout) as s:
             for i in range(0, len(encoded), step):
@@ -668,43 +697,6 @@ class Rsyslog:
         """The files in its work directory (disk-queue files, ``.qi`` state)."""
         return sorted(p for p in self.work_directory.iterdir() if p.is_file())
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def log(self) -> str:
-        return "".join(f"---- rsyslogd run {i} (pid {p.pid}) ----\n{p.output}" for i, p in enumerate(self._runs, 1))
-
-    def terminate(self, timeout: float | None = None) -> int:
-        """SIGTERM (rsyslogd saves its queues on shutdown), SIGKILL if it hangs; returns the exit status."""
-        if self._process is None:
-            raise HarnessError("rsyslogd was never started")
-        rc, _ = self._process.stop(sig=signal.SIGTERM, timeout=self.stop_timeout if timeout is None else timeout)
-        self.returncode = rc
-        return rc
-
-    def kill(self) -> int:
-        if self._process is None:
-            raise HarnessError("rsyslogd was never started")
-        rc, _ = self._process.stop(sig=signal.SIGKILL, timeout=10.0)
-        self.returncode = rc
-        return rc
-
-    def close(self) -> None:
-        if self.running:
-            self.terminate()
-
-    def __enter__(self) -> Rsyslog:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
 
 # -- syslog-ng ---------------------------------------------------------------
 
@@ -717,7 +709,7 @@ def _syslog_ng_version(binary: str) -> str:
     return match.group(1)
 
 
-class SyslogNg:
+class SyslogNg(_ManagedProgram):
     """A private ``syslog-ng -F --no-caps``; ``conf_text`` follows a header this class writes.
 
     The header is ``@version`` (the installed one) and ``source s_inject``: a
@@ -733,15 +725,12 @@ class SyslogNg:
         self, directory: Path, conf_text: str, *, start_timeout: float = 20.0, stop_timeout: float = 20.0
     ) -> None:
         self.binary = require_program("syslog-ng")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config_path = self.directory / "syslog-ng.conf"
+        super().__init__("syslog-ng", directory, "syslog-ng.conf", stop_timeout=stop_timeout)
         self.pid_file = self.directory / "syslog-ng.pid"
         self.persist_file = self.directory / "syslog-ng.persist"
         self.control_socket = self.directory / "syslog-ng.ctl"
         self.inject_port = free_port("tcp")
         self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
         self.header = (
             f"@version: {_syslog_ng_version(self.binary)}\n"
             "# private instance written by tests/integration/programs.py\n"
@@ -750,22 +739,10 @@ class SyslogNg:
         )
         self.conf_text = conf_text
         self.config_path.write_text(self.header + conf_text.rstrip("\n") + "\n")
-        self._process: _Process | None = None
-        self._runs: list[_Process] = []
-        self.returncode: int | None = None
 
     def check(self) -> str:
         """``syslog-ng -s``: returns its output, raises ProgramFailedError with it if the config is bad."""
-        result = subprocess.run(
-            [self.binary, "-s", "-f", str(self.config_path)], capture_output=True, text=True, timeout=30, check=False
-        )
-        output = result.stdout + result.stderr
-        if result.returncode != 0:
-            raise ProgramFailedError(
-                f"syslog-ng -s rejects {self.config_path} (status {result.returncode}):\n{output}\n"
-                f"config:\n{self.config_path.read_text()}"
-            )
-        return output
+        return self._check_config([self.binary, "-s", "-f", str(self.config_path)])
 
     def start(self) -> SyslogNg:
         """Check the config, start it in the foreground, wait until its inject port accepts connections."""
@@ -774,10 +751,7 @@ class SyslogNg:
             self.binary, "-F", "--no-caps", "-e", "-f", str(self.config_path), "-p", str(self.pid_file),
             "-R", str(self.persist_file), "-c", str(self.control_socket),
         ]
-        process = _Process("syslog-ng", argv, cwd=self.directory)
-        self._process = process
-        self._runs.append(process)
-        _wait_listening(process, self.inject_port, self.start_timeout)
+        _wait_listening(self._spawn(argv), self.inject_port, self.start_timeout)
         return self
 
     def send(self, lines: Iterable[bytes | str], *, timeout: float = 60.0) -> int:
@@ -786,39 +760,9 @@ class SyslogNg:
         syslog-ng does not close when we do, so this cannot prove it read
         everything: wait for the frames at the receiver.
         """
-        encoded = [line.encode() if isinstance(line, str) else line for line in lines]
-        encoded = [line if line.endswith(b"\n") else line + b"\n" for line in encoded]
+        encoded = _as_lines(lines)
         send_tcp(self.inject_port, b"".join(encoded), timeout=timeout)
         return len(encoded)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def log(self) -> str:
-        return "".join(f"---- syslog-ng run {i} (pid {p.pid}) ----\n{p.output}" for i, p in enumerate(self._runs, 1))
-
-    def terminate(self, timeout: float | None = None) -> int:
-        if self._process is None:
-            raise HarnessError("syslog-ng was never started")
-        rc, _ = self._process.stop(sig=signal.SIGTERM, timeout=self.stop_timeout if timeout is None else timeout)
-        self.returncode = rc
-        return rc
-
-    def close(self) -> None:
-        if self.running:
-            self.terminate()
-
-    def __enter__(self) -> SyslogNg:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
 
 
 # -- logger and loggen -------------------------------------------------------
@@ -919,139 +863,3 @@ def loggen(
     if result.returncode != 0:
         raise ProgramFailedError(f"loggen failed (status {result.returncode}): {argv}\n{output}")
     return LoggenRun(argv, result.returncode, output, time.monotonic() - started)
-
-
-# -- the in-memory blast -----------------------------------------------------
-
-_SEQ = re.compile(rb"seq=(\d{10})")
-
-
-def ali_line(seq: int, *, width: int = 100, run: str = "blast") -> bytes:
-    """An ALI_LOG_FMT line (with LF) of exactly ``width`` bytes carrying ``seq=NNNNNNNNNN``."""
-    head = b"0.1 sys_tag 1795323666 127.0.0.1 web-1 user.notice 0 %s 705 - seq=%010d " % (run.encode(), seq)
-    if len(head) + 1 > width:
-        raise ValueError(f"width {width} is too small for {head!r}")
-    return head + b"x" * (width - len(head) - 1) + b"\n"
-
-
-def ali_seq(frame: bytes) -> int | None:
-    """The ``seq=`` number of an :func:`ali_line` frame (None if it has none)."""
-    match = _SEQ.search(frame)
-    return int(match.group(1)) if match else None
-
-
-class BlastSender:
-    """Sends ``count`` :func:`ali_line` lines over one TCP connection as fast as ``sendall`` goes, on a thread.
-
-    ``lines_sent`` counts the lines whose bytes ``sendall`` accepted (they are
-    in the kernel: what the sender can know, not what the receiver read).
-    With ``polite=True`` it checks between chunks whether the receiver closed
-    its side (FIN, as on a graceful stop) and then stops and closes, as a sender
-    that watches its socket would; otherwise it sends until done or an error.
-    ``sndbuf`` fixes SO_SNDBUF (the kernel doubles it) instead of autotuning;
-    ``rate`` (lines per second) paces the chunks instead of sending flat out.
-    """
-
-    def __init__(
-        self,
-        port: int,
-        count: int,
-        *,
-        width: int = 100,
-        chunk_lines: int = 1000,
-        polite: bool = False,
-        sndbuf: int | None = None,
-        address: str = LOOPBACK,
-        run: str = "blast",
-        rate: float | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.port = port
-        self.count = count
-        self.width = width
-        self.chunk_lines = chunk_lines
-        self.polite = polite
-        self.address = address
-        self.run = run
-        self.rate = rate
-        self.timeout = timeout
-        self.lines_sent = 0
-        self.error: BaseException | None = None
-        self.saw_fin = False
-        self.started_at = 0.0
-        self.finished_at = 0.0
-        self._stop = threading.Event()
-        self._chunks = [
-            b"".join(ali_line(seq, width=width, run=run) for seq in range(start, min(count, start + chunk_lines)))
-            for start in range(0, count, chunk_lines)
-        ]
-        self.sock = socket.create_connection((address, port), timeout=timeout)
-        if sndbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        self.sndbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        self.local_port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, name="blast-sender", daemon=True)
-
-    def start(self) -> BlastSender:
-        self.started_at = time.monotonic()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        sock = self.sock
-        try:
-            for i, chunk in enumerate(self._chunks):
-                if self.rate:
-                    delay = self.started_at + i * self.chunk_lines / self.rate - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        break
-                if self._stop.is_set() or (self.polite and self._peer_closed()):
-                    break
-                sock.sendall(chunk)
-                self.lines_sent += len(chunk) // self.width
-        except OSError as e:
-            self.error = e
-        finally:
-            self.finished_at = time.monotonic()
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _peer_closed(self) -> bool:
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if readable:
-            try:
-                data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return False
-            except OSError:
-                data = b""
-            if not data:
-                self.saw_fin = True
-                return True
-        return False
-
-    def unsent_bytes(self) -> int:
-        """Bytes in our send queue not yet acknowledged by the peer (SIOCOUTQ); -1 once closed."""
-        try:
-            buf = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
-        except (OSError, ValueError):
-            return -1
-        return int(struct.unpack("i", buf)[0])
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> BlastSender:
-        """Wait for the thread (at most ``timeout``, default the socket timeout plus 10 s); raises if it hangs."""
-        self._thread.join(self.timeout + 10 if timeout is None else timeout)
-        if self._thread.is_alive():
-            raise HarnessError(f"blast sender still running after join; {self.lines_sent} lines sent")
-        return self
-
-    @property
-    def done(self) -> bool:
-        return self.started_at > 0 and not self._thread.is_alive()
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished_at or time.monotonic()) - self.started_at

@@ -22,18 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.blast import BlastSender, ali_line, ali_seq
 from formats.framing import DEFAULT_MAX_FRAME_BYTES
 from tests.integration.conftest import MakeReceiver, MakeRsyslog, MakeSyslogNg
-from tests.integration.programs import (
-    LOOPBACK,
-    BlastSender,
-    Receiver,
-    ali_line,
-    ali_seq,
-    loggen,
-    logger,
-    wait_until,
-)
+from tests.integration.programs import LOOPBACK, Receiver, loggen, logger, wait_until
 
 pytestmark = pytest.mark.integration
 
