@@ -33,8 +33,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check formats receiver tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) programs
 	$(BIN)/python bench/formats_bench.py --json bench/out/formats.json
+	$(BIN)/python bench/ingest_bench.py -n 1000000 --repeat 3 --json bench/out/ingest.json
 
 clean:
 	rm -rf $(VENV) .programs bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis
