@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _META = "meta"
 _CURSOR = "cursor:"
+_SPOOL_ID = "spool-id"
 _QUARANTINE_DIR = "quarantine"
 
 
@@ -197,6 +199,10 @@ class SpoolStore:
         """Record that ``sink`` has everything up to and including segment ``seq``."""
         self._cache.set(_CURSOR + sink, seq)
 
+    def delete_cursor(self, sink: str) -> None:
+        """Forget a sink that is no longer configured (its cursor would hold segments forever)."""
+        self._cache.delete(_CURSOR + sink)
+
     # -- reading ---------------------------------------------------------
 
     def cursor(self, sink: str) -> int:
@@ -211,6 +217,14 @@ class SpoolStore:
             if isinstance(key, str) and key.startswith(_CURSOR)
             and isinstance(value := self._cache.get(key), int)
         }
+
+    def spool_id(self) -> str:
+        """A random name given to this spool when it was created (for pack ids)."""
+        value = self._cache.get(_SPOOL_ID)
+        if isinstance(value, str):
+            return value
+        new = uuid.uuid4().hex
+        return new if self._cache.add(_SPOOL_ID, new) else str(self._cache.get(_SPOOL_ID))
 
     def get(self, seq: int) -> bytes | None:
         value = self._cache.get(seq)

@@ -239,13 +239,15 @@ class SpoolWriter:
                 summary = read_summary(blob)
             except SegmentError:
                 break  # verification quarantines it
-            if summary.last_receive_time_ns < oldest_allowed:
+            delivered = bool(cursors) and all(c >= seq for c in cursors.values())
+            if delivered:
+                reason = "delivered"  # every sink has it: the spool's job is done
+            elif summary.last_receive_time_ns < oldest_allowed:
                 reason = "age"
             elif config.when_full == "drop-oldest" and store.meta.stored_bytes > config.max_bytes:
                 reason = "size"
             else:
                 break
-            delivered = bool(cursors) and all(c >= seq for c in cursors.values())
             store.delete_oldest(delivered=delivered)
             tally = removed.setdefault((reason, delivered), [0, 0])
             tally[0] += 1
@@ -254,7 +256,10 @@ class SpoolWriter:
 
     def _retained(self, removed: list[tuple[str, int, int, bool]]) -> None:
         for reason, segments, frames, delivered in removed:
-            self._telemetry.discarded(reason, frames, segments, delivered)
+            if reason == "delivered":
+                self._telemetry.count("receiver_spool_segments_delivered_total", segments)
+            else:
+                self._telemetry.discarded(reason, frames, segments, delivered)
         self._check_disk()
 
     # -- verification of what was there at start ------------------------------

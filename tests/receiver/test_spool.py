@@ -250,6 +250,23 @@ class TestWriter:
         assert h.store.meta.discarded_frames == 3
         assert h.telemetry.value("receiver_spool_frames_discarded_total", reason="age") == 3
 
+    def test_delivered_segments_are_removed(self, tmp_path: Path) -> None:
+        """If every sink's cursor has passed a segment, then retention removes it without counting a discard."""
+        h = Harness(tmp_path)
+        h.writer.start()
+        for frame in (b"a", b"b", b"c"):
+            h.writer.append(entry([frame]), 1)
+            h.clock.advance(0.01)
+        h.store.set_cursor("local", 2)
+        h.store.set_cursor("sls", 1)
+        h.clock.advance(10)
+        assert h.frames() == [b"b", b"c"]
+        h.store.set_cursor("sls", 2)
+        h.clock.advance(10)
+        assert h.frames() == [b"c"]
+        assert h.store.meta.discarded_frames == 0
+        assert h.telemetry.value("receiver_spool_segments_delivered_total") == 2
+
     def test_drop_oldest_when_full(self, tmp_path: Path) -> None:
         """If the spool is over max_bytes in drop-oldest mode, then the oldest segments go, counted."""
         h = Harness(tmp_path, segment_max_bytes=4096, max_bytes=6_000, when_full="drop-oldest")
