@@ -1,0 +1,57 @@
+"""The common columns of a record, whatever its format, and the field equivalences filters use."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from formats.columns import Columns, columns_of, lookup, severity_number
+from formats.parse import make_parser
+from formats.record import Record
+
+PARSE = make_parser(format="auto", default_tz=zoneinfo.ZoneInfo("UTC"))
+T = 1_795_323_666_000_000_000
+ALI = b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 todo-list 705 - Create a new task"
+RFC5424 = b'<165>1 2026-11-22T05:01:06Z db-2 pgsql 12 ID7 [a b="c"] slow query'
+RFC3164 = b"<34>Nov 22 05:01:06 mail-3 postfix[99]: queue full"
+
+
+def test_streamlog_columns() -> None:
+    """If a streamlog line is read, then host, app, severity and facility come from its rsyslog columns."""
+    assert columns_of(PARSE(ALI, "127.0.0.1", T)) == Columns("web-1", "todo-list", 5, 1, "Create a new task")
+
+
+def test_syslog_columns() -> None:
+    """If RFC 5424 and RFC 3164 frames are read, then the columns come from Logtail's field names."""
+    assert columns_of(PARSE(RFC5424, "10.0.0.9", T)) == Columns("db-2", "pgsql", 5, 20, "slow query")
+    assert columns_of(PARSE(RFC3164, "10.0.0.9", T)) == Columns("mail-3", "postfix", 2, 4, "queue full")
+
+
+def test_pri_text_with_number() -> None:
+    """If pri-text carries rsyslog's numeric suffix, then the number decides."""
+    record = Record(0, 0, ("pri-text", "msg"), ["local0.err<131>", "x"], "", {})
+    assert columns_of(record)[2:4] == (3, 16)
+
+
+def test_lookup_equivalents() -> None:
+    """If a filter names a field of the other naming scheme or a column, then lookup finds the equivalent."""
+    ali, rfc = PARSE(ALI, "127.0.0.1", T), PARSE(RFC5424, "10.0.0.9", T)
+    assert lookup(ali, "_severity_") == "5" and lookup(ali, "_program_") == "todo-list"
+    assert lookup(rfc, "app-name") == "pgsql" and lookup(rfc, "msg") == "slow query"
+    assert lookup(ali, "host") == "web-1" and lookup(rfc, "severity") == "5"
+    assert lookup(ali, "no-such-field") is None
+
+
+def test_severity_names() -> None:
+    assert [severity_number(t) for t in ("4", "warning", "warn", "ERR", "8", "x")] == [4, 4, 4, 3, -1, -1]
+
+
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=8), st.text(max_size=12))
+def test_never_raises(pairs: list[tuple[str, str]], name: str) -> None:
+    """If a record has any fields at all, then columns_of and lookup answer without raising."""
+    record = Record(0, 0, tuple(k for k, _ in pairs), [v for _, v in pairs], "src", {})
+    columns = columns_of(record)
+    assert -1 <= columns.severity <= 7 and -1 <= columns.facility <= 23
+    lookup(record, name)
