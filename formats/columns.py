@@ -81,7 +81,7 @@ def _number(text: str | None, names: dict[str, int], limit: int) -> int:
     if text is None:
         return -1
     text = text.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": isdigit() takes it, int() does not
         value = int(text)
         return value if value <= limit else -1
     return names.get(text, -1)
@@ -93,7 +93,7 @@ def _pri_text(record: Record) -> tuple[int, int]:
     if not text:
         return -1, -1
     head, _, pri = text.partition("<")
-    if pri.endswith(">") and pri[:-1].isdigit() and int(pri[:-1]) < 192:
+    if pri.endswith(">") and pri[:-1].isascii() and pri[:-1].isdigit() and int(pri[:-1]) < 192:
         value = int(pri[:-1])
         return value >> 3, value & 7
     facility, _, severity = head.partition(".")

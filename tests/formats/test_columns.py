@@ -44,11 +44,21 @@ def test_lookup_equivalents() -> None:
     assert lookup(ali, "no-such-field") is None
 
 
+def test_unicode_digits_are_not_numbers() -> None:
+    """If a sender writes a severity or PRI in non-ASCII digits, then it reads as unknown, without raising."""
+    record = Record(0, 0, ("_severity_", "pri-text"), ["\u00b2", "user.\u00b9<\u00b9>"], "", {})
+    assert columns_of(record).severity == -1 and lookup(record, "severity") is None
+    assert severity_number("\u00b3") == -1
+
+
 def test_severity_names() -> None:
     assert [severity_number(t) for t in ("4", "warning", "warn", "ERR", "8", "x")] == [4, 4, 4, 3, -1, -1]
 
 
-@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=8), st.text(max_size=12))
+_KEYS = st.sampled_from(["_severity_", "_facility_", "pri-text", "syslogseverity", "msg", "hostname"]) | st.text(max_size=12)
+
+
+@given(st.lists(st.tuples(_KEYS, st.text(max_size=12)), max_size=8), st.text(max_size=12))
 def test_never_raises(pairs: list[tuple[str, str]], name: str) -> None:
     """If a record has any fields at all, then columns_of and lookup answer without raising."""
     record = Record(0, 0, tuple(k for k, _ in pairs), [v for _, v in pairs], "src", {})
