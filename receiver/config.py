@@ -17,15 +17,24 @@ from typing import Literal
 from formats.framing import DEFAULT_MAX_FRAME_BYTES, Framing
 from formats.parse import Format
 from formats.streamlog import LeadingSpace, StreamlogFormat
+from receiver.identity import DEFAULT_USER_DEFINED_ID_FILE, MachineGroup
 
 __all__ = [
     "DEFAULT_LISTENERS",
+    "ClickHouseSinkConfig",
     "Config",
+    "DeliverConfig",
+    "HttpSinkConfig",
+    "IdentityConfig",
     "ListenerConfig",
+    "LocalSinkConfig",
     "LogLevel",
     "LoggingConfig",
     "ParseConfig",
+    "RouteConfig",
     "ShutdownConfig",
+    "SinkConfig",
+    "SlsSinkConfig",
     "SpoolConfig",
     "SyncMode",
     "Transport",
@@ -134,6 +143,127 @@ class ParseConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LocalSinkConfig:
+    """The embedded store: records in SQLite with full-text search (``receiverctl search``)."""
+
+    name: str = "local"
+    type: Literal["local"] = "local"
+    path: Path | None = None
+    """Default: ``local.db`` in the state directory."""
+    max_age_hours: float = 7 * 24.0
+    """Records older than this are removed."""
+    max_bytes: int = 10 * 1024**3
+    """The oldest records are removed beyond this size."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SlsSinkConfig:
+    """Alibaba Cloud Log Service (PutLogs)."""
+
+    name: str
+    endpoint: str
+    """``cn-hangzhou.log.aliyuncs.com``, ``https://...``, or ``http://IP:PORT``."""
+    project: str
+    logstore: str
+    """Where records go unless a route names another logstore."""
+    type: Literal["sls"] = "sls"
+    credentials_file: Path | None = None
+    """Keys from this file (mode 0600); without it, from the environment."""
+    signature: Literal["v1", "v4"] = "v1"
+    region: str | None = None
+    """Needed by signature v4 (``cn-hangzhou``)."""
+    compress: Literal["lz4", "zstd", "none"] = "lz4"
+    topic: str = ""
+    route_by_hash_key: bool = False
+    """Pin each sender to a shard (``/shards/route?key=``) instead of load-balancing."""
+    timeout_seconds: float = 30.0
+    concurrency: int = 4
+    """Requests in flight at most; halved on quota answers, raised again as requests succeed."""
+    max_records: int = 4096
+    """Per request (one LogGroup)."""
+    max_bytes: int = 3 * 1024 * 1024
+    """Frame bytes per request, before encoding and compression (SLS takes 10 MB)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClickHouseSinkConfig:
+    """ClickHouse over its HTTP interface (``INSERT ... FORMAT JSONEachRow``)."""
+
+    name: str
+    url: str = "http://127.0.0.1:8123"
+    type: Literal["clickhouse"] = "clickhouse"
+    database: str = "default"
+    table: str = "syslog"
+    """Where records go unless a route names another table."""
+    user: str = "default"
+    password_file: Path | None = None
+    """The password from this file (mode 0600); without it, ``CLICKHOUSE_PASSWORD`` or none."""
+    create_table: bool = True
+    """Create the table (docs/sinks.md has its schema) when it does not exist."""
+    timeout_seconds: float = 30.0
+    concurrency: int = 4
+    """Requests in flight at most; halved on quota answers, raised again as requests succeed."""
+    max_records: int = 10000
+    """Rows per INSERT."""
+    max_bytes: int = 8 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpSinkConfig:
+    """Any HTTP collector: NDJSON batches, gzip, RFC 9421 signatures with an RFC 9530 digest."""
+
+    name: str
+    url: str
+    type: Literal["http"] = "http"
+    signature: Literal["hmac-sha256", "ed25519", "none"] = "hmac-sha256"
+    key_file: Path | None = None
+    """The HMAC secret, or the Ed25519 private key (PEM); mode 0600. Required unless signature is none."""
+    key_id: str = "receiver"
+    """The ``keyid`` the collector knows the key by."""
+    gzip: bool = True
+    timeout_seconds: float = 30.0
+    concurrency: int = 4
+    """Requests in flight at most; halved on quota answers, raised again as requests succeed."""
+    max_records: int = 4096
+    max_bytes: int = 4 * 1024 * 1024
+
+
+SinkConfig = LocalSinkConfig | SlsSinkConfig | ClickHouseSinkConfig | HttpSinkConfig
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """Where records go: the first route whose tag and filter match takes them."""
+
+    sink: str
+    tag: str | None = None
+    """The streamlog tag (``sys_tag``), like a Logtail syslog config's tag; None: any record."""
+    filter: str | None = None
+    """A filter expression (``app-name=todo-list and _severity_<=4``); None: every record."""
+    destination: str | None = None
+    """The sink's logstore or table; None: the sink's own default."""
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    user_defined_id_file: Path = DEFAULT_USER_DEFINED_ID_FILE
+    """Logtail's identity file: one identity per line, re-read at most every minute."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliverConfig:
+    enabled: bool = True
+    """Run the delivery process; off, the receiver only spools (benchmarks of ingest alone)."""
+    default_sink: str = "local"
+    """Where records go that no route takes."""
+    segments_per_batch: int = 8
+    """How many spool segments one delivery batch reads."""
+    poll_interval_ms: float = 50.0
+    """How often an idle sink looks for new segments."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one receiver."""
 
@@ -143,6 +273,11 @@ class Config:
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
     parse: ParseConfig = ParseConfig()
+    sinks: tuple[SinkConfig, ...] = (LocalSinkConfig(),)
+    routes: tuple[RouteConfig, ...] = ()
+    machine_groups: tuple[MachineGroup, ...] = ()
+    identity: IdentityConfig = IdentityConfig()
+    deliver: DeliverConfig = DeliverConfig()
     source: str = "built-in defaults"
     """Where this configuration came from, for messages."""
 

@@ -39,18 +39,27 @@ from formats.parse import Format
 from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
 from receiver.config import (
     DEFAULT_LISTENERS,
+    ClickHouseSinkConfig,
     Config,
+    DeliverConfig,
+    HttpSinkConfig,
+    IdentityConfig,
     ListenerConfig,
+    LocalSinkConfig,
     LoggingConfig,
     LogLevel,
     ParseConfig,
+    RouteConfig,
     ShutdownConfig,
+    SinkConfig,
+    SlsSinkConfig,
     SpoolConfig,
     SyncMode,
     Transport,
     WhenFull,
     default_state_directory,
 )
+from receiver.identity import MachineGroup
 from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = [
@@ -444,7 +453,7 @@ class _Invalid(Exception):
 class _Rule:
     """What one key takes: a kind, bounds or choices, and how to say so."""
 
-    kind: Literal["int", "number", "bool", "choice", "name", "address", "path", "zone"]
+    kind: Literal["int", "number", "bool", "choice", "name", "address", "path", "zone", "text", "url", "texts", "networks"]
     allowed: str
     low: float | None = None
     high: float | None = None
@@ -467,8 +476,15 @@ def _number(low: float, high: float | None = None, note: str = "", *, above: boo
 
 
 def _choice(literal: object) -> _Rule:
-    choices = tuple(str(c) for c in typing.get_args(literal))
+    return _choices(*(str(c) for c in typing.get_args(literal)))
+
+
+def _choices(*choices: str) -> _Rule:
     return _Rule("choice", "one of " + ", ".join(choices), choices=choices)
+
+
+def _text(allowed: str = "a non-empty string", *, empty: bool = False) -> _Rule:
+    return _Rule("text", allowed, low=0 if empty else 1)
 
 
 _BOOL = _Rule("bool", "true or false")
@@ -481,6 +497,7 @@ _ADDRESS = _Rule(
 _NAME = _Rule("name", 'a non-empty name of letters, digits, "-", "_" and "."')
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 _ZONE = _Rule("zone", 'an IANA time zone name such as "UTC" or "Asia/Shanghai"')
+_URL = _Rule("url", 'an http:// or https:// URL such as "http://127.0.0.1:8123"')
 
 _LOG_LEVEL = LogLevel
 
@@ -530,23 +547,84 @@ _PARSE_RULES: dict[str, _Rule] = {
 }
 _PARSE_SPECIAL = ("streamlog_formats", "streamlog_formats_file")
 
+_IDENTITY_RULES: dict[str, _Rule] = {"user_defined_id_file": _PATH}
+
+_DELIVER_RULES: dict[str, _Rule] = {
+    "enabled": _BOOL,
+    "default_sink": _NAME,
+    "segments_per_batch": _int(1, 1024),
+    "poll_interval_ms": _number(1, 10000),
+}
+
 _SECTIONS: dict[str, dict[str, _Rule]] = {
     "spool": _SPOOL_RULES,
     "shutdown": _SHUTDOWN_RULES,
     "logging": _LOGGING_RULES,
     "parse": _PARSE_RULES,
+    "identity": _IDENTITY_RULES,
+    "deliver": _DELIVER_RULES,
 }
-_TOP_KEYS = ("state_directory", "listeners", *_SECTIONS)
+
+_BATCH_RULES: dict[str, _Rule] = {
+    "timeout_seconds": _number(0, 3600, above=True),
+    "concurrency": _int(1, 64),
+    "max_records": _int(1, 1_000_000),
+}
+_SINK_RULES: dict[str, dict[str, _Rule]] = {
+    "local": {
+        "name": _NAME, "type": _choices("local"), "path": _PATH,
+        "max_age_hours": _number(0, above=True), "max_bytes": _int(1 * _MIB),
+    },
+    "sls": {
+        "name": _NAME, "type": _choices("sls"),
+        "endpoint": _text('an endpoint such as "cn-hangzhou.log.aliyuncs.com" or "http://127.0.0.1:8080"'),
+        "project": _NAME, "logstore": _NAME, "credentials_file": _PATH,
+        "signature": _choices("v1", "v4"), "region": _NAME, "compress": _choices("lz4", "zstd", "none"),
+        "topic": _text("a string", empty=True), "route_by_hash_key": _BOOL,
+        **_BATCH_RULES,
+        "max_bytes": _int(1, 9 * _MIB, "SLS takes 10 MB of raw body per request"),
+    },
+    "clickhouse": {
+        "name": _NAME, "type": _choices("clickhouse"), "url": _URL, "database": _NAME, "table": _NAME,
+        "user": _text(), "password_file": _PATH, "create_table": _BOOL,
+        **_BATCH_RULES, "max_bytes": _int(1, 256 * _MIB),
+    },
+    "http": {
+        "name": _NAME, "type": _choices("http"), "url": _URL,
+        "signature": _choices("hmac-sha256", "ed25519", "none"), "key_file": _PATH, "key_id": _text(),
+        "gzip": _BOOL, **_BATCH_RULES, "max_bytes": _int(1, 256 * _MIB),
+    },
+}
+_SINK_CLASSES: dict[str, type[SinkConfig]] = {
+    "local": LocalSinkConfig, "sls": SlsSinkConfig, "clickhouse": ClickHouseSinkConfig, "http": HttpSinkConfig,
+}
+_SINK_REQUIRED: dict[str, tuple[str, ...]] = {
+    "local": (), "sls": ("endpoint", "project", "logstore"), "clickhouse": (), "http": ("url",),
+}
+_ROUTE_RULES: dict[str, _Rule] = {
+    "name": _NAME, "sink": _NAME, "tag": _text('a streamlog tag such as "sys_tag"'),
+    "filter": _text('a filter such as "app-name=todo-list and _severity_<=4"'), "destination": _NAME,
+}
+_MACHINE_GROUP_RULES: dict[str, _Rule] = {
+    "name": _NAME,
+    "networks": _Rule("networks", 'a list of networks such as ["10.0.0.0/8", "192.168.1.7"]'),
+    "hostnames": _Rule("texts", 'a list of hostname patterns such as ["web-*", "db-?.example.com"]'),
+}
+_ARRAYS = ("listeners", "sinks", "routes", "machine_groups")
+_TOP_KEYS = ("state_directory", *_ARRAYS, *_SECTIONS)
 
 _STREAMLOG_ENTRY_KEYS = ("version", "fields", "tag")
-_TABLE_NAMES = ("the top level", "[[listeners]]", *(f"[{section}]" for section in _SECTIONS))
+_TABLE_NAMES = ("the top level", *(f"[[{array}]]" for array in _ARRAYS), *(f"[{section}]" for section in _SECTIONS))
 
 _KEY_HOMES: dict[str, str] = {
+    **{key: "[[sinks]]" for rules in _SINK_RULES.values() for key in rules},
     **{key: "[[listeners]]" for key in _LISTENER_RULES},
     **{key: f"[{section}]" for section, rules in _SECTIONS.items() for key in rules},
     **{key: "[parse]" for key in _PARSE_SPECIAL},
     "state_directory": "the top of the file (before any [table])",
-    "listeners": "the top of the file, as [[listeners]] tables",
+    **{key: "[[routes]]" for key in _ROUTE_RULES if key != "name"},
+    **{key: "[[machine_groups]]" for key in _MACHINE_GROUP_RULES if key != "name"},
+    **{array: f"the top of the file, as [[{array}]] tables" for array in _ARRAYS},
     **{section: f"the top of the file, as a [{section}] table" for section in _SECTIONS},
 }
 
@@ -571,8 +649,18 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
         ):
             raise _Invalid(f"{_show(value)} is not {rule.allowed}")
         return number
+    if kind in ("texts", "networks"):
+        return _convert_list(rule, value)
     if not isinstance(value, str):
         raise _Invalid(_not(value, rule.allowed))
+    if kind == "text":
+        if len(value) < (rule.low or 0) or "\n" in value:
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+        return value
+    if kind == "url":
+        if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value, re.IGNORECASE):
+            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+        return value
     if kind == "choice":
         if value not in rule.choices:
             raise _Invalid(f"{_show(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
@@ -599,6 +687,18 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
         suggestion = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
         raise _Invalid(f"{_show(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
     return value
+
+
+def _convert_list(rule: _Rule, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Invalid(_not(value, rule.allowed) if not isinstance(value, list) else f"{_show(value)} is not {rule.allowed}")
+    if rule.kind == "networks":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise _Invalid(f"{_show(item)} is not a network; use {rule.allowed}") from None
+    return tuple(value)
 
 
 def _did_you_mean(value: str, choices: Sequence[str]) -> str:
@@ -680,6 +780,12 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         LoggingConfig(), **_read_table(report, sections["logging"], ("logging",), _LOGGING_RULES, "[logging]", base)
     )
     parse = _read_parse(report, sections["parse"], base)
+    identity = dataclasses.replace(
+        IdentityConfig(), **_read_table(report, sections["identity"], ("identity",), _IDENTITY_RULES, "[identity]", base)
+    )
+    sinks = _read_sinks(report, data, base)
+    machine_groups = _read_machine_groups(report, data, base)
+    deliver, routes = _read_delivery(report, data, sections["deliver"], sinks, base)
 
     if report.failed or listeners is None or spool is None or parse is None:
         raise ConfigError(report.errors())
@@ -690,9 +796,127 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         shutdown=shutdown,
         logging=logging,
         parse=parse,
+        sinks=sinks,
+        routes=routes,
+        machine_groups=machine_groups,
+        identity=identity,
+        deliver=deliver,
         source=display,
     )
     return LoadedConfig(config, report.warnings())
+
+
+def _array_of_tables(report: _Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
+    """The tables of ``[[key]]``, each with its key path; anything else is reported."""
+    raw = data.get(key, [])
+    if not isinstance(raw, list):
+        report.error((key,), f"{_show(raw)} is {_kind_of(raw)}, not an array of tables ([[{key}]])")
+        return []
+    out: list[tuple[KeyPath, dict[str, object]]] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, dict):
+            out.append(((key, i), entry))
+        else:
+            report.error((key, i), f"{_show(entry)} is {_kind_of(entry)}, not a table ([[{key}]])")
+    return out
+
+
+def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
+    """The ``[[sinks]]``; none given means the embedded local store alone."""
+    if "sinks" not in data:
+        return (LocalSinkConfig(),)
+    sinks: list[SinkConfig] = []
+    first_of: dict[str, KeyPath] = {}
+    entries = _array_of_tables(report, data, "sinks")
+    if not entries and isinstance(data.get("sinks"), list):
+        report.error(("sinks",), "no sinks: records would have nowhere to go; add a [[sinks]] table, "
+                     'or leave sinks out for the embedded local store (type = "local")')
+    for key_path, entry in entries:
+        kind = entry.get("type")
+        if kind not in _SINK_RULES:
+            rule = _choices(*_SINK_RULES)
+            said = "missing; every sink needs one" if kind is None else f"{_show(kind)} is not a sink type"
+            suggestion = _did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
+            report.error((*key_path, "type"), f"{said}: {rule.allowed}{suggestion}")
+            continue
+        rules = _SINK_RULES[kind]
+        values = _read_table(report, entry, key_path, rules, f'a [[sinks]] table of type "{kind}"', base)
+        missing = [key for key in _SINK_REQUIRED[kind] if key not in entry]
+        for key in missing:
+            report.error((*key_path, key), f'missing; a sink of type "{kind}" needs {key} ({rules[key].allowed})')
+        if kind == "http" and values.get("signature", "hmac-sha256") != "none" and "key_file" not in entry:
+            report.error(
+                (*key_path, "key_file"),
+                'missing; a signing HTTP sink needs its key (mode 0600), or signature = "none" to send unsigned',
+            )
+        if kind == "sls" and values.get("signature") == "v4" and "region" not in entry:
+            report.error((*key_path, "region"), 'missing; signature v4 needs the region, such as "cn-hangzhou"')
+        if missing or any(key in rules and key not in values for key in entry):
+            continue
+        name = values.setdefault("name", kind)
+        first = first_of.setdefault(name, key_path)
+        if first is not key_path:
+            report.error(
+                (*key_path, "name"),
+                f"{_show(name)} is already the name of {_render(first)} (line {report.line(first)}); "
+                "each sink needs its own name (it names the sink's cursor in the spool)",
+            )
+            continue
+        sinks.append(_SINK_CLASSES[kind](**values))
+    return tuple(sinks)
+
+
+def _read_machine_groups(report: _Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
+    groups = []
+    for key_path, entry in _array_of_tables(report, data, "machine_groups"):
+        values = _read_table(report, entry, key_path, _MACHINE_GROUP_RULES, "[[machine_groups]]", base)
+        if "name" not in entry:
+            report.error((*key_path, "name"), "missing; a machine group needs a name (its __machine_group__ tag)")
+        elif "networks" not in entry and "hostnames" not in entry:
+            report.error(key_path, "a machine group needs networks, hostnames or both; this one has neither")
+        elif len(values) == len(entry):
+            groups.append(MachineGroup(**values))
+    return tuple(groups)
+
+
+def _read_delivery(
+    report: _Report, data: Mapping[str, object], section: Mapping[str, object],
+    sinks: Sequence[SinkConfig], base: Path,
+) -> tuple[DeliverConfig, tuple[RouteConfig, ...]]:
+    """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
+    from receiver.filters import FilterError, parse_filter
+
+    values = _read_table(report, section, ("deliver",), _DELIVER_RULES, "[deliver]", base)
+    names = [sink.name for sink in sinks]
+    known = ", ".join(names) or "none"
+    if "default_sink" not in values and sinks and "default_sink" not in section:
+        if len(sinks) == 1:
+            values["default_sink"] = sinks[0].name
+        elif "local" not in names:
+            report.error(
+                ("deliver", "default_sink"),
+                f"missing; with several sinks, say where records no route takes go: one of {known}",
+            )
+    elif values.get("default_sink") is not None and sinks and values["default_sink"] not in names:
+        report.error(("deliver", "default_sink"), f"{_show(values['default_sink'])} is not a sink; the sinks are {known}")
+    routes = []
+    for key_path, entry in _array_of_tables(report, data, "routes"):
+        route = _read_table(report, entry, key_path, _ROUTE_RULES, "[[routes]]", base)
+        if "sink" not in entry:
+            report.error((*key_path, "sink"), f"missing; a route needs the sink its records go to: one of {known}")
+            continue
+        if "sink" in route and sinks and route["sink"] not in names:
+            report.error((*key_path, "sink"), f"{_show(route['sink'])} is not a sink; the sinks are {known}")
+            continue
+        if "filter" in route:
+            try:
+                parse_filter(route["filter"])
+            except FilterError as e:
+                report.error((*key_path, "filter"), str(e).splitlines()[0])
+                continue
+        if len(route) == len(entry):
+            routes.append(RouteConfig(**route))
+    return dataclasses.replace(DeliverConfig(), **values), tuple(routes)
 
 
 def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> str:

@@ -14,16 +14,24 @@ from formats.streamlog import StreamlogFormat
 from receiver.cli.check_config import check_config
 from receiver.config import (
     DEFAULT_LISTENERS,
+    ClickHouseSinkConfig,
     Config,
+    DeliverConfig,
+    HttpSinkConfig,
+    IdentityConfig,
     ListenerConfig,
+    LocalSinkConfig,
     LoggingConfig,
     ParseConfig,
+    RouteConfig,
     ShutdownConfig,
+    SlsSinkConfig,
     SpoolConfig,
     default_config,
     default_state_directory,
 )
 from receiver.config_file import ConfigError, LoadedConfig, load_config
+from receiver.identity import MachineGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -36,7 +44,18 @@ SECTIONS: dict[str, type] = {
     "shutdown": ShutdownConfig,
     "logging": LoggingConfig,
     "parse": ParseConfig,
+    "identity": IdentityConfig,
+    "deliver": DeliverConfig,
+    "sinks": LocalSinkConfig,
 }
+EXAMPLE_SECTIONS: dict[str, type] = {
+    "sinks": SlsSinkConfig,
+    "sinks ": ClickHouseSinkConfig,
+    "sinks  ": HttpSinkConfig,
+    "routes": RouteConfig,
+    "machine_groups": MachineGroup,
+}
+"""Tables receiver.toml shows as examples ("# key = value"): uncommented, they would change the defaults."""
 FILE_ONLY_KEYS = ("streamlog_formats_file",)
 """Keys of the file that are not dataclass fields."""
 NOT_KEYS = ("source",)
@@ -46,9 +65,16 @@ NOT_KEYS = ("source",)
 def every_key() -> list[str]:
     """Every key a configuration file may hold (the dataclasses' fields, plus file-only keys)."""
     keys = [f.name for f in dataclasses.fields(Config) if f.name not in NOT_KEYS]
-    for cls in SECTIONS.values():
-        keys.extend(f.name for f in dataclasses.fields(cls))
+    for cls in (*SECTIONS.values(), *EXAMPLE_SECTIONS.values()):
+        keys.extend(f.name for f in dataclasses.fields(cls) if f.name not in keys)
     return [*keys, *FILE_ONLY_KEYS]
+
+
+def example_only_keys() -> set[str]:
+    """Keys receiver.toml shows only in examples, because no default table has them."""
+    default_keys = {f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
+    example_keys = {f.name for cls in EXAMPLE_SECTIONS.values() for f in dataclasses.fields(cls)}
+    return (example_keys - default_keys) | {"routes", "machine_groups"}
 
 
 def write(directory: Path, text: str, name: str = "receiver.toml") -> Path:
@@ -88,6 +114,9 @@ def without_paths(config: Config) -> Config:
         state_directory=Path("-"),
         source="-",
         spool=dataclasses.replace(config.spool, directory=None),
+        sinks=tuple(
+            dataclasses.replace(s, path=None) if isinstance(s, LocalSinkConfig) else s for s in config.sinks
+        ),
     )
 
 
@@ -122,7 +151,7 @@ class TestShippedFiles:
         assert loaded.warnings == ()
         config, default = loaded.config, default_config()
         assert config.listeners == DEFAULT_LISTENERS
-        for section in ("spool", "shutdown", "logging", "parse"):
+        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver"):
             got, want = getattr(config, section), getattr(default, section)
             for field in dataclasses.fields(got):
                 if field.name == "directory":
@@ -134,7 +163,7 @@ class TestShippedFiles:
         """If receiver.toml is uncommented, then every listener and section key is set in it."""
         text = uncommented(RECEIVER_TOML.read_text())
         for key in every_key():
-            if key in FILE_ONLY_KEYS:
+            if key in FILE_ONLY_KEYS or key in example_only_keys():
                 continue
             pattern = rf"(?m)^({re.escape(key)} = |\[{key}\]$|\[\[{key}\]\]$)"
             assert re.search(pattern, text), f"{key} is not a setting in conf/receiver.toml"
@@ -883,3 +912,126 @@ class TestCheckConfig:
         """If the file does not exist, then the status is 2 and stderr says so."""
         assert check_config(tmp_path / "none.toml") == 2
         assert "cannot read the configuration" in capsys.readouterr().err
+
+
+class TestDeliverySections:
+    """[[sinks]], [[routes]], [[machine_groups]], [identity] and [deliver]."""
+
+    def test_every_sink_type(self, tmp_path: Path) -> None:
+        """If each sink type is configured, then each becomes its dataclass with the values given."""
+        path = write(tmp_path, """
+            [[sinks]]
+            type = "local"
+            max_age_hours = 2
+            [[sinks]]
+            type = "sls"
+            endpoint = "http://127.0.0.1:8080"
+            project = "p"
+            logstore = "syslog"
+            signature = "v4"
+            region = "cn-hangzhou"
+            credentials_file = "sls.keys"
+            [[sinks]]
+            type = "clickhouse"
+            name = "ch"
+            table = "logs"
+            [[sinks]]
+            type = "http"
+            name = "collector"
+            url = "https://collector.example.com/v1/logs"
+            signature = "none"
+            [deliver]
+            default_sink = "ch"
+            segments_per_batch = 4
+        """)
+        config = load_config(path).config
+        assert config.sinks == (
+            LocalSinkConfig(max_age_hours=2.0),
+            SlsSinkConfig(
+                name="sls", endpoint="http://127.0.0.1:8080", project="p", logstore="syslog",
+                signature="v4", region="cn-hangzhou", credentials_file=tmp_path / "sls.keys",
+            ),
+            ClickHouseSinkConfig(name="ch", table="logs"),
+            HttpSinkConfig(name="collector", url="https://collector.example.com/v1/logs", signature="none"),
+        )
+        assert config.deliver == DeliverConfig(default_sink="ch", segments_per_batch=4)
+
+    def test_one_sink_is_the_default_sink(self, tmp_path: Path) -> None:
+        """If one sink is configured and no default_sink, then it is the default sink."""
+        path = write(tmp_path, """
+            [[sinks]]
+            type = "clickhouse"
+            name = "ch"
+        """)
+        assert load_config(path).config.deliver.default_sink == "ch"
+
+    def test_routes_and_groups(self, tmp_path: Path) -> None:
+        """If routes, machine groups and the identity file are given, then they load as written."""
+        path = write(tmp_path, """
+            [identity]
+            user_defined_id_file = "ids"
+            [[machine_groups]]
+            name = "web"
+            networks = ["10.0.1.0/24"]
+            hostnames = ["web-*"]
+            [[routes]]
+            sink = "local"
+            tag = "sys_tag"
+            filter = "app-name=todo-list and _severity_<=4"
+            destination = "todo"
+        """)
+        config = load_config(path).config
+        assert config.identity == IdentityConfig(user_defined_id_file=tmp_path / "ids")
+        assert config.machine_groups == (MachineGroup("web", ("10.0.1.0/24",), ("web-*",)),)
+        assert config.routes == (
+            RouteConfig(sink="local", tag="sys_tag", filter="app-name=todo-list and _severity_<=4", destination="todo"),
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "key_path", "message"),
+        [
+            ('[[sinks]]\nname = "x"', "sinks[0].type", "missing; every sink needs one: one of local, sls, clickhouse, http"),
+            ('[[sinks]]\ntype = "clickhous"', "sinks[0].type", '"clickhous" is not a sink type: one of local, sls, clickhouse, http (did you mean "clickhouse"?)'),
+            ('[[sinks]]\ntype = "sls"\nname = "s"\nproject = "p"\nlogstore = "l"', "sinks[0].endpoint", "missing; a sink of type \"sls\" needs endpoint"),
+            ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "https://x.example/"', "sinks[0].key_file", "missing; a signing HTTP sink needs its key"),
+            ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "ftp://x"\nsignature = "none"', "sinks[0].url", '"ftp://x" is not an http:// or https:// URL'),
+            ('[[sinks]]\ntype = "sls"\nname = "s"\nendpoint = "e"\nproject = "p"\nlogstore = "l"\nsignature = "v4"', "sinks[0].region", "missing; signature v4 needs the region"),
+            ('[[sinks]]\ntype = "local"\ntable = "t"', "sinks[0].table", 'unknown key; the keys of a [[sinks]] table of type "local" are'),
+            ('[[routes]]\nsink = "nowhere"', "routes[0].sink", '"nowhere" is not a sink; the sinks are local'),
+            ('[[routes]]\ntag = "t"', "routes[0].sink", "missing; a route needs the sink its records go to: one of local"),
+            ('[[routes]]\nsink = "local"\nfilter = "app-name="', "routes[0].filter", "filter"),
+            ('[[machine_groups]]\nname = "g"\nnetworks = ["10.0.0.300/8"]', "machine_groups[0].networks", '"10.0.0.300/8" is not a network'),
+            ('[[machine_groups]]\nname = "g"', "machine_groups[0]", "needs networks, hostnames or both"),
+            ('[deliver]\ndefault_sink = "sls"', "deliver.default_sink", '"sls" is not a sink; the sinks are local'),
+            ('[deliver]\nsegments_per_batch = 0', "deliver.segments_per_batch", "0 is not an integer from 1 to 1024"),
+        ],
+    )
+    def test_mistakes(self, tmp_path: Path, text: str, key_path: str, message: str) -> None:
+        """If a delivery setting is wrong, then the one error names its line, key path and the fix."""
+        path = write(tmp_path, text)
+        error = the_error(path)
+        assert error.startswith(f"{path}:"), error
+        assert f": {key_path}: " in error, error
+        assert message in error, error
+
+    def test_several_sinks_need_a_default(self, tmp_path: Path) -> None:
+        """If several sinks and none named local are configured, then default_sink is required."""
+        path = write(tmp_path, """
+            [[sinks]]
+            type = "clickhouse"
+            name = "a"
+            [[sinks]]
+            type = "clickhouse"
+            name = "b"
+        """)
+        assert "deliver.default_sink: missing; with several sinks" in the_error(path)
+
+    def test_duplicate_sink_name(self, tmp_path: Path) -> None:
+        """If two sinks share a name, then the second is an error naming the first."""
+        path = write(tmp_path, """
+            [[sinks]]
+            type = "local"
+            [[sinks]]
+            type = "local"
+        """)
+        assert 'sinks[1].name: "local" is already the name of sinks[0] (line 1)' in the_error(path)
