@@ -29,11 +29,14 @@ SEVERITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", 
 _SEVERITY_ALIASES = {"panic": 0, "error": 3, "warn": 4}
 FACILITY_NAMES = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
-    "ftp", "ntp", "security", "console", "solaris-cron",
+    "ftp", "ntp", "audit", "alert", "clock",
     "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 )
+"""rsyslog's names in ``pri-text`` (13 to 15 differ between systems; the others' names are aliases)."""
 _SEVERITY_BY_NAME = {name: n for n, name in enumerate(SEVERITY_NAMES)} | _SEVERITY_ALIASES
-_FACILITY_BY_NAME = {name: n for n, name in enumerate(FACILITY_NAMES)} | {"clock": 15}
+_FACILITY_BY_NAME = {name: n for n, name in enumerate(FACILITY_NAMES)} | {
+    "security": 13, "console": 14, "solaris-cron": 15, "cron2": 15,
+}
 
 # Each column's field names, Logtail's first; the first one a record has wins.
 _HOST_KEYS = (HOSTNAME, "hostname", "source", "fromhost")

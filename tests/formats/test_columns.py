@@ -29,6 +29,13 @@ def test_syslog_columns() -> None:
     assert columns_of(PARSE(RFC3164, "10.0.0.9", T)) == Columns("mail-3", "postfix", 2, 4, "queue full")
 
 
+def test_rsyslog_facility_names() -> None:
+    """If pri-text names facilities 13 to 15 as rsyslog does (audit, alert, clock), then they read as 13 to 15."""
+    for number, name in ((13, "audit"), (14, "alert"), (15, "clock")):
+        record = Record(0, 0, ("pri-text",), [f"{name}.info"], "", {})
+        assert columns_of(record).facility == number
+
+
 def test_pri_text_with_number() -> None:
     """If pri-text carries rsyslog's numeric suffix, then the number decides."""
     record = Record(0, 0, ("pri-text", "msg"), ["local0.err<131>", "x"], "", {})
