@@ -1,0 +1,166 @@
+"""From spool entries to the groups a sink sends: parse, route, group, tag.
+
+A *group* is what one upstream request carries: records with the same
+destination (logstore, table), source and sending peer, and the tags of
+design.md (``__client_ip__``, ``__receive_time__``, ``__hostname__``,
+``__user_defined_id__``, ``__machine_group__``, ``__pack_id__``). It maps one
+to one onto an SLS LogGroup and onto a batch of rows elsewhere.
+
+Grouping is deterministic: the same segments give the same groups in the
+same order with the same pack ids, so a batch resent after a crash inside a
+send carries the ``__pack_id__`` the upstream already saw and can drop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from formats.parse import ParseFunction
+from formats.record import Record
+from formats.streamlog import STREAMLOG_TAG
+from receiver.identity import group_tags
+from receiver.spool.reader import SpoolEntry
+
+__all__ = ["Group", "Route", "Router", "build_groups", "pack_id_prefix"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Records a route takes: its streamlog tag (None: any) and filter (None: all), and where they go."""
+
+    sink: str
+    destination: str
+    """The sink's logstore or table for these records."""
+    tag: str | None = None
+    matches: Callable[[Record], bool] | None = None
+    name: str = ""
+
+
+class Router:
+    """Picks each record's route: the first whose tag and filter match, else the default.
+
+    Like a Logtail syslog config's tag: a streamlog line goes where its tag
+    says. A tag no route knows goes to the default route and is counted, never
+    dropped.
+    """
+
+    def __init__(self, routes: Sequence[Route], default: Route) -> None:
+        self._default = default
+        # Routes for any tag, then per tag: its own routes first, then those for any tag.
+        self._untagged = tuple(r for r in routes if r.tag is None)
+        self._by_tag: dict[str, tuple[Route, ...]] = {}
+        for route in routes:
+            if route.tag is not None:
+                self._by_tag[route.tag] = (*self._by_tag.get(route.tag, ()), route)
+        self._by_tag = {tag: (*own, *self._untagged) for tag, own in self._by_tag.items()}
+        self.unknown_tags = 0
+        """Records whose streamlog tag no route names, when some route names tags (they go to
+        the default route)."""
+
+    def route(self, record: Record) -> Route:
+        tag = record.tags.get(STREAMLOG_TAG)
+        candidates = self._untagged
+        if tag is not None:
+            known = self._by_tag.get(tag)
+            if known is not None:
+                candidates = known
+            elif self._by_tag:  # only counted when routing by tag is in use at all
+                self.unknown_tags += 1
+        for route in candidates:
+            if route.matches is None or route.matches(record):
+                return route
+        return self._default
+
+
+@dataclasses.dataclass(slots=True)
+class Group:
+    """The records of one upstream request, with their group's identity."""
+
+    destination: str
+    source: str
+    client_ip: str
+    records: list[Record]
+    tags: list[tuple[str, str]]
+    pack_id: str
+    raw_bytes: int = 0
+    """Frame bytes of the records (to bound request sizes)."""
+    payload: bytes | None = None
+    """The sink's encoding of the records, when a worker process made it; ``records`` is then
+    empty (they stay in that process) and ``record_count`` says how many there were."""
+    record_count: int = 0
+
+    @property
+    def count(self) -> int:
+        """How many records the group carries."""
+        return self.record_count if self.payload is not None else len(self.records)
+
+
+def pack_id_prefix(spool_id: str, sink: str) -> str:
+    """16 hex digits naming this spool and sink in pack ids (Logtail's ``XXXX-n`` form)."""
+    return hashlib.sha1(f"{spool_id}/{sink}".encode()).hexdigest()[:16].upper()
+
+
+def build_groups(
+    entries: Iterable[SpoolEntry],
+    *,
+    sink: str,
+    parsers: Mapping[str, ParseFunction],
+    default_parser: ParseFunction,
+    router: Router,
+    hostname: str,
+    identities: Sequence[str],
+    machine_groups: Callable[[str, str], tuple[str, ...]],
+    pack_prefix: str,
+    first_seq: int,
+    max_records: int,
+    max_bytes: int,
+) -> list[Group]:
+    """The groups ``sink`` sends for ``entries`` (segments from ``first_seq`` on), in arrival order.
+
+    A group holds at most ``max_records`` records and ``max_bytes`` frame
+    bytes; records routed to other sinks are left out.
+    """
+    open_groups: dict[tuple[str, str, str], Group] = {}
+    done: list[Group] = []
+    receive_s: dict[int, int] = {}  # id(group) -> earliest receive time
+    for entry in entries:
+        parse = parsers.get(entry.listener, default_parser)
+        peer = entry.peer
+        flags_of = entry.frame_flags
+        seconds = entry.receive_time_ns // 1_000_000_000
+        for i, frame in enumerate(entry.frames):
+            record = parse(frame, peer, entry.receive_time_ns)
+            if flags_of:
+                record.with_flags(flags_of.get(i, ()))
+            route = router.route(record)
+            if route.sink != sink:
+                continue
+            key = (route.destination, record.source, peer)
+            group = open_groups.get(key)
+            if group is not None and (len(group.records) >= max_records or group.raw_bytes + len(frame) > max_bytes):
+                done.append(group)
+                group = None
+            if group is None:
+                group = Group(route.destination, record.source, peer, [], [], "")
+                open_groups[key] = group
+                receive_s[id(group)] = seconds
+            group.records.append(record)
+            group.raw_bytes += len(frame)
+    done.extend(open_groups.values())
+    # Order by first arrival so delivery follows arrival per sender; then name and tag them.
+    order = {id(g): n for n, g in enumerate(done)}
+    done.sort(key=lambda g: (receive_s[id(g)], order[id(g)]))
+    for index, group in enumerate(done):
+        group.pack_id = f"{pack_prefix}-{first_seq:X}-{index:X}"
+        hostname_field = group.records[0].get("_hostname_") or group.records[0].get("hostname") or ""
+        group.tags = group_tags(
+            client_ip=group.client_ip,
+            receive_time_s=receive_s[id(group)],
+            hostname=hostname,
+            identities=identities,
+            machine_groups=machine_groups(group.client_ip, hostname_field),
+            pack_id=group.pack_id,
+        )
+    return done

@@ -1,0 +1,189 @@
+"""From spool segments to a sink's groups, in the delivery process or in worker processes.
+
+Parsing and encoding cost most of delivery's CPU, and one Python process
+uses one core. So a sink whose requests carry an encoded body (SLS, HTTP,
+ClickHouse) has its batches decoded, parsed, grouped and encoded in a pool
+of worker processes, several batches at once, while its sending thread
+sends them in order. The local store takes records, not a body, and builds
+on a thread of its own.
+
+A worker process holds a :class:`BatchBuilder` made from the configuration
+(parsers, routes, identities, machine groups) and gets each task as the
+segments' bytes, so nothing but bytes crosses between processes: the
+encoded groups come back with their records left behind (``payload`` set,
+``records`` empty). Building is deterministic, so the sending side can
+build a batch again in-process when it needs the records themselves (to
+keep a rejected group as a dead letter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import time
+import zoneinfo
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from formats.parse import ParseFunction, make_parser
+from formats.streamlog import format_table
+from receiver.config import Config
+from receiver.deliver.batches import Group, Route, Router, build_groups
+from receiver.identity import Identities, MachineGroups, appliance_hostname
+from receiver.spool.reader import SpoolEntry
+from receiver.spool.segment import SegmentError, decode_segment
+
+__all__ = [
+    "BatchBuilder",
+    "Built",
+    "Segments",
+    "SinkPlan",
+    "build_in_worker",
+    "decode_segments",
+    "parsers_for",
+    "router_for",
+    "start_pool",
+]
+
+log = logging.getLogger("receiver.deliver")
+
+Segments = Sequence[tuple[int, bytes]]
+"""Spool segments as (sequence number, stored bytes)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SinkPlan:
+    """What building one sink's groups takes besides the configuration (picklable)."""
+
+    sink: str
+    pack_prefix: str
+    max_records: int
+    max_bytes: int
+    encoder: Callable[[Group], bytes] | None = None
+    """The sink's body encoding, when its requests carry one (a module-level function, so
+    worker processes can be sent it)."""
+
+
+@dataclasses.dataclass(slots=True)
+class Built:
+    """One batch's groups, and what building it noticed."""
+
+    groups: list[Group]
+    damaged: list[tuple[int, str]]
+    """Segments that failed their checksum: (sequence number, why). The daemon quarantines them."""
+    unknown_tags: int
+    """Records whose streamlog tag no route names (they went to the default route)."""
+
+
+def parsers_for(config: Config) -> tuple[dict[str, ParseFunction], ParseFunction]:
+    """One parse function per listener (its format), and one for frames of listeners since removed."""
+    tz = zoneinfo.ZoneInfo(config.parse.timezone)
+    formats = format_table(config.parse.streamlog_formats)
+
+    def make(format: str) -> ParseFunction:
+        return make_parser(
+            format=format,  # type: ignore[arg-type]
+            streamlog_formats=formats,
+            leading_space=config.parse.streamlog_leading_space,
+            strict_rfc5424=config.parse.rfc5424_strict,
+            default_tz=tz,
+        )
+
+    return {listener.name: make(listener.format) for listener in config.listeners}, make("auto")
+
+
+def router_for(config: Config) -> Router:
+    from receiver.deliver.sinks import default_destination
+    from receiver.filters import parse_filter
+
+    sinks = {sink.name: sink for sink in config.sinks}
+
+    def destination(sink_name: str, chosen: str | None) -> str:
+        return chosen or default_destination(sinks[sink_name])
+
+    routes = []
+    for route in config.routes:
+        matches = parse_filter(route.filter).matches if route.filter else None
+        routes.append(Route(route.sink, destination(route.sink, route.destination), route.tag, matches, route.name))
+    default = Route(config.deliver.default_sink, destination(config.deliver.default_sink, None), name="default")
+    return Router(routes, default)
+
+
+def decode_segments(segments: Segments) -> tuple[list[SpoolEntry], list[tuple[int, str]]]:
+    """The entries of the intact segments, and the damaged ones with why."""
+    entries: list[SpoolEntry] = []
+    damaged: list[tuple[int, str]] = []
+    for seq, blob in segments:
+        try:
+            decoded = decode_segment(blob)
+        except SegmentError as e:
+            damaged.append((seq, str(e)))
+            continue
+        entries.extend(
+            SpoolEntry(seq, d.receive_time_ns, d.peer, d.port, d.listener, d.transport, d.frames, d.frame_flags)
+            for d in decoded
+        )
+    return entries, damaged
+
+
+class BatchBuilder:
+    """Everything a configuration says about turning frames into groups: parsers, routes, tags."""
+
+    def __init__(self, config: Config) -> None:
+        self.parsers, self.default_parser = parsers_for(config)
+        self.router = router_for(config)
+        self.identities = Identities(config.identity.user_defined_id_file, clock=time.monotonic)
+        self.machine_groups = MachineGroups(config.machine_groups)
+        self.hostname = appliance_hostname()
+
+    def build(self, plan: SinkPlan, first_seq: int, segments: Segments, *, encode: bool = False) -> Built:
+        """The groups ``plan.sink`` sends for ``segments`` (the first is ``first_seq``).
+
+        With ``encode`` (and an encoder) each group carries its payload instead of its records.
+        """
+        entries, damaged = decode_segments(segments)
+        unknown_before = self.router.unknown_tags
+        groups = build_groups(
+            entries, sink=plan.sink, parsers=self.parsers, default_parser=self.default_parser,
+            router=self.router, hostname=self.hostname, identities=self.identities.current(),
+            machine_groups=self.machine_groups.of, pack_prefix=plan.pack_prefix, first_seq=first_seq,
+            max_records=plan.max_records, max_bytes=plan.max_bytes,
+        )
+        if encode and plan.encoder is not None:
+            for group in groups:
+                group.payload = plan.encoder(group)
+                group.record_count = len(group.records)
+                group.records = []
+        return Built(groups, damaged, self.router.unknown_tags - unknown_before)
+
+
+# -- the worker processes --------------------------------------------------------
+
+_worker_builder: BatchBuilder | None = None
+
+
+def _init_worker(config: Config) -> None:
+    global _worker_builder
+    # Ctrl-C and SIGTERM are the delivery process's to handle: it stops the pool when it stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _worker_builder = BatchBuilder(config)
+
+
+def build_in_worker(plan: SinkPlan, first_seq: int, segments: Segments) -> Built:
+    """A pool task: :meth:`BatchBuilder.build` with encoding, in a worker process."""
+    assert _worker_builder is not None, "not a worker process of start_pool"
+    return _worker_builder.build(plan, first_seq, segments, encode=True)
+
+
+def start_pool(config: Config, workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes that build and encode batches for ``config``.
+
+    forkserver, not fork: the delivery process has threads by the time a
+    worker must be replaced, and forking a threaded process can copy a held lock.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["receiver.deliver.building"])
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,))

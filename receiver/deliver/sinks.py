@@ -1,0 +1,186 @@
+"""The sinks: each turns a group into one upstream request and says how it went.
+
+Every sink answers with a :class:`~receiver.deliver.worker.SendOutcome`;
+none raises for upstream trouble. Secrets stay inside the sink objects and
+never reach an outcome's reason (reasons are logged).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from formats.sls_pb import encode_log_group
+from receiver.config import (
+    ClickHouseSinkConfig,
+    Config,
+    HttpSinkConfig,
+    LocalSinkConfig,
+    SinkConfig,
+    SlsSinkConfig,
+)
+from receiver.deliver.batches import Group
+from receiver.deliver.worker import SendOutcome, Sink
+
+__all__ = ["LocalSink", "SlsSink", "build_sink", "default_destination", "payload_encoder", "sls_payload"]
+
+log = logging.getLogger("receiver.deliver")
+
+_RETENTION_EVERY_SECONDS = 60.0
+
+FLAGS_FIELD = "_flags_"
+"""The field that carries a record's flags (truncated, parse-error...) upstream, when it has any."""
+
+
+def build_sink(sink: SinkConfig, config: Config) -> Sink:
+    """The sink object for one ``[[sinks]]`` entry."""
+    if isinstance(sink, LocalSinkConfig):
+        return LocalSink(sink, config.state_directory)
+    if isinstance(sink, SlsSinkConfig):
+        return SlsSink(sink)
+    if isinstance(sink, ClickHouseSinkConfig):
+        from receiver.deliver.clickhouse import ClickHouseSink
+
+        return ClickHouseSink(sink)
+    from receiver.deliver.http_sink import HttpSink
+
+    return HttpSink(sink)
+
+
+def payload_encoder(sink: SinkConfig) -> Callable[[Group], bytes] | None:
+    """The sink's request body encoding, for worker processes to run; None for the local store."""
+    if isinstance(sink, SlsSinkConfig):
+        return functools.partial(sls_payload, sink)
+    if isinstance(sink, ClickHouseSinkConfig):
+        from receiver.deliver.clickhouse import clickhouse_payload
+
+        return functools.partial(clickhouse_payload, sink)
+    if isinstance(sink, HttpSinkConfig):
+        from receiver.deliver.http_sink import http_payload
+
+        return functools.partial(http_payload, sink)
+    return None
+
+
+def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
+    """The LogGroup of ``group``, before compression (compressing and signing happen at each send)."""
+    return encode_log_group(
+        group.records, topic=config.topic, source=group.source, tags=group.tags, flags_field=FLAGS_FIELD
+    )
+
+
+def default_destination(sink: SinkConfig) -> str:
+    """Where a sink puts records no route sends elsewhere: its logstore or table ("" when it has none)."""
+    if isinstance(sink, SlsSinkConfig):
+        return sink.logstore
+    if isinstance(sink, ClickHouseSinkConfig):
+        return sink.table
+    return ""
+
+
+class LocalSink:
+    """The embedded store (SQLite with full-text search): what ``receiverctl search`` reads."""
+
+    max_records = 4096
+    max_bytes = 8 * 1024 * 1024
+
+    def __init__(self, config: LocalSinkConfig, state_directory: Path) -> None:
+        from receiver.deliver.local_store import LocalStore
+
+        self.name = config.name
+        self.path = config.path or state_directory / "local.db"
+        self._store = LocalStore(self.path, max_age_hours=config.max_age_hours, max_bytes=config.max_bytes)
+        self._retention_due = 0.0
+
+    def send(self, group: Group) -> SendOutcome:
+        try:
+            self._store.insert(group.records, pack_id=group.pack_id, group_tags=group.tags)
+            now = time.monotonic()
+            if now >= self._retention_due:
+                self._retention_due = now + _RETENTION_EVERY_SECONDS
+                self._store.enforce_retention(time.time_ns())
+        except Exception as e:  # a disk problem is an outcome, retried with backoff
+            return SendOutcome("retry", f"local store {self.path}: {e}")
+        return SendOutcome("ok")
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class SlsSink:
+    """Alibaba Cloud Log Service PutLogs: LogGroup protobuf, lz4, signed, per sls.md."""
+
+    def __init__(self, config: SlsSinkConfig) -> None:
+        from receiver.deliver.sls.auth import credentials_from_env, credentials_from_file
+        from receiver.deliver.sls.request import SlsEndpoint, check_put_logs_options
+
+        self.name = config.name
+        self.config = config
+        self.max_records = config.max_records
+        self.max_bytes = config.max_bytes
+        self._endpoint = SlsEndpoint.parse(config.endpoint)
+        self._compress = None if config.compress == "none" else config.compress
+        # Settings this host cannot serve (zstd without a module, v4 without a region) fail at
+        # start, not as an exception on every batch.
+        check_put_logs_options(compress=self._compress, signature=config.signature, region=config.region)
+        keys_file = config.credentials_file
+        self._load_credentials = (
+            (lambda: credentials_from_file(keys_file)) if keys_file is not None else credentials_from_env
+        )
+        self._credentials = self._load_credentials()
+        self._session = requests.Session()
+        self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
+
+    def send(self, group: Group) -> SendOutcome:
+        from receiver.deliver.sls.errors import classify
+        from receiver.deliver.sls.request import SlsRequestError, build_put_logs
+
+        config = self.config
+        try:
+            body = group.payload if group.payload is not None else sls_payload(config, group)
+        except ValueError as e:  # a record SLS cannot hold (time outside uint32): this batch, for good
+            return SendOutcome("permanent", f"cannot encode the LogGroup: {e}")
+        try:
+            request = build_put_logs(
+                self._endpoint, config.project, group.destination, body, self._credentials,
+                now=_dt.datetime.now(_dt.UTC),
+                compress=self._compress,
+                signature=config.signature, region=config.region,
+                hash_key=group.client_ip if config.route_by_hash_key else None,
+                clock_offset_seconds=self._clock_offset,
+            )
+        except SlsRequestError as e:  # a route's logstore that cannot be in a URL: fix the configuration
+            return SendOutcome("not-deliverable", str(e))
+        try:
+            response = self._session.post(
+                request.url, data=request.body, headers=request.headers, timeout=config.timeout_seconds
+            )
+        except requests.RequestException as e:
+            return SendOutcome("retry", f"{type(e).__name__}: {_first_line(e)}")
+        outcome = classify(response.status_code, dict(response.headers), response.content)
+        reason = f"{response.status_code} {outcome.code}: {outcome.message}".strip()
+        if outcome.request_id:
+            reason += f" (request id {outcome.request_id})"
+        if outcome.kind == "clock-skew" and outcome.server_time is not None:
+            self._clock_offset = (outcome.server_time - _dt.datetime.now(_dt.UTC)).total_seconds()
+            log.warning("%s: our clock is %.0f s off SLS's; correcting requests by that much", self.name, -self._clock_offset)
+        elif outcome.kind == "auth":
+            try:
+                self._credentials = self._load_credentials()  # rotated keys, renewed STS token
+            except Exception as e:  # reported (never holds a secret); the old credentials stay
+                reason += f"; reloading credentials failed: {e}"
+        return SendOutcome(outcome.kind, reason, outcome.retry_after_seconds)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _first_line(error: Any) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__

@@ -1,0 +1,330 @@
+"""One sink's delivery loop: segments past its cursor, to the upstream, cursor forward.
+
+Each sink has its own worker (a thread in the delivery process) and its own
+cursor in the spool, so a slow or dead upstream never holds back another
+sink. The loop:
+
+1. read the segments after the cursor (a bounded batch of them);
+2. turn them into groups (:func:`receiver.deliver.batches.build_groups`);
+3. send each group until the upstream's answer settles it: accepted; rejected
+   for good (written to the dead-letter area, inspectable and replayable);
+   or, for any transient answer, retried with backoff and jitter, honouring
+   Retry-After, for as long as it takes (the spool absorbs meanwhile);
+4. move the cursor past the batch: only now may retention treat those
+   segments as delivered.
+
+A crash inside step 3 resends the batch after restart with the same
+``__pack_id__``s (grouping is deterministic), so the upstream can drop what
+it already has; nothing accepted is sent again otherwise.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Literal, Protocol
+
+from receiver.deliver.batches import Group
+from receiver.deliver.building import Built, Segments
+from receiver.deliver.dead_letters import DeadLetters
+from receiver.spool.store import SpoolStore
+
+__all__ = ["SendOutcome", "Sink", "SinkWorker", "WorkerStats"]
+
+log = logging.getLogger("receiver.deliver")
+
+_REPLAY_CHECK_SECONDS = 1.0
+_SUCCESSES_PER_STEP = 8
+_BATCH_STORED_BYTES = 1024 * 1024
+"""Stored (lz4) segment bytes one batch reads at most, some 4 to 8 MiB of log text."""
+
+
+OutcomeKind = Literal["ok", "retry", "quota", "auth", "clock-skew", "not-deliverable", "permanent"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """How an upstream answered one request: every answer is one of these kinds, with a reason."""
+
+    kind: OutcomeKind
+    reason: str = ""
+    retry_after_seconds: float | None = None
+
+
+class Sink(Protocol):
+    """An upstream: local store, SLS, ClickHouse, HTTP."""
+
+    name: str
+    max_records: int
+    max_bytes: int
+
+    def send(self, group: Group) -> SendOutcome:
+        """Deliver one group; never raises (network trouble is an outcome)."""
+
+    def close(self) -> None: ...
+
+
+@dataclasses.dataclass(slots=True)
+class WorkerStats:
+    delivered_records: int = 0
+    delivered_groups: int = 0
+    retried: int = 0
+    dead_lettered_records: int = 0
+    last_success_ns: int | None = None
+    last_error: str | None = None
+    backoff_until_ns: int | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    """A batch read from the spool, being built."""
+
+    first_seq: int
+    last_seq: int
+    blobs: list[tuple[int, bytes]]
+    built: Future[Built]
+
+
+class SinkWorker:
+    """Runs one sink's loop until ``stop`` is set."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        store: SpoolStore,
+        *,
+        build_batch: Callable[[int, Segments], Future[Built]],
+        rebuild: Callable[[int, Segments], Built],
+        dead_letters: DeadLetters,
+        backoff: Callable[[int, OutcomeKind], float],
+        segments_per_batch: int = 8,
+        poll_seconds: float = 0.05,
+        max_concurrency: int = 1,
+        batches_ahead: int = 1,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.sink = sink
+        self._store = store
+        self._build_batch = build_batch
+        self._rebuild = rebuild
+        self._batches_ahead = max(1, batches_ahead)
+        self._dead_letters = dead_letters
+        self._backoff = backoff
+        self._segments_per_batch = segments_per_batch
+        self._poll = poll_seconds
+        self._clock_ns = clock_ns
+        self.stats = WorkerStats()
+        self.damaged_segments = 0
+        self.unknown_tags = 0
+        self._replays_due = 0.0
+        self.max_concurrency = max(1, max_concurrency)
+        self.concurrency = self.max_concurrency
+        """Requests in flight now: halved on quota answers, raised by one after a run of successes."""
+        self._successes = 0
+        self._lock = threading.Lock()
+        self._pool = (
+            ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"send-{sink.name}")
+            if self.max_concurrency > 1 else None
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """The loop; returns when ``stop`` is set (between sends, never mid-request).
+
+        Up to ``batches_ahead`` batches are being built (on a thread, or in
+        worker processes) while the oldest is sent: parsing and encoding
+        overlap the upstream's round trips, and with worker processes they use
+        the other cores. Batches are sent, and the cursor moved, in order.
+        """
+        name = self.sink.name
+        read_to = self._store.cursor(name)
+        log.info("%s: delivering from segment %d", name, read_to + 1)
+        pending: collections.deque[_Pending] = collections.deque()
+        while not stop.is_set():
+            self._replay_dead_letters(stop)
+            while len(pending) < self._batches_ahead:
+                segments = self._read(read_to)
+                if segments is None:
+                    break
+                first_seq, last_seq, blobs = segments
+                pending.append(_Pending(first_seq, last_seq, blobs, self._build_batch(first_seq, blobs)))
+                read_to = last_seq
+            if not pending:
+                stop.wait(self._poll)
+                continue
+            batch = pending.popleft()
+            built = batch.built.result()
+            self._note(built)
+            recover = functools.partial(self._records_of, batch)
+            if not self._deliver_all(built.groups, stop, recover):
+                break  # stopping: the cursor stays, the batch is resent with the same pack ids
+            self._store.set_cursor(name, batch.last_seq)
+        for batch in pending:
+            batch.built.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _note(self, built: Built) -> None:
+        self.unknown_tags += built.unknown_tags
+        for seq, why in built.damaged:
+            self.damaged_segments += 1
+            log.error("%s: segment %d is damaged (%s); skipped, the daemon quarantines it", self.sink.name, seq, why)
+
+    def _records_of(self, batch: _Pending, group: Group) -> Group:
+        """``group`` with its records, built again in this process (it came encoded from a worker)."""
+        for candidate in self._rebuild(batch.first_seq, batch.blobs).groups:
+            if candidate.pack_id == group.pack_id:
+                return candidate
+        raise LookupError(f"group {group.pack_id} is not in segments {batch.first_seq}..{batch.last_seq}")
+
+    def _deliver_all(
+        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Group] | None = None
+    ) -> bool:
+        """Send every group until settled, up to ``concurrency`` at once; False when stopping first.
+
+        Groups of one sender are never in flight together, so each sender's
+        records reach the upstream in the order they arrived.
+        """
+        if self._pool is None:
+            return all(self._deliver(group, stop, recover) for group in groups)
+        pending = list(groups)
+        in_flight: dict[Future[bool], str] = {}
+        settled = True
+        while pending or in_flight:
+            busy = set(in_flight.values())
+            i = 0
+            while settled and i < len(pending) and len(in_flight) < self.concurrency:
+                group = pending[i]
+                if group.client_ip in busy:
+                    i += 1
+                    continue
+                del pending[i]
+                busy.add(group.client_ip)
+                in_flight[self._pool.submit(self._deliver, group, stop, recover)] = group.client_ip
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                del in_flight[future]
+                settled = future.result() and settled
+        return settled and not pending
+
+    def _replay_dead_letters(self, stop: threading.Event) -> None:
+        """Send the dead letters an operator asked to replay (``receiverctl spool replay``)."""
+        now = time.monotonic()
+        if now < self._replays_due:
+            return
+        self._replays_due = now + _REPLAY_CHECK_SECONDS
+        for path in self._dead_letters.replays(self.sink.name):
+            try:
+                group = self._dead_letters.load(path)
+            except (OSError, ValueError) as e:
+                log.error("%s: cannot replay %s: %s; left where it is", self.sink.name, path, e)
+                continue
+            log.info("%s: replaying %d records of %s", self.sink.name, group.count, group.pack_id)
+            if not self._deliver(group, stop):
+                return  # stopping: the file stays queued
+            path.unlink(missing_ok=True)  # accepted, or kept again as a new dead letter
+
+    def _adapt(self, kind: OutcomeKind) -> None:
+        """Fewer requests in flight while the upstream says we send too much; more again as it recovers."""
+        if self._pool is None:
+            return
+        with self._lock:
+            if kind == "quota":
+                self.concurrency = max(1, self.concurrency // 2)
+                self._successes = 0
+            elif kind == "ok":
+                self._successes += 1
+                if self._successes >= _SUCCESSES_PER_STEP and self.concurrency < self.max_concurrency:
+                    self.concurrency += 1
+                    self._successes = 0
+
+    def _read(self, after: int) -> tuple[int, int, list[tuple[int, bytes]]] | None:
+        """The next segments after ``after``, as stored: (first, last, [(seq, bytes)]); None when there are none."""
+        store = self._store
+        meta = store.refresh()
+        start = max(after + 1, meta.first_seq)
+        stop = min(meta.next_seq, start + self._segments_per_batch)
+        if start >= stop:
+            return None
+        blobs: list[tuple[int, bytes]] = []
+        last = start
+        size = 0
+        for seq in range(start, stop):
+            if size >= _BATCH_STORED_BYTES:
+                break  # bounds memory whatever the segments' sizes; at least one segment is taken
+            blob = store.get(seq)
+            last = seq
+            if blob is not None:  # None: quarantined or removed by retention meanwhile
+                blobs.append((seq, blob))
+                size += len(blob)
+        return start, last, blobs
+
+    def _deliver(
+        self, group: Group, stop: threading.Event, recover: Callable[[Group], Group] | None = None
+    ) -> bool:
+        """Send until settled; False when asked to stop first."""
+        attempt = 0
+        stats = self.stats
+        while not stop.is_set():
+            outcome = self.sink.send(group)
+            self._adapt(outcome.kind)
+            if outcome.kind == "ok":
+                with self._lock:
+                    stats.delivered_records += group.count
+                    stats.delivered_groups += 1
+                    stats.last_success_ns = self._clock_ns()
+                    stats.backoff_until_ns = None
+                return True
+            if outcome.kind == "permanent":
+                try:
+                    kept = recover(group) if group.payload is not None and recover is not None else group
+                    where = self._dead_letters.keep(self.sink.name, kept, outcome.reason)
+                except (OSError, LookupError) as e:
+                    # Never drop what cannot be kept: the group stays in the spool and is retried.
+                    outcome = SendOutcome("retry", f"{outcome.reason}; and keeping it as a dead letter failed: {e}")
+                else:
+                    with self._lock:
+                        stats.dead_lettered_records += group.count
+                        stats.last_error = outcome.reason
+                    log.error(
+                        "%s: the upstream rejected %d records for good (%s); kept in %s for inspection and replay",
+                        self.sink.name, group.count, outcome.reason, where,
+                    )
+                    return True
+            attempt += 1
+            delay = self._backoff(attempt, outcome.kind)
+            if outcome.retry_after_seconds is not None:
+                delay = max(delay, outcome.retry_after_seconds)
+            with self._lock:
+                stats.retried += 1
+                stats.last_error = outcome.reason
+                stats.backoff_until_ns = self._clock_ns() + int(delay * 1e9)
+            level = logging.WARNING if attempt in (1, 10) or attempt % 1000 == 0 else logging.DEBUG
+            log.log(
+                level, "%s: %s (%s); retry %d in %.1f s, the spool keeps everything meanwhile",
+                self.sink.name, outcome.kind, outcome.reason, attempt, delay,
+            )
+            stop.wait(delay)
+        return False
+
+
+def full_jitter_backoff(rng: random.Random | None = None) -> Callable[[int, OutcomeKind], float]:
+    """Exponential backoff with full jitter (0.5 s doubling to 30 s); quota answers start at 3 s, up to 60 s."""
+    rng = rng or random.Random()
+
+    def delay(attempt: int, kind: OutcomeKind) -> float:
+        if kind == "quota":
+            return min(60.0, 3.0 * 2 ** (attempt - 1)) + rng.uniform(0, 4)
+        if kind == "clock-skew" and attempt == 1:
+            return 0.0  # the sink corrected its clock offset: at once
+        return rng.uniform(0, min(30.0, 0.5 * 2 ** (attempt - 1)))
+
+    return delay

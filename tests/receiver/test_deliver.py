@@ -1,0 +1,334 @@
+"""Delivery: grouping and routing, and a sink's worker loop against a scripted upstream."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from formats.parse import make_parser
+from formats.record import Record
+from receiver.deliver.batches import Group, Route, Router, build_groups, pack_id_prefix
+from receiver.deliver.building import Built, Segments, decode_segments
+from receiver.deliver.dead_letters import DeadLetters
+from receiver.deliver.worker import SendOutcome, SinkWorker
+from receiver.spool.reader import SpoolEntry
+from receiver.spool.segment import Entry, encode_segment, read_summary
+from receiver.spool.store import SpoolStore
+
+PARSE = make_parser()
+T0 = 1_795_323_666 * 10**9
+
+
+def ali(tag: str, app: str, n: int) -> bytes:
+    return f"0.1 {tag} 1795323666 127.0.0.1 web-1 user.notice 0 {app} 1 - message {n}".encode()
+
+
+def spool_entry(frames: list[bytes], *, seq: int = 1, peer: str = "10.0.0.7", at: int = T0) -> SpoolEntry:
+    return SpoolEntry(seq, at, peer, 40000, "tcp", "tcp", frames, {})
+
+
+def groups(
+    entries: Sequence[SpoolEntry], router: Router, *, sink: str = "local", max_records: int = 100, first_seq: int = 7
+) -> list[Group]:
+    return build_groups(
+        entries, sink=sink, parsers={}, default_parser=PARSE, router=router, hostname="appliance",
+        identities=("fleet",), machine_groups=lambda ip, host: ("web",) if host.startswith("web") else (),
+        pack_prefix="ABCDEF0123456789", first_seq=first_seq, max_records=max_records, max_bytes=1 << 20,
+    )
+
+
+DEFAULT = Route("local", "local")
+
+
+class TestRouter:
+    def test_tag_routes_first_then_default(self) -> None:
+        """If a record's streamlog tag names a route, then it takes it; other records take the default."""
+        router = Router([Route("sls", "syslog", tag="sys_tag")], DEFAULT)
+        assert router.route(PARSE(ali("sys_tag", "a", 1), "", T0)).sink == "sls"
+        assert router.route(PARSE(b"<13>Oct 11 22:14:15 h a: m", "", T0)) is DEFAULT
+
+    def test_unknown_tag_counted(self) -> None:
+        """If routing by tag is in use and a tag is unknown, then the record goes to the default route, counted."""
+        router = Router([Route("sls", "syslog", tag="sys_tag")], DEFAULT)
+        assert router.route(PARSE(ali("other_tag", "a", 1), "", T0)) is DEFAULT
+        assert router.unknown_tags == 1
+        assert Router([], DEFAULT).route(PARSE(ali("x", "a", 1), "", T0)) is DEFAULT
+
+    def test_filter_decides_within_a_tag(self) -> None:
+        """If a route has a filter, then only matching records take it; the next route is tried."""
+        def is_alerting(record: Record) -> bool:
+            return record.get("app-name") == "alerts"
+
+        router = Router([Route("pager", "alerts", tag="sys_tag", matches=is_alerting), Route("sls", "syslog", tag="sys_tag")], DEFAULT)
+        assert router.route(PARSE(ali("sys_tag", "alerts", 1), "", T0)).sink == "pager"
+        assert router.route(PARSE(ali("sys_tag", "web", 1), "", T0)).sink == "sls"
+
+
+class TestBuildGroups:
+    def test_groups_by_destination_source_and_peer(self) -> None:
+        """If records differ in source or peer, then they are in different groups, each tagged."""
+        router = Router([], DEFAULT)
+        entries = [
+            spool_entry([ali("t", "a", 1), ali("t", "a", 2)], peer="10.0.0.7"),
+            spool_entry([ali("t", "a", 3)], peer="10.0.0.8", at=T0 + 1),
+        ]
+        made = groups(entries, router)
+        assert [(g.client_ip, g.source, len(g.records)) for g in made] == [("10.0.0.7", "10.0.0.7", 2), ("10.0.0.8", "10.0.0.8", 1)]
+        assert dict(made[0].tags) == {
+            "__client_ip__": "10.0.0.7", "__receive_time__": "1795323666", "__hostname__": "appliance",
+            "__user_defined_id__": "fleet", "__machine_group__": "web", "__pack_id__": "ABCDEF0123456789-7-0",
+        }
+
+    def test_split_at_max_records_in_order(self) -> None:
+        """If a group would exceed max_records, then it is split, arrival order kept, pack ids numbered."""
+        made = groups([spool_entry([ali("t", "a", n) for n in range(5)])], Router([], DEFAULT), max_records=2)
+        assert [[r.get("msg") for r in g.records] for g in made] == [["message 0", "message 1"], ["message 2", "message 3"], ["message 4"]]
+        assert [g.pack_id for g in made] == ["ABCDEF0123456789-7-0", "ABCDEF0123456789-7-1", "ABCDEF0123456789-7-2"]
+
+    def test_deterministic(self) -> None:
+        """If the same segments are grouped twice (a resend after a crash), then groups and pack ids are identical."""
+        entries = [spool_entry([ali("t", "a", n)], peer=f"10.0.0.{n % 3}") for n in range(10)]
+        first = groups(entries, Router([], DEFAULT))
+        again = groups(entries, Router([], DEFAULT))
+        assert [(g.pack_id, [r.get("msg") for r in g.records]) for g in first] == [
+            (g.pack_id, [r.get("msg") for r in g.records]) for g in again
+        ]
+
+    def test_other_sinks_records_left_out(self) -> None:
+        """If records are routed to another sink, then this sink's groups do not hold them."""
+        router = Router([Route("sls", "syslog", tag="sys_tag")], DEFAULT)
+        made = groups([spool_entry([ali("sys_tag", "a", 1), b"<13>Oct 11 22:14:15 h a: local one"])], router)
+        assert [r.get("_content_") for g in made for r in g.records] == ["local one"]
+
+    def test_frame_flags_reach_records(self) -> None:
+        """If a frame was truncated at ingest, then its record carries the flag."""
+        entry = SpoolEntry(1, T0, "10.0.0.7", 1, "tcp", "tcp", [b"<13>Oct 11 22:14:15 h a: cut"], {0: ("truncated:70000",)})
+        (group,) = groups([entry], Router([], DEFAULT))
+        assert group.records[0].flags == ("truncated:70000",)
+
+    def test_pack_id_prefix(self) -> None:
+        """If the spool or the sink differ, then the pack id prefix differs; it is 16 hex digits."""
+        a, b = pack_id_prefix("spool-1", "sls"), pack_id_prefix("spool-1", "local")
+        assert a != b and len(a) == 16 and int(a, 16) >= 0
+
+
+OK = SendOutcome("ok")
+
+
+class ScriptedSink:
+    """Answers with the scripted outcomes first, then 'ok'."""
+
+    def __init__(
+        self, outcomes: list[SendOutcome] | None = None, *, max_records: int = 1000,
+        then: SendOutcome = OK,
+    ) -> None:
+        self.name = "fake"
+        self.max_records = max_records
+        self.max_bytes = 1 << 20
+        self.outcomes = list(outcomes or [])
+        self.then = then
+        self.sent: list[Group] = []
+        self.accepted: list[str] = []
+
+    def send(self, group: Group) -> SendOutcome:
+        self.sent.append(group)
+        outcome = self.outcomes.pop(0) if self.outcomes else self.then
+        if outcome.kind == "ok":
+            self.accepted.extend(r.get("msg") or "" for r in group.records)
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
+def fill_spool(directory: Path, segments: int, per_segment: int) -> SpoolStore:
+    store = SpoolStore(directory)
+    n = 0
+    for _ in range(segments):
+        frames = []
+        for _ in range(per_segment):
+            frames.append(ali("t", "a", n))
+            n += 1
+        blob = encode_segment([Entry(T0, "10.0.0.7", 1, "tcp", "tcp", frames)])
+        store.append(blob, read_summary(blob))
+    return store
+
+
+def run_until_done(worker: SinkWorker, store: SpoolStore, last_seq: int) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    for _ in range(500):
+        if store.cursor(worker.sink.name) >= last_seq:
+            break
+        stop.wait(0.01)
+    stop.set()
+    thread.join(5)
+
+
+def builders(build: Callable[[list[SpoolEntry], int], list[Group]]) -> dict[str, Any]:
+    """SinkWorker's build_batch and rebuild for a plain build function (done at once, in this thread)."""
+
+    def rebuild(first: int, segments: Segments) -> Built:
+        entries, damaged = decode_segments(segments)
+        return Built(build(entries, first), damaged, 0)
+
+    def build_batch(first: int, segments: Segments) -> Future[Built]:
+        future: Future[Built] = Future()
+        future.set_result(rebuild(first, segments))
+        return future
+
+    return {"build_batch": build_batch, "rebuild": rebuild}
+
+
+def make_worker(sink: ScriptedSink, directory: Path, dead: Path) -> SinkWorker:
+    reader = SpoolStore(directory, readonly=True)
+    router = Router([], Route(sink.name, "dest"))
+    return SinkWorker(
+        sink, reader,
+        **builders(lambda entries, first: groups(entries, router, sink=sink.name, max_records=sink.max_records, first_seq=first)),
+        dead_letters=DeadLetters(dead), backoff=lambda attempt, kind: 0.0, segments_per_batch=2, poll_seconds=0.01,
+    )
+
+
+class TestSinkWorker:
+    def test_delivers_everything_and_moves_the_cursor(self, tmp_path: Path) -> None:
+        """If the upstream accepts, then every record is delivered once, in order, and the cursor reaches the end."""
+        store = fill_spool(tmp_path / "spool", 5, 3)
+        sink = ScriptedSink()
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        run_until_done(worker, store, 5)
+        assert sink.accepted == [f"message {n}" for n in range(15)]
+        assert store.cursor("fake") == 5
+        assert worker.stats.delivered_records == 15
+
+    def test_transient_failures_are_retried_not_dropped(self, tmp_path: Path) -> None:
+        """If the upstream answers 5xx, quota and clock-skew, then the group is resent until accepted, once."""
+        store = fill_spool(tmp_path / "spool", 1, 2)
+        sink = ScriptedSink([SendOutcome("retry", "500"), SendOutcome("quota", "WriteQuotaExceed"), SendOutcome("clock-skew", "skew")])
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        run_until_done(worker, store, 1)
+        assert sink.accepted == ["message 0", "message 1"]
+        assert len(sink.sent) == 4 and len({g.pack_id for g in sink.sent}) == 1  # same pack id on every retry
+        assert worker.stats.retried == 3
+
+    def test_permanent_rejection_goes_to_dead_letters(self, tmp_path: Path) -> None:
+        """If the upstream rejects a group for good, then it is kept in the dead-letter area and delivery goes on."""
+        store = fill_spool(tmp_path / "spool", 2, 1)
+        sink = ScriptedSink([SendOutcome("permanent", "PostBodyInvalid")], max_records=1)
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        run_until_done(worker, store, 2)
+        assert sink.accepted == ["message 1"]
+        (kept,) = list((tmp_path / "dead" / "fake").glob("*.ndjson"))
+        header, record = (json.loads(line) for line in kept.read_text().splitlines())
+        assert header["dead_letter"]["reason"] == "PostBodyInvalid"
+        assert record["fields"]["msg"] == "message 0"
+
+    def test_stopping_mid_retry_keeps_the_cursor(self, tmp_path: Path) -> None:
+        """If delivery stops while a group is unaccepted, then the cursor stays so the batch is resent."""
+        store = fill_spool(tmp_path / "spool", 1, 1)
+        sink = ScriptedSink(then=SendOutcome("retry", "upstream down"))
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        stop.wait(0.2)
+        stop.set()
+        thread.join(5)
+        assert store.cursor("fake") == 0
+        assert sink.accepted == []
+        assert len(sink.sent) > 1
+
+    def test_replayed_dead_letter_is_sent_again_and_removed(self, tmp_path: Path) -> None:
+        """If an operator replays a dead letter, then the worker sends it with its pack id and removes the file."""
+        store = fill_spool(tmp_path / "spool", 1, 1)
+        sink = ScriptedSink([SendOutcome("permanent", "PostBodyInvalid")], max_records=1)
+        run_until_done(make_worker(sink, tmp_path / "spool", tmp_path / "dead"), store, 1)
+        letters = DeadLetters(tmp_path / "dead")
+        (letter,) = letters.letters()
+        assert (letter.sink, letter.records, letter.reason, letter.replay_pending) == ("fake", 1, "PostBodyInvalid", False)
+        kept = letters.load(letter.path)
+        assert kept.records[0].get("msg") == "message 0" and kept.tags == sink.sent[0].tags
+
+        letters.request_replay(letter)
+        assert letters.letters()[0].replay_pending
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        for _ in range(500):
+            if not letters.letters():
+                break
+            stop.wait(0.01)
+        stop.set()
+        thread.join(5)
+        assert letters.letters() == []
+        assert sink.accepted == ["message 0"]
+        assert sink.sent[-1].pack_id == letter.pack_id
+
+
+class SlowSink(ScriptedSink):
+    """Takes a while per request and notes how many were in flight at once, per sender too."""
+
+    def __init__(self, outcomes: list[SendOutcome] | None = None) -> None:
+        super().__init__(outcomes, max_records=1)
+        self.lock = threading.Lock()
+        self.in_flight: list[str] = []
+        self.most = 0
+        self.overlapping_sender = False
+
+    def send(self, group: Group) -> SendOutcome:
+        with self.lock:
+            self.overlapping_sender |= group.client_ip in self.in_flight
+            self.in_flight.append(group.client_ip)
+            self.most = max(self.most, len(self.in_flight))
+        threading.Event().wait(0.02)
+        with self.lock:
+            self.in_flight.remove(group.client_ip)
+            return super().send(group)
+
+
+def fill_spool_from_peers(directory: Path, peers: int, per_peer: int) -> SpoolStore:
+    store = SpoolStore(directory)
+    entries = [
+        Entry(T0, f"10.0.0.{p}", 1, "tcp", "tcp", [ali("t", "a", p * 100 + i) for i in range(per_peer)])
+        for p in range(peers)
+    ]
+    blob = encode_segment(entries)
+    store.append(blob, read_summary(blob))
+    return store
+
+
+class TestConcurrency:
+    def make(self, sink: SlowSink, tmp_path: Path) -> SinkWorker:
+        router = Router([], Route(sink.name, "dest"))
+        return SinkWorker(
+            sink, SpoolStore(tmp_path / "spool", readonly=True),
+            **builders(lambda entries, first: groups(entries, router, sink=sink.name, max_records=1, first_seq=first)),
+            dead_letters=DeadLetters(tmp_path / "dead"), backoff=lambda attempt, kind: 0.0, poll_seconds=0.01,
+            max_concurrency=4,
+        )
+
+    def test_several_senders_in_flight_each_in_order(self, tmp_path: Path) -> None:
+        """If groups of 4 senders wait, then up to 4 requests are in flight, never two of one sender,
+        and each sender's records arrive in their order."""
+        store = fill_spool_from_peers(tmp_path / "spool", 4, 5)
+        sink = SlowSink()
+        run_until_done(self.make(sink, tmp_path), store, 1)
+        assert sink.most > 1 and not sink.overlapping_sender
+        for p in range(4):
+            expected = [f"message {p * 100 + i}" for i in range(5)]
+            assert [m for m in sink.accepted if m in expected] == expected
+
+    def test_quota_halves_concurrency(self, tmp_path: Path) -> None:
+        """If the upstream answers quota errors, then fewer requests go in flight; successes raise it again."""
+        store = fill_spool_from_peers(tmp_path / "spool", 4, 1)
+        sink = SlowSink([SendOutcome("quota", "WriteQuotaExceed"), SendOutcome("quota", "WriteQuotaExceed")])
+        worker = self.make(sink, tmp_path)
+        run_until_done(worker, store, 1)
+        assert worker.concurrency < worker.max_concurrency
+        assert len(sink.accepted) == 4
