@@ -261,6 +261,9 @@ class DeliverConfig:
     """How many spool segments one delivery batch reads."""
     poll_interval_ms: float = 50.0
     """How often an idle sink looks for new segments."""
+    build_processes: int = 0
+    """Worker processes that parse and encode batches for SLS, ClickHouse and HTTP sinks
+    (0: one per core), so delivery is not bound to one core."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

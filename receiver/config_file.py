@@ -554,6 +554,7 @@ _DELIVER_RULES: dict[str, _Rule] = {
     "default_sink": _NAME,
     "segments_per_batch": _int(1, 1024),
     "poll_interval_ms": _number(1, 10000),
+    "build_processes": _int(0, 64, "0: one per core"),
 }
 
 _SECTIONS: dict[str, dict[str, _Rule]] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import DeferredList, inlineCallbacks, maybeDeferred
@@ -24,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 
 from formats.streamlog import format_table
 from receiver.config import Config, ListenerConfig
+from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
 from receiver.spool.gate import BackpressureGate
@@ -45,8 +47,11 @@ class ListenError(RuntimeError):
 class ReceiverService:
     """Owns the spool writer, the listeners and their order of start and stop."""
 
-    def __init__(self, config: Config, reactor: Any, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self, config: Config, reactor: Any, telemetry: Telemetry | None = None, *, config_path: Path | None = None
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.reactor = reactor
         self.telemetry = telemetry or Telemetry(
             clock=time.monotonic, repeat_interval_seconds=config.logging.repeat_interval_seconds
@@ -58,6 +63,7 @@ class ReceiverService:
         self.ports: list[tuple[ListenerConfig, IListeningPort]] = []
         self.stream_factories: list[StreamFactory] = []
         self.datagram_receivers: list[DatagramReceiver] = []
+        self.delivery: DeliverySupervisor | None = None
         self.stopped = False
 
     def start(self) -> None:
@@ -81,6 +87,9 @@ class ReceiverService:
         versions = tuple(format_table(config.parse.streamlog_formats))
         for listener in config.listeners:
             self._listen(listener, versions)
+        if config.deliver.enabled:
+            self.delivery = DeliverySupervisor(self.reactor, delivery_command(self.config_path))
+            self.delivery.start()
 
     def announce_ready(self) -> None:
         """Say ``receiver ready``: listeners bound, spool open, and (called once the
@@ -135,6 +144,8 @@ class ReceiverService:
         yield DeferredList([f.close_all(drain) for f in self.stream_factories])
         if self.writer is not None:
             yield self.writer.close()
+        if self.delivery is not None:
+            yield self.delivery.stop()  # after ingest: everything read is committed by now
         self._pool.stop()
         if self.store is not None:
             meta = self.store.meta

@@ -6,11 +6,15 @@ Commands that need no daemon:
     receiverctl format from-rsyslog FILE
     receiverctl spool stats [-c CONFIG | --spool DIR] [--json]
     receiverctl spool frames [-c CONFIG | --spool DIR] [--last N] [--parse] [--raw]
+    receiverctl spool dead-letters | show PACK_ID | replay (PACK_ID... | --all) [-c CONFIG]
+    receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
+                       [-c CONFIG | --db PATH]
 
 ``parse`` shows exactly what the receiver makes of given bytes, one JSON
 object per record; ``format from-rsyslog`` turns rsyslog templates into the
 streamlog formats the receiver's configuration takes; ``spool`` shows what
-the spool holds (read-only, safe while the daemon runs).
+the spool holds (read-only, safe while the daemon runs); ``search`` queries
+the embedded local store (read-only too, with the daemon running or not).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import collections
 import dataclasses
 import datetime as _dt
 import json
+import re
+import sqlite3
 import sys
 import time
 import zoneinfo
@@ -34,6 +40,7 @@ from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR
 from formats.streamlog import StreamlogFormat, format_table
 from receiver import __version__
+from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
 from receiver.config import Config, default_config
 from receiver.spool import SpoolReader
 from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
@@ -146,6 +153,29 @@ def _argument_parser() -> argparse.ArgumentParser:
             mode.add_argument("--raw", action="store_true", help="the frames' bytes, each followed by LF")
             mode.add_argument("--parse", action="store_true", help="the records delivery will make of them")
         c.set_defaults(run=run)
+    add_dead_letter_commands(spc, UsageError)
+
+    s = commands.add_parser(
+        "search",
+        help="query the embedded local store (read-only; the daemon may run)",
+        description=(
+            "Print the records of the local store that match EXPR, newest first: one line each "
+            "(time in UTC, host, app, severity, message), or NDJSON with --json. EXPR is a filter "
+            "expression, the grammar of routes and tail: 'app-name=todo-list and _severity_<=warning', "
+            "'\"connection refused\" host=web-*', 'timeout not flag=truncated'; '' matches every "
+            "record. Exit status: 0 when records matched, 1 when none did, 2 on errors."
+        ),
+    )
+    s.add_argument("expr", metavar="EXPR", help="the filter expression ('' for every record)")
+    s.add_argument("--since", metavar="WHEN", help="records timed at or after WHEN: an age (15m, 2h, 7d) or an ISO time")
+    s.add_argument("--until", metavar="WHEN", help="records timed before WHEN: an age (15m, 2h, 7d) or an ISO time")
+    s.add_argument("--limit", type=int, default=100, metavar="N", help="at most N records (default 100; 0 for all)")
+    s.add_argument("--oldest-first", action="store_true", help="the oldest matching records, oldest first")
+    s.add_argument("--json", action="store_true", help="one JSON object per record: the record and its group's tags")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its local store)")
+    where.add_argument("--db", type=Path, metavar="PATH", help="the local store's SQLite file itself")
+    s.set_defaults(run=_search)
     return parser
 
 
@@ -340,6 +370,119 @@ def _format_from_rsyslog(args: argparse.Namespace) -> int:
     json.dump({"streamlog_formats": [f.to_logtail() for f in formats]}, sys.stdout, indent=2)
     print()
     return 0
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*")
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\t"}
+
+
+def _search(args: argparse.Namespace) -> int:
+    from receiver.deliver.local_store import LocalStoreError, LocalStoreReader, NoStoreError
+    from receiver.filters import FilterError
+
+    if args.limit < 0:
+        raise UsageError(f"--limit {args.limit}: give a number of records, or 0 for all")
+    now_ns = time.time_ns()
+    since_ns = _when(args.since, now_ns, "--since")
+    until_ns = _when(args.until, now_ns, "--until")
+    path, why = _local_store_path(args)
+    try:
+        reader = LocalStoreReader(path)
+    except NoStoreError as e:
+        raise UsageError(
+            f"{e}: the receiver has not delivered anything there yet (looked there as {why}); "
+            "give -c CONFIG or --db PATH to look elsewhere"
+        ) from e
+    except LocalStoreError as e:
+        raise UsageError(str(e)) from e
+    out = sys.stdout
+    found = 0
+    with reader:
+        try:
+            results = reader.search(
+                args.expr, since_ns=since_ns, until_ns=until_ns, limit=args.limit,
+                newest_first=not args.oldest_first,
+            )
+            for stored in results:
+                found += 1
+                if args.json:
+                    out.write(json.dumps(stored.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+                else:
+                    out.write(_search_line(stored.record.time, stored.record.time_ns, stored.host,
+                                           stored.app, stored.severity, stored.message))
+        except FilterError as e:
+            raise UsageError(str(e).splitlines()[0]) from e
+        except sqlite3.Error as e:
+            raise UsageError(f"cannot read local store {path}: {e}") from e
+    out.flush()
+    return 0 if found else 1
+
+
+def _search_line(seconds: int, nanos: int, host: str, app: str, severity: int, message: str) -> str:
+    """time host app severity message, one line whatever the message holds."""
+    from formats.columns import SEVERITY_NAMES
+
+    try:
+        stamp = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        stamp = str(seconds)
+    if nanos:
+        stamp += f".{nanos // 1_000_000:03d}"
+    name = SEVERITY_NAMES[severity] if 0 <= severity < len(SEVERITY_NAMES) else "-"
+    # Control characters escaped: a record is one line, and a message cannot
+    # send escape sequences to the operator's terminal.
+    return f"{stamp}Z {host or '-'} {app or '-'} {name} {message.translate(_CONTROL)}\n"
+
+
+def _when(text: str | None, now_ns: int, option: str) -> int | None:
+    """``15m``, ``2h``, ``7d`` ago; an ISO 8601 time (UTC unless it says otherwise); epoch seconds."""
+    if text is None:
+        return None
+    age = _AGE.fullmatch(text)
+    if age is not None:
+        return now_ns - int(float(age[1]) * _AGE_UNITS[age[2]] * 1_000_000_000)
+    try:
+        return int(float(text) * 1_000_000_000)
+    except (ValueError, OverflowError):  # not a number; "inf" and "nan" neither
+        pass
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(
+            f"{option} {text!r} is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
+        ) from e
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def _local_store_path(args: argparse.Namespace) -> tuple[Path, str]:
+    """The local store's file and, for messages, why that one."""
+    from receiver.config import LocalSinkConfig
+
+    if args.db is not None:
+        return args.db, "given by --db"
+    if args.config is not None:
+        from receiver.config_file import ConfigError, load_config
+
+        try:
+            config = load_config(args.config).config
+        except ConfigError as e:
+            raise UsageError(str(e)) from e
+        source = str(args.config)
+    else:
+        config = default_config()
+        source = "the built-in defaults (no -c CONFIG)"
+    local = [sink for sink in config.sinks if isinstance(sink, LocalSinkConfig)]
+    if not local:
+        raise UsageError(
+            f'{source} has no local sink (type = "local"), so no local store to search; '
+            "give --db PATH for a store file"
+        )
+    sink = local[0]
+    path = sink.path if sink.path is not None else config.state_directory / "local.db"
+    return path, f"the path of local sink {sink.name!r} in {source}"
 
 
 if __name__ == "__main__":

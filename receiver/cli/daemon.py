@@ -46,13 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from receiver.cli.check_config import check_config
 
         return check_config(args.config)
-    config = _load(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 2
-    return run_receiver(config)
+    return run_receiver(config, args.config)
 
 
-def _load(path: Path | None) -> Config | None:
+def load_or_report(path: Path | None) -> Config | None:
+    """The configuration in ``path`` (defaults without one), or None after printing why not."""
     if path is None:
         return default_config()
     from receiver.config_file import ConfigError, load_config
@@ -92,7 +93,7 @@ def raise_file_limit(config: Config) -> None:
         )
 
 
-def run_receiver(config: Config) -> int:
+def run_receiver(config: Config, config_path: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
     configure_logging(config.logging.level)
     gc.set_threshold(*GC_THRESHOLDS)
@@ -106,7 +107,7 @@ def run_receiver(config: Config) -> int:
     # Twisted's own messages (unhandled errors above all) go to the same log.
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
     log.info("receiver %s starting with %s", __version__, config.source)
-    service = ReceiverService(config, reactor)
+    service = ReceiverService(config, reactor, config_path=config_path)
     try:
         service.start()
     except ListenError as e:

@@ -452,8 +452,11 @@ class Receiver(_ManagedProgram):
     ``auto``) and ``udp``, with ``[spool] segment_max_delay_ms = 5`` and
     ``[shutdown] drain_seconds = 2``. ``spool``, ``shutdown`` and ``settings``
     (any other top-level keys or tables) are merged over those; ``listeners``
-    replaces the list. The configuration goes to ``<directory>/receiver.toml``,
-    the state (and spool) to ``<directory>/state``.
+    replaces the list. Delivery is off (``[deliver] enabled = false``) unless
+    ``deliver`` is given: the ingest tests read frames back from the spool, and
+    a delivering receiver removes segments once every sink has them. The
+    configuration goes to ``<directory>/receiver.toml``, the state (and spool)
+    to ``<directory>/state``; the local store is ``<directory>/state/local.db``.
 
     Use as a context manager, or ``start()`` and ``close()``; ``close()`` always
     stops the process it started (SIGTERM, SIGKILL after ``stop_timeout``).
@@ -473,6 +476,7 @@ class Receiver(_ManagedProgram):
         spool: Mapping[str, object] | None = None,
         shutdown: Mapping[str, object] | None = None,
         settings: Mapping[str, object] | None = None,
+        deliver: Mapping[str, object] | None = None,
         ready_timeout: float = 20.0,
         stop_timeout: float = 30.0,
         address: str = LOOPBACK,
@@ -494,6 +498,7 @@ class Receiver(_ManagedProgram):
             "listeners": [dict(listener) for listener in listeners],
             "spool": {"segment_max_delay_ms": 5, **(spool or {})},
             "shutdown": {"drain_seconds": 2, **(shutdown or {})},
+            "deliver": {"enabled": False} if deliver is None else {"enabled": True, "poll_interval_ms": 10, **deliver},
             **(settings or {}),
         }
         self.config_path.write_text(to_toml(self.config))

@@ -1,0 +1,129 @@
+"""``receiverctl spool dead-letters | show | replay``: what upstreams rejected for good.
+
+    receiverctl spool dead-letters [-c CONFIG] [--sink NAME] [--json]
+    receiverctl spool show PACK_ID [-c CONFIG]
+    receiverctl spool replay (PACK_ID ... | --all) [-c CONFIG] [--sink NAME]
+
+A replay is a request: the sink's worker in the delivery process sends the
+group again (receiver/deliver/dead_letters.py), now if the daemon runs, or
+when it next starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from receiver.config import Config, default_config
+from receiver.deliver.dead_letters import DeadLetter, DeadLetters
+
+__all__ = ["add_commands"]
+
+
+def add_commands(spool_commands: Any, usage_error: type[Exception]) -> None:
+    """Add the dead-letter commands to ``receiverctl spool``'s subparsers."""
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its state)")
+        parser.set_defaults(usage_error=usage_error)
+
+    c = spool_commands.add_parser(
+        "dead-letters", help="groups upstreams rejected for good", description="Groups upstreams rejected for good."
+    )
+    common(c)
+    c.add_argument("--sink", help="only this sink's")
+    c.add_argument("--json", action="store_true", help="one JSON object per group")
+    c.set_defaults(run=_list)
+
+    c = spool_commands.add_parser("show", help="one dead letter's records", description="One dead letter, as kept.")
+    common(c)
+    c.add_argument("pack_id", metavar="PACK_ID")
+    c.set_defaults(run=_show)
+
+    c = spool_commands.add_parser(
+        "replay", help="send dead letters again", description="Queue dead letters for their sink to send again."
+    )
+    common(c)
+    which = c.add_mutually_exclusive_group(required=True)
+    which.add_argument("pack_ids", metavar="PACK_ID", nargs="*", default=[])
+    which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
+    c.add_argument("--sink", help="with --all: only this sink's")
+    c.set_defaults(run=_replay)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.config is None:
+        return default_config()
+    from receiver.config_file import ConfigError, load_config
+
+    try:
+        return load_config(args.config).config
+    except ConfigError as e:
+        raise args.usage_error(str(e)) from e
+
+
+def _area(args: argparse.Namespace) -> DeadLetters:
+    return DeadLetters(_config(args).state_directory / "dead-letters")
+
+
+def _when(ns: int) -> str:
+    return _dt.datetime.fromtimestamp(ns / 1e9, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _list(args: argparse.Namespace) -> int:
+    area = _area(args)
+    letters = area.letters(args.sink)
+    if args.json:
+        for letter in letters:
+            print(json.dumps({
+                "sink": letter.sink, "pack_id": letter.pack_id, "records": letter.records,
+                "destination": letter.destination, "reason": letter.reason, "time_ns": letter.time_ns,
+                "replay_pending": letter.replay_pending, "path": str(letter.path),
+            }, ensure_ascii=False))
+        return 0
+    if not letters:
+        print(f"no dead letters in {area.directory}")
+        return 0
+    for letter in letters:
+        pending = " (replay pending)" if letter.replay_pending else ""
+        print(
+            f"{_when(letter.time_ns)}  {letter.sink}  {letter.pack_id}  {letter.records} records"
+            f"  -> {letter.destination or '-'}{pending}\n    {letter.reason}"
+        )
+    print(f"{len(letters)} dead letters, {sum(d.records for d in letters):,} records")
+    return 0
+
+
+def _find(args: argparse.Namespace, area: DeadLetters, pack_id: str) -> DeadLetter:
+    try:
+        return area.find(pack_id)
+    except KeyError:
+        raise args.usage_error(
+            f"no dead letter {pack_id} in {area.directory} (receiverctl spool dead-letters lists them)"
+        ) from None
+
+
+def _show(args: argparse.Namespace) -> int:
+    area = _area(args)
+    letter = _find(args, area, args.pack_id)
+    sys.stdout.write(letter.path.read_text(encoding="utf-8"))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    area = _area(args)
+    if args.all:
+        letters = [d for d in area.letters(args.sink) if not d.replay_pending]
+    else:
+        letters = [_find(args, area, pack_id) for pack_id in args.pack_ids]
+    for letter in letters:
+        area.request_replay(letter)
+    print(
+        f"{len(letters)} dead letters ({sum(d.records for d in letters):,} records) queued for replay; "
+        "the delivery process sends them within seconds while the receiver runs, else when it next starts"
+    )
+    return 0

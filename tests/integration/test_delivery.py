@@ -1,0 +1,387 @@
+"""Delivery end to end: real senders -> ``receiver run`` -> its delivery process -> an upstream.
+
+The receiver runs as in production (the daemon supervising its delivery
+process); the upstreams are the in-test SLS server written from sls.md
+(tests/support/sls_server.py), the local store, and a real clickhouse-server
+(tests/integration/test_clickhouse_sink.py drives the sink alone;
+here it is the whole path). Every test counts: each line sent arrives,
+once, with every field as the sender wrote it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.blast import BlastSender, ali_seq
+from formats.sls_pb import DecodedLogGroup
+from tests.integration.conftest import MakeReceiver, MakeRsyslog
+from tests.integration.programs import Receiver, wait_until
+from tests.integration.test_senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
+from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sls_server() -> Iterator[SlsTestServer]:
+    with SlsTestServer() as server:
+        yield server
+
+
+def keys_file(directory: Path) -> Path:
+    path = directory / "sls.keys"
+    path.write_text(f"access_key_id = {DEFAULT_ACCESS_KEY_ID}\naccess_key_secret = {DEFAULT_ACCESS_KEY_SECRET}\n")
+    path.chmod(0o600)
+    return path
+
+
+def sls_receiver(make_receiver: MakeReceiver, server: SlsTestServer, tmp_path: Path, **settings: object) -> Receiver:
+    """A receiver delivering to ``server`` (project ``p``, logstore ``syslog``), identity ``test-id``."""
+    ids = tmp_path / "user_defined_id"
+    ids.write_text("test-id\n\n  second-id  \n")
+    sink = {
+        "type": "sls", "name": "sls", "endpoint": server.endpoint, "project": "p", "logstore": "syslog",
+        "credentials_file": str(keys_file(tmp_path)), "max_records": 500,
+    }
+    config: dict[str, object] = {
+        "sinks": [sink],
+        "identity": {"user_defined_id_file": str(ids)},
+        "machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}],
+        **settings,
+    }
+    return make_receiver(deliver={}, settings=config)
+
+
+def logs_by_seq(groups: list[DecodedLogGroup]) -> dict[int, list[tuple[DecodedLogGroup, int]]]:
+    """Every delivered log with an ALI sequence number in its msg: seq -> [(group, index in group)]."""
+    found: dict[int, list[tuple[DecodedLogGroup, int]]] = collections.defaultdict(list)
+    for group in groups:
+        for i, log in enumerate(group.logs):
+            msg = dict(log.contents).get("msg", "")
+            seq = ali_seq(msg.encode())
+            if seq is not None:
+                found[seq].append((group, i))
+    return found
+
+
+def delivered(server: SlsTestServer) -> int:
+    return sum(len(g.group.logs) for g in server.groups)
+
+
+def test_rsyslog_to_sls_every_field_and_tag(
+    make_receiver: MakeReceiver, make_rsyslog: MakeRsyslog, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If rsyslog forwards N messages with Alibaba's ALI_LOG_FMT config to the receiver and it delivers
+    to SLS, then the SLS server gets N logs, once each, with every field rsyslog wrote, the LogGroup
+    source and the tags of design.md."""
+    n = 1200
+    run = run_token()
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    rsyslog = make_rsyslog(alibaba_rsyslog_conf(rx.port))
+    lines = []
+    for i in range(n):
+        facility, severity = i % 24, (i // 24) % 8
+        lines.append(f"<{facility * 8 + severity}>Oct 11 22:14:15 host-{i % 7} app{i % 5}[{1000 + i}]: {run} {i:05d} hello")
+    t0 = int(time.time())
+    assert rsyslog.send(lines, chunk_lines=300) == n
+    wait_until(lambda: delivered(sls_server) >= n, timeout=60, message=f"{n} logs at the SLS server")
+    time.sleep(0.5)  # a duplicate would show up now
+    groups = [g for g in sls_server.groups]
+    assert {(g.project, g.logstore) for g in groups} == {("p", "syslog")}
+    by_mark: dict[int, list[tuple[DecodedLogGroup, int]]] = collections.defaultdict(list)
+    for received in groups:
+        for i, log in enumerate(received.group.logs):
+            m = re.search(rf"{run} (\d{{5}}) hello", dict(log.contents).get("msg", ""))
+            assert m is not None, log
+            by_mark[int(m.group(1))].append((received.group, i))
+    assert sorted(by_mark) == list(range(n)), "missing or unexpected"
+    assert [k for k, v in by_mark.items() if len(v) > 1] == [], "duplicates"
+    pack_ids = [dict(g.group.tags)["__pack_id__"] for g in groups]
+    assert len(set(pack_ids)) == len(pack_ids)
+    for i in range(n):
+        ((group, index),) = by_mark[i]
+        log = group.logs[index]
+        fields = dict(log.contents)
+        facility, severity = i % 24, (i // 24) % 8
+        assert fields == {
+            "hostname": f"host-{i % 7}", "pri-text": f"{FACILITIES[facility]}.{SEVERITIES[severity]}",
+            "protocol-version": "0", "app-name": f"app{i % 5}", "procid": str(1000 + i), "msgid": "-",
+            "msg": f"{run} {i:05d} hello",
+        }, fields
+        assert t0 - 1 <= log.time <= time.time() + 1
+        assert group.source == "127.0.0.1"
+        tags = dict(group.tags)
+        assert tags["__client_ip__"] == "127.0.0.1"
+        assert tags["__user_defined_id__"] == "test-id second-id"  # space-joined, as Logtail does
+        assert tags["__machine_group__"] == "loopback"
+        assert tags["__hostname__"] and tags["__pack_id__"]
+        assert t0 - 1 <= int(tags["__receive_time__"]) <= time.time() + 1
+
+
+def test_upstream_down_then_back_delivers_everything_once(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If SLS answers 503 while N lines arrive, then nothing is lost meanwhile (the spool holds them) and
+    once it recovers every line is delivered exactly once, in order of arrival."""
+    n = 20_000
+    sls_server.fail_all(503, "ServerBusy", "test outage")
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    BlastSender(rx.port, n).start().join(60).close()
+    wait_until(lambda: rx.frame_count() >= n, timeout=30, message=f"{n} frames spooled")
+    wait_until(lambda: len(sls_server.refusals) >= 3, timeout=30, message="delivery retrying")
+    assert delivered(sls_server) == 0
+    sls_server.clear_failures()
+    wait_until(lambda: delivered(sls_server) >= n, timeout=90, message=f"{n} logs delivered after the outage")
+    time.sleep(0.5)
+    found = logs_by_seq([g.group for g in sls_server.groups])
+    assert sorted(found) == list(range(n))
+    assert [k for k, v in found.items() if len(v) > 1] == []
+    order = [ali_seq(dict(log.contents)["msg"].encode()) for g in sls_server.groups for log in g.group.logs]
+    assert order == sorted(order), "one sender's records arrive in the order they were received"
+    assert "503" in rx.log and "the spool keeps everything meanwhile" in rx.log
+
+
+def test_permanent_rejection_is_kept_and_replayed(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If SLS rejects a batch for good (400 PostBodyInvalid), then it is kept as a dead letter that
+    receiverctl lists, shows and replays, and the replay delivers it with the same pack id."""
+    from receiver.cli.ctl import main as receiverctl
+
+    sls_server.fail_next(1, 400, "PostBodyInvalid", "test rejection")
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    BlastSender(rx.port, 10).start().join(30).close()
+    dead = rx.state_directory / "dead-letters" / "sls"
+    wait_until(lambda: list(dead.glob("*.ndjson")), timeout=30, message="a dead letter")
+    (kept,) = dead.glob("*.ndjson")
+    assert receiverctl(["spool", "dead-letters", "-c", str(rx.config_path)]) == 0
+    assert receiverctl(["spool", "show", kept.stem, "-c", str(rx.config_path)]) == 0
+    assert delivered(sls_server) == 0
+    assert receiverctl(["spool", "replay", "--all", "-c", str(rx.config_path)]) == 0
+    wait_until(lambda: delivered(sls_server) >= 10, timeout=30, message="the replayed records")
+    (group,) = sls_server.groups
+    assert dict(group.group.tags)["__pack_id__"] == kept.stem
+    assert not list(dead.rglob("*.ndjson"))
+
+
+def _delivery_pid(rx: Receiver) -> int | None:
+    assert rx.pid is not None
+    try:
+        children = Path(f"/proc/{rx.pid}/task/{rx.pid}/children").read_text().split()
+    except OSError:
+        return None
+    for pid in children:
+        try:
+            if b"receiver.deliver.process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If the delivery process is killed (-9) while sending, then the daemon restarts it, every line is
+    delivered, and any line delivered twice came both times in a group with the same __pack_id__."""
+    n = 60_000
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    first = _delivery_pid(rx)
+    assert first is not None
+    sender = BlastSender(rx.port, n).start()
+    try:
+        wait_until(lambda: delivered(sls_server) > 2000, timeout=60, message="delivery under way")
+        os.kill(first, signal.SIGKILL)  # the child of the receiver under test, by its PID
+        sender.join(60)
+    finally:
+        sender.close()
+    wait_until(lambda: (_delivery_pid(rx) or first) != first, timeout=30, message="delivery restarted")
+    wait_until(lambda: len(logs_by_seq([g.group for g in sls_server.groups])) >= n, timeout=120, message="all delivered")
+    found = logs_by_seq([g.group for g in sls_server.groups])
+    assert sorted(found) == list(range(n))
+    for seq, copies in found.items():
+        packs = {dict(group.tags)["__pack_id__"] for group, _ in copies}
+        assert len(packs) == 1, f"line {seq} came in groups {packs}"
+    assert "delivery process ended unexpectedly" in rx.log
+
+
+def test_routes_by_tag_and_filter_and_counts_unknown_tags(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If routes send tag ``sys_tag`` errors to logstore ``errors`` and the rest of ``sys_tag`` to
+    ``syslog``, then each record lands where its route says, and a tag no route names goes to the
+    default sink and is counted in the log, never dropped."""
+    from tests.integration.programs import send_tcp
+
+    routes = [
+        {"sink": "sls", "tag": "sys_tag", "filter": "_severity_<=err", "destination": "errors"},
+        {"sink": "sls", "tag": "sys_tag", "destination": "syslog"},
+    ]
+    rx = sls_receiver(make_receiver, sls_server, tmp_path, routes=routes)
+    lines = [
+        b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.err 0 todo-list 705 - disk failed",
+        b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 todo-list 705 - created a task",
+        b"0.1 other_tag 1795323666 10.0.0.8 web-2 user.notice 0 shop 1 - unrouted tag",
+    ]
+    send_tcp(rx.port, b"\n".join(lines) + b"\n")
+    wait_until(lambda: delivered(sls_server) >= 3, timeout=30, message="three logs")
+    where = {dict(log.contents)["msg"]: g.logstore for g in sls_server.groups for log in g.group.logs}
+    assert where == {"disk failed": "errors", "created a task": "syslog", "unrouted tag": "syslog"}
+    wait_until(lambda: "a streamlog tag no route names" in rx.log, timeout=10, message="the unknown tag counted")
+
+
+def rsyslog_lines(n: int, run: str) -> list[str]:
+    """RFC 3164 lines cycling through every facility and severity, marked ``run i``."""
+    return [
+        f"<{(i % 24) * 8 + (i // 24) % 8}>Oct 11 22:14:15 host-{i % 7} app{i % 5}[{1000 + i}]: {run} {i:05d} hello"
+        for i in range(n)
+    ]
+
+
+def expected_fields(i: int, run: str) -> dict[str, str]:
+    """What rsyslog's ALI_LOG_FMT line for ``rsyslog_lines(...)[i]`` holds, field by field."""
+    facility, severity = i % 24, (i // 24) % 8
+    return {
+        "hostname": f"host-{i % 7}", "pri-text": f"{FACILITIES[facility]}.{SEVERITIES[severity]}",
+        "protocol-version": "0", "app-name": f"app{i % 5}", "procid": str(1000 + i), "msgid": "-",
+        "msg": f"{run} {i:05d} hello",
+    }
+
+
+def test_rsyslog_to_the_local_store_and_receiverctl_search(
+    make_receiver: MakeReceiver, make_rsyslog: MakeRsyslog, tmp_path: Path
+) -> None:
+    """If rsyslog forwards N messages and the receiver runs on its defaults (the local store), then
+    ``receiverctl search`` finds all N, once each, with every field, while the daemon runs; and a filter
+    finds exactly the records it names."""
+    import json
+    import subprocess
+    import sys
+
+    n = 1000
+    run = run_token()
+    rx = make_receiver(deliver={})
+    rsyslog = make_rsyslog(alibaba_rsyslog_conf(rx.port))
+    assert rsyslog.send(rsyslog_lines(n, run), chunk_lines=250) == n
+
+    def search(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "receiver.cli.ctl", "search", "-c", str(rx.config_path), "--json", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def found() -> list[dict[str, object]]:
+        result = search(run, "--limit", str(2 * n))
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    wait_until(lambda: len(found()) >= n, timeout=60, message=f"{n} records in the local store")
+    records = found()
+    by_mark = collections.defaultdict(list)
+    for record in records:
+        fields = record["fields"]
+        assert isinstance(fields, dict)
+        m = re.search(rf"{run} (\d{{5}}) hello", str(fields["msg"]))
+        assert m is not None
+        by_mark[int(m.group(1))].append(record)
+    assert sorted(by_mark) == list(range(n)) and all(len(v) == 1 for v in by_mark.values())
+    for i, (record,) in by_mark.items():
+        assert record["fields"] == expected_fields(i, run)
+        assert record["source"] == "127.0.0.1"
+        tags = record["group_tags"]
+        assert isinstance(tags, dict) and tags["__client_ip__"] == "127.0.0.1" and tags["__pack_id__"]
+
+    # app3 and severity err or worse: i % 5 == 3 and (i // 24) % 8 <= 3
+    result = search(f"{run} and app-name=app3 and _severity_<=err", "--limit", str(n))
+    assert result.returncode == 0, result.stderr
+    marks = sorted(int(str(json.loads(line)["fields"]["msg"]).split()[1]) for line in result.stdout.splitlines())
+    assert marks == [i for i in range(n) if i % 5 == 3 and (i // 24) % 8 <= 3]
+    assert search("no-such-word-anywhere").returncode == 1
+
+
+def test_rsyslog_to_clickhouse_every_field(
+    make_receiver: MakeReceiver, make_rsyslog: MakeRsyslog, tmp_path: Path
+) -> None:
+    """If rsyslog forwards N messages and the receiver delivers to a real clickhouse-server, then the
+    table holds N rows, once each, with every column as rsyslog wrote it and the group's tags."""
+    from tests.support.clickhouse import ClickHouseServer
+
+    n = 1000
+    run = run_token()
+    with ClickHouseServer(tmp_path / "clickhouse") as server:
+        password = tmp_path / "clickhouse.password"
+        password.write_text(server.users["default"].password + "\n")
+        password.chmod(0o600)
+        sink = {"type": "clickhouse", "url": server.url, "table": "syslog", "password_file": str(password)}
+        rx = make_receiver(deliver={}, settings={
+            "sinks": [sink], "machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}],
+        })
+        rsyslog = make_rsyslog(alibaba_rsyslog_conf(rx.port))
+        assert rsyslog.send(rsyslog_lines(n, run), chunk_lines=250) == n
+
+        def count() -> int:
+            try:
+                return int(server.scalar("SELECT count() FROM default.syslog"))
+            except Exception:
+                return 0  # the sink creates the table with its first insert
+
+        wait_until(lambda: count() >= n, timeout=60, message=f"{n} rows in ClickHouse")
+        time.sleep(0.5)
+        rows = server.rows("SELECT * FROM default.syslog")
+    assert len(rows) == n
+    by_mark = {int(re.search(rf"{run} (\d{{5}}) hello", r["message"]).group(1)): r for r in rows}  # type: ignore[union-attr]
+    assert sorted(by_mark) == list(range(n))
+    for i, row in by_mark.items():
+        fields = expected_fields(i, run)
+        assert dict(zip(row["field_keys"], row["field_values"], strict=True)) == fields
+        facility, severity = i % 24, (i // 24) % 8
+        assert (row["host"], row["app"], row["severity"], row["facility"], row["message"]) == (
+            fields["hostname"], fields["app-name"], severity, facility, fields["msg"],
+        )
+        assert (row["source"], row["client_ip"], row["tag"], row["machine_group"]) == (
+            "127.0.0.1", "127.0.0.1", "sys_tag", "loopback",
+        )
+        assert row["pack_id"] and row["flags"] == []
+
+
+def test_delivery_process_ends_with_the_daemon_even_on_kill9(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If the daemon is killed (-9), then its delivery process and that process's workers notice and
+    exit by themselves: no orphan keeps reading the spool."""
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    child = _delivery_pid(rx)
+    assert child is not None
+    wait_until(lambda: "worker processes build and encode" in rx.log, timeout=20, message="delivery started")
+    family = [child, *_descendants(child)]
+    rx.kill()
+
+    def gone(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state == "Z"  # exited, waiting for a parent that is gone too
+
+    wait_until(lambda: all(gone(pid) for pid in family), timeout=30, message=f"{family} exited")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out.extend(children)
+            todo.extend(children)
+    return out

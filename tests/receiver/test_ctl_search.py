@@ -1,0 +1,225 @@
+"""receiverctl search, run as an operator runs it, on a local store written here."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from formats.parse import make_parser
+from receiver.deliver.local_store import SCHEMA_VERSION, LocalStore
+
+PARSE = make_parser()
+NOW = int(time.time())
+
+
+def receiverctl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+        env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def ali(seconds: int, host: str, pri: str, app: str, msg: str) -> bytes:
+    return f"0.1 sys_tag {seconds} 10.0.0.7 {host} {pri} 0 {app} 1 - {msg}".encode()
+
+
+def make_store(path: Path) -> Path:
+    """Three records: an hour old, two minutes old, one minute old."""
+    store = LocalStore(path, max_age_hours=24, max_bytes=1 << 30)
+    frames = [
+        ali(NOW - 5 * 3600, "web-1", "user.err", "todo-list", "Connection refused by upstream"),
+        ali(NOW - 2 * 3600, "web-2", "user.info", "todo-list", "Create a new task"),
+        ali(NOW - 1800, "db-1", "local0.warning", "billing", "line one\nline two \x1b[31mred"),
+    ]
+    records = [PARSE(frame, "10.0.0.7", NOW * 10**9) for frame in frames]
+    group_tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(NOW)), ("__pack_id__", "ABC-1-0")]
+    store.insert(records, pack_id="ABC-1-0", group_tags=group_tags)
+    store.close()
+    return path
+
+
+def stamp(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return make_store(tmp_path / "local.db")
+
+
+class TestOutput:
+    def test_human_lines(self, db: Path) -> None:
+        """If records match, then each is one line: time, host, app, severity name, message; exit 0."""
+        result = receiverctl("search", "--db", str(db), "")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            f"{stamp(NOW - 1800)} db-1 billing warning line one\\nline two \\x1b[31mred",
+            f"{stamp(NOW - 2 * 3600)} web-2 todo-list info Create a new task",
+            f"{stamp(NOW - 5 * 3600)} web-1 todo-list err Connection refused by upstream",
+        ]
+        assert result.stderr == ""
+
+    def test_json_lines(self, db: Path) -> None:
+        """If --json is given, then each line is the record's JSON plus its group tags."""
+        result = receiverctl("search", "--db", str(db), "--json", "refused")
+        assert result.returncode == 0, result.stderr
+        (line,) = result.stdout.splitlines()
+        record = json.loads(line)
+        assert list(record) == ["time", "time_ns", "fields", "source", "tags", "flags", "group_tags", "received_ns"]
+        assert record["fields"]["app-name"] == "todo-list"
+        assert record["fields"]["msg"] == "Connection refused by upstream"
+        assert record["tags"] == {"__streamlog_tag__": "sys_tag"}
+        assert record["group_tags"] == {"__client_ip__": "10.0.0.7", "__receive_time__": str(NOW), "__pack_id__": "ABC-1-0"}
+        assert record["received_ns"] == NOW * 10**9
+
+    def test_filter_limit_and_order(self, db: Path) -> None:
+        """If a filter, --limit and --oldest-first are given, then they select and order the records."""
+        result = receiverctl("search", "--db", str(db), "app-name=todo-list and _severity_<=info", "--limit", "1")
+        assert [line.split(" ", 4)[4] for line in result.stdout.splitlines()] == ["Create a new task"]
+        result = receiverctl("search", "--db", str(db), "--oldest-first", "--limit", "2", "")
+        assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-1", "web-2"]
+
+    def test_no_match_exits_1(self, db: Path) -> None:
+        """If nothing matches, then nothing is printed and the exit status is 1, as grep's."""
+        result = receiverctl("search", "--db", str(db), "app-name=nothing-like-it")
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
+
+
+class TestTimes:
+    def test_since_age(self, db: Path) -> None:
+        """If --since is an age, then only records timed within it come.
+
+        The records are hours apart, so the minutes a long test run takes after NOW was read do not matter.
+        """
+        result = receiverctl("search", "--db", str(db), "--since", "3h", "")
+        assert [line.split()[1] for line in result.stdout.splitlines()] == ["db-1", "web-2"]
+        result = receiverctl("search", "--db", str(db), "--since", "6h", "--until", "1h", "")
+        assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-2", "web-1"]
+
+    def test_since_iso(self, db: Path) -> None:
+        """If --since and --until are ISO times, then they bound the records' times (UTC unless an offset says)."""
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(NOW - 3 * 3600))
+        result = receiverctl("search", "--db", str(db), "--since", since, "--until", stamp(NOW - 3600), "")
+        assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-2"]
+
+    def test_bad_time(self, db: Path) -> None:
+        """If --since is neither an age nor a time, then exit 2 with one line saying what is accepted."""
+        result = receiverctl("search", "--db", str(db), "--since", "yesterday", "")
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            "receiverctl: --since 'yesterday' is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
+        ]
+        assert receiverctl("search", "--db", str(db), "--until", "inf", "").returncode == 2
+
+
+class TestWhere:
+    def test_config_default_path(self, tmp_path: Path) -> None:
+        """If -c names a configuration without a path, then local.db in its state directory is searched."""
+        make_store(tmp_path / "state" / "local.db")
+        config = tmp_path / "receiver.toml"
+        config.write_text('state_directory = "state"\n')
+        result = receiverctl("search", "-c", str(config), "refused", cwd=Path("/"))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.endswith("Connection refused by upstream\n")
+
+    def test_config_sink_path(self, tmp_path: Path) -> None:
+        """If the configuration's local sink names a path, then that file is searched."""
+        make_store(tmp_path / "custom.db")
+        config = tmp_path / "receiver.toml"
+        config.write_text('state_directory = "state"\n\n[[sinks]]\ntype = "local"\npath = "custom.db"\n')
+        assert receiverctl("search", "-c", str(config), "task").returncode == 0
+
+    def test_config_without_local_sink(self, tmp_path: Path) -> None:
+        """If the configuration has no local sink, then exit 2 saying so."""
+        config = tmp_path / "receiver.toml"
+        config.write_text('[[sinks]]\ntype = "sls"\nendpoint = "http://127.0.0.1:9"\nproject = "p"\nlogstore = "l"\n')
+        result = receiverctl("search", "-c", str(config), "x")
+        assert result.returncode == 2
+        assert 'has no local sink (type = "local")' in result.stderr
+
+    def test_no_store_yet(self, tmp_path: Path) -> None:
+        """If there is no store file, then exit 2 with one line: nothing delivered there yet, and where it looked."""
+        result = receiverctl("search", "refused", cwd=tmp_path)
+        assert result.returncode == 2
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("receiverctl: no local store at var/local.db: the receiver has not delivered anything there yet")
+        assert "built-in defaults" in line
+        assert not (tmp_path / "var").exists()
+
+
+class TestErrors:
+    def test_bad_filter(self, db: Path) -> None:
+        """If the filter does not parse, then exit 2 with one line naming the problem and its column."""
+        result = receiverctl("search", "--db", str(db), "app-name=")
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == ['receiverctl: filter: expected a value after "=" at column 10']
+
+    def test_newer_schema(self, db: Path) -> None:
+        """If the store was written by a newer receiver, then exit 2 saying so."""
+        conn = sqlite3.connect(db)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.close()
+        result = receiverctl("search", "--db", str(db), "")
+        assert result.returncode == 2
+        (line,) = result.stderr.splitlines()
+        assert "written by a newer receiver" in line and "upgrade the receiver" in line
+
+    def test_negative_limit(self, db: Path) -> None:
+        """If --limit is negative, then exit 2."""
+        assert receiverctl("search", "--db", str(db), "--limit", "-1", "").returncode == 2
+
+
+class TestBesideTheDaemon:
+    def test_search_while_the_store_is_written(self, tmp_path: Path) -> None:
+        """If the delivery process writes while receiverctl searches, then both go on and each search sees whole groups."""
+        db = make_store(tmp_path / "local.db")
+        store = LocalStore(db, max_age_hours=24, max_bytes=1 << 30)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        groups = 0
+
+        def write() -> None:
+            nonlocal groups
+            try:
+                while not stop.is_set():
+                    frames = [ali(NOW, "web-9", "user.info", "writer", f"group{groups} row{n}") for n in range(200)]
+                    store.insert([PARSE(f, "10.0.0.9", NOW * 10**9) for f in frames], pack_id=f"W-{groups}", group_tags=[])
+                    groups += 1
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        statuses = []
+        try:
+            for _ in range(3):
+                result = receiverctl("search", "--db", str(db), "--json", "--limit", "0", "app-name=writer")
+                assert result.returncode in (0, 1), result.stderr
+                statuses.append(result.returncode)
+                seen = collections.Counter(json.loads(line)["fields"]["msg"].split()[0] for line in result.stdout.splitlines())
+                assert set(seen.values()) <= {200}  # whole groups only
+        finally:
+            stop.set()
+            writer.join()
+            store.close()
+        assert not errors, errors
+        assert groups > 0 and 0 in statuses
+
+
+class TestMain:
+    def test_main_in_process(self, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """If main() is called with search arguments, then it prints and returns the status as the command does."""
+        from receiver.cli.ctl import main
+
+        assert main(["search", "--db", str(db), "--json", "_severity_<=warning"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [json.loads(line)["fields"]["hostname"] for line in lines] == ["db-1", "web-1"]
+        assert main(["search", "--db", str(db), "nothing"]) == 1
