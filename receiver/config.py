@@ -199,7 +199,7 @@ class ClickHouseSinkConfig:
     password_file: Path | None = None
     """The password from this file (mode 0600); without it, ``CLICKHOUSE_PASSWORD`` or none."""
     create_table: bool = True
-    """Create the table (docs/sinks.md has its schema) when it does not exist."""
+    """Create the table (docs/sinks/clickhouse.md has its schema) when it does not exist."""
     timeout_seconds: float = 30.0
     concurrency: int = 4
     """Requests in flight at most; halved on quota answers, raised again as requests succeed."""
@@ -262,8 +262,8 @@ class DeliverConfig:
     poll_interval_ms: float = 50.0
     """How often an idle sink looks for new segments."""
     build_processes: int = 0
-    """Worker processes that parse and encode batches for SLS, ClickHouse and HTTP sinks
-    (0: one per core), so delivery is not bound to one core."""
+    """Worker processes that parse and encode batches for the sinks (0: one per core), so
+    delivery is not bound to one core."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,11 +1,10 @@
 """From spool segments to a sink's groups, in the delivery process or in worker processes.
 
 Parsing and encoding cost most of delivery's CPU, and one Python process
-uses one core. So a sink whose requests carry an encoded body (SLS, HTTP,
-ClickHouse) has its batches decoded, parsed, grouped and encoded in a pool
-of worker processes, several batches at once, while its sending thread
-sends them in order. The local store takes records, not a body, and builds
-on a thread of its own.
+uses one core. So every sink has its batches decoded, parsed, grouped and
+encoded in a pool of worker processes, several batches at once, while its
+sending thread sends them in order: the encoding is the request body (SLS,
+HTTP, ClickHouse) or the rows of one insert (the local store).
 
 A worker process holds a :class:`BatchBuilder` made from the configuration
 (parsers, routes, identities, machine groups) and gets each task as the
@@ -62,8 +61,8 @@ class SinkPlan:
     max_records: int
     max_bytes: int
     encoder: Callable[[Group], bytes] | None = None
-    """The sink's body encoding, when its requests carry one (a module-level function, so
-    worker processes can be sent it)."""
+    """What the sink sends made of a group (a module-level function or a partial of one, so
+    worker processes can be sent it); None builds groups of records in the sending process."""
 
 
 @dataclasses.dataclass(slots=True)

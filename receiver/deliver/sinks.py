@@ -55,7 +55,9 @@ def build_sink(sink: SinkConfig, config: Config) -> Sink:
 
 
 def payload_encoder(sink: SinkConfig) -> Callable[[Group], bytes] | None:
-    """The sink's request body encoding, for worker processes to run; None for the local store."""
+    """What worker processes make of a group for the sink: its request body, or the local store's rows."""
+    if isinstance(sink, LocalSinkConfig):
+        return local_payload
     if isinstance(sink, SlsSinkConfig):
         return functools.partial(sls_payload, sink)
     if isinstance(sink, ClickHouseSinkConfig):
@@ -67,6 +69,13 @@ def payload_encoder(sink: SinkConfig) -> Callable[[Group], bytes] | None:
 
         return functools.partial(http_payload, sink)
     return None
+
+
+def local_payload(group: Group) -> bytes:
+    """The local store's rows of ``group``, ready for one insert."""
+    from receiver.deliver.local_store import encode_rows
+
+    return encode_rows(group.records, pack_id=group.pack_id, group_tags=group.tags)
 
 
 def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
@@ -101,7 +110,10 @@ class LocalSink:
 
     def send(self, group: Group) -> SendOutcome:
         try:
-            self._store.insert(group.records, pack_id=group.pack_id, group_tags=group.tags)
+            if group.payload is not None:
+                self._store.insert_encoded(group.payload, pack_id=group.pack_id, group_tags=group.tags)
+            else:
+                self._store.insert(group.records, pack_id=group.pack_id, group_tags=group.tags)
             now = time.monotonic()
             if now >= self._retention_due:
                 self._retention_due = now + _RETENTION_EVERY_SECONDS
