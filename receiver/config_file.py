@@ -453,7 +453,10 @@ class _Invalid(Exception):
 class _Rule:
     """What one key takes: a kind, bounds or choices, and how to say so."""
 
-    kind: Literal["int", "number", "bool", "choice", "name", "address", "path", "zone", "text", "url", "texts", "networks"]
+    kind: Literal[
+        "int", "number", "bool", "choice", "name", "identifier", "address", "path", "zone", "text", "url", "texts",
+        "networks",
+    ]
     allowed: str
     low: float | None = None
     high: float | None = None
@@ -496,6 +499,8 @@ _ADDRESS = _Rule(
 )
 _NAME = _Rule("name", 'a non-empty name of letters, digits, "-", "_" and "."')
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_IDENTIFIER = _Rule("identifier", 'a plain ClickHouse name: letters, digits and "_", not starting with a digit')
+_IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ZONE = _Rule("zone", 'an IANA time zone name such as "UTC" or "Asia/Shanghai"')
 _URL = _Rule("url", 'an http:// or https:// URL such as "http://127.0.0.1:8123"')
 
@@ -586,7 +591,7 @@ _SINK_RULES: dict[str, dict[str, _Rule]] = {
         "max_bytes": _int(1, 9 * _MIB, "SLS takes 10 MB of raw body per request"),
     },
     "clickhouse": {
-        "name": _NAME, "type": _choices("clickhouse"), "url": _URL, "database": _NAME, "table": _NAME,
+        "name": _NAME, "type": _choices("clickhouse"), "url": _URL, "database": _IDENTIFIER, "table": _IDENTIFIER,
         "user": _text(), "password_file": _PATH, "create_table": _BOOL,
         **_BATCH_RULES, "max_bytes": _int(1, 256 * _MIB),
     },
@@ -666,8 +671,8 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
         if value not in rule.choices:
             raise _Invalid(f"{_show(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
         return value
-    if kind == "name":
-        if not _NAME_PATTERN.fullmatch(value):
+    if kind in ("name", "identifier"):
+        if not (_NAME_PATTERN if kind == "name" else _IDENTIFIER_PATTERN).fullmatch(value):
             raise _Invalid(f"{_show(value)} is not {rule.allowed}")
         return value
     if kind == "address":
@@ -908,6 +913,11 @@ def _read_delivery(
             continue
         if "sink" in route and sinks and route["sink"] not in names:
             report.error((*key_path, "sink"), f"{_show(route['sink'])} is not a sink; the sinks are {known}")
+            continue
+        target = next((sink for sink in sinks if sink.name == route.get("sink")), None)
+        destination = route.get("destination")
+        if isinstance(target, ClickHouseSinkConfig) and destination and not _IDENTIFIER_PATTERN.fullmatch(destination):
+            report.error((*key_path, "destination"), f"{_show(destination)} is not {_IDENTIFIER.allowed} (a table)")
             continue
         if "filter" in route:
             try:

@@ -1,7 +1,11 @@
 """``receiver check-config [FILE]``: validate a configuration and say what it would do.
 
     $ receiver check-config conf/receiver.toml
-    OK: conf/receiver.toml: 2 listeners (tcp [::]:11111 tcp-11111, udp [::]:11111 udp-11111), spool var/spool
+    OK: conf/receiver.toml: 2 listeners (tcp [::]:11111 tcp-11111, udp [::]:11111 udp-11111), spool var/spool, sink local (local)
+
+Upstream sinks are built as delivery would build them (credentials, key and
+password files read, URLs checked; nothing is sent), so a key file of the
+wrong mode is found here rather than at the first delivery.
 
 Warnings go to stderr after the OK line. A file that cannot be used prints
 every error, one per line, to stderr, and the exit status is 2. Without a
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from receiver.config import Config, ListenerConfig, default_config
+from receiver.config import Config, ListenerConfig, LocalSinkConfig, default_config
 from receiver.config_file import ConfigError, load_config
 
 __all__ = ["EXIT_INVALID", "check_config", "describe_listener"]
@@ -39,17 +43,45 @@ def check_config(path: Path | None, *, stdout: TextIO | None = None, stderr: Tex
                 print(error, file=err)
             return EXIT_INVALID
         config, warnings = loaded.config, loaded.warnings
+    problems = sink_problems(config)
+    if problems:
+        for problem in problems:
+            print(problem, file=err)
+        return EXIT_INVALID
     print(f"OK: {summary(config)}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     return 0
 
 
+def sink_problems(config: Config) -> list[str]:
+    """Why a configured upstream sink could not start: its credentials, key or password file, its URL.
+
+    Each sink is built as delivery would build it, which reads those files but
+    sends nothing. The local store is left out: opening it creates it.
+    """
+    from receiver.deliver.sinks import build_sink
+
+    problems = []
+    for sink in config.sinks:
+        if isinstance(sink, LocalSinkConfig):
+            continue
+        try:
+            build_sink(sink, config).close()
+        except Exception as e:  # each sink's own error says what is wrong and how to fix it
+            problems.append(f"{config.source}: sink {sink.name!r} ({sink.type}) cannot start: {e}")
+    return problems
+
+
 def summary(config: Config) -> str:
-    """``<source>: N listeners (...), spool <dir>``."""
+    """``<source>: N listeners (...), spool <dir>, sinks ...``."""
     n = len(config.listeners)
     listeners = ", ".join(describe_listener(listener) for listener in config.listeners)
-    return f"{config.source}: {n} listener{'' if n == 1 else 's'} ({listeners}), spool {config.spool_directory}"
+    sinks = ", ".join(f"{sink.name} ({sink.type})" for sink in config.sinks)
+    return (
+        f"{config.source}: {n} listener{'' if n == 1 else 's'} ({listeners}), spool {config.spool_directory}, "
+        f"sink{'' if len(config.sinks) == 1 else 's'} {sinks}"
+    )
 
 
 def describe_listener(listener: ListenerConfig) -> str:

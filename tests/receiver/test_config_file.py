@@ -872,7 +872,7 @@ class TestCheckConfig:
         out, err = capsys.readouterr()
         spool = default_state_directory() / "spool"
         assert out == (
-            f"OK: {RECEIVER_TOML}: 2 listeners (tcp [::]:11111 tcp-11111, udp [::]:11111 udp-11111), spool {spool}\n"
+            f"OK: {RECEIVER_TOML}: 2 listeners (tcp [::]:11111 tcp-11111, udp [::]:11111 udp-11111), spool {spool}, sink local (local)\n"
         )
         assert err == ""
 
@@ -894,8 +894,26 @@ class TestCheckConfig:
         """)
         assert check_config(path) == 0
         out, err = capsys.readouterr()
-        assert out == f"OK: {path}: 1 listener (udp 127.0.0.1:514 lo), spool {tmp_path / 'st' / 'spool'}\n"
+        assert out == f"OK: {path}: 1 listener (udp 127.0.0.1:514 lo), spool {tmp_path / 'st' / 'spool'}, sink local (local)\n"
         assert err == f"warning: {path}:7: listeners[0].framing: has no effect on a udp listener (it applies to TCP listeners only)\n"
+
+    def test_sink_that_cannot_start(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """If an upstream sink's key file is readable by others, then check-config says so and exits 2,
+        rather than delivery finding out later."""
+        key = tmp_path / "collector.key"
+        key.write_text("secret-key-material")
+        key.chmod(0o644)
+        path = write(tmp_path, f"""
+            [[sinks]]
+            type = "http"
+            url = "https://collector.example.com/logs"
+            key_file = "{key}"
+        """)
+        assert check_config(path) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith(f"{path}: sink 'http' (http) cannot start: ") and "chmod 600" in err
+        assert "secret-key-material" not in err
 
     def test_errors(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """If the file has errors, then each is one line on stderr and the status is 2."""
@@ -997,7 +1015,9 @@ class TestDeliverySections:
             ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "ftp://x"\nsignature = "none"', "sinks[0].url", '"ftp://x" is not an http:// or https:// URL'),
             ('[[sinks]]\ntype = "sls"\nname = "s"\nendpoint = "e"\nproject = "p"\nlogstore = "l"\nsignature = "v4"', "sinks[0].region", "missing; signature v4 needs the region"),
             ('[[sinks]]\ntype = "local"\ntable = "t"', "sinks[0].table", 'unknown key; the keys of a [[sinks]] table of type "local" are'),
+            ('[[sinks]]\ntype = "clickhouse"\ntable = "sys-log"', "sinks[0].table", '"sys-log" is not a plain ClickHouse name'),
             ('[[routes]]\nsink = "nowhere"', "routes[0].sink", '"nowhere" is not a sink; the sinks are local'),
+            ('[[sinks]]\ntype = "clickhouse"\n[[routes]]\nsink = "clickhouse"\ndestination = "a.b"', "routes[0].destination", '"a.b" is not a plain ClickHouse name'),
             ('[[routes]]\ntag = "t"', "routes[0].sink", "missing; a route needs the sink its records go to: one of local"),
             ('[[routes]]\nsink = "local"\nfilter = "app-name="', "routes[0].filter", "filter"),
             ('[[machine_groups]]\nname = "g"\nnetworks = ["10.0.0.300/8"]', "machine_groups[0].networks", '"10.0.0.300/8" is not a network'),
