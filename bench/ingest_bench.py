@@ -431,6 +431,10 @@ name = "{t}"
 transport = "{t}"
 address = "127.0.0.1"
 port = {self.port}
+
+# Ingest alone: delivery_bench.py measures the way to the sinks.
+[deliver]
+enabled = false
 """
         )
 

@@ -1,0 +1,476 @@
+"""End to end, to each sink: sender -> receiver (TCP, spool) -> delivery process -> upstream.
+
+    python bench/delivery_bench.py [-n 1000000] [--sinks local,sls,http,clickhouse]
+                                   [--latency-seconds 10] [--json bench/out/delivery.json]
+
+For each sink a private receiver (``receiver run``, the configuration's
+defaults plus that one sink) gets N ALI_LOG_FMT lines from the in-memory
+blast sender (``bench/blast.py`` in its own process, one connection, lines
+built before the clock starts), and the bench watches the upstream until it
+has acknowledged all N.
+
+- msgs/s: N / (first byte sent -> the upstream holds all N).
+- CPU seconds: the receiver daemon's, and its delivery process's with that
+  process's workers (which build and encode batches), utime+stime over
+  that window (/proc/PID/stat), each and together.
+- peak RSS: VmHWM of the daemon, and the sum of VmHWM over the delivery
+  process and its workers.
+- latency: then, on the same receiver, lines paced at half the measured
+  rate for ``--latency-seconds``; a line's latency is from the moment it was
+  written to the socket to the first poll (every 10 ms) at which the
+  upstream's count covers it. One connection's records are delivered in
+  order (one sender's groups are never in flight together), so the count
+  says which lines are in. p50 and p99.
+
+The upstreams, and what they cost: ``sls`` and ``http`` are light stand-ins
+in this process (threads): the SLS one checks Content-MD5, decompresses the
+lz4 body and counts the LogGroup's logs by walking its top-level fields; the
+HTTP one gunzips and counts lines. They do not verify signatures (the tests
+do, against tests/support/sls_server.py and tests/support/http_verifier.py),
+so the receiver's signing cost is measured and the stand-in's checking is
+not. ``local`` is the embedded SQLite store (counted with ``max(id)``);
+``clickhouse`` a private clickhouse-server (tests/support/clickhouse.py),
+counted with ``SELECT count()``; its own CPU competes for the two cores and
+is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lz4.block
+
+from bench.blast import TcpStream, ali_line
+from bench.ingest_bench import (
+    CASES,
+    OurReceiver,
+    Sender,
+    free_port,
+    proc_cpu_seconds,
+    proc_status_kb,
+)
+
+SINKS = ("local", "sls", "http", "clickhouse")
+
+
+# -- light upstream stand-ins ---------------------------------------------------
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def count_logs(group: bytes) -> int:
+    """Logs in a LogGroup: its top-level field 1 entries (every top-level field is length-delimited)."""
+    pos = n = 0
+    end = len(group)
+    while pos < end:
+        key, pos = _varint(group, pos)
+        length, pos = _varint(group, pos)
+        pos += length
+        n += key >> 3 == 1
+    return n
+
+
+class CountingUpstream:
+    """An HTTP server on 127.0.0.1 that counts the records of each accepted POST."""
+
+    def __init__(self, count: Callable[[dict[str, str], bytes], int]) -> None:
+        self.count_body = count
+        self.records = 0
+        self.requests = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                try:
+                    n = upstream.count_body({k.lower(): v for k, v in self.headers.items()}, body)
+                except Exception as e:  # a bench stand-in: say what was wrong, refuse it
+                    with upstream._lock:
+                        upstream.errors.append(f"{type(e).__name__}: {e}")
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with upstream._lock:
+                    upstream.records += n
+                    upstream.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.send_header("x-log-requestid", "bench")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def delivered(self) -> int:
+        return self.records
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sls_count(headers: dict[str, str], body: bytes) -> int:
+    if hashlib.md5(body).hexdigest().upper() != headers.get("content-md5"):
+        raise ValueError("Content-MD5 does not match the body")
+    raw = int(headers["x-log-bodyrawsize"])
+    if headers.get("x-log-compresstype") == "lz4":
+        body = lz4.block.decompress(body, uncompressed_size=raw)
+    return count_logs(body)
+
+
+def http_count(headers: dict[str, str], body: bytes) -> int:
+    expected = headers.get("content-digest", "")
+    if expected != "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":":
+        raise ValueError("Content-Digest does not match the body")
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    return body.count(b"\n")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs, and so on (the delivery process's worker processes)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out.extend(children)
+            todo.extend(children)
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live descendant."""
+    total = 0.0
+    for p in (pid, *descendants(pid)):
+        with contextlib.suppress(OSError):
+            total += proc_cpu_seconds(p)
+    return total
+
+
+def tree_peak_rss_kb(pid: int) -> int:
+    """The sum of VmHWM over ``pid`` and its live descendants."""
+    return sum(proc_status_kb(p, "VmHWM") or 0 for p in (pid, *descendants(pid)))
+
+
+# -- the receiver with one sink -------------------------------------------------------------
+
+
+class DeliveringReceiver(OurReceiver):
+    """``receiver run`` with delivery on, to the one sink given as TOML."""
+
+    def __init__(self, workdir: Path, port: int, sink_toml: str) -> None:
+        super().__init__(workdir, port, CASES["tcp1"])
+        self.sink_toml = sink_toml
+
+    def write_config(self) -> None:
+        (self.workdir / "receiver.toml").write_text(
+            f"""# private benchmark instance
+state_directory = "{self.state}"
+
+[[listeners]]
+name = "tcp"
+transport = "tcp"
+address = "127.0.0.1"
+port = {self.port}
+
+{self.sink_toml}
+"""
+        )
+
+    def delivery_pid(self) -> int | None:
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+
+def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[str, Callable[[], int], Callable[[], float]]:
+    """The sink's TOML, a count of what its upstream holds, and the upstream's own CPU seconds."""
+    no_cpu: Callable[[], float] = lambda: 0.0  # noqa: E731 - in-process stand-ins: part of the bench's CPU
+    if sink == "local":
+        db = workdir / "state" / "local.db"
+
+        def local_count() -> int:
+            if not db.exists():
+                return 0
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+                try:
+                    return int(conn.execute("SELECT coalesce(max(id), 0) FROM records").fetchone()[0])
+                except sqlite3.OperationalError:
+                    return 0  # not created yet
+
+        return '[[sinks]]\ntype = "local"\n', local_count, no_cpu
+    if sink == "sls":
+        upstream = stack.enter_context(contextlib.closing(CountingUpstream(sls_count)))
+        keys = workdir / "sls.keys"
+        keys.write_text("access_key_id = bench-id\naccess_key_secret = bench-secret\n")
+        keys.chmod(0o600)
+        toml = (
+            f'[[sinks]]\ntype = "sls"\nendpoint = "http://127.0.0.1:{upstream.port}"\nproject = "bench"\n'
+            f'logstore = "syslog"\ncredentials_file = "{keys}"\n'
+        )
+        return toml, upstream.delivered, no_cpu
+    if sink == "http":
+        upstream = stack.enter_context(contextlib.closing(CountingUpstream(http_count)))
+        key = workdir / "http.key"
+        key.write_bytes(os.urandom(32).hex().encode())
+        key.chmod(0o600)
+        toml = (
+            f'[[sinks]]\ntype = "http"\nname = "collector"\nurl = "http://127.0.0.1:{upstream.port}/logs"\n'
+            f'key_file = "{key}"\n'
+        )
+        return toml, upstream.delivered, no_cpu
+    from tests.support.clickhouse import ClickHouseServer
+
+    server = stack.enter_context(ClickHouseServer(workdir / "clickhouse"))
+
+    def clickhouse_count() -> int:
+        try:
+            return int(server.query("SELECT count() FROM default.syslog").strip() or 0)
+        except Exception:  # the table appears with the first insert
+            return 0
+
+    password = workdir / "clickhouse.password"
+    password.write_text(server.users["default"].password + "\n")
+    password.chmod(0o600)
+    toml = f'[[sinks]]\ntype = "clickhouse"\nurl = "{server.url}"\npassword_file = "{password}"\n'
+    return toml, clickhouse_count, lambda: proc_cpu_seconds(server.pid)
+
+
+# -- one run ----------------------------------------------------------------------
+
+
+def _wait_delivered(count: Callable[[], int], target: int, timeout: float, poll: float) -> tuple[int, float]:
+    deadline = time.monotonic() + timeout
+    got = count()
+    while got < target and time.monotonic() < deadline:
+        time.sleep(poll)
+        got = count()
+    return got, time.monotonic()
+
+
+def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"deliver-{sink}-", dir=base))
+    row: dict[str, Any] = {"sink": sink, "messages": n}
+    with contextlib.ExitStack() as stack:
+        try:
+            sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack)
+            rcv = DeliveringReceiver(workdir, free_port(), sink_toml)
+            stack.callback(rcv.stop, 60)
+            rcv.start()
+            deadline = time.monotonic() + 30
+            while rcv.delivery_pid() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            child = rcv.delivery_pid()
+            if child is None:
+                raise RuntimeError(f"no delivery process: {rcv.tail_log()}")
+            sender = Sender(rcv.port, CASES["tcp1"], n, 0, "threads", "ali", "lf", 0)
+            stack.callback(sender.kill)
+            if sender.expect(args.build_timeout) != {}:
+                raise RuntimeError("sender not ready in time")
+            time.sleep(0.2)
+            cpu0 = (proc_cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            sender.go()
+            got, end = _wait_delivered(delivered, n, args.timeout, args.poll)
+            cpu1 = (proc_cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            sent = sender.expect(30) or {}
+            sender.finish()
+            seconds = end - sent.get("start", end)
+            row.update(
+                delivered=got, complete=got >= n, seconds=round(seconds, 3),
+                msgs_per_second=round(got / seconds) if seconds > 0 else None,
+                ingest_seconds=round(sent.get("seconds", 0.0), 3),
+                daemon_cpu_seconds=round(cpu1[0] - cpu0[0], 2),
+                delivery_cpu_seconds=round(cpu1[1] - cpu0[1], 2),
+                cpu_seconds=round(cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1], 2),
+                upstream_cpu_seconds=round(cpu1[2] - cpu0[2], 2) if sink == "clickhouse" else None,
+                daemon_peak_rss_kb=proc_status_kb(rcv.pid, "VmHWM"),
+                delivery_peak_rss_kb=tree_peak_rss_kb(child),
+                delivery_processes=1 + len(descendants(child)),
+            )
+            if got >= n and args.latency_seconds > 0 and row["msgs_per_second"]:
+                row.update(latency(rcv.port, delivered, row["msgs_per_second"] / 2, args))
+            row["log_tail"] = rcv.tail_log(5)
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return row
+
+
+def latency(port: int, delivered: Callable[[], int], rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Lines at ``rate`` for ``--latency-seconds``: receipt-to-acknowledged p50/p99 (see the module docstring)."""
+    count = int(rate * args.latency_seconds)
+    lines = [ali_line(i, run="latency") for i in range(count)]
+    base = delivered()
+    sent_at: list[float] = []
+    stream = TcpStream("127.0.0.1", port, lines, chunk_lines=max(1, int(rate / 100)), rate=rate)
+    marks: list[tuple[float, int]] = []
+    start = time.monotonic()
+    stream.start()
+    deadline = start + args.latency_seconds + 30
+    while time.monotonic() < deadline:
+        got = delivered() - base
+        marks.append((time.monotonic(), got))
+        if got >= count:
+            break
+        time.sleep(0.01)
+    stream.join(30)
+    stream.close()
+    # Line i was written at start + i / rate (the stream paces to that schedule, in chunks of 10 ms).
+    sent_at = [start + i / rate for i in range(count)]
+    latencies = []
+    j = 0
+    for i in range(count):
+        while j < len(marks) and marks[j][1] <= i:
+            j += 1
+        if j == len(marks):
+            break
+        latencies.append(max(0.0, marks[j][0] - sent_at[i]))
+    if not latencies:
+        return {"latency_error": "nothing delivered"}
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "latency_rate": round(rate), "latency_lines": count, "latency_delivered": len(latencies),
+        "latency_p50_ms": round(q[49] * 1000, 1), "latency_p99_ms": round(q[98] * 1000, 1),
+    }
+
+
+def baselines(n: int, base: Path) -> dict[str, float]:
+    """msgs/s of rsyslog and syslog-ng storing the same lines to a file (bench/ingest_bench.py, same run)."""
+    out = base / "baselines.json"
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("ingest_bench.py")), "-n", str(n), "--repeat", "1",
+         "--cases", "tcp1", "--receivers", "rsyslog,syslog-ng", "--json", str(out)],
+        check=False, stdout=subprocess.DEVNULL, timeout=900,
+    )
+    try:
+        rows = json.loads(out.read_text())["runs"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {r["receiver"]: r["msgs_per_second"] for r in rows if r.get("msgs_per_second") and not r.get("error")}
+
+
+def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float]) -> str:
+    out = [
+        f"End to end, {n:,} ALI_LOG_FMT lines over one TCP connection, on {os.cpu_count()} cores "
+        f"({platform.python_implementation()} {platform.python_version()})",
+        "",
+        "| sink | msgs/s | vs rsyslog -> file | vs syslog-ng -> file | CPU s (daemon + delivery) "
+        "| peak RSS MB (daemon, delivery) | latency p50 / p99 at half rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def ratio(rate: float, name: str) -> str:
+        return f"{rate / against[name]:.2f}x" if against.get(name) else "-"
+
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['sink']} | error: {r['error'][:80]} | | | | | |")
+            continue
+        lat = (
+            f"{r['latency_p50_ms']:.0f} ms / {r['latency_p99_ms']:.0f} ms at {r['latency_rate']:,}/s"
+            if "latency_p50_ms" in r else "-"
+        )
+        out.append(
+            f"| {r['sink']} | {r['msgs_per_second']:,} | {ratio(r['msgs_per_second'], 'rsyslog')} | "
+            f"{ratio(r['msgs_per_second'], 'syslog-ng')} | {r['cpu_seconds']:.1f} "
+            f"({r['daemon_cpu_seconds']:.1f} + {r['delivery_cpu_seconds']:.1f}) | "
+            f"{(r['daemon_peak_rss_kb'] or 0) / 1024:.0f}, {(r['delivery_peak_rss_kb'] or 0) / 1024:.0f} | {lat} |"
+        )
+    if against:
+        out.append("")
+        out.append("Same run, same lines, one connection, to a file: " + ", ".join(
+            f"{name} {rate:,.0f} msgs/s" for name, rate in against.items()
+        ))
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1_000_000)
+    parser.add_argument("--sinks", default=",".join(SINKS))
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    parser.add_argument("--poll", type=float, default=0.05)
+    parser.add_argument("--build-timeout", type=float, default=120.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-baselines", action="store_true", help="skip rsyslog and syslog-ng to a file")
+    args = parser.parse_args(argv)
+    sinks = [s for s in args.sinks.split(",") if s]
+    unknown = set(sinks) - set(SINKS)
+    if unknown:
+        parser.error(f"unknown sinks {sorted(unknown)}; known: {', '.join(SINKS)}")
+    base = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
+    rows = []
+    against: dict[str, float] = {}
+    try:
+        if not args.no_baselines:
+            against = baselines(args.n, base)
+        for sink in sinks:
+            row = run_sink(sink, args.n, base, args)
+            print(json.dumps({k: v for k, v in row.items() if k != "log_tail"}), flush=True)
+            rows.append(row)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print()
+    print(table(rows, args.n, against))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"n": args.n, "rows": rows, "baselines": against}, indent=2))
+    return 1 if any("error" in r or not r.get("complete") for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
