@@ -235,7 +235,8 @@ SinkConfig = LocalSinkConfig | SlsSinkConfig | ClickHouseSinkConfig | HttpSinkCo
 class RouteConfig:
     """Where records go: the first route whose tag and filter match takes them."""
 
-    sink: str
+    sink: str = ""
+    """The sink's name; "" for a route that drops what it takes."""
     tag: str | None = None
     """The streamlog tag (``sys_tag``), like a Logtail syslog config's tag; None: any record."""
     filter: str | None = None
@@ -243,6 +244,8 @@ class RouteConfig:
     destination: str | None = None
     """The sink's logstore or table; None: the sink's own default."""
     name: str = ""
+    drop: bool = False
+    """Drop the records this route takes (counted and logged, never silently)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

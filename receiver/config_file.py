@@ -610,6 +610,7 @@ _SINK_REQUIRED: dict[str, tuple[str, ...]] = {
 _ROUTE_RULES: dict[str, _Rule] = {
     "name": _NAME, "sink": _NAME, "tag": _text('a streamlog tag such as "sys_tag"'),
     "filter": _text('a filter such as "app-name=todo-list and _severity_<=4"'), "destination": _NAME,
+    "drop": _BOOL,
 }
 _MACHINE_GROUP_RULES: dict[str, _Rule] = {
     "name": _NAME,
@@ -908,7 +909,21 @@ def _read_delivery(
     routes = []
     for key_path, entry in _array_of_tables(report, data, "routes"):
         route = _read_table(report, entry, key_path, _ROUTE_RULES, "[[routes]]", base)
-        if "sink" not in entry:
+        if route.get("drop"):
+            given = [key for key in ("sink", "destination") if key in entry]
+            if given:
+                report.error(
+                    (*key_path, given[0]),
+                    f"a route with drop = true sends its records nowhere: remove {' and '.join(given)}",
+                )
+                continue
+            if "tag" not in entry and "filter" not in entry:
+                report.error(
+                    (*key_path, "drop"),
+                    "this route would drop every record: give it a tag or a filter saying which to drop",
+                )
+                continue
+        elif "sink" not in entry:
             report.error((*key_path, "sink"), f"missing; a route needs the sink its records go to: one of {known}")
             continue
         if "sink" in route and sinks and route["sink"] not in names:

@@ -36,6 +36,8 @@ class Route:
     tag: str | None = None
     matches: Callable[[Record], bool] | None = None
     name: str = ""
+    drop: bool = False
+    """Records this route takes go nowhere (counted in :attr:`Router.dropped`)."""
 
 
 class Router:
@@ -48,16 +50,18 @@ class Router:
 
     def __init__(self, routes: Sequence[Route], default: Route) -> None:
         self._default = default
-        # Routes for any tag, then per tag: its own routes first, then those for any tag.
+        # Per tag, the routes that can take its records (its own and those for any tag), in the
+        # configuration's order: the first that matches wins, as the configuration reads.
         self._untagged = tuple(r for r in routes if r.tag is None)
-        self._by_tag: dict[str, tuple[Route, ...]] = {}
-        for route in routes:
-            if route.tag is not None:
-                self._by_tag[route.tag] = (*self._by_tag.get(route.tag, ()), route)
-        self._by_tag = {tag: (*own, *self._untagged) for tag, own in self._by_tag.items()}
+        tags = {r.tag for r in routes if r.tag is not None}
+        self._by_tag: dict[str, tuple[Route, ...]] = {
+            tag: tuple(r for r in routes if r.tag in (None, tag)) for tag in tags
+        }
         self.unknown_tags = 0
         """Records whose streamlog tag no route names, when some route names tags (they go to
         the default route)."""
+        self.dropped = 0
+        """Records a dropping route took."""
 
     def route(self, record: Record) -> Route:
         tag = record.tags.get(STREAMLOG_TAG)
@@ -70,6 +74,8 @@ class Router:
                 self.unknown_tags += 1
         for route in candidates:
             if route.matches is None or route.matches(record):
+                if route.drop:
+                    self.dropped += 1
                 return route
         return self._default
 

@@ -74,6 +74,8 @@ class Built:
     """Segments that failed their checksum: (sequence number, why). The daemon quarantines them."""
     unknown_tags: int
     """Records whose streamlog tag no route names (they went to the default route)."""
+    dropped: int = 0
+    """Records a route with ``drop = true`` took."""
 
 
 def parsers_for(config: Config) -> tuple[dict[str, ParseFunction], ParseFunction]:
@@ -105,7 +107,10 @@ def router_for(config: Config) -> Router:
     routes = []
     for route in config.routes:
         matches = parse_filter(route.filter).matches if route.filter else None
-        routes.append(Route(route.sink, destination(route.sink, route.destination), route.tag, matches, route.name))
+        if route.drop:
+            routes.append(Route("", "", route.tag, matches, route.name, drop=True))
+        else:
+            routes.append(Route(route.sink, destination(route.sink, route.destination), route.tag, matches, route.name))
     default = Route(config.deliver.default_sink, destination(config.deliver.default_sink, None), name="default")
     return Router(routes, default)
 
@@ -143,7 +148,7 @@ class BatchBuilder:
         With ``encode`` (and an encoder) each group carries its payload instead of its records.
         """
         entries, damaged = decode_segments(segments)
-        unknown_before = self.router.unknown_tags
+        unknown_before, dropped_before = self.router.unknown_tags, self.router.dropped
         groups = build_groups(
             entries, sink=plan.sink, parsers=self.parsers, default_parser=self.default_parser,
             router=self.router, hostname=self.hostname, identities=self.identities.current(),
@@ -155,7 +160,9 @@ class BatchBuilder:
                 group.payload = plan.encoder(group)
                 group.record_count = len(group.records)
                 group.records = []
-        return Built(groups, damaged, self.router.unknown_tags - unknown_before)
+        return Built(
+            groups, damaged, self.router.unknown_tags - unknown_before, self.router.dropped - dropped_before
+        )
 
 
 # -- the worker processes --------------------------------------------------------

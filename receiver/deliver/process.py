@@ -181,8 +181,8 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
         f"; {processes} worker processes build and encode batches" if pool is not None else "",
     )
     status = 0
-    reported_unknown = 0
-    next_unknown_report = 0.0
+    reported_unknown = reported_dropped = 0
+    next_unknown_report = next_dropped_report = 0.0
     while not stop.wait(1.0):
         dead = [t.name for t in threads if not t.is_alive()]
         if dead:
@@ -199,6 +199,11 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
             )
             reported_unknown = unknown
             next_unknown_report = time.monotonic() + 60.0
+        dropped = max((w.dropped for w in workers), default=0)
+        if dropped != reported_dropped and time.monotonic() >= next_dropped_report:
+            log.info("delivery: routes with drop = true dropped %d records", dropped - reported_dropped)
+            reported_dropped = dropped
+            next_dropped_report = time.monotonic() + 60.0
     for thread in threads:
         thread.join()
     if pool is not None:

@@ -123,6 +123,8 @@ class SinkWorker:
         self.stats = WorkerStats()
         self.damaged_segments = 0
         self.unknown_tags = 0
+        self.dropped = 0
+        """Records routes with ``drop = true`` took (every sink's worker counts the same ones)."""
         self._replays_due = 0.0
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency = self.max_concurrency
@@ -172,6 +174,7 @@ class SinkWorker:
 
     def _note(self, built: Built) -> None:
         self.unknown_tags += built.unknown_tags
+        self.dropped += built.dropped
         for seq, why in built.damaged:
             self.damaged_segments += 1
             log.error("%s: segment %d is damaged (%s); skipped, the daemon quarantines it", self.sink.name, seq, why)

@@ -222,6 +222,7 @@ def test_routes_by_tag_and_filter_and_counts_unknown_tags(
     from tests.integration.programs import send_tcp
 
     routes = [
+        {"drop": True, "filter": "app-name=noisy"},
         {"sink": "sls", "tag": "sys_tag", "filter": "_severity_<=err", "destination": "errors"},
         {"sink": "sls", "tag": "sys_tag", "destination": "syslog"},
     ]
@@ -230,12 +231,14 @@ def test_routes_by_tag_and_filter_and_counts_unknown_tags(
         b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.err 0 todo-list 705 - disk failed",
         b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 todo-list 705 - created a task",
         b"0.1 other_tag 1795323666 10.0.0.8 web-2 user.notice 0 shop 1 - unrouted tag",
+        b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.debug 0 noisy 9 - dropped by a route",
     ]
     send_tcp(rx.port, b"\n".join(lines) + b"\n")
     wait_until(lambda: delivered(sls_server) >= 3, timeout=30, message="three logs")
     where = {dict(log.contents)["msg"]: g.logstore for g in sls_server.groups for log in g.group.logs}
     assert where == {"disk failed": "errors", "created a task": "syslog", "unrouted tag": "syslog"}
     wait_until(lambda: "a streamlog tag no route names" in rx.log, timeout=10, message="the unknown tag counted")
+    wait_until(lambda: "routes with drop = true dropped 1 records" in rx.log, timeout=10, message="the drop counted")
 
 
 def rsyslog_lines(n: int, run: str) -> list[str]:

@@ -1005,6 +1005,11 @@ class TestDeliverySections:
             RouteConfig(sink="local", tag="sys_tag", filter="app-name=todo-list and _severity_<=4", destination="todo"),
         )
 
+    def test_dropping_route(self, tmp_path: Path) -> None:
+        """If a route says drop = true with a filter, then it loads as a route to no sink."""
+        path = write(tmp_path, '[[routes]]\nname = "no-debug"\ndrop = true\nfilter = "_severity_=debug"\n')
+        assert load_config(path).config.routes == (RouteConfig(name="no-debug", drop=True, filter="_severity_=debug"),)
+
     @pytest.mark.parametrize(
         ("text", "key_path", "message"),
         [
@@ -1017,6 +1022,8 @@ class TestDeliverySections:
             ('[[sinks]]\ntype = "local"\ntable = "t"', "sinks[0].table", 'unknown key; the keys of a [[sinks]] table of type "local" are'),
             ('[[sinks]]\ntype = "clickhouse"\ntable = "sys-log"', "sinks[0].table", '"sys-log" is not a plain ClickHouse name'),
             ('[[routes]]\nsink = "nowhere"', "routes[0].sink", '"nowhere" is not a sink; the sinks are local'),
+            ('[[routes]]\ndrop = true\nsink = "local"\nfilter = "x"', "routes[0].sink", "a route with drop = true sends its records nowhere: remove sink"),
+            ('[[routes]]\ndrop = true', "routes[0].drop", "this route would drop every record: give it a tag or a filter"),
             ('[[sinks]]\ntype = "clickhouse"\n[[routes]]\nsink = "clickhouse"\ndestination = "a.b"', "routes[0].destination", '"a.b" is not a plain ClickHouse name'),
             ('[[routes]]\ntag = "t"', "routes[0].sink", "missing; a route needs the sink its records go to: one of local"),
             ('[[routes]]\nsink = "local"\nfilter = "app-name="', "routes[0].filter", "filter"),

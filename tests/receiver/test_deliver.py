@@ -58,6 +58,13 @@ class TestRouter:
         assert router.unknown_tags == 1
         assert Router([], DEFAULT).route(PARSE(ali("x", "a", 1), "", T0)) is DEFAULT
 
+    def test_dropping_route_takes_records_from_every_sink_and_counts_them(self) -> None:
+        """If a dropping route matches, then no sink gets the record and the router counts it."""
+        router = Router([Route("", "", tag="noisy", drop=True)], DEFAULT)
+        made = groups([spool_entry([ali("noisy", "a", 1), ali("sys_tag", "a", 2)])], router)
+        assert [r.get("msg") for g in made for r in g.records] == ["message 2"]
+        assert router.dropped == 1
+
     def test_filter_decides_within_a_tag(self) -> None:
         """If a route has a filter, then only matching records take it; the next route is tried."""
         def is_alerting(record: Record) -> bool:
