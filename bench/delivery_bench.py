@@ -209,22 +209,7 @@ class DeliveringReceiver(OurReceiver):
 
     def __init__(self, workdir: Path, port: int, sink_toml: str) -> None:
         super().__init__(workdir, port, CASES["tcp1"])
-        self.sink_toml = sink_toml
-
-    def write_config(self) -> None:
-        (self.workdir / "receiver.toml").write_text(
-            f"""# private benchmark instance
-state_directory = "{self.state}"
-
-[[listeners]]
-name = "tcp"
-transport = "tcp"
-address = "127.0.0.1"
-port = {self.port}
-
-{self.sink_toml}
-"""
-        )
+        self.extra_toml = sink_toml
 
     def delivery_pid(self) -> int | None:
         try:

@@ -417,6 +417,8 @@ class OurReceiver(Receiver):
     def __init__(self, workdir: Path, port: int, case: Case) -> None:
         super().__init__(workdir, port, case)
         self.state = workdir / "state"
+        self.extra_toml = "# Ingest alone: delivery_bench.py measures the way to the sinks.\n[deliver]\nenabled = false\n"
+        """The configuration after the listener."""
         self._reader: Any = None
         self._count: Callable[[], int] | None = None
 
@@ -432,10 +434,7 @@ transport = "{t}"
 address = "127.0.0.1"
 port = {self.port}
 
-# Ingest alone: delivery_bench.py measures the way to the sinks.
-[deliver]
-enabled = false
-"""
+{self.extra_toml}"""
         )
 
     def command(self) -> list[str]:

@@ -256,16 +256,22 @@ class _open_input:
 def _receive_time_ns(text: str | None) -> int:
     if text is None:
         return time.time_ns()
+    when = _time_ns(text)
+    if when is None:
+        raise UsageError(f"--receive-time {text!r} is neither epoch seconds nor ISO 8601 (2026-01-01T00:00:05+00:00)")
+    return when
+
+
+def _time_ns(text: str) -> int | None:
+    """Epoch seconds or an ISO 8601 time (UTC unless it says otherwise), in ns; None if neither."""
     try:
         return int(float(text) * 1_000_000_000)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number; "inf" and "nan" neither
         pass
     try:
         when = _dt.datetime.fromisoformat(text)
-    except ValueError as e:
-        raise UsageError(
-            f"--receive-time {text!r} is neither epoch seconds nor ISO 8601 (2026-01-01T00:00:05+00:00)"
-        ) from e
+    except ValueError:
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
@@ -442,19 +448,12 @@ def _when(text: str | None, now_ns: int, option: str) -> int | None:
     age = _AGE.fullmatch(text)
     if age is not None:
         return now_ns - int(float(age[1]) * _AGE_UNITS[age[2]] * 1_000_000_000)
-    try:
-        return int(float(text) * 1_000_000_000)
-    except (ValueError, OverflowError):  # not a number; "inf" and "nan" neither
-        pass
-    try:
-        when = _dt.datetime.fromisoformat(text)
-    except ValueError as e:
+    when = _time_ns(text)
+    if when is None:
         raise UsageError(
             f"{option} {text!r} is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
-        ) from e
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.UTC)
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+        )
+    return when
 
 
 def _local_store_path(args: argparse.Namespace) -> tuple[Path, str]:

@@ -44,7 +44,6 @@ import logging
 import math
 import os
 import re
-import stat
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -60,6 +59,7 @@ from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
 from receiver.deliver.worker import OutcomeKind, SendOutcome
+from receiver.secrets import read_private_file
 
 __all__ = [
     "AUTH_CODES",
@@ -363,26 +363,9 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 def _read_password_file(path: Path) -> str:
     """The password: the file's first line, from a file only its owner may read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ClickHouseConfigError(f"ClickHouse password file {path} does not exist") from None
-    except OSError as e:
-        raise ClickHouseConfigError(f"ClickHouse password file {path}: {e.strerror}") from None
-    try:
-        info = os.fstat(fd)  # checked on the opened file: a swap after the check cannot slip through
-        if not stat.S_ISREG(info.st_mode):
-            raise ClickHouseConfigError(f"ClickHouse password file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise ClickHouseConfigError(
-                f"ClickHouse password file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
-            )
-        data = os.read(fd, _MAX_PASSWORD_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_PASSWORD_FILE_BYTES:
-        raise ClickHouseConfigError(f"ClickHouse password file {path} is larger than {_MAX_PASSWORD_FILE_BYTES} bytes")
+    data = read_private_file(
+        path, what="ClickHouse password file", max_bytes=_MAX_PASSWORD_FILE_BYTES, error=ClickHouseConfigError
+    )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -30,9 +30,7 @@ import email.utils
 import gzip
 import json
 import logging
-import os
 import re
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +53,7 @@ from receiver.deliver.http_signatures import (
     sign_request,
 )
 from receiver.deliver.worker import SendOutcome
+from receiver.secrets import read_private_file
 
 __all__ = [
     "COVERED_COMPONENTS",
@@ -92,6 +91,10 @@ _EXCERPT_CHARS = 200
 _USER_AGENT = f"syslog-receiver/{__version__}"
 
 
+_MAX_KEY_FILE_BYTES = 64 * 1024
+"""A shared secret or a PEM key is far smaller; anything larger is the wrong file."""
+
+
 class HttpSinkError(ValueError):
     """The HTTP sink cannot start as configured (bad url, missing or unusable key file)."""
 
@@ -111,27 +114,9 @@ def load_signing_key(signature: str, key_file: Path | None) -> SigningKey | None
         raise HttpSinkError(f'signature {signature!r} is not supported: use "hmac-sha256", "ed25519" or "none"')
     if key_file is None:
         raise HttpSinkError(f'signature = "{signature}" needs key_file (or set signature = "none")')
-    try:
-        fd = os.open(key_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise HttpSinkError(f"{key_file}: no such key file; create it as docs/sinks/http.md shows") from None
-    except OSError as e:
-        raise HttpSinkError(
-            f"{key_file}: cannot open the key file ({e.strerror}); it must be readable by the user the receiver runs as"
-        ) from None
-    try:
-        info = os.fstat(fd)  # of the file opened, not of whatever the path names by now
-        if not stat.S_ISREG(info.st_mode):
-            raise HttpSinkError(f"{key_file}: the key file is not a regular file")
-        if info.st_mode & 0o077:
-            raise HttpSinkError(
-                f"{key_file}: the key file has mode {stat.S_IMODE(info.st_mode):04o}, so others may read "
-                f"the signing key; run: chmod 600 {key_file}"
-            )
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read()
-    finally:
-        os.close(fd)
+    if not key_file.exists():
+        raise HttpSinkError(f"{key_file}: no such key file; create it as docs/sinks/http.md shows")
+    data = read_private_file(key_file, what="HTTP sink key file", max_bytes=_MAX_KEY_FILE_BYTES, error=HttpSinkError)
     try:
         if signature == "hmac-sha256":
             if data.endswith(b"\r\n"):

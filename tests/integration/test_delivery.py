@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.blast import BlastSender, ali_seq
+from bench.delivery_bench import descendants
 from formats.sls_pb import DecodedLogGroup
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
 from tests.integration.programs import Receiver, wait_until
@@ -363,7 +364,7 @@ def test_delivery_process_ends_with_the_daemon_even_on_kill9(
     child = _delivery_pid(rx)
     assert child is not None
     wait_until(lambda: "worker processes build and encode" in rx.log, timeout=20, message="delivery started")
-    family = [child, *_descendants(child)]
+    family = [child, *descendants(child)]
     rx.kill()
 
     def gone(pid: int) -> bool:
@@ -374,17 +375,3 @@ def test_delivery_process_ends_with_the_daemon_even_on_kill9(
         return state == "Z"  # exited, waiting for a parent that is gone too
 
     wait_until(lambda: all(gone(pid) for pid in family), timeout=30, message=f"{family} exited")
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out.extend(children)
-            todo.extend(children)
-    return out

@@ -18,10 +18,11 @@ import dataclasses
 import hashlib
 import hmac
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
+
+from receiver.secrets import read_private_file
 
 __all__ = [
     "ENV_ACCESS_KEY_ID",
@@ -158,30 +159,7 @@ def credentials_from_file(path: Path | str) -> Credentials:
     error, which picks up rotated keys and renewed STS tokens.
     """
     path = Path(path)
-    try:
-        # O_NONBLOCK: a FIFO put in the file's place must not hang the sink; it is refused below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise CredentialsError(f"SLS credentials file {path} does not exist") from None
-    except OSError as e:
-        raise CredentialsError(f"SLS credentials file {path}: {e.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise CredentialsError(f"SLS credentials file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise CredentialsError(
-                f"SLS credentials file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
-            )
-        if info.st_size > _MAX_FILE_BYTES:
-            raise CredentialsError(f"SLS credentials file {path} is larger than {_MAX_FILE_BYTES} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(_MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise CredentialsError(f"SLS credentials file {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
+    data = read_private_file(path, what="SLS credentials file", max_bytes=_MAX_FILE_BYTES, error=CredentialsError)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
