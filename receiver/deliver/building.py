@@ -18,6 +18,7 @@ keep a rejected group as a dead letter).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import signal
@@ -172,9 +173,13 @@ _worker_builder: BatchBuilder | None = None
 
 def _init_worker(config: Config) -> None:
     global _worker_builder
+    from receiver.cli.daemon import GC_THRESHOLDS, configure_logging
+
     # Ctrl-C and SIGTERM are the delivery process's to handle: it stops the pool when it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(config.logging.level)
+    gc.set_threshold(*GC_THRESHOLDS)  # as in the other processes: parsing makes no cycles
     _worker_builder = BatchBuilder(config)
 
 

@@ -375,3 +375,35 @@ def test_delivery_process_ends_with_the_daemon_even_on_kill9(
         return state == "Z"  # exited, waiting for a parent that is gone too
 
     wait_until(lambda: all(gone(pid) for pid in family), timeout=30, message=f"{family} exited")
+
+
+def test_memory_stays_flat_while_the_upstream_is_down(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If SLS is down while 300,000 lines arrive, then the delivery processes' memory stays bounded
+    (the spool holds the backlog, not memory), and every line is delivered once SLS is back."""
+    from bench.delivery_bench import tree_peak_rss_kb
+
+    def rss_kb(pid: int) -> int:
+        return sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) * 4 for p in (pid, *descendants(pid)))
+
+    n = 300_000
+    sls_server.fail_all(503, "ServerBusy", "test outage")
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    child = _delivery_pid(rx)
+    assert child is not None
+    sender = BlastSender(rx.port, n // 10).start()
+    sender.join(60)
+    sender.close()
+    wait_until(lambda: len(sls_server.refusals) >= 2, timeout=30, message="delivery retrying")
+    after_a_tenth = rss_kb(child)
+    sender = BlastSender(rx.port, n, run="more").start()
+    sender.join(120)
+    sender.close()
+    wait_until(lambda: rx.frame_count() >= n + n // 10, timeout=60, message="all spooled")
+    time.sleep(2)  # a few more retries against the outage
+    after_all = rss_kb(child)
+    assert after_all - after_a_tenth < 64 * 1024, f"delivery grew from {after_a_tenth} to {after_all} KiB"
+    assert tree_peak_rss_kb(child) < 1024 * 1024
+    sls_server.clear_failures()
+    wait_until(lambda: delivered(sls_server) >= n + n // 10, timeout=120, message="caught up")
