@@ -158,7 +158,12 @@ class BatchBuilder:
         )
         if encode and plan.encoder is not None:
             for group in groups:
-                group.payload = plan.encoder(group)
+                try:
+                    payload = plan.encoder(group)
+                except Exception as e:  # the sink meets it again in send() and answers it (dead letter)
+                    log.warning("%s: group %s kept as records: encoding failed (%s)", plan.sink, group.pack_id, e)
+                    continue
+                group.payload = payload
                 group.record_count = len(group.records)
                 group.records = []
         return Built(

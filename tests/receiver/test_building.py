@@ -147,3 +147,21 @@ def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> 
     b.close()
     with LocalStoreReader(tmp_path / "a.db") as ra, LocalStoreReader(tmp_path / "b.db") as rb:
         assert [r.to_dict() for r in ra.search("")] == [r.to_dict() for r in rb.search("")]
+
+
+def refuse_boom(group: Group) -> bytes:
+    """An encoder that cannot encode groups holding "boom" (as SLS cannot hold some times)."""
+    if any("boom" in (r.get("msg") or "") for r in group.records):
+        raise ValueError("cannot encode boom")
+    return b"encoded"
+
+
+def test_a_group_the_encoder_refuses_comes_back_as_records(tmp_path: Path) -> None:
+    """If the sink's encoding fails for a group, then that group comes back with its records, for the
+    sink to answer (a dead letter), and the other groups come encoded."""
+    plan = SinkPlan("sls", "P", 1, 1 << 20, refuse_boom)
+    boom = b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 7 - boom"
+    segments: Segments = [(1, segment("10.0.0.7", [lines(1)[0], boom]))]
+    built = BatchBuilder(config_for(tmp_path)).build(plan, 1, segments, encode=True)
+    assert [g.payload for g in built.groups] == [b"encoded", None]
+    assert built.groups[1].records[0].get("msg") == "boom"
