@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from receiver.config import Config, ListenerConfig, LocalSinkConfig, default_config
+from receiver.config import Config, ListenerConfig, LocalSinkConfig, SlsSinkConfig, default_config
 from receiver.config_file import ConfigError, load_config
 
 __all__ = ["EXIT_INVALID", "check_config", "describe_listener"]
@@ -43,34 +43,46 @@ def check_config(path: Path | None, *, stdout: TextIO | None = None, stderr: Tex
                 print(error, file=err)
             return EXIT_INVALID
         config, warnings = loaded.config, loaded.warnings
-    problems = sink_problems(config)
+    problems, notes = sink_problems(config)
     if problems:
         for problem in problems:
             print(problem, file=err)
         return EXIT_INVALID
+    warnings = (*warnings, *notes)
     print(f"OK: {summary(config)}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     return 0
 
 
-def sink_problems(config: Config) -> list[str]:
-    """Why a configured upstream sink could not start: its credentials, key or password file, its URL.
+def sink_problems(config: Config) -> tuple[list[str], list[str]]:
+    """Why configured upstream sinks could not start (errors), and what could not be checked here (notes).
 
-    Each sink is built as delivery would build it, which reads those files but
-    sends nothing. The local store is left out: opening it creates it.
+    Each sink is built as delivery would build it, which reads its
+    credentials, key or password file and checks its URL, but sends nothing.
+    The local store is left out: opening it creates it. SLS keys taken from
+    the environment belong to the receiver's environment (systemd's
+    EnvironmentFile=), which need not be this shell's: missing here, they
+    are a note, not an error.
     """
     from receiver.deliver.sinks import build_sink
+    from receiver.deliver.sls.auth import CredentialsError
 
-    problems = []
+    problems: list[str] = []
+    notes: list[str] = []
     for sink in config.sinks:
         if isinstance(sink, LocalSinkConfig):
             continue
         try:
             build_sink(sink, config).close()
+        except CredentialsError as e:
+            if isinstance(sink, SlsSinkConfig) and sink.credentials_file is None:
+                notes.append(f"{config.source}: sink {sink.name!r} (sls): not checked here: {e}")
+            else:
+                problems.append(f"{config.source}: sink {sink.name!r} ({sink.type}) cannot start: {e}")
         except Exception as e:  # each sink's own error says what is wrong and how to fix it
             problems.append(f"{config.source}: sink {sink.name!r} ({sink.type}) cannot start: {e}")
-    return problems
+    return problems, notes
 
 
 def summary(config: Config) -> str:

@@ -915,6 +915,25 @@ class TestCheckConfig:
         assert err.startswith(f"{path}: sink 'http' (http) cannot start: ") and "chmod 600" in err
         assert "secret-key-material" not in err
 
+    def test_sls_keys_from_the_environment_are_a_note(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If SLS keys come from the environment and this shell has none, then check-config says it could
+        not check them (a warning), not that the file is bad: the daemon's environment may have them."""
+        for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        path = write(tmp_path, """
+            [[sinks]]
+            type = "sls"
+            endpoint = "cn-hangzhou.log.aliyuncs.com"
+            project = "p"
+            logstore = "syslog"
+        """)
+        assert check_config(path) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith("OK: ") and "sink sls (sls)" in out
+        assert err.startswith(f"warning: {path}: sink 'sls' (sls): not checked here: ") and "ALIBABA_CLOUD_ACCESS_KEY_ID" in err
+
     def test_errors(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """If the file has errors, then each is one line on stderr and the status is 2."""
         path = write(tmp_path, '[spool]\nsync = "x"\n[logging]\nlevel = "y"\n')
