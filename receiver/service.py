@@ -31,6 +31,7 @@ from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.store import SpoolDamagedError, SpoolStore
 from receiver.spool.writer import SpoolWriter
+from receiver.systemd import Notifier
 from receiver.telemetry import Telemetry
 
 __all__ = ["ListenError", "ReceiverService"]
@@ -65,6 +66,10 @@ class ReceiverService:
         self.datagram_receivers: list[DatagramReceiver] = []
         self.delivery: DeliverySupervisor | None = None
         self.stopped = False
+        self.notifier = Notifier()
+        self._notify_loops: list[Any] = []
+        self._started_at = time.monotonic()
+        self._last_status = (time.monotonic(), 0)
 
     def start(self) -> None:
         """Open the spool and bind every listener; raises ListenError naming a listener that cannot bind."""
@@ -99,6 +104,28 @@ class ReceiverService:
         log.info(
             "receiver ready: %d listeners, spool %s (%d segments, %d frames held)",
             len(self.ports), self.config.spool_directory, meta.segments, meta.frames,
+        )
+        self.notifier.ready(self.status_line())
+        self._notify_loops = self.notifier.start_loops(self.reactor, self.status_line)
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``: connections, rate, spool, delivery."""
+        telemetry = self.telemetry
+        connections = telemetry.value("receiver_connections_opened_total") - telemetry.value(
+            "receiver_connections_closed_total"
+        )
+        now, frames = time.monotonic(), telemetry.value("receiver_spool_frames_committed_total")
+        then, before = self._last_status
+        self._last_status = (now, frames)
+        rate = (frames - before) / (now - then) if now > then else 0.0
+        spool = ""
+        if self.store is not None:
+            meta = self.store.meta
+            spool = f"; spool {meta.frames:,} frames in {meta.segments:,} segments"
+        delivery = "" if self.delivery is None else f"; delivery {'running' if self.delivery.pid else 'restarting'}"
+        return (
+            f"{len(self.ports)} listeners, {connections:,} connections, {rate:,.0f} frames/s, "
+            f"{frames:,} frames committed{spool}{delivery}"
         )
 
     def _listen(self, listener: ListenerConfig, streamlog_versions: tuple[str, ...]) -> None:
@@ -136,6 +163,9 @@ class ReceiverService:
         self.stopped = True
         started = time.monotonic()
         drain = self.config.shutdown.drain_seconds
+        for loop in self._notify_loops:
+            loop.stop()
+        self.notifier.stopping(f"stopping: committing what senders still send (up to {drain:g} s)")
         log.info("stopping: no new connections; reading what senders still send for up to %g s", drain)
         yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "tcp"])
         drained = sum(r.drain() for r in self.datagram_receivers)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs that integration tests and benchmarks drive:
 # rsyslog (with its RELP and TLS modules), syslog-ng and loggen, logger,
-# and clickhouse-server (the ClickHouse sink's tests run a private instance).
+# clickhouse-server (the ClickHouse sink's tests run a private instance), and systemd
+# for systemd-analyze (the unit file's check; no service is started).
 # Idempotent; run as root on Debian 12 (CI does, via `make test`).
 #
 # rsyslog and syslog-ng-core conflict as Debian packages, so syslog-ng is
@@ -21,7 +22,7 @@ fi
 command -v apt-get >/dev/null || fail "apt-get not found: the integration tests need a Debian machine"
 
 packages=(syslog-ng-core bsdutils libestr0 libfastjson4 liblognorm5 librelp0 libgnutls30 libzstd1 libuuid1
-          clickhouse-server)
+          clickhouse-server systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,3 +57,5 @@ logger --version | head -n 1
 ch_rc=0; ch_out=$(clickhouse-server --version 2>&1) || ch_rc=$?
 case "$ch_rc" in 0|78) ;; *) fail "clickhouse-server does not run (status $ch_rc): $ch_out" ;; esac
 echo "clickhouse-server $(dpkg-query -W -f='${Version}' clickhouse-server)"
+# systemd-analyze checks systemd/receiver.service (nothing starts systemd here).
+systemd-analyze --version | head -n 1

@@ -40,6 +40,11 @@ def delivery_command(config_path: Path | None) -> list[str]:
     return argv
 
 
+def _child_environment() -> dict[str, str]:
+    """The daemon's environment without systemd's notify variables: only the daemon talks to systemd."""
+    return {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+
+
 class _Child(ProcessProtocol):
     def __init__(self, supervisor: DeliverySupervisor) -> None:
         self.supervisor = supervisor
@@ -79,7 +84,7 @@ class DeliverySupervisor:
         self._started_at = self._reactor.seconds()
         # The child writes its log to the daemon's stderr (the journal under systemd).
         self._transport = self._reactor.spawnProcess(
-            child, self._argv[0], self._argv, env=dict(os.environ), childFDs={0: "w", 1: 1, 2: 2}
+            child, self._argv[0], self._argv, env=_child_environment(), childFDs={0: "w", 1: 1, 2: 2}
         )
         log.info("delivery process started (pid %s)", self.pid)
         child.ended.addCallback(self._ended)
