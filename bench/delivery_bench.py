@@ -209,7 +209,7 @@ class DeliveringReceiver(OurReceiver):
 
     def __init__(self, workdir: Path, port: int, sink_toml: str) -> None:
         super().__init__(workdir, port, CASES["tcp1"])
-        self.extra_toml = sink_toml
+        self.extra_toml = sink_toml + "\n[metrics]\nport = 0\n"
 
     def delivery_pid(self) -> int | None:
         try:

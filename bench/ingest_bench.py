@@ -417,7 +417,10 @@ class OurReceiver(Receiver):
     def __init__(self, workdir: Path, port: int, case: Case) -> None:
         super().__init__(workdir, port, case)
         self.state = workdir / "state"
-        self.extra_toml = "# Ingest alone: delivery_bench.py measures the way to the sinks.\n[deliver]\nenabled = false\n"
+        self.extra_toml = (
+            "# Ingest alone: delivery_bench.py measures the way to the sinks.\n[deliver]\nenabled = false\n"
+            "[metrics]\nenabled = false\n"
+        )
         """The configuration after the listener."""
         self._reader: Any = None
         self._count: Callable[[], int] | None = None

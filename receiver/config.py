@@ -30,6 +30,7 @@ __all__ = [
     "LocalSinkConfig",
     "LogLevel",
     "LoggingConfig",
+    "MetricsConfig",
     "ParseConfig",
     "RouteConfig",
     "ShutdownConfig",
@@ -270,6 +271,17 @@ class DeliverConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus metrics over HTTP (text exposition format), on a loopback port by default."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    """Where to listen: loopback by default, as the metrics need no authentication."""
+    port: int = 9514
+    """0: any free port (for tests; the log says which)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one receiver."""
 
@@ -284,6 +296,7 @@ class Config:
     machine_groups: tuple[MachineGroup, ...] = ()
     identity: IdentityConfig = IdentityConfig()
     deliver: DeliverConfig = DeliverConfig()
+    metrics: MetricsConfig = MetricsConfig()
     source: str = "built-in defaults"
     """Where this configuration came from, for messages."""
 

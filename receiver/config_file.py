@@ -48,6 +48,7 @@ from receiver.config import (
     LocalSinkConfig,
     LoggingConfig,
     LogLevel,
+    MetricsConfig,
     ParseConfig,
     RouteConfig,
     ShutdownConfig,
@@ -562,6 +563,12 @@ _DELIVER_RULES: dict[str, _Rule] = {
     "build_processes": _int(0, 64, "0: one per core"),
 }
 
+_METRICS_RULES: dict[str, _Rule] = {
+    "enabled": _BOOL,
+    "address": _ADDRESS,
+    "port": _int(0, 65535, "0: any free port"),
+}
+
 _SECTIONS: dict[str, dict[str, _Rule]] = {
     "spool": _SPOOL_RULES,
     "shutdown": _SHUTDOWN_RULES,
@@ -569,6 +576,7 @@ _SECTIONS: dict[str, dict[str, _Rule]] = {
     "parse": _PARSE_RULES,
     "identity": _IDENTITY_RULES,
     "deliver": _DELIVER_RULES,
+    "metrics": _METRICS_RULES,
 }
 
 _BATCH_RULES: dict[str, _Rule] = {
@@ -793,6 +801,9 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
     sinks = _read_sinks(report, data, base)
     machine_groups = _read_machine_groups(report, data, base)
     deliver, routes = _read_delivery(report, data, sections["deliver"], sinks, base)
+    metrics = dataclasses.replace(
+        MetricsConfig(), **_read_table(report, sections["metrics"], ("metrics",), _METRICS_RULES, "[metrics]", base)
+    )
 
     if report.failed or listeners is None or spool is None or parse is None:
         raise ConfigError(report.errors())
@@ -808,6 +819,7 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         machine_groups=machine_groups,
         identity=identity,
         deliver=deliver,
+        metrics=metrics,
         source=display,
     )
     return LoadedConfig(config, report.warnings())

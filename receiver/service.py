@@ -66,6 +66,7 @@ class ReceiverService:
         self.datagram_receivers: list[DatagramReceiver] = []
         self.delivery: DeliverySupervisor | None = None
         self.stopped = False
+        self.metrics_port: IListeningPort | None = None
         self.notifier = Notifier()
         self._notify_loops: list[Any] = []
         self._started_at = time.monotonic()
@@ -95,6 +96,30 @@ class ReceiverService:
         if config.deliver.enabled:
             self.delivery = DeliverySupervisor(self.reactor, delivery_command(self.config_path))
             self.delivery.start()
+        if config.metrics.enabled:
+            self._serve_metrics()
+
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint; a port it cannot bind is an error in the log, never a reason not to receive."""
+        from twisted.web.server import Site
+
+        from receiver.metrics import MetricsResource
+
+        metrics = self.config.metrics
+        site = Site(MetricsResource(self))
+        site.noisy = False
+        site.log = lambda request: None  # type: ignore[method-assign]  # scrapes every few seconds: no access log
+        try:
+            self.metrics_port = self.reactor.listenTCP(metrics.port, site, interface=metrics.address)
+        except CannotListenError as e:
+            log.error(
+                "metrics: cannot listen on [%s]:%d (%s); receiving goes on without metrics. Set [metrics] "
+                "port to a free one, or enabled = false", metrics.address, metrics.port, e.socketError,
+            )
+            return
+        address: Any = self.metrics_port.getHost()  # an IPv4Address or IPv6Address
+        shown = f"[{address.host}]" if ":" in address.host else address.host
+        log.info("metrics on http://%s:%d/metrics", shown, address.port)
 
     def announce_ready(self) -> None:
         """Say ``receiver ready``: listeners bound, spool open, and (called once the
@@ -176,6 +201,8 @@ class ReceiverService:
             yield self.writer.close()
         if self.delivery is not None:
             yield self.delivery.stop()  # after ingest: everything read is committed by now
+        if self.metrics_port is not None:
+            yield maybeDeferred(self.metrics_port.stopListening)
         self._pool.stop()
         if self.store is not None:
             meta = self.store.meta

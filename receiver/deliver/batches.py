@@ -96,6 +96,8 @@ class Group:
     """The sink's encoding of the records, when a worker process made it; ``records`` is then
     empty (they stay in that process) and ``record_count`` says how many there were."""
     record_count: int = 0
+    receive_time_ns: int = 0
+    """When the group's first frame was received (for receipt-to-acknowledged latency)."""
 
     @property
     def count(self) -> int:
@@ -149,7 +151,7 @@ def build_groups(
                 done.append(group)
                 group = None
             if group is None:
-                group = Group(route.destination, record.source, peer, [], [], "")
+                group = Group(route.destination, record.source, peer, [], [], "", receive_time_ns=entry.receive_time_ns)
                 open_groups[key] = group
                 receive_s[id(group)] = seconds
             group.records.append(record)

@@ -35,6 +35,7 @@ from receiver.deliver.building import (
 )
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.sinks import build_sink, payload_encoder
+from receiver.deliver.stats import write_stats
 from receiver.deliver.worker import SinkWorker, full_jitter_backoff
 from receiver.spool.store import SpoolStore
 
@@ -43,6 +44,7 @@ __all__ = ["build_processes", "main", "run_delivery"]
 log = logging.getLogger("receiver.deliver")
 
 _SPOOL_WAIT_SECONDS = 30.0
+_STATS_EVERY_SECONDS = 2.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +100,16 @@ def _open_spool(directory: Path, stop: threading.Event) -> SpoolStore | None:
                 return None
             stop.wait(0.2)
     return None
+
+
+def _write_stats(config: Config, workers: Sequence[SinkWorker]) -> None:
+    try:
+        write_stats(config.state_directory, {
+            "time_ns": time.time_ns(), "pid": os.getpid(),
+            "sinks": {worker.sink.name: worker.snapshot() for worker in list(workers)},
+        })
+    except OSError as e:  # a full disk: the stats wait, delivery does not
+        log.warning("delivery: cannot write its stats file: %s", e)
 
 
 def build_processes(config: Config) -> int:
@@ -183,7 +195,11 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
     status = 0
     reported_unknown = reported_dropped = 0
     next_unknown_report = next_dropped_report = 0.0
+    next_stats = 0.0
     while not stop.wait(1.0):
+        if time.monotonic() >= next_stats:
+            next_stats = time.monotonic() + _STATS_EVERY_SECONDS
+            _write_stats(config, workers)
         dead = [t.name for t in threads if not t.is_alive()]
         if dead:
             # A worker can only end by a bug: end the process, the supervisor restarts it.
@@ -206,6 +222,7 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
             next_dropped_report = time.monotonic() + 60.0
     for thread in threads:
         thread.join()
+    _write_stats(config, workers)
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
     store.close()

@@ -34,6 +34,7 @@ from typing import Literal, Protocol
 from receiver.deliver.batches import Group
 from receiver.deliver.building import Built, Segments
 from receiver.deliver.dead_letters import DeadLetters
+from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
 
 __all__ = ["SendOutcome", "Sink", "SinkWorker", "WorkerStats"]
@@ -80,6 +81,8 @@ class WorkerStats:
     last_success_ns: int | None = None
     last_error: str | None = None
     backoff_until_ns: int | None = None
+    latency: Histogram = dataclasses.field(default_factory=Histogram)
+    """Records by receipt-to-acknowledged time."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -171,6 +174,20 @@ class SinkWorker:
             batch.built.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+    def snapshot(self) -> dict[str, object]:
+        """This sink's counters and state, for the stats file (receiver/deliver/stats.py)."""
+        with self._lock:
+            stats = self.stats
+            return {
+                "delivered_records": stats.delivered_records, "delivered_groups": stats.delivered_groups,
+                "retried": stats.retried, "dead_lettered_records": stats.dead_lettered_records,
+                "last_success_ns": stats.last_success_ns, "last_error": stats.last_error,
+                "backoff_until_ns": stats.backoff_until_ns, "latency": stats.latency.to_dict(),
+                "concurrency": self.concurrency, "max_concurrency": self.max_concurrency,
+                "damaged_segments": self.damaged_segments, "unknown_tags": self.unknown_tags,
+                "dropped": self.dropped,
+            }
 
     def _note(self, built: Built) -> None:
         self.unknown_tags += built.unknown_tags
@@ -281,10 +298,13 @@ class SinkWorker:
             self._adapt(outcome.kind)
             if outcome.kind == "ok":
                 with self._lock:
+                    now = self._clock_ns()
                     stats.delivered_records += group.count
                     stats.delivered_groups += 1
-                    stats.last_success_ns = self._clock_ns()
+                    stats.last_success_ns = now
                     stats.backoff_until_ns = None
+                    if group.receive_time_ns:
+                        stats.latency.observe((now - group.receive_time_ns) / 1e9, group.count)
                 return True
             if outcome.kind == "permanent":
                 try:

@@ -457,6 +457,7 @@ class Receiver(_ManagedProgram):
     a delivering receiver removes segments once every sink has them. The
     configuration goes to ``<directory>/receiver.toml``, the state (and spool)
     to ``<directory>/state``; the local store is ``<directory>/state/local.db``.
+    Metrics listen on a free loopback port: :attr:`metrics_url` after start.
 
     Use as a context manager, or ``start()`` and ``close()``; ``close()`` always
     stops the process it started (SIGTERM, SIGKILL after ``stop_timeout``).
@@ -499,6 +500,7 @@ class Receiver(_ManagedProgram):
             "spool": {"segment_max_delay_ms": 5, **(spool or {})},
             "shutdown": {"drain_seconds": 2, **(shutdown or {})},
             "deliver": {"enabled": False} if deliver is None else {"enabled": True, "poll_interval_ms": 10, **deliver},
+            "metrics": {"port": 0},  # several receivers run at once: any free port (the log says which)
             **(settings or {}),
         }
         self.config_path.write_text(to_toml(self.config))
@@ -533,6 +535,14 @@ class Receiver(_ManagedProgram):
                     f"log:\n{_tail(process.output)}"
                 )
         return self
+
+    @property
+    def metrics_url(self) -> str:
+        """Where this run serves its metrics (from its log)."""
+        found = re.findall(r"metrics on (http://\S+/metrics)", self.current_log)
+        if not found:
+            raise ProgramFailedError(f"the receiver did not say where its metrics are; log:\n{_tail(self.current_log)}")
+        return str(found[-1])
 
     def terminate(self, timeout: float | None = None) -> int:
         """SIGTERM, wait (bounded), return the exit status; raises if it had to be killed."""

@@ -407,3 +407,38 @@ def test_memory_stays_flat_while_the_upstream_is_down(
     assert tree_peak_rss_kb(child) < 1024 * 1024
     sls_server.clear_failures()
     wait_until(lambda: delivered(sls_server) >= n + n // 10, timeout=120, message="caught up")
+
+
+def test_metrics_show_ingest_spool_and_each_sink(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If lines are received and delivered, then /metrics counts them at ingest and at the sink, with the
+    sink's latency histogram and its cursor lag back at 0."""
+    import requests
+
+    n = 5000
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    BlastSender(rx.port, n).start().join(30).close()
+    wait_until(lambda: delivered(sls_server) >= n, timeout=60, message="delivered")
+
+    def scrape() -> dict[str, float]:
+        response = requests.get(rx.metrics_url, timeout=10)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        out = {}
+        for line in response.text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    wait_until(lambda: scrape().get('receiver_sink_delivered_records_total{sink="sls"}') == n, timeout=10,
+               message="the delivery stats reach the daemon")
+    figures = scrape()
+    assert figures['receiver_frames_received_total{listener="tcp"}'] == n
+    assert figures["receiver_spool_frames_committed_total"] == n
+    assert figures['receiver_sink_latency_seconds_count{sink="sls"}'] == n
+    assert figures['receiver_sink_latency_seconds_bucket{sink="sls",le="+Inf"}'] == n
+    assert figures['receiver_sink_lag_segments{sink="sls"}'] == 0
+    assert figures["process_resident_memory_bytes"] > 0
+    assert requests.get(rx.metrics_url.replace("/metrics", "/other"), timeout=10).status_code == 404

@@ -22,6 +22,7 @@ from receiver.config import (
     ListenerConfig,
     LocalSinkConfig,
     LoggingConfig,
+    MetricsConfig,
     ParseConfig,
     RouteConfig,
     ShutdownConfig,
@@ -46,6 +47,7 @@ SECTIONS: dict[str, type] = {
     "parse": ParseConfig,
     "identity": IdentityConfig,
     "deliver": DeliverConfig,
+    "metrics": MetricsConfig,
     "sinks": LocalSinkConfig,
 }
 EXAMPLE_SECTIONS: dict[str, type] = {
@@ -151,7 +153,7 @@ class TestShippedFiles:
         assert loaded.warnings == ()
         config, default = loaded.config, default_config()
         assert config.listeners == DEFAULT_LISTENERS
-        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver"):
+        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver", "metrics"):
             got, want = getattr(config, section), getattr(default, section)
             for field in dataclasses.fields(got):
                 if field.name == "directory":
