@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LISTENERS",
     "ClickHouseSinkConfig",
     "Config",
+    "ControlConfig",
     "DeliverConfig",
     "HttpSinkConfig",
     "IdentityConfig",
@@ -271,6 +272,15 @@ class DeliverConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ControlConfig:
+    """The control API that ``receiverctl`` talks to: HTTP and JSON on a UNIX socket."""
+
+    socket: Path | None = None
+    """Default: ``$RUNTIME_DIRECTORY/control.sock`` under systemd, else ``control.sock`` in the
+    state directory. Mode 0660: its group may administer the receiver."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Prometheus metrics over HTTP (text exposition format), on a loopback port by default."""
 
@@ -297,12 +307,21 @@ class Config:
     identity: IdentityConfig = IdentityConfig()
     deliver: DeliverConfig = DeliverConfig()
     metrics: MetricsConfig = MetricsConfig()
+    control: ControlConfig = ControlConfig()
     source: str = "built-in defaults"
     """Where this configuration came from, for messages."""
 
     @property
     def spool_directory(self) -> Path:
         return self.spool.directory if self.spool.directory is not None else self.state_directory / "spool"
+
+    @property
+    def control_socket(self) -> Path:
+        """Where the control API listens (``[control] socket``, else the runtime or state directory)."""
+        if self.control.socket is not None:
+            return self.control.socket
+        runtime = os.environ.get("RUNTIME_DIRECTORY", "")
+        return (Path(runtime.split(":")[0]) if runtime else self.state_directory) / "control.sock"
 
 
 def default_state_directory() -> Path:

@@ -41,6 +41,7 @@ from receiver.config import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
     Config,
+    ControlConfig,
     DeliverConfig,
     HttpSinkConfig,
     IdentityConfig,
@@ -563,6 +564,8 @@ _DELIVER_RULES: dict[str, _Rule] = {
     "build_processes": _int(0, 64, "0: one per core"),
 }
 
+_CONTROL_RULES: dict[str, _Rule] = {"socket": _PATH}
+
 _METRICS_RULES: dict[str, _Rule] = {
     "enabled": _BOOL,
     "address": _ADDRESS,
@@ -577,6 +580,7 @@ _SECTIONS: dict[str, dict[str, _Rule]] = {
     "identity": _IDENTITY_RULES,
     "deliver": _DELIVER_RULES,
     "metrics": _METRICS_RULES,
+    "control": _CONTROL_RULES,
 }
 
 _BATCH_RULES: dict[str, _Rule] = {
@@ -801,6 +805,9 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
     sinks = _read_sinks(report, data, base)
     machine_groups = _read_machine_groups(report, data, base)
     deliver, routes = _read_delivery(report, data, sections["deliver"], sinks, base)
+    control = dataclasses.replace(
+        ControlConfig(), **_read_table(report, sections["control"], ("control",), _CONTROL_RULES, "[control]", base)
+    )
     metrics = dataclasses.replace(
         MetricsConfig(), **_read_table(report, sections["metrics"], ("metrics",), _METRICS_RULES, "[metrics]", base)
     )
@@ -820,6 +827,7 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         identity=identity,
         deliver=deliver,
         metrics=metrics,
+        control=control,
         source=display,
     )
     return LoadedConfig(config, report.warnings())

@@ -25,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 
 from formats.streamlog import format_table
 from receiver.config import Config, ListenerConfig
+from receiver.control import ControlError, listen_control
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
@@ -69,12 +70,18 @@ class ReceiverService:
         self.metrics_port: IListeningPort | None = None
         self.notifier = Notifier()
         self._notify_loops: list[Any] = []
-        self._started_at = time.monotonic()
+        self.started_monotonic = time.monotonic()
+        self.control_port: IListeningPort | None = None
         self._last_status = (time.monotonic(), 0)
 
     def start(self) -> None:
         """Open the spool and bind every listener; raises ListenError naming a listener that cannot bind."""
         config = self.config
+        # First: if another receiver answers on this control socket, it also owns this spool.
+        try:
+            self.control_port = listen_control(self.reactor, self, config.control_socket)
+        except (ControlError, CannotListenError, OSError) as e:
+            raise ListenError(f"control API: {e}") from e
         try:
             self.store = SpoolStore(config.spool_directory, sync=config.spool.sync)
         except SpoolDamagedError as e:
@@ -203,6 +210,8 @@ class ReceiverService:
             yield self.delivery.stop()  # after ingest: everything read is committed by now
         if self.metrics_port is not None:
             yield maybeDeferred(self.metrics_port.stopListening)
+        if self.control_port is not None:
+            yield maybeDeferred(self.control_port.stopListening)
         self._pool.stop()
         if self.store is not None:
             meta = self.store.meta

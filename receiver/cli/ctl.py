@@ -1,5 +1,10 @@
 """``receiverctl``: the operator's tool.
 
+Commands that ask the running daemon (its control socket):
+
+    receiverctl status [--json] [-c CONFIG | --socket PATH]
+    receiverctl stats [--json] [-c CONFIG | --socket PATH]
+
 Commands that need no daemon:
 
     receiverctl parse [--format F] [--framing M] [--peer IP] [FILE|-]
@@ -40,6 +45,7 @@ from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR
 from formats.streamlog import StreamlogFormat, format_table
 from receiver import __version__
+from receiver.cli.daemon_commands import add_commands as add_daemon_commands
 from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
 from receiver.config import Config, default_config
 from receiver.spool import SpoolReader
@@ -154,6 +160,7 @@ def _argument_parser() -> argparse.ArgumentParser:
             mode.add_argument("--parse", action="store_true", help="the records delivery will make of them")
         c.set_defaults(run=run)
     add_dead_letter_commands(spc, UsageError)
+    add_daemon_commands(commands, UsageError)
 
     s = commands.add_parser(
         "search",

@@ -16,6 +16,7 @@ from receiver.config import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
     Config,
+    ControlConfig,
     DeliverConfig,
     HttpSinkConfig,
     IdentityConfig,
@@ -48,6 +49,7 @@ SECTIONS: dict[str, type] = {
     "identity": IdentityConfig,
     "deliver": DeliverConfig,
     "metrics": MetricsConfig,
+    "control": ControlConfig,
     "sinks": LocalSinkConfig,
 }
 EXAMPLE_SECTIONS: dict[str, type] = {
@@ -116,6 +118,7 @@ def without_paths(config: Config) -> Config:
         state_directory=Path("-"),
         source="-",
         spool=dataclasses.replace(config.spool, directory=None),
+        control=dataclasses.replace(config.control, socket=None),
         sinks=tuple(
             dataclasses.replace(s, path=None) if isinstance(s, LocalSinkConfig) else s for s in config.sinks
         ),
@@ -153,10 +156,10 @@ class TestShippedFiles:
         assert loaded.warnings == ()
         config, default = loaded.config, default_config()
         assert config.listeners == DEFAULT_LISTENERS
-        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver", "metrics"):
+        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver", "metrics", "control"):
             got, want = getattr(config, section), getattr(default, section)
             for field in dataclasses.fields(got):
-                if field.name == "directory":
+                if field.name in ("directory", "socket"):
                     continue  # a path: the file shows an example, the default depends on the state directory
                 assert getattr(got, field.name) == getattr(want, field.name), f"{section}.{field.name}"
         assert without_paths(config) == without_paths(default)

@@ -1,0 +1,123 @@
+"""``receiverctl status`` and ``receiverctl stats``: ask the running daemon (receiver/control.py).
+
+    receiverctl status [--json] [-c CONFIG | --socket PATH]
+    receiverctl stats [--json] [-c CONFIG | --socket PATH]
+
+People get a table; scripts get ``--json``. When no daemon answers, the
+exit status is 1 and one line on stderr says why and where it looked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from receiver.config import default_config
+from receiver.control import ControlError, get_json
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any, usage_error: type[Exception]) -> None:
+    """Add ``status`` and ``stats`` to ``receiverctl``'s subparsers."""
+    for name, help_text, run in (
+        ("status", "the running daemon: listeners, spool, each sink's state", _status),
+        ("stats", "the running daemon's counters (ingest, spool, delivery)", _stats),
+    ):
+        c = commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        where = c.add_mutually_exclusive_group()
+        where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its socket)")
+        where.add_argument("--socket", type=Path, help="the control socket itself")
+        c.add_argument("--json", action="store_true", help="the daemon's answer as JSON")
+        c.set_defaults(run=run, usage_error=usage_error)
+
+
+def _socket(args: argparse.Namespace) -> Path:
+    if args.socket is not None:
+        return Path(args.socket)
+    if args.config is None:
+        return default_config().control_socket
+    from receiver.config_file import ConfigError, load_config
+
+    try:
+        return load_config(args.config).config.control_socket
+    except ConfigError as e:
+        raise args.usage_error(str(e)) from e
+
+
+def _ask(args: argparse.Namespace, endpoint: str) -> Any:
+    path = _socket(args)
+    try:
+        return get_json(path, endpoint)
+    except ControlError as e:
+        hint = "" if args.config or args.socket else " (give -c CONFIG or --socket PATH if it runs elsewhere)"
+        print(f"receiverctl: {e}{hint}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = _ask(args, "/status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    now_ns = time.time_ns()
+    print(f"receiver {status['version']}, pid {status['pid']}, up {_age(status['uptime_seconds'])}, "
+          f"configuration {status['config']}")
+    print(f"identities: {', '.join(status['identities']) or 'none'}")
+    groups = [f"{g['name']} ({'; '.join([*g['networks'], *g['hostnames']])})" for g in status["machine_groups"]]
+    print(f"machine groups: {', '.join(groups) or 'none'}")
+    print("listeners:")
+    for listener in status["listeners"]:
+        host = f"[{listener['address']}]" if ":" in listener["address"] else listener["address"]
+        connections = f"{listener['connections']:,} connections, " if listener["transport"] == "tcp" else ""
+        print(f"  {listener['name']:<16} {listener['transport']} {host}:{listener['port']}  "
+              f"format {listener['format']}  {connections}{listener['frames']:,} frames")
+    spool = status["spool"]
+    if "frames" in spool:
+        pressure = ", ".join(spool["backpressure"]) or "none"
+        print(f"spool: {spool['frames']:,} frames in {spool['segments']:,} segments, "
+              f"{spool['stored_bytes'] / 1e6:,.1f} MB of {spool['max_bytes'] / 1e9:,.1f} GB, "
+              f"oldest {_age(spool['oldest_age_seconds'])}; backpressure: {pressure}")
+    delivery = status["delivery"]
+    if delivery is None:
+        print("delivery: off ([deliver] enabled = false)")
+    else:
+        print(f"delivery: pid {delivery['pid'] or '- (restarting)'}, {delivery['restarts']} restarts, "
+              f"last report {_age(delivery['report_age_seconds'])} ago")
+    print("sinks:")
+    for sink in status["sinks"]:
+        parts = [f"lag {sink['lag_segments'] if sink['lag_segments'] is not None else '-'} segments"]
+        if sink["delivered_records"] is not None:
+            parts.append(f"{sink['delivered_records']:,} delivered")
+        if sink["last_success_ns"]:
+            parts.append(f"last success {_age((now_ns - sink['last_success_ns']) / 1e9)} ago")
+        if sink["dead_lettered_records"]:
+            parts.append(f"{sink['dead_lettered_records']:,} dead-lettered")
+        if sink["retrying_for_seconds"] is not None:
+            parts.append(f"retrying in {_age(sink['retrying_for_seconds'])}: {sink['last_error']}")
+        print(f"  {sink['name']} ({sink['type']})  " + ", ".join(parts))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    stats = _ask(args, "/stats")
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    for counter in stats["counters"]:
+        labels = ",".join(f"{k}={v}" for k, v in counter["labels"].items())
+        print(f"{counter['name']}{'{' + labels + '}' if labels else ''} {counter['value']:,}")
+    return 0

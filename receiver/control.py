@@ -1,0 +1,210 @@
+"""The control API: HTTP and JSON on a UNIX socket, for ``receiverctl``.
+
+    GET /status    version, uptime, identities, machine groups, listeners,
+                   spool, and each sink's state
+    GET /stats     every counter, with its labels (ingest, spool, delivery)
+
+A UNIX socket of mode 0660, not a TCP port: who may administer the receiver
+is decided by file permissions (the socket's owner and group), with no
+password to keep. The socket file is removed at stop; a stale one left by a
+crash is replaced at start, unless a receiver still answers on it.
+
+The server side is :func:`listen_control` (twisted.web, in the daemon);
+the client side is :func:`get_json` (stdlib, in ``receiverctl``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from receiver import __version__
+
+__all__ = ["ControlError", "ControlResource", "get_json", "listen_control"]
+
+log = logging.getLogger("receiver")
+
+SOCKET_MODE = 0o660
+
+
+class ControlError(Exception):
+    """The daemon cannot be asked: the message says why, in one line."""
+
+
+class ControlResource(Resource):
+    """The API of a running :class:`~receiver.service.ReceiverService`."""
+
+    isLeaf = True
+
+    def __init__(self, service: Any) -> None:
+        super().__init__()
+        self._service = service
+
+    def render_GET(self, request: Request) -> bytes:
+        path = request.path.rstrip(b"/")
+        if path == b"/status":
+            body: Any = status_of(self._service)
+        elif path == b"/stats":
+            body = stats_of(self._service)
+        else:
+            request.setResponseCode(404)
+            body = {"error": f"no such endpoint {path.decode(errors='replace')}; there are /status and /stats"}
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(body, indent=None, separators=(",", ":")).encode() + b"\n"
+
+
+def status_of(service: Any) -> dict[str, Any]:
+    """What ``receiverctl status`` shows."""
+    from receiver.deliver.stats import read_stats
+    from receiver.identity import Identities
+
+    config = service.config
+    telemetry = service.telemetry
+    now_ns = time.time_ns()
+    listeners = []
+    for listener, port in service.ports:
+        host: Any = port.getHost()
+        opened = telemetry.value("receiver_connections_opened_total", listener=listener.name)
+        closed = telemetry.value("receiver_connections_closed_total", listener=listener.name)
+        listeners.append({
+            "name": listener.name, "transport": listener.transport, "address": host.host, "port": host.port,
+            "format": listener.format, "connections": opened - closed,
+            "frames": telemetry.value("receiver_frames_received_total", listener=listener.name),
+        })
+    spool: dict[str, Any] = {"directory": str(config.spool_directory)}
+    cursors: dict[str, int] = {}
+    if service.store is not None:
+        meta = service.store.meta
+        cursors = service.store.cursors()
+        spool.update(
+            segments=meta.segments, frames=meta.frames, stored_bytes=meta.stored_bytes,
+            max_bytes=config.spool.max_bytes,
+            oldest_age_seconds=(now_ns - meta.oldest_receive_time_ns) / 1e9 if meta.oldest_receive_time_ns else None,
+            backpressure=sorted(service.gate.reasons),
+        )
+        next_seq = meta.next_seq
+    else:
+        next_seq = 1
+    delivery = read_stats(config.state_directory) if service.delivery is not None else None
+    reported = (delivery or {}).get("sinks") or {}
+    sinks = []
+    for sink in config.sinks:
+        state = reported.get(sink.name, {})
+        cursor = cursors.get(sink.name)
+        backoff = state.get("backoff_until_ns")
+        sinks.append({
+            "name": sink.name, "type": sink.type,
+            "lag_segments": None if cursor is None else max(0, next_seq - 1 - cursor),
+            "delivered_records": state.get("delivered_records"),
+            "last_success_ns": state.get("last_success_ns"),
+            "last_error": state.get("last_error"),
+            "retrying_for_seconds": (backoff - now_ns) / 1e9 if backoff and backoff > now_ns else None,
+            "dead_lettered_records": state.get("dead_lettered_records"),
+        })
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime_seconds": time.monotonic() - service.started_monotonic,
+        "config": config.source,
+        "identities": list(Identities(config.identity.user_defined_id_file, clock=time.monotonic).current()),
+        "machine_groups": [
+            {"name": g.name, "networks": list(g.networks), "hostnames": list(g.hostnames)} for g in config.machine_groups
+        ],
+        "listeners": listeners,
+        "spool": spool,
+        "delivery": None if service.delivery is None else {
+            "pid": service.delivery.pid, "restarts": service.delivery.restarts,
+            "report_age_seconds": (now_ns - delivery["time_ns"]) / 1e9 if delivery and "time_ns" in delivery else None,
+        },
+        "sinks": sinks,
+    }
+
+
+def stats_of(service: Any) -> dict[str, Any]:
+    """What ``receiverctl stats`` shows: every counter with its labels."""
+    from receiver.deliver.stats import read_stats
+
+    counters = [
+        {"name": name, "labels": dict(labels), "value": value}
+        for (name, labels), value in sorted(service.telemetry.counters.items())
+    ]
+    delivery = read_stats(service.config.state_directory) if service.delivery is not None else None
+    for sink, state in sorted(((delivery or {}).get("sinks") or {}).items()):
+        for key in ("delivered_records", "delivered_groups", "retried", "dead_lettered_records",
+                    "unknown_tags", "dropped", "damaged_segments"):
+            counters.append({"name": f"sink_{key}", "labels": {"sink": sink}, "value": state.get(key, 0)})
+    return {"counters": counters}
+
+
+def listen_control(reactor: Any, service: Any, path: Path) -> Any:
+    """Serve the API on ``path`` (mode 0660); raises ControlError if another receiver answers there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left by a receiver that did not stop cleanly
+        else:
+            raise ControlError(
+                f"another receiver answers on {path}: two receivers must not share a state directory; "
+                "stop it, or give this one its own [control] socket and state_directory"
+            )
+        finally:
+            probe.close()
+    site = Site(ControlResource(service))
+    site.noisy = False
+    site.log = lambda request: None  # type: ignore[method-assign]  # receiverctl polls: no access log
+    port = reactor.listenUNIX(str(path), site, mode=SOCKET_MODE, wantPID=False)
+    os.chmod(path, SOCKET_MODE)  # mode= is applied before umask on some systems: say it again
+    log.info("control API on %s", path)
+    return port
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("receiver", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._path))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def get_json(path: Path, endpoint: str, *, timeout: float = 10.0) -> Any:
+    """``GET endpoint`` from the daemon at ``path``; ControlError in one line when it is not there."""
+    if not path.exists():
+        raise ControlError(f"no receiver is running with control socket {path} (no such file)")
+    connection = _UnixConnection(path, timeout)
+    try:
+        connection.request("GET", endpoint)
+        response = connection.getresponse()
+        body = response.read()
+    except ConnectionRefusedError:
+        raise ControlError(f"no receiver is running with control socket {path} (connection refused)") from None
+    except PermissionError:
+        raise ControlError(
+            f"not allowed to use {path}: run as its owner or a member of its group (mode 0660)"
+        ) from None
+    except (OSError, http.client.HTTPException) as e:
+        raise ControlError(f"the receiver at {path} did not answer: {e}") from None
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise ControlError(f"the receiver at {path} answered {response.status}: {body.decode(errors='replace').strip()}")
+    return json.loads(body)

@@ -1,0 +1,98 @@
+"""The control API and receiverctl status/stats against a running daemon, and without one."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.blast import BlastSender
+from tests.integration.conftest import MakeReceiver
+from tests.integration.programs import Receiver, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def control_socket(rx: Receiver) -> Path:
+    return rx.state_directory / "control.sock"
+
+
+def test_status_and_stats(make_receiver: MakeReceiver, tmp_path: Path) -> None:
+    """If a receiver runs and delivers to its local store, then status names its listeners, spool and sink
+    (lag 0 once delivered) and stats counts the frames, in tables and in JSON."""
+    ids = tmp_path / "ids"
+    ids.write_text("appliance-1\n")
+    rx = make_receiver(deliver={}, settings={
+        "identity": {"user_defined_id_file": str(ids)},
+        "machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}],
+    })
+    sock = control_socket(rx)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
+    BlastSender(rx.port, 2000).start().join(30).close()
+
+    def status() -> dict[str, object]:
+        result = receiverctl("status", "--json", "-c", str(rx.config_path))
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    wait_until(lambda: status()["sinks"][0]["delivered_records"] == 2000, timeout=30, message="delivered")  # type: ignore[index]
+    answer = status()
+    assert answer["identities"] == ["appliance-1"]
+    assert answer["machine_groups"] == [{"name": "loopback", "networks": ["127.0.0.0/8"], "hostnames": []}]
+    assert [(x["name"], x["transport"], x["port"]) for x in answer["listeners"]] == [  # type: ignore[attr-defined]
+        ("tcp", "tcp", rx.port), ("udp", "udp", rx.port),
+    ]
+    assert answer["listeners"][0]["frames"] == 2000  # type: ignore[index]
+    assert answer["spool"]["backpressure"] == []  # type: ignore[index]
+    assert answer["sinks"] == [{
+        "name": "local", "type": "local", "lag_segments": 0, "delivered_records": 2000,
+        "last_success_ns": answer["sinks"][0]["last_success_ns"],  # type: ignore[index]
+        "last_error": None, "retrying_for_seconds": None, "dead_lettered_records": 0,
+    }]
+    table = receiverctl("status", "--socket", str(sock))
+    assert table.returncode == 0, table.stderr
+    assert "identities: appliance-1" in table.stdout
+    assert f"tcp 127.0.0.1:{rx.port}" in table.stdout and "2,000 frames" in table.stdout
+    assert "local (local)  lag 0 segments, 2,000 delivered" in table.stdout
+    stats = receiverctl("stats", "-c", str(rx.config_path))
+    assert stats.returncode == 0, stats.stderr
+    assert "receiver_frames_received_total{listener=tcp} 2,000" in stats.stdout
+    assert "sink_delivered_records{sink=local} 2,000" in stats.stdout
+
+
+def test_no_daemon_is_one_line_and_status_1(make_receiver: MakeReceiver) -> None:
+    """If no receiver runs, then status exits 1 with one line saying where it looked; a socket a stopped
+    receiver left is removed when it stops."""
+    rx = make_receiver()
+    sock = control_socket(rx)
+    rx.terminate()
+    assert not sock.exists()
+    result = receiverctl("status", "-c", str(rx.config_path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == f"receiverctl: no receiver is running with control socket {sock} (no such file)\n"
+
+
+def test_a_crashed_receivers_socket_is_replaced_and_a_live_one_refused(make_receiver: MakeReceiver) -> None:
+    """If the last receiver was killed (-9), then the next one replaces its socket; if one still runs on the
+    same state, then a second refuses to start, saying why."""
+    rx = make_receiver()
+    rx.kill()
+    assert control_socket(rx).exists()
+    rx.start()
+    assert receiverctl("status", "-c", str(rx.config_path)).returncode == 0
+    twin = Receiver(rx.directory.parent / "twin", settings={"state_directory": str(rx.state_directory)})
+    with pytest.raises(Exception, match="another receiver answers on"):
+        twin.start()
+    twin.close()
