@@ -12,6 +12,7 @@ Commands that need no daemon:
     receiverctl spool stats [-c CONFIG | --spool DIR] [--json]
     receiverctl spool frames [-c CONFIG | --spool DIR] [--last N] [--parse] [--raw]
     receiverctl spool dead-letters | show PACK_ID | replay (PACK_ID... | --all) [-c CONFIG]
+    receiverctl tail [-f] [-n N] [--filter EXPR] [--json] [-c CONFIG | --spool DIR]
     receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
                        [-c CONFIG | --db PATH]
 
@@ -34,7 +35,7 @@ import sqlite3
 import sys
 import time
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,7 +43,7 @@ from formats.errors import FormatDefinitionError
 from formats.framing import DEFAULT_MAX_FRAME_BYTES, DatagramDeframer, StreamDeframer, frame_flags
 from formats.ndjson import encode_ndjson
 from formats.parse import make_parser
-from formats.record import FLAG_PARSE_ERROR
+from formats.record import FLAG_PARSE_ERROR, Record
 from formats.streamlog import StreamlogFormat, format_table
 from receiver import __version__
 from receiver.cli.daemon_commands import add_commands as add_daemon_commands
@@ -161,6 +162,24 @@ def _argument_parser() -> argparse.ArgumentParser:
         c.set_defaults(run=run)
     add_dead_letter_commands(spc, UsageError)
     add_daemon_commands(commands, UsageError)
+
+    t = commands.add_parser(
+        "tail",
+        help="the newest records, parsed, and (-f) those that follow (reads the spool; the daemon may run)",
+        description=(
+            "Print the newest records the spool holds, parsed as delivery parses them, oldest first; with "
+            "-f, keep printing records as they are committed (within milliseconds of receipt) until Ctrl-C. "
+            "--filter takes the filter grammar of routes and search."
+        ),
+    )
+    t.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+    t.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="how many of the newest to print first (10)")
+    t.add_argument("--filter", default="", metavar="EXPR", help="only records matching EXPR")
+    t.add_argument("--json", action="store_true", help="one JSON object per record")
+    where = t.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its spool)")
+    where.add_argument("--spool", type=Path, help="the spool directory itself")
+    t.set_defaults(run=_tail)
 
     s = commands.add_parser(
         "search",
@@ -373,6 +392,61 @@ def _spool_frames(args: argparse.Namespace) -> int:
                 }
                 out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
     out.flush()
+    return 0
+
+
+_TAIL_BACKLOG_SEGMENTS = 64
+"""How far back the first records of ``tail`` are looked for (a spool may hold gigabytes)."""
+_TAIL_POLL_SECONDS = 0.2
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from formats.columns import columns_of
+    from receiver.deliver.building import parsers_for
+    from receiver.filters import FilterError, parse_filter
+
+    if args.lines < 0:
+        raise UsageError(f"-n {args.lines}: give a number of records")
+    try:
+        matches = parse_filter(args.filter).matches
+    except FilterError as e:
+        raise UsageError(str(e).splitlines()[0]) from e
+    directory, config = _spool_config(args)
+    parsers, default_parser = parsers_for(config)
+    out = sys.stdout
+
+    def read(reader: SpoolReader, after: int, keep: int | None) -> tuple[int, Iterable[Record]]:
+        """The matching records of the segments after ``after`` (the last ``keep``), and the last segment read."""
+        last = after
+        kept: collections.deque[Record] | list[Record] = collections.deque(maxlen=keep) if keep is not None else []
+        for entry in reader.entries(after):
+            last = entry.seq
+            parse = parsers.get(entry.listener, default_parser)
+            for i, frame in enumerate(entry.frames):
+                record = parse(frame, entry.peer, entry.receive_time_ns).with_flags(entry.frame_flags.get(i, ()))
+                if matches(record):
+                    kept.append(record)
+        return last, kept
+
+    def show(records: Iterable[Record]) -> None:
+        for record in records:
+            if args.json:
+                out.write(encode_ndjson([record]).decode())
+            else:
+                host, app, severity, _, message = columns_of(record)
+                out.write(_search_line(record.time, record.time_ns, host, app, severity, message))
+        out.flush()
+
+    with _open_spool(directory) as reader:
+        seen, backlog = read(reader, max(0, reader.last_seq() - _TAIL_BACKLOG_SEGMENTS), args.lines)
+        show(backlog if args.lines else ())
+        try:
+            while args.follow:
+                time.sleep(_TAIL_POLL_SECONDS)
+                seen, new = read(reader, seen, None)
+                show(new)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 

@@ -82,6 +82,10 @@ class SpoolReader:
             cursors=self._store.cursors(),
         )
 
+    def last_seq(self) -> int:
+        """The sequence number of the newest committed segment (0 before the first)."""
+        return self._store.refresh().next_seq - 1
+
     def entries(self, after_seq: int = 0) -> Iterator[SpoolEntry]:
         """Every entry of every segment after ``after_seq``, in commit order."""
         self._store.refresh()

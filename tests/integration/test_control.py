@@ -1,4 +1,4 @@
-"""The control API and receiverctl status/stats against a running daemon, and without one."""
+"""The control API, receiverctl status, stats and tail against a running daemon, and without one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,45 @@ def test_a_crashed_receivers_socket_is_replaced_and_a_live_one_refused(make_rece
     with pytest.raises(Exception, match="another receiver answers on"):
         twin.start()
     twin.close()
+
+
+def test_tail_and_follow(make_receiver: MakeReceiver) -> None:
+    """If records arrive, then tail shows the newest matching ones parsed, and tail -f prints new ones as
+    they are committed."""
+    import selectors
+
+    from tests.integration.programs import send_tcp
+
+    rx = make_receiver()
+    lines = [
+        b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.err 0 todo-list 1 - first failure",
+        b"0.1 sys_tag 1795323667 10.0.0.7 web-1 user.info 0 todo-list 2 - all good",
+        b"0.1 sys_tag 1795323668 10.0.0.8 db-1 user.err 0 billing 3 - second failure",
+    ]
+    send_tcp(rx.port, b"\n".join(lines) + b"\n")
+    wait_until(lambda: rx.frame_count() >= 3, timeout=10, message="three frames")
+    result = receiverctl("tail", "-n", "5", "--filter", "_severity_<=err", "-c", str(rx.config_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "2026-11-22T05:01:06Z web-1 todo-list err first failure\n"
+        "2026-11-22T05:01:08Z db-1 billing err second failure\n"
+    )
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "receiver.cli.ctl", "tail", "-f", "-n", "0", "--json", "--filter", "app-name=late",
+         "-c", str(rx.config_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: follower.poll() is None, timeout=5, message="tail -f running")
+        time.sleep(1.0)  # tail has read the spool's end by now
+        send_tcp(rx.port, b"0.1 sys_tag 1795323669 10.0.0.7 web-1 user.notice 0 late 4 - arrived later\n"
+                          b"0.1 sys_tag 1795323669 10.0.0.7 web-1 user.notice 0 other 5 - not this one\n")
+        selector = selectors.DefaultSelector()
+        assert follower.stdout is not None
+        selector.register(follower.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=10), "tail -f printed nothing"
+        record = json.loads(follower.stdout.readline())
+        assert record["fields"]["msg"] == "arrived later" and record["source"] == "10.0.0.7"
+    finally:
+        follower.terminate()  # the tail this test started, by its handle
+        follower.communicate(timeout=10)
