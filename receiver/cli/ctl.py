@@ -13,6 +13,8 @@ Commands that need no daemon:
     receiverctl spool frames [-c CONFIG | --spool DIR] [--last N] [--parse] [--raw]
     receiverctl spool dead-letters | show PACK_ID | replay (PACK_ID... | --all) [-c CONFIG]
     receiverctl tail [-f] [-n N] [--filter EXPR] [--json] [-c CONFIG | --spool DIR]
+    receiverctl rsyslog-config [--transport tcp|udp] [--tag TAG] [--host HOST] [--port PORT] [-c CONFIG]
+    receiverctl identity [-c CONFIG] [--sender IP [HOSTNAME]]
     receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
                        [-c CONFIG | --db PATH]
 
@@ -46,6 +48,7 @@ from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR, Record
 from formats.streamlog import StreamlogFormat, format_table
 from receiver import __version__
+from receiver.cli.client_config import add_commands as add_client_config_commands
 from receiver.cli.daemon_commands import add_commands as add_daemon_commands
 from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
 from receiver.config import Config, default_config
@@ -162,6 +165,7 @@ def _argument_parser() -> argparse.ArgumentParser:
         c.set_defaults(run=run)
     add_dead_letter_commands(spc, UsageError)
     add_daemon_commands(commands, UsageError)
+    add_client_config_commands(commands, UsageError)
 
     t = commands.add_parser(
         "tail",
