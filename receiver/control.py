@@ -3,6 +3,8 @@
     GET /status    version, uptime, identities, machine groups, listeners,
                    spool, and each sink's state
     GET /stats     every counter, with its labels (ingest, spool, delivery)
+    POST /reload   re-read the configuration file (as SIGHUP does): 200 with
+                   the changes made, or 409 with why the running one stays
 
 A UNIX socket of mode 0660, not a TCP port: who may administer the receiver
 is decided by file permissions (the socket's owner and group), with no
@@ -60,6 +62,33 @@ class ControlResource(Resource):
             body = {"error": f"no such endpoint {path.decode(errors='replace')}; there are /status and /stats"}
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(body, indent=None, separators=(",", ":")).encode() + b"\n"
+
+    def render_POST(self, request: Request) -> bytes | int:
+        from twisted.web.server import NOT_DONE_YET
+
+        from receiver.service import ReloadError
+
+        request.setHeader(b"content-type", b"application/json")
+        if request.path.rstrip(b"/") != b"/reload":
+            request.setResponseCode(404)
+            return b'{"error":"no such endpoint; POST /reload is the one there is"}\n'
+
+        def answer(status: int, body: Any) -> None:
+            if request.finished or getattr(request, "_disconnected", False):
+                return
+            request.setResponseCode(status)
+            request.write(json.dumps(body).encode() + b"\n")
+            request.finish()
+
+        def failed(failure: Any) -> None:
+            if failure.check(ReloadError):
+                answer(409, {"error": str(failure.value)})
+            else:
+                log.error("reload failed: %s", failure.getTraceback())
+                answer(500, {"error": f"reload failed: {failure.getErrorMessage()}"})
+
+        self._service.reload().addCallbacks(lambda changes: answer(200, {"changes": changes}), failed)
+        return NOT_DONE_YET
 
 
 def status_of(service: Any) -> dict[str, Any]:
@@ -186,13 +215,14 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def get_json(path: Path, endpoint: str, *, timeout: float = 10.0) -> Any:
-    """``GET endpoint`` from the daemon at ``path``; ControlError in one line when it is not there."""
+def get_json(path: Path, endpoint: str, *, method: str = "GET", timeout: float = 10.0) -> Any:
+    """``method endpoint`` of the daemon at ``path``, its JSON answer; ControlError in one line when it
+    is not there or refuses (the error's text is the daemon's reason)."""
     if not path.exists():
         raise ControlError(f"no receiver is running with control socket {path} (no such file)")
     connection = _UnixConnection(path, timeout)
     try:
-        connection.request("GET", endpoint)
+        connection.request(method, endpoint)
         response = connection.getresponse()
         body = response.read()
     except ConnectionRefusedError:
@@ -206,5 +236,9 @@ def get_json(path: Path, endpoint: str, *, timeout: float = 10.0) -> Any:
     finally:
         connection.close()
     if response.status != 200:
-        raise ControlError(f"the receiver at {path} answered {response.status}: {body.decode(errors='replace').strip()}")
+        try:
+            reason = json.loads(body)["error"]
+        except (ValueError, KeyError, TypeError):
+            reason = body.decode(errors="replace").strip()
+        raise ControlError(str(reason))
     return json.loads(body)

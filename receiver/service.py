@@ -12,6 +12,7 @@ everything read; close the spool.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -44,6 +45,14 @@ _LISTEN_BACKLOG = 4096
 
 class ListenError(RuntimeError):
     """A listener could not be bound; the message names it and what to do."""
+
+
+class ReloadError(Exception):
+    """A configuration the receiver refuses to switch to; the running one stays. The message says why."""
+
+
+# Parts of the configuration that a reload cannot change in a running daemon.
+_RESTART_ONLY = ("state_directory", "spool", "control", "metrics", "shutdown")
 
 
 class ReceiverService:
@@ -186,6 +195,103 @@ class ReceiverService:
         host = port.getHost()
         self.ports.append((listener, port))
         self.telemetry.listening(listener.name, listener.transport, host.host, host.port)
+
+    @inlineCallbacks
+    def _unlisten(self, listener: ListenerConfig) -> Any:
+        """Stop one listener: no new connections; its open ones are read to the end and closed."""
+        found = [(x, p) for x, p in self.ports if x.name == listener.name]
+        for entry in found:
+            self.ports.remove(entry)
+            yield maybeDeferred(entry[1].stopListening)
+        for factory in [f for f in self.stream_factories if f.config.name == listener.name]:
+            self.stream_factories.remove(factory)
+            yield factory.close_all(self.config.shutdown.drain_seconds)
+        for receiver in [r for r in self.datagram_receivers if r.config.name == listener.name]:
+            self.datagram_receivers.remove(receiver)
+        log.info("stopped listening on %s (listener %r)", listener.transport, listener.name)
+
+    @inlineCallbacks
+    def reload(self) -> Any:
+        """Switch to the configuration file as it is now; fires with the list of changes made.
+
+        Fails with :class:`ReloadError` (the running configuration stays) when the
+        file does not load or a new listener cannot bind. Listeners that remain
+        keep their connections; removed ones stop accepting and have their open
+        connections read to the end; sinks, routes, identities and parsing take
+        effect by restarting the delivery process, which resumes from its cursors.
+        Settings a running daemon cannot change are reported, not applied.
+        """
+        from receiver.cli.daemon import configure_logging
+        from receiver.config import default_config
+        from receiver.config_file import ConfigError, load_config
+
+        if self.stopped:
+            raise ReloadError("the receiver is stopping")
+        old = self.config
+        try:
+            new = load_config(self.config_path).config if self.config_path is not None else default_config()
+        except ConfigError as e:
+            raise ReloadError(f"the configuration has errors; the running one stays:\n{e}") from e
+        changes: list[str] = []
+        old_by_name = {x.name: x for x in old.listeners}
+        new_by_name = {x.name: x for x in new.listeners}
+        gone = [x for name, x in old_by_name.items() if new_by_name.get(name) != x]
+        added = [x for name, x in new_by_name.items() if old_by_name.get(name) != x]
+        versions = tuple(format_table(new.parse.streamlog_formats))
+        # New listeners whose name is new bind first: a port that cannot be bound refuses the reload
+        # before anything has changed.
+        fresh = [x for x in added if x.name not in old_by_name]
+        bound: list[ListenerConfig] = []
+        for listener in fresh:
+            try:
+                self._listen(listener, versions)
+            except ListenError as e:
+                for done in bound:
+                    yield self._unlisten(done)
+                raise ReloadError(f"{e}; the running configuration stays") from e
+            bound.append(listener)
+            changes.append(f"listener {listener.name!r} added")
+        for listener in gone:
+            yield self._unlisten(listener)
+            if listener.name not in new_by_name:
+                changes.append(f"listener {listener.name!r} removed")
+        for listener in [x for x in added if x.name in old_by_name]:
+            try:
+                self._listen(listener, versions)
+            except ListenError as e:
+                log.error("reload: %s; listener %r keeps its old settings", e, listener.name)
+                self._listen(old_by_name[listener.name], versions)
+                new = dataclasses.replace(new, listeners=tuple(
+                    old_by_name[x.name] if x.name == listener.name else x for x in new.listeners
+                ))
+                changes.append(f"listener {listener.name!r} NOT changed: {e}")
+                continue
+            changes.append(f"listener {listener.name!r} changed")
+        if new.logging != old.logging:
+            configure_logging(new.logging.level)
+            changes.append("logging changed")
+        kept = {name: getattr(old, name) for name in _RESTART_ONLY if getattr(new, name) != getattr(old, name)}
+        for name in kept:
+            changes.append(f"[{name}] changed: takes effect at the next restart")
+        new = dataclasses.replace(new, **kept)
+        delivery_changed = any(
+            getattr(new, name) != getattr(old, name)
+            for name in ("sinks", "routes", "machine_groups", "identity", "deliver", "parse", "listeners")
+        )
+        self.config = new
+        if new.deliver.enabled and self.delivery is None:
+            self.delivery = DeliverySupervisor(self.reactor, delivery_command(self.config_path))
+            self.delivery.start()
+            changes.append("delivery started")
+        elif not new.deliver.enabled and self.delivery is not None:
+            yield self.delivery.stop()
+            self.delivery = None
+            changes.append("delivery stopped")
+        elif self.delivery is not None and delivery_changed:
+            yield self.delivery.restart()
+            changes.append("delivery restarted with the new sinks, routes and parsing")
+        log.info("reloaded %s: %s", new.source, "; ".join(changes) or "nothing changed")
+        return changes
 
     @inlineCallbacks
     def stop(self) -> Any:

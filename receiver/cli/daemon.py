@@ -14,10 +14,12 @@ import argparse
 import gc
 import logging
 import resource
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from receiver import __version__
 from receiver.config import Config, default_config
@@ -117,6 +119,16 @@ def run_receiver(config: Config, config_path: Path | None = None) -> int:
         reactor.run()
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+
+    def reload_on_sighup() -> None:
+        def refused(failure: Any) -> None:
+            log.error("SIGHUP: %s", failure.getErrorMessage())
+
+        service.reload().addErrback(refused)
+
+    # callFromThread: the one reactor call that is safe from a signal handler (it only wakes the reactor).
+    waker: Any = reactor
+    signal.signal(signal.SIGHUP, lambda signum, frame: waker.callFromThread(reload_on_sighup))
     # Ready only once the reactor runs: its SIGTERM handler is installed by then.
     reactor.callWhenRunning(service.announce_ready)
     reactor.run()

@@ -2,6 +2,7 @@
 
     receiverctl status [--json] [-c CONFIG | --socket PATH]
     receiverctl stats [--json] [-c CONFIG | --socket PATH]
+    receiverctl reload [--json] [-c CONFIG | --socket PATH]
 
 People get a table; scripts get ``--json``. When no daemon answers, the
 exit status is 1 and one line on stderr says why and where it looked.
@@ -27,6 +28,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     for name, help_text, run in (
         ("status", "the running daemon: listeners, spool, each sink's state", _status),
         ("stats", "the running daemon's counters (ingest, spool, delivery)", _stats),
+        ("reload", "make the running daemon re-read its configuration file (as SIGHUP does)", _reload),
     ):
         c = commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         where = c.add_mutually_exclusive_group()
@@ -46,13 +48,16 @@ def _socket(args: argparse.Namespace) -> Path:
     try:
         return load_config(args.config).config.control_socket
     except ConfigError as e:
+        if args.run is _reload:
+            raise args.usage_error(f"not asking the receiver to reload: the file has errors (the running "
+                                   f"configuration stays):\n{e}") from e
         raise args.usage_error(str(e)) from e
 
 
-def _ask(args: argparse.Namespace, endpoint: str) -> Any:
+def _ask(args: argparse.Namespace, endpoint: str, method: str = "GET") -> Any:
     path = _socket(args)
     try:
-        return get_json(path, endpoint)
+        return get_json(path, endpoint, method=method, timeout=120.0 if method == "POST" else 10.0)
     except ControlError as e:
         hint = "" if args.config or args.socket else " (give -c CONFIG or --socket PATH if it runs elsewhere)"
         print(f"receiverctl: {e}{hint}", file=sys.stderr)
@@ -109,6 +114,16 @@ def _status(args: argparse.Namespace) -> int:
         if sink["retrying_for_seconds"] is not None:
             parts.append(f"retrying in {_age(sink['retrying_for_seconds'])}: {sink['last_error']}")
         print(f"  {sink['name']} ({sink['type']})  " + ", ".join(parts))
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    answer = _ask(args, "/reload", "POST")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    changes = answer["changes"]
+    print("reloaded: " + ("; ".join(changes) if changes else "nothing changed"))
     return 0
 
 

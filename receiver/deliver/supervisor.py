@@ -129,3 +129,17 @@ class DeliverySupervisor:
             return status
 
         return self._child.ended.addCallback(done)
+
+    def restart(self) -> Deferred[Any]:
+        """Stop (gracefully, as :meth:`stop`) and start again: the new process reads the configuration anew.
+
+        Its cursors are in the spool, so the new process goes on where the old
+        one stopped; a request in flight is finished first.
+        """
+
+        def again(_: object) -> None:
+            self._stopping = False
+            self._pause = _RESTART_FIRST_SECONDS
+            self.start()
+
+        return self.stop().addCallback(again)

@@ -139,3 +139,66 @@ def test_tail_and_follow(make_receiver: MakeReceiver) -> None:
     finally:
         follower.terminate()  # the tail this test started, by its handle
         follower.communicate(timeout=10)
+
+
+def test_reload_under_load_loses_and_duplicates_nothing(make_receiver: MakeReceiver) -> None:
+    """If the configuration gains a listener and loses one while a sender streams on a listener that stays,
+    then reload adds and removes them, the streaming connection is kept, and every line arrives once."""
+    from bench.blast import ali_seq
+    from tests.integration.programs import free_port, send_tcp, to_toml
+
+    rx = make_receiver()
+    n = 40_000
+    sender = BlastSender(rx.port, n, rate=8000).start()  # about 5 s of sending
+    wait_until(lambda: rx.frame_count() > 2000, timeout=20, message="streaming")
+    extra = free_port("tcp")
+    config = dict(rx.config)
+    config["listeners"] = [
+        next(x for x in rx.config["listeners"] if x["name"] == "tcp"),  # type: ignore[union-attr]
+        {"name": "tcp-extra", "transport": "tcp", "address": "127.0.0.1", "port": extra},
+    ]
+    rx.config_path.write_text(to_toml(config))
+    result = receiverctl("reload", "-c", str(rx.config_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "reloaded: listener 'tcp-extra' added; listener 'udp' removed\n"
+    send_tcp(extra, b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 1 - via the new listener\n")
+    sender.join(60)
+    assert sender.lines_sent == n
+    sender.close()
+    frames = rx.wait_for_frames(n + 1, timeout=30)
+    seqs = [ali_seq(f) for f in frames]
+    assert sorted(s for s in seqs if s is not None) == list(range(n)), "every line once"
+    assert any(f.endswith(b"via the new listener") for f in frames)
+    status = json.loads(receiverctl("status", "--json", "-c", str(rx.config_path)).stdout)
+    assert [x["name"] for x in status["listeners"]] == ["tcp", "tcp-extra"]
+
+
+def test_bad_configuration_is_refused_and_sighup_reloads(make_receiver: MakeReceiver) -> None:
+    """If the file has an error, then reload is refused with the reason and the running configuration stays;
+    a good file then takes effect on SIGHUP."""
+    import signal
+
+    from tests.integration.programs import free_port, send_tcp, to_toml
+
+    rx = make_receiver()
+    bad = dict(rx.config)
+    bad["spool"] = {**rx.config["spool"], "sync": "fsync"}  # type: ignore[dict-item]
+    rx.config_path.write_text(to_toml(bad))
+    result = receiverctl("reload", "--socket", str(control_socket(rx)))  # the daemon reads the file and refuses
+    assert result.returncode == 1
+    assert "the configuration has errors; the running one stays" in result.stderr
+    assert 'spool.sync: "fsync" is not one of' in result.stderr
+    result = receiverctl("reload", "-c", str(rx.config_path))  # receiverctl reads it first, and says so
+    assert result.returncode == 2
+    assert result.stderr.startswith("receiverctl: not asking the receiver to reload: ")
+    send_tcp(rx.port, b"still here\n")
+    rx.wait_for_frames(1, timeout=10)
+    extra = free_port("tcp")
+    config = dict(rx.config)
+    config["listeners"] = [*rx.config["listeners"], {"name": "late", "transport": "tcp", "address": "127.0.0.1", "port": extra}]  # type: ignore[misc]
+    rx.config_path.write_text(to_toml(config))
+    assert rx.pid is not None
+    os.kill(rx.pid, signal.SIGHUP)  # the receiver this test started, by its PID
+    wait_until(lambda: "listener 'late' added" in rx.log, timeout=10, message="reloaded on SIGHUP")
+    send_tcp(extra, b"on the late listener\n")
+    assert rx.wait_for_frames(2, timeout=10)[-1] == b"on the late listener"
