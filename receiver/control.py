@@ -5,6 +5,8 @@
     GET /stats     every counter, with its labels (ingest, spool, delivery)
     POST /reload   re-read the configuration file (as SIGHUP does): 200 with
                    the changes made, or 409 with why the running one stays
+    POST /flush    commit what has been read but not committed yet; answers
+                   once it is on disk
 
 A UNIX socket of mode 0660, not a TCP port: who may administer the receiver
 is decided by file permissions (the socket's owner and group), with no
@@ -69,9 +71,10 @@ class ControlResource(Resource):
         from receiver.service import ReloadError
 
         request.setHeader(b"content-type", b"application/json")
-        if request.path.rstrip(b"/") != b"/reload":
+        path = request.path.rstrip(b"/")
+        if path not in (b"/reload", b"/flush"):
             request.setResponseCode(404)
-            return b'{"error":"no such endpoint; POST /reload is the one there is"}\n'
+            return b'{"error":"no such endpoint; there are POST /reload and POST /flush"}\n'
 
         def answer(status: int, body: Any) -> None:
             if request.finished or getattr(request, "_disconnected", False):
@@ -87,7 +90,10 @@ class ControlResource(Resource):
                 log.error("reload failed: %s", failure.getTraceback())
                 answer(500, {"error": f"reload failed: {failure.getErrorMessage()}"})
 
-        self._service.reload().addCallbacks(lambda changes: answer(200, {"changes": changes}), failed)
+        if path == b"/flush":
+            self._service.flush().addCallbacks(lambda frames: answer(200, {"committed_frames": frames}), failed)
+        else:
+            self._service.reload().addCallbacks(lambda changes: answer(200, {"changes": changes}), failed)
         return NOT_DONE_YET
 
 

@@ -211,6 +211,14 @@ class ReceiverService:
         log.info("stopped listening on %s (listener %r)", listener.transport, listener.name)
 
     @inlineCallbacks
+    def flush(self) -> Any:
+        """Commit what has been read and not yet committed; fires with the frames committed since start."""
+        if self.writer is None or self.stopped:
+            raise ReloadError("the receiver is stopping")
+        yield self.writer.when_committed()
+        return self.writer.committed_frames
+
+    @inlineCallbacks
     def reload(self) -> Any:
         """Switch to the configuration file as it is now; fires with the list of changes made.
 

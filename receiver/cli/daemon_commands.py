@@ -3,6 +3,7 @@
     receiverctl status [--json] [-c CONFIG | --socket PATH]
     receiverctl stats [--json] [-c CONFIG | --socket PATH]
     receiverctl reload [--json] [-c CONFIG | --socket PATH]
+    receiverctl flush [--json] [-c CONFIG | --socket PATH]
 
 People get a table; scripts get ``--json``. When no daemon answers, the
 exit status is 1 and one line on stderr says why and where it looked.
@@ -29,6 +30,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
         ("status", "the running daemon: listeners, spool, each sink's state", _status),
         ("stats", "the running daemon's counters (ingest, spool, delivery)", _stats),
         ("reload", "make the running daemon re-read its configuration file (as SIGHUP does)", _reload),
+        ("flush", "make the running daemon commit what it has read; returns once it is on disk", _flush),
     ):
         c = commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         where = c.add_mutually_exclusive_group()
@@ -124,6 +126,15 @@ def _reload(args: argparse.Namespace) -> int:
         return 0
     changes = answer["changes"]
     print("reloaded: " + ("; ".join(changes) if changes else "nothing changed"))
+    return 0
+
+
+def _flush(args: argparse.Namespace) -> int:
+    answer = _ask(args, "/flush", "POST")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"flushed: {answer['committed_frames']:,} frames committed since the receiver started")
     return 0
 
 

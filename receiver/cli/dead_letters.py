@@ -3,6 +3,7 @@
     receiverctl spool dead-letters [-c CONFIG] [--sink NAME] [--json]
     receiverctl spool show PACK_ID [-c CONFIG]
     receiverctl spool replay (PACK_ID ... | --all) [-c CONFIG] [--sink NAME]
+    receiverctl spool purge (PACK_ID ... | --all) [-c CONFIG] [--sink NAME]
 
 A replay is a request: the sink's worker in the delivery process sends the
 group again (receiver/deliver/dead_letters.py), now if the daemon runs, or
@@ -53,6 +54,16 @@ def add_commands(spool_commands: Any, usage_error: type[Exception]) -> None:
     which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
     c.add_argument("--sink", help="with --all: only this sink's")
     c.set_defaults(run=_replay)
+
+    c = spool_commands.add_parser(
+        "purge", help="delete dead letters for good", description="Delete dead letters (their records are gone)."
+    )
+    common(c)
+    which = c.add_mutually_exclusive_group(required=True)
+    which.add_argument("pack_ids", metavar="PACK_ID", nargs="*", default=[])
+    which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
+    c.add_argument("--sink", help="with --all: only this sink's")
+    c.set_defaults(run=_purge)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -126,4 +137,13 @@ def _replay(args: argparse.Namespace) -> int:
         f"{len(letters)} dead letters ({sum(d.records for d in letters):,} records) queued for replay; "
         "the delivery process sends them within seconds while the receiver runs, else when it next starts"
     )
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    area = _area(args)
+    letters = area.letters(args.sink) if args.all else [_find(args, area, pack_id) for pack_id in args.pack_ids]
+    for letter in letters:
+        letter.path.unlink(missing_ok=True)
+    print(f"{len(letters)} dead letters ({sum(d.records for d in letters):,} records) deleted")
     return 0

@@ -66,6 +66,8 @@ def test_status_and_stats(make_receiver: MakeReceiver, tmp_path: Path) -> None:
     assert "identities: appliance-1" in table.stdout
     assert f"tcp 127.0.0.1:{rx.port}" in table.stdout and "2,000 frames" in table.stdout
     assert "local (local)  lag 0 segments, 2,000 delivered" in table.stdout
+    flushed = receiverctl("flush", "-c", str(rx.config_path))
+    assert flushed.returncode == 0 and flushed.stdout == "flushed: 2,000 frames committed since the receiver started\n"
     stats = receiverctl("stats", "-c", str(rx.config_path))
     assert stats.returncode == 0, stats.stderr
     assert "receiver_frames_received_total{listener=tcp} 2,000" in stats.stdout

@@ -171,6 +171,11 @@ def test_permanent_rejection_is_kept_and_replayed(
     (group,) = sls_server.groups
     assert dict(group.group.tags)["__pack_id__"] == kept.stem
     assert not list(dead.rglob("*.ndjson"))
+    sls_server.fail_next(1, 400, "PostBodyInvalid", "rejected again")
+    BlastSender(rx.port, 3, run="again").start().join(30).close()
+    wait_until(lambda: list(dead.glob("*.ndjson")), timeout=30, message="a second dead letter")
+    assert receiverctl(["spool", "purge", "--all", "-c", str(rx.config_path)]) == 0
+    assert not list(dead.rglob("*.ndjson"))
 
 
 def _delivery_pid(rx: Receiver) -> int | None:
