@@ -3,6 +3,7 @@
     GET /status    version, uptime, identities, machine groups, listeners,
                    spool, and each sink's state
     GET /stats     every counter, with its labels (ingest, spool, delivery)
+    GET /senders   every source heard from, with its state and machine groups
     POST /reload   re-read the configuration file (as SIGHUP does): 200 with
                    the changes made, or 409 with why the running one stays
     POST /flush    commit what has been read but not committed yet; answers
@@ -59,9 +60,11 @@ class ControlResource(Resource):
             body: Any = status_of(self._service)
         elif path == b"/stats":
             body = stats_of(self._service)
+        elif path == b"/senders":
+            body = senders_of(self._service)
         else:
             request.setResponseCode(404)
-            body = {"error": f"no such endpoint {path.decode(errors='replace')}; there are /status and /stats"}
+            body = {"error": f"no such endpoint {path.decode(errors='replace')}; there are /status, /stats and /senders"}
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(body, indent=None, separators=(",", ":")).encode() + b"\n"
 
@@ -162,6 +165,15 @@ def status_of(service: Any) -> dict[str, Any]:
         },
         "sinks": sinks,
     }
+
+
+def senders_of(service: Any) -> dict[str, Any]:
+    """What ``receiverctl senders`` shows. Machine groups by network only: hostnames are in the
+    records, which delivery parses; the daemon does not."""
+    from receiver.identity import MachineGroups
+
+    groups = MachineGroups(service.config.machine_groups)
+    return {"senders": service.telemetry.senders.snapshot(lambda peer: groups.of(peer, ""))}
 
 
 def stats_of(service: Any) -> dict[str, Any]:

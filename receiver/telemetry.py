@@ -14,8 +14,11 @@ ERROR for data that is lost.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
+
+from receiver.senders import Senders
 
 __all__ = ["Telemetry"]
 
@@ -33,6 +36,8 @@ class Telemetry:
         self._clock = clock
         self._interval = repeat_interval_seconds
         self._repeats: dict[str, tuple[float, int]] = {}
+        self.senders = Senders(time.time)
+        """Every source heard from (``receiverctl senders``)."""
 
     def count(self, name: str, n: int = 1, **labels: str) -> None:
         self.counters[(name, tuple(sorted(labels.items())))] += n

@@ -4,6 +4,7 @@
     receiverctl stats [--json] [-c CONFIG | --socket PATH]
     receiverctl reload [--json] [-c CONFIG | --socket PATH]
     receiverctl flush [--json] [-c CONFIG | --socket PATH]
+    receiverctl senders [--json] [-c CONFIG | --socket PATH]
 
 People get a table; scripts get ``--json``. When no daemon answers, the
 exit status is 1 and one line on stderr says why and where it looked.
@@ -29,6 +30,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     for name, help_text, run in (
         ("status", "the running daemon: listeners, spool, each sink's state", _status),
         ("stats", "the running daemon's counters (ingest, spool, delivery)", _stats),
+        ("senders", "every source the running daemon has heard from, with its state", _senders),
         ("reload", "make the running daemon re-read its configuration file (as SIGHUP does)", _reload),
         ("flush", "make the running daemon commit what it has read; returns once it is on disk", _flush),
     ):
@@ -135,6 +137,27 @@ def _flush(args: argparse.Namespace) -> int:
         print(json.dumps(answer, indent=2))
     else:
         print(f"flushed: {answer['committed_frames']:,} frames committed since the receiver started")
+    return 0
+
+
+def _senders(args: argparse.Namespace) -> int:
+    answer = _ask(args, "/senders")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    senders = answer["senders"]
+    if not senders:
+        print("no sender heard from since the receiver started")
+        return 0
+    now = time.time()
+    print(f"{'address':<40} {'state':<9} {'conn':>4} {'last seen':>10} {'frames/min':>11} {'frames':>12}  groups")
+    for s in senders:
+        print(f"{s['address']:<40} {s['state']:<9} {s['connections']:>4} {_age(now - s['last_seen']) + ' ago':>10} "
+              f"{s['frames_last_minute']:>11,} {s['frames']:>12,}  {', '.join(s['machine_groups']) or '-'}")
+    counts: dict[str, int] = {}
+    for s in senders:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    print(f"{len(senders)} senders: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
 

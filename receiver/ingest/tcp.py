@@ -195,6 +195,7 @@ class StreamFactory(Factory):
         self.connections.add(connection)
         self.per_source[connection.peer] += 1
         self.telemetry.connection_opened(self.config.name)
+        self.telemetry.senders.connected(connection.peer)
 
     def closed(self, connection: StreamReceiver) -> None:
         self.connections.discard(connection)
@@ -203,6 +204,7 @@ class StreamFactory(Factory):
             del self.per_source[connection.peer]
         connection.report_deframer()
         self.telemetry.connection_closed(self.config.name)
+        self.telemetry.senders.disconnected(connection.peer)
 
     def deliver(
         self, connection: StreamReceiver, frames: list[bytes], flags: dict[int, tuple[str, ...]], nbytes: int
@@ -212,6 +214,7 @@ class StreamFactory(Factory):
             nbytes,
         )
         self.telemetry.received(self.config.name, len(frames), nbytes)
+        self.telemetry.senders.received(connection.peer, len(frames), nbytes)
 
     def close_all(self, grace_seconds: float) -> Deferred[Any]:
         """Close every connection gracefully; fires when all are closed."""

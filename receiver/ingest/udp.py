@@ -157,6 +157,7 @@ class DatagramReceiver(DatagramProtocol):
         assert addr is not None
         peer, port = peer_of(addr)
         self.writer.append(Entry(now, peer, port, self.config.name, "udp", frames, flags), nbytes)
+        self.telemetry.senders.received(peer, len(frames), nbytes)
 
     def drain(self) -> int:
         """Read every datagram the socket holds now (shutdown); returns how many."""

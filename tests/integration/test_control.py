@@ -204,3 +204,22 @@ def test_bad_configuration_is_refused_and_sighup_reloads(make_receiver: MakeRece
     wait_until(lambda: "listener 'late' added" in rx.log, timeout=10, message="reloaded on SIGHUP")
     send_tcp(extra, b"on the late listener\n")
     assert rx.wait_for_frames(2, timeout=10)[-1] == b"on the late listener"
+
+
+def test_senders(make_receiver: MakeReceiver) -> None:
+    """If a TCP sender stays connected and a UDP sender sends once, then senders lists both, with their
+    state, counts and machine group."""
+    from tests.integration.programs import send_udp
+
+    rx = make_receiver(settings={"machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}]})
+    sender = BlastSender(rx.port, 100, polite=True).start()
+    sender.join(30)
+    send_udp(rx.port, [b"<13>Oct 11 22:14:15 h app: over udp\n"])
+    wait_until(lambda: rx.frame_count() >= 101, timeout=10, message="101 frames")
+    answer = json.loads(receiverctl("senders", "--json", "-c", str(rx.config_path)).stdout)
+    (only,) = answer["senders"]  # both come from 127.0.0.1
+    assert only["address"] == "127.0.0.1" and only["frames"] == 101 and only["machine_groups"] == ["loopback"]
+    assert only["state"] in ("connected", "sending")
+    table = receiverctl("senders", "-c", str(rx.config_path))
+    assert table.returncode == 0 and "127.0.0.1" in table.stdout and "1 senders:" in table.stdout
+    sender.close()
