@@ -27,6 +27,7 @@ __all__ = [
     "DeliverConfig",
     "HttpSinkConfig",
     "IdentityConfig",
+    "LimitsConfig",
     "ListenerConfig",
     "LocalSinkConfig",
     "LogLevel",
@@ -272,6 +273,17 @@ class DeliverConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Self-protection (receiver/guard.py): slow senders near a limit, restart over it; never drop."""
+
+    memory_limit_bytes: int = 2 * 1024**3
+    """The daemon's resident memory: above 90% TCP reading pauses; above it, a clean stop and restart.
+    0: no limit."""
+    cpu_limit_percent: float = 0.0
+    """Of one core, over five seconds: above it, reading pauses so ingest stays within it. 0: no limit."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ControlConfig:
     """The control API that ``receiverctl`` talks to: HTTP and JSON on a UNIX socket."""
 
@@ -308,6 +320,7 @@ class Config:
     deliver: DeliverConfig = DeliverConfig()
     metrics: MetricsConfig = MetricsConfig()
     control: ControlConfig = ControlConfig()
+    limits: LimitsConfig = LimitsConfig()
     source: str = "built-in defaults"
     """Where this configuration came from, for messages."""
 

@@ -45,6 +45,7 @@ from receiver.config import (
     DeliverConfig,
     HttpSinkConfig,
     IdentityConfig,
+    LimitsConfig,
     ListenerConfig,
     LocalSinkConfig,
     LoggingConfig,
@@ -566,6 +567,11 @@ _DELIVER_RULES: dict[str, _Rule] = {
 
 _CONTROL_RULES: dict[str, _Rule] = {"socket": _PATH}
 
+_LIMITS_RULES: dict[str, _Rule] = {
+    "memory_limit_bytes": _int(0, note="0: no limit"),
+    "cpu_limit_percent": _number(0, 6400, "of one core; 0: no limit"),
+}
+
 _METRICS_RULES: dict[str, _Rule] = {
     "enabled": _BOOL,
     "address": _ADDRESS,
@@ -581,6 +587,7 @@ _SECTIONS: dict[str, dict[str, _Rule]] = {
     "deliver": _DELIVER_RULES,
     "metrics": _METRICS_RULES,
     "control": _CONTROL_RULES,
+    "limits": _LIMITS_RULES,
 }
 
 _BATCH_RULES: dict[str, _Rule] = {
@@ -805,6 +812,14 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
     sinks = _read_sinks(report, data, base)
     machine_groups = _read_machine_groups(report, data, base)
     deliver, routes = _read_delivery(report, data, sections["deliver"], sinks, base)
+    limits = dataclasses.replace(
+        LimitsConfig(), **_read_table(report, sections["limits"], ("limits",), _LIMITS_RULES, "[limits]", base)
+    )
+    if 0 < limits.memory_limit_bytes < 128 * _MIB:
+        report.warning(
+            ("limits", "memory_limit_bytes"),
+            "is below 128 MiB, less than the daemon needs to start: it would stop itself at once",
+        )
     control = dataclasses.replace(
         ControlConfig(), **_read_table(report, sections["control"], ("control",), _CONTROL_RULES, "[control]", base)
     )
@@ -828,6 +843,7 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         deliver=deliver,
         metrics=metrics,
         control=control,
+        limits=limits,
         source=display,
     )
     return LoadedConfig(config, report.warnings())

@@ -28,6 +28,7 @@ from formats.streamlog import format_table
 from receiver.config import Config, ListenerConfig
 from receiver.control import ControlError, listen_control
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
+from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
 from receiver.spool.gate import BackpressureGate
@@ -77,6 +78,9 @@ class ReceiverService:
         self.delivery: DeliverySupervisor | None = None
         self.stopped = False
         self.metrics_port: IListeningPort | None = None
+        self.exit_status = 0
+        """What ``receiver run`` exits with: 3 when the guard stopped it over its memory limit."""
+        self._guard_loop: Any = None
         self.notifier = Notifier()
         self._notify_loops: list[Any] = []
         self.started_monotonic = time.monotonic()
@@ -148,6 +152,18 @@ class ReceiverService:
         )
         self.notifier.ready(self.status_line())
         self._notify_loops = self.notifier.start_loops(self.reactor, self.status_line)
+        limits = self.config.limits
+        if limits.memory_limit_bytes or limits.cpu_limit_percent:
+            guard = ResourceGuard(
+                self.gate, memory_limit_bytes=limits.memory_limit_bytes, cpu_limit_percent=limits.cpu_limit_percent,
+                on_over_memory=self._over_memory_limit, clock=time.monotonic,
+            )
+            self._guard_loop = guard.start(self.reactor)
+
+    def _over_memory_limit(self, why: str) -> None:
+        log.error("%s", why)
+        self.exit_status = EXIT_OVER_MEMORY_LIMIT
+        self.reactor.stop()  # the graceful stop: everything read is committed first
 
     def status_line(self) -> str:
         """One line for ``systemctl status``: connections, rate, spool, delivery."""
@@ -311,6 +327,8 @@ class ReceiverService:
         drain = self.config.shutdown.drain_seconds
         for loop in self._notify_loops:
             loop.stop()
+        if self._guard_loop is not None and self._guard_loop.running:
+            self._guard_loop.stop()
         self.notifier.stopping(f"stopping: committing what senders still send (up to {drain:g} s)")
         log.info("stopping: no new connections; reading what senders still send for up to %g s", drain)
         yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "tcp"])

@@ -132,7 +132,7 @@ def run_receiver(config: Config, config_path: Path | None = None) -> int:
     # Ready only once the reactor runs: its SIGTERM handler is installed by then.
     reactor.callWhenRunning(service.announce_ready)
     reactor.run()
-    return 0
+    return service.exit_status
 
 
 if __name__ == "__main__":

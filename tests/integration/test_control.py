@@ -223,3 +223,13 @@ def test_senders(make_receiver: MakeReceiver) -> None:
     table = receiverctl("senders", "-c", str(rx.config_path))
     assert table.returncode == 0 and "127.0.0.1" in table.stdout and "1 senders:" in table.stdout
     sender.close()
+
+
+def test_over_the_memory_limit_the_receiver_stops_cleanly_with_status_3(make_receiver: MakeReceiver) -> None:
+    """If the daemon's memory is over [limits] memory_limit_bytes, then it says why, stops cleanly (the
+    spool closed) and exits with status 3 for systemd to restart it."""
+    rx = make_receiver(settings={"limits": {"memory_limit_bytes": 16 * 2**20}})
+    wait_until(lambda: not rx.running, timeout=30, message="the receiver stopped itself")
+    assert rx.terminate() == 3
+    assert "is over [limits] memory_limit_bytes (16 MiB)" in rx.log
+    assert "everything read is committed" in rx.log

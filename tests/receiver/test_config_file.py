@@ -20,6 +20,7 @@ from receiver.config import (
     DeliverConfig,
     HttpSinkConfig,
     IdentityConfig,
+    LimitsConfig,
     ListenerConfig,
     LocalSinkConfig,
     LoggingConfig,
@@ -50,6 +51,7 @@ SECTIONS: dict[str, type] = {
     "deliver": DeliverConfig,
     "metrics": MetricsConfig,
     "control": ControlConfig,
+    "limits": LimitsConfig,
     "sinks": LocalSinkConfig,
 }
 EXAMPLE_SECTIONS: dict[str, type] = {
@@ -156,7 +158,7 @@ class TestShippedFiles:
         assert loaded.warnings == ()
         config, default = loaded.config, default_config()
         assert config.listeners == DEFAULT_LISTENERS
-        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver", "metrics", "control"):
+        for section in ("spool", "shutdown", "logging", "parse", "identity", "deliver", "metrics", "control", "limits"):
             got, want = getattr(config, section), getattr(default, section)
             for field in dataclasses.fields(got):
                 if field.name in ("directory", "socket"):

@@ -1,0 +1,127 @@
+"""Self-protection: the daemon watches its own memory and CPU and slows senders before it hurts.
+
+Logtail protects its host by dropping data when it uses too much CPU or
+memory; this receiver never drops what TCP senders send. Instead:
+
+- **memory**: above ``memory_limit_bytes`` times ``soft_fraction`` (90%)
+  the daemon stops reading TCP (backpressure: senders queue on their side;
+  UDP is dropped and counted, as for any backpressure) until it is back
+  under 80%. Above the limit itself, something is wrong that waiting will
+  not cure: it commits everything read, stops cleanly with exit status 3,
+  and systemd (``Restart=on-failure``) starts it again. Nothing acknowledged
+  is lost; senders with disk queues resend what they had in flight.
+- **CPU**: when the daemon used more than ``cpu_limit_percent`` of a core
+  over the last five seconds, reading pauses for the next second, so ingest
+  runs at the rate the limit allows and senders queue the rest.
+
+Checked once a second on the reactor (a hung reactor is systemd's watchdog's
+business). 0 turns a limit off.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import resource
+from collections.abc import Callable
+from typing import Any
+
+from receiver.spool.gate import BackpressureGate
+
+__all__ = ["EXIT_OVER_MEMORY_LIMIT", "ResourceGuard", "cpu_seconds", "resident_bytes"]
+
+log = logging.getLogger("receiver")
+
+EXIT_OVER_MEMORY_LIMIT = 3
+"""The daemon's exit status when it stopped itself over its memory limit (systemd restarts it)."""
+
+_SOFT = 0.9
+_RESUME = 0.8
+_CPU_WINDOW = 5
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def cpu_seconds() -> float:
+    """This process's user and system CPU time so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class ResourceGuard:
+    """The checks of the module docstring; :meth:`check` runs once a second."""
+
+    def __init__(
+        self,
+        gate: BackpressureGate,
+        *,
+        memory_limit_bytes: int,
+        cpu_limit_percent: float,
+        on_over_memory: Callable[[str], None],
+        clock: Callable[[], float],
+        rss: Callable[[], int] = resident_bytes,
+        cpu: Callable[[], float] = cpu_seconds,
+    ) -> None:
+        self._gate = gate
+        self._memory_limit = memory_limit_bytes
+        self._cpu_limit = cpu_limit_percent / 100.0
+        self._on_over_memory = on_over_memory
+        self._clock = clock
+        self._rss = rss
+        self._cpu = cpu
+        self._cpu_samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=_CPU_WINDOW + 1)
+        self._over = False
+
+    def check(self) -> None:
+        if self._memory_limit:
+            self._check_memory()
+        if self._cpu_limit:
+            self._check_cpu()
+
+    def _check_memory(self) -> None:
+        rss = self._rss()
+        limit = self._memory_limit
+        if rss > limit and not self._over:
+            self._over = True
+            self._on_over_memory(
+                f"resident memory {rss / 2**20:,.0f} MiB is over [limits] memory_limit_bytes "
+                f"({limit / 2**20:,.0f} MiB): committing everything read and stopping (exit status "
+                f"{EXIT_OVER_MEMORY_LIMIT}) for systemd to restart the receiver"
+            )
+        elif rss > limit * _SOFT:
+            if "memory-limit" not in self._gate.reasons:
+                log.warning("resident memory %.0f MiB is near the limit (%.0f MiB): pausing TCP reading",
+                            rss / 2**20, limit / 2**20)
+            self._gate.hold("memory-limit")
+        elif rss < limit * _RESUME and "memory-limit" in self._gate.reasons:
+            log.info("resident memory %.0f MiB: reading again", rss / 2**20)
+            self._gate.release("memory-limit")
+
+    def _check_cpu(self) -> None:
+        now, used = self._clock(), self._cpu()
+        samples = self._cpu_samples
+        samples.append((now, used))
+        if len(samples) < 2:
+            return
+        (then, before) = samples[0]
+        share = (used - before) / (now - then) if now > then else 0.0
+        if share > self._cpu_limit:
+            self._gate.hold("cpu-limit")
+        elif "cpu-limit" in self._gate.reasons:
+            self._gate.release("cpu-limit")
+
+    def start(self, reactor: Any) -> Any:
+        from twisted.internet.task import LoopingCall
+
+        loop = LoopingCall(self.check)
+        loop.clock = reactor
+        loop.start(1.0, now=True)
+        return loop
