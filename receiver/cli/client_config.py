@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver.config import Config, default_config
+from receiver.cli import config_of
 
 __all__ = ["add_commands", "rsyslog_snippet"]
 
@@ -75,19 +75,8 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     i.set_defaults(run=_identity, usage_error=usage_error)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    if args.config is None:
-        return default_config()
-    from receiver.config_file import ConfigError, load_config
-
-    try:
-        return load_config(args.config).config
-    except ConfigError as e:
-        raise args.usage_error(str(e)) from e
-
-
 def _rsyslog_config(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_of(args)
     port = args.port
     if port is None:
         listener = next((x for x in config.listeners if x.transport == args.transport), None)
@@ -108,7 +97,7 @@ def _rsyslog_config(args: argparse.Namespace) -> int:
 def _identity(args: argparse.Namespace) -> int:
     from receiver.identity import Identities, MachineGroups
 
-    config = _config(args)
+    config = config_of(args)
     identities = Identities(config.identity.user_defined_id_file, clock=time.monotonic)
     current = identities.current()
     print(f"identities (__user_defined_id__): {' '.join(current) or 'none'}")

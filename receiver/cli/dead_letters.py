@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from receiver.config import Config, default_config
+from receiver.cli import config_of
 from receiver.deliver.dead_letters import DeadLetter, DeadLetters
 
 __all__ = ["add_commands"]
@@ -66,19 +66,8 @@ def add_commands(spool_commands: Any, usage_error: type[Exception]) -> None:
     c.set_defaults(run=_purge)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    if args.config is None:
-        return default_config()
-    from receiver.config_file import ConfigError, load_config
-
-    try:
-        return load_config(args.config).config
-    except ConfigError as e:
-        raise args.usage_error(str(e)) from e
-
-
 def _area(args: argparse.Namespace) -> DeadLetters:
-    return DeadLetters(_config(args).state_directory / "dead-letters")
+    return DeadLetters(config_of(args).state_directory / "dead-letters")
 
 
 def _when(ns: int) -> str:
