@@ -45,25 +45,17 @@ def add_commands(spool_commands: Any, usage_error: type[Exception]) -> None:
     c.add_argument("pack_id", metavar="PACK_ID")
     c.set_defaults(run=_show)
 
-    c = spool_commands.add_parser(
-        "replay", help="send dead letters again", description="Queue dead letters for their sink to send again."
-    )
-    common(c)
-    which = c.add_mutually_exclusive_group(required=True)
-    which.add_argument("pack_ids", metavar="PACK_ID", nargs="*", default=[])
-    which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
-    c.add_argument("--sink", help="with --all: only this sink's")
-    c.set_defaults(run=_replay)
-
-    c = spool_commands.add_parser(
-        "purge", help="delete dead letters for good", description="Delete dead letters (their records are gone)."
-    )
-    common(c)
-    which = c.add_mutually_exclusive_group(required=True)
-    which.add_argument("pack_ids", metavar="PACK_ID", nargs="*", default=[])
-    which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
-    c.add_argument("--sink", help="with --all: only this sink's")
-    c.set_defaults(run=_purge)
+    for name, help_text, description, run in (
+        ("replay", "send dead letters again", "Queue dead letters for their sink to send again.", _replay),
+        ("purge", "delete dead letters for good", "Delete dead letters (their records are gone).", _purge),
+    ):
+        c = spool_commands.add_parser(name, help=help_text, description=description)
+        common(c)
+        which = c.add_mutually_exclusive_group(required=True)
+        which.add_argument("pack_ids", metavar="PACK_ID", nargs="*", default=[])
+        which.add_argument("--all", action="store_true", help="every dead letter (of --sink, if given)")
+        c.add_argument("--sink", help="with --all: only this sink's")
+        c.set_defaults(run=run)
 
 
 def _area(args: argparse.Namespace) -> DeadLetters:
@@ -107,6 +99,11 @@ def _find(args: argparse.Namespace, area: DeadLetters, pack_id: str) -> DeadLett
         ) from None
 
 
+def _selected(args: argparse.Namespace, area: DeadLetters) -> list[DeadLetter]:
+    """The dead letters named by PACK_ID arguments, or with --all every one (of --sink)."""
+    return area.letters(args.sink) if args.all else [_find(args, area, pack_id) for pack_id in args.pack_ids]
+
+
 def _show(args: argparse.Namespace) -> int:
     area = _area(args)
     letter = _find(args, area, args.pack_id)
@@ -116,10 +113,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     area = _area(args)
-    if args.all:
-        letters = [d for d in area.letters(args.sink) if not d.replay_pending]
-    else:
-        letters = [_find(args, area, pack_id) for pack_id in args.pack_ids]
+    letters = [d for d in _selected(args, area) if not (args.all and d.replay_pending)]
     for letter in letters:
         area.request_replay(letter)
     print(
@@ -131,7 +125,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     area = _area(args)
-    letters = area.letters(args.sink) if args.all else [_find(args, area, pack_id) for pack_id in args.pack_ids]
+    letters = _selected(args, area)
     for letter in letters:
         letter.path.unlink(missing_ok=True)
     print(f"{len(letters)} dead letters ({sum(d.records for d in letters):,} records) deleted")
