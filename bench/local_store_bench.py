@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.close()
     with LocalStoreReader(path) as reader:
         for text, limit in (
-            ("refused", 100), ("refused", 5000), ("refused timeout slow", 100),
+            ("refused", 100), ("refused", 5000), ("refused", 0), ("refused timeout slow", 100),
             ("hostname=web-3 and refused", 100), ("hostname=web-3", 100), ("app-name=nope", 100), ("", 100),
         ):
             found = 0

@@ -621,6 +621,7 @@ class LocalStoreReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._searches = 0
         if not path.exists():
             raise NoStoreError(f"no local store at {path}")
         try:
@@ -648,7 +649,9 @@ class LocalStoreReader:
         uri = self.path.absolute().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
         conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
-            conn.execute("PRAGMA query_only = 1")
+            # mode=ro already keeps the store read-only; the one thing written
+            # is a search's list of full-text matches, in memory.
+            conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA user_version").fetchone()  # the first read: opens the WAL index
         except BaseException:
             conn.close()
@@ -713,11 +716,23 @@ class LocalStoreReader:
         if until_ns is not None:
             where.append("(r.time, r.time_ns) < (?, ?)")
             params += divmod(until_ns, 1_000_000_000)
-        if fts_query is not None:
-            where.append(self._fts_clause(fts_query))
-            params.append(fts_query)
         direction, compare = ("DESC", "<") if newest_first else ("ASC", ">")
         order = f"ORDER BY r.time {direction}, r.time_ns {direction}, r.id {direction}"
+        with contextlib.ExitStack() as cleanup:
+            if fts_query is not None:
+                hits, matched = self._matches_table(fts_query, cleanup)
+                where.append(self._fts_clause(hits, matched))
+            yield from self._pages(where, params, order, compare, matches, limit)
+
+    def _pages(
+        self,
+        where: list[str],
+        params: list[object],
+        order: str,
+        compare: str,
+        matches: Callable[[Record], bool] | None,
+        limit: int | None,
+    ) -> Iterator[StoredRecord]:
         yielded = 0
         after: tuple[int, int, int] | None = None
         tags_cache: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -747,26 +762,44 @@ class LocalStoreReader:
             last = rows[-1]
             after = (last[1], last[2], last[0])
 
-    def _fts_clause(self, fts_query: str) -> str:
-        """The pre-filter by the full-text index, planned for how many records it lets through.
+    def _matches_table(self, fts_query: str, cleanup: contextlib.ExitStack) -> tuple[str, int]:
+        """The ids the full-text index matches, stored once per search in a temporary table.
 
-        Few matches: look each up by id and sort them (cost grows with the
-        matches). Many: walk the time index in order and keep the rows whose
-        id is in the match list, which SQLite builds once per statement (the
-        ``+`` stops it from driving the query by id); a page then costs about
-        page size / share of matches rows. The crossover, measured on
-        1,000,000 rows, is near sqrt(16 * rows) matches: 4000 there. The
-        count stops at the bound, so deciding is cheap.
+        Once, because a page's statement would otherwise rebuild the whole
+        match list, and a search through many pages would cost pages times
+        matches. The table is also the search's snapshot of the matches:
+        records written while it pages are not among them. Returns the
+        table's name and how many ids it holds; it is dropped when the search
+        ends.
+        """
+        self._searches += 1
+        table = f"temp.search_hits_{self._searches}"
+        self._conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+        cleanup.callback(self._drop_table, table)
+        matched = self._conn.execute(
+            f"INSERT INTO {table} SELECT rowid FROM records_fts WHERE records_fts MATCH ?", (fts_query,)
+        ).rowcount
+        return table, matched
+
+    def _drop_table(self, table: str) -> None:
+        # A search left unfinished may be collected after close(): then the table went with the connection.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            self._conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _fts_clause(self, hits: str, matched: int) -> str:
+        """The pre-filter by the full-text matches, planned for how many there are.
+
+        Few: look each up by id and sort them (cost grows with the matches).
+        Many: walk the time index in order and keep the rows whose id is in
+        the match table (the ``+`` stops SQLite from driving the query by
+        id); a page then costs about page size / share of matches rows. The
+        crossover, measured on 1,000,000 rows, is near sqrt(16 * rows)
+        matches: 4000 there.
         """
         low, high = self._conn.execute("SELECT (SELECT min(id) FROM records), (SELECT max(id) FROM records)").fetchone()
         rows = 0 if low is None else high - low + 1
-        bound = max(1000, math.isqrt(16 * rows))
-        matches: int = self._conn.execute(
-            "SELECT count(*) FROM (SELECT rowid FROM records_fts WHERE records_fts MATCH ? LIMIT ?)",
-            (fts_query, bound),
-        ).fetchone()[0]
-        by_time = "+" if matches >= bound else ""
-        return f"{by_time}r.id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)"
+        by_time = "+" if matched >= max(1000, math.isqrt(16 * rows)) else ""
+        return f"{by_time}r.id IN (SELECT id FROM {hits})"
 
     def count(self) -> int:
         """How many records the store holds."""

@@ -185,11 +185,13 @@ class TestBesideTheDaemon:
         stop = threading.Event()
         errors: list[BaseException] = []
         groups = 0
+        # Bounded, so that a slow machine's searches do not chase an ever larger store.
+        max_groups = 300
 
         def write() -> None:
             nonlocal groups
             try:
-                while not stop.is_set():
+                while not stop.is_set() and groups < max_groups:
                     frames = [ali(NOW, "web-9", "user.info", "writer", f"group{groups} row{n}") for n in range(200)]
                     store.insert([PARSE(f, "10.0.0.9", NOW * 10**9) for f in frames], pack_id=f"W-{groups}", group_tags=[])
                     groups += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -254,9 +255,15 @@ class TestSearch:
             [ali(n, msg=f"alpha {n}" if n % 5 else f"beta {n}", t=T0 + n % 97) for n in range(4500)],
             pack_id="P", group_tags=[],
         )
-        with LocalStoreReader(db) as reader:
-            assert reader._fts_clause('"alpha"').startswith("+r.id IN")  # 3600 matches: by time
-            assert reader._fts_clause('"beta"').startswith("r.id IN")  # 900: by id, then sorted
+        with LocalStoreReader(db) as reader, contextlib.ExitStack() as cleanup:
+            alpha, beta = (reader._matches_table(word, cleanup) for word in ('"alpha"', '"beta"'))
+            assert alpha[1] == 3600 and reader._fts_clause(*alpha).startswith("+r.id IN")  # by time
+            assert beta[1] == 900 and reader._fts_clause(*beta).startswith("r.id IN")  # by id, then sorted
+            # Each page probes the search's match table by id: nothing is rebuilt per page.
+            plan = reader._conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT r.id FROM records AS r WHERE {reader._fts_clause(*alpha)} LIMIT 5"
+            ).fetchall()
+            assert any("ROWID SEARCH ON TABLE search_hits" in row[-1] for row in plan), plan
             found = list(reader.search("alpha", limit=0))
             expected = sorted(((T0 + n % 97, n) for n in range(4500) if n % 5), reverse=True)
             assert [(s.record.time, int(s.message.split()[1])) for s in found] == expected
