@@ -365,15 +365,11 @@ def _age(ns: int) -> str:
 
 
 def _spool_frames(args: argparse.Namespace) -> int:
+    from receiver.deliver.building import parsers_for
+
     directory, config = _spool_config(args)
-    parse = None
-    if args.parse:
-        parse = make_parser(
-            streamlog_formats=format_table(config.parse.streamlog_formats),
-            leading_space=config.parse.streamlog_leading_space,
-            strict_rfc5424=config.parse.rfc5424_strict,
-            default_tz=zoneinfo.ZoneInfo(config.parse.timezone),
-        )
+    # As delivery parses them: each listener's frames in its own format.
+    parsers, default_parser = parsers_for(config) if args.parse else ({}, None)
     out = sys.stdout.buffer
     with _open_spool(directory) as reader:
         frames = (
@@ -385,7 +381,8 @@ def _spool_frames(args: argparse.Namespace) -> int:
         for entry, frame, flags in selected:
             if args.raw:
                 out.write(frame + b"\n")
-            elif parse is not None:
+            elif default_parser is not None:
+                parse = parsers.get(entry.listener, default_parser)
                 record = parse(frame, entry.peer, entry.receive_time_ns).with_flags(flags)
                 out.write(encode_ndjson([record]))
             else:

@@ -79,3 +79,17 @@ class TestSpoolFrames:
         assert records[0]["fields"]["app-name"] == "app"
         assert records[0]["source"] == "10.0.0.7"  # streamlog's 127.0.0.1 is the peer
         assert records[2]["flags"][0] == "truncated:99"
+
+    def test_parse_in_each_listeners_format(self, tmp_path: Path) -> None:
+        """If a listener fixes its format, then --parse reads that listener's frames in it, as delivery does."""
+        spool = make_spool(tmp_path / "spool")
+        config = tmp_path / "receiver.toml"
+        config.write_text(
+            f'[spool]\ndirectory = "{spool}"\n'
+            '[[listeners]]\nname = "tcp"\ntransport = "tcp"\nformat = "rfc5424"\n'
+            '[[listeners]]\nname = "udp"\ntransport = "udp"\n'
+        )
+        result = receiverctl("spool", "frames", "-c", str(config), "--parse")
+        assert result.returncode == 0, result.stderr
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert ["parse-error" in record["flags"] for record in records] == [True, True, False]  # tcp's are not RFC 5424
