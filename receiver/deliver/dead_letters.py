@@ -3,7 +3,7 @@
 One NDJSON file per group, ``<state>/dead-letters/<sink>/<pack id>.ndjson``:
 a first line ``{"dead_letter": {...}}`` (sink, reason, destination, source,
 tags, record count, when) and then the records, one ``Record.to_dict``
-object per line, so ``jq`` and ``receiverctl spool dead-letters show`` read
+object per line, so ``jq`` and ``receiverctl spool show`` read
 them alike.
 
 Replaying moves a file into ``<sink>/replay/``. The sink's worker in the
@@ -110,7 +110,12 @@ class DeadLetters:
         if letter.replay_pending:
             return letter.path
         folder = self.directory / letter.sink / _REPLAY
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            # An operator running this as root must not leave a folder the receiver's user cannot empty.
+            owner = folder.parent.stat()
+            if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+                os.chown(folder, owner.st_uid, owner.st_gid)
         target = folder / letter.path.name
         letter.path.replace(target)
         return target

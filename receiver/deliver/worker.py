@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Literal, Protocol
 
 from receiver.deliver.batches import Group
@@ -129,6 +130,7 @@ class SinkWorker:
         self.dropped = 0
         """Records routes with ``drop = true`` took (every sink's worker counts the same ones)."""
         self._replays_due = 0.0
+        self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency = self.max_concurrency
         """Requests in flight now: halved on quota answers, raised by one after a run of successes."""
@@ -242,6 +244,8 @@ class SinkWorker:
             return
         self._replays_due = now + _REPLAY_CHECK_SECONDS
         for path in self._dead_letters.replays(self.sink.name):
+            if path in self._replayed:
+                continue
             try:
                 group = self._dead_letters.load(path)
             except (OSError, ValueError) as e:
@@ -250,7 +254,13 @@ class SinkWorker:
             log.info("%s: replaying %d records of %s", self.sink.name, group.count, group.pack_id)
             if not self._deliver(group, stop):
                 return  # stopping: the file stays queued
-            path.unlink(missing_ok=True)  # accepted, or kept again as a new dead letter
+            try:
+                path.unlink(missing_ok=True)  # accepted, or kept again as a new dead letter
+            except OSError as e:
+                # Never send it again: remember it for this process, and say how to clear it.
+                self._replayed.add(path)
+                log.error("%s: replayed %s but cannot remove it (%s); remove it by hand (it was sent)",
+                          self.sink.name, path, e)
 
     def _adapt(self, kind: OutcomeKind) -> None:
         """Fewer requests in flight while the upstream says we send too much; more again as it recovers."""

@@ -9,6 +9,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from formats.parse import make_parser
 from formats.record import Record
 from receiver.deliver.batches import Group, Route, Router, build_groups, pack_id_prefix
@@ -276,6 +278,34 @@ class TestSinkWorker:
         assert letters.letters() == []
         assert sink.accepted == ["message 0"]
         assert sink.sent[-1].pack_id == letter.pack_id
+
+    def test_replayed_dead_letter_that_cannot_be_removed_is_sent_once(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If a replayed file cannot be removed (a folder made by root), then it is sent once, not in a loop."""
+        store = fill_spool(tmp_path / "spool", 1, 1)
+        sink = ScriptedSink([SendOutcome("permanent", "PostBodyInvalid")], max_records=1)
+        run_until_done(make_worker(sink, tmp_path / "spool", tmp_path / "dead"), store, 1)
+        letters = DeadLetters(tmp_path / "dead")
+        replay = letters.request_replay(letters.letters()[0])
+        real_unlink = Path.unlink
+
+        def unlink(path: Path, missing_ok: bool = False) -> None:
+            if path == replay:
+                raise PermissionError(13, "Permission denied", str(path))
+            real_unlink(path, missing_ok=missing_ok)
+
+        monkeypatch.setattr(Path, "unlink", unlink)
+        monkeypatch.setattr("receiver.deliver.worker._REPLAY_CHECK_SECONDS", 0.0)
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        stop.wait(0.5)
+        stop.set()
+        thread.join(5)
+        assert sink.accepted == ["message 0"]
+        assert replay.exists()
 
 
 class SlowSink(ScriptedSink):
