@@ -37,6 +37,7 @@ from formats.record import FLAG_FRAMING_ERROR, FLAG_INCOMPLETE, truncated_flag
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "DatagramDeframer",
+    "DeframerCounters",
     "FlaggedFrame",
     "Framing",
     "StreamDeframer",
@@ -100,7 +101,9 @@ def _cut_utf8(payload: bytes) -> bytes:
     return payload  # not UTF-8 anyway: cut where the limit says
 
 
-class _Counters:
+class DeframerCounters:
+    """What a deframer counted; the receivers report the changes to the telemetry."""
+
     __slots__ = ("empty_frames", "frames", "framing_errors", "incomplete_frames", "truncated_frames")
 
     @property
@@ -121,7 +124,7 @@ class _Counters:
         """Frames cut short by the end of the stream (returned, flagged)."""
 
 
-class StreamDeframer(_Counters):
+class StreamDeframer(DeframerCounters):
     """Incremental deframer for one byte stream (one TCP connection).
 
     ``feed`` returns the frames completed by each chunk, whatever the chunk
@@ -352,7 +355,7 @@ class StreamDeframer(_Counters):
         return FlaggedFrame(_cut_utf8(line[: self._max]), (*flags, truncated_flag(len(line))))
 
 
-class DatagramDeframer(_Counters):
+class DatagramDeframer(DeframerCounters):
     """Frames of datagrams (UDP): each datagram holds one or more LF-separated records.
 
     A trailing LF is a terminator, not an empty record (rsyslog and syslog-ng

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ from receiver.identity import DEFAULT_USER_DEFINED_ID_FILE, MachineGroup
 __all__ = [
     "DEFAULT_LISTENERS",
     "ClickHouseSinkConfig",
+    "ClientCertificates",
     "Config",
     "ControlConfig",
     "DeliverConfig",
@@ -40,16 +42,103 @@ __all__ = [
     "SlsSinkConfig",
     "SpoolConfig",
     "SyncMode",
+    "TlsConfig",
+    "TlsConfigError",
+    "TlsVersion",
     "Transport",
     "WhenFull",
     "default_config",
     "default_state_directory",
+    "normal_fingerprint",
 ]
 
-Transport = Literal["tcp", "udp"]
+Transport = Literal["tcp", "udp", "relp"]
 SyncMode = Literal["normal", "full"]
 WhenFull = Literal["backpressure", "drop-oldest"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+ClientCertificates = Literal["none", "optional", "required"]
+TlsVersion = Literal["1.2", "1.3"]
+_CLIENT_CERTIFICATE_MODES = ("none", "optional", "required")
+_TLS_VERSIONS = ("1.2", "1.3")
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class TlsConfigError(ValueError):
+    """TLS settings or files that cannot be used; the message names the file or setting and the fix."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """How one listener speaks TLS.
+
+    ``allowed_subjects`` and ``allowed_fingerprints`` together are one
+    allowlist: a peer is admitted when its certificate matches any entry of
+    either (subject: the certificate's CN or a DNS name of its SAN, exactly
+    or as ``*.example.com``, which stands for one label; fingerprint: SHA-256
+    of the DER certificate, hex, colons and case optional). Both empty: every
+    peer that passed the handshake is admitted.
+    """
+
+    certificate_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+    """PEM CA certificates that client certificates must chain to."""
+    client_certificates: ClientCertificates = "none"
+    allowed_subjects: tuple[str, ...] = ()
+    allowed_fingerprints: tuple[str, ...] = ()
+    min_version: TlsVersion = "1.2"
+    handshake_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.client_certificates not in _CLIENT_CERTIFICATE_MODES:
+            raise TlsConfigError(
+                f"client_certificates {self.client_certificates!r} is not one of none, optional, required"
+            )
+        if self.min_version not in _TLS_VERSIONS:
+            raise TlsConfigError(f'min_version {self.min_version!r} is not "1.2" or "1.3" (older TLS is not offered)')
+        if not self.handshake_timeout_seconds > 0:
+            raise TlsConfigError(
+                f"handshake_timeout_seconds {self.handshake_timeout_seconds!r} must be a positive number of seconds"
+            )
+        for subject in self.allowed_subjects:
+            if not _valid_subject_pattern(subject):
+                raise TlsConfigError(
+                    f"allowed_subjects entry {subject!r} is neither a name (web-1.example.com) "
+                    "nor a one-label wildcard (*.example.com)"
+                )
+        for fingerprint in self.allowed_fingerprints:
+            if _HEX.fullmatch(normal_fingerprint(fingerprint)) is None:
+                raise TlsConfigError(
+                    f"allowed_fingerprints entry {fingerprint!r} is not a SHA-256 fingerprint "
+                    "(64 hex digits, colons optional; `receiverctl tls show CERT` prints it)"
+                )
+        allowlist = self.allowed_subjects or self.allowed_fingerprints
+        if allowlist and self.client_certificates == "none":
+            raise TlsConfigError(
+                'allowed_subjects/allowed_fingerprints need client certificates: set client_certificates = '
+                '"required" (or "optional"), or remove the allowlist'
+            )
+        if self.client_certificates != "none" and self.ca_file is None and not self.allowed_fingerprints:
+            raise TlsConfigError(
+                f'client_certificates = "{self.client_certificates}" needs ca_file (the CA that issues client '
+                "certificates) or allowed_fingerprints (pinned client certificates): without either, any "
+                "self-made certificate would pass"
+            )
+
+
+def normal_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as lower-case hex without separators, however it was written."""
+    return text.replace(":", "").replace(" ", "").lower()
+
+
+def _valid_subject_pattern(pattern: str) -> bool:
+    labels = pattern.removeprefix("*.").split(".")
+    if pattern.startswith("*.") and len(labels) < 2:
+        return False  # *.com would admit every name under a top-level domain
+    return bool(pattern) and all(_LABEL.fullmatch(label) for label in labels)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,6 +147,8 @@ class ListenerConfig:
 
     name: str
     transport: Transport
+    """``tcp`` (syslog and streamlog, plain or TLS), ``udp``, or ``relp`` (rsyslog's
+    omrelp: each message acknowledged once the spool has committed it)."""
     port: int = 11111
     address: str = "::"
     """``::`` is every IPv6 and IPv4 address (dual stack); ``0.0.0.0`` IPv4 only."""
@@ -67,7 +158,17 @@ class ListenerConfig:
     """How delivery parses this listener's frames."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     """Longer frames are cut here and flagged ``truncated:<length>`` (UDP datagrams cannot exceed 65,535)."""
-    # TCP
+    allowed_networks: tuple[str, ...] = ()
+    """Who may send: networks or addresses (``10.0.0.0/8``, ``192.168.1.7``); empty: anyone.
+    Others are refused at accept (TCP, RELP) or their datagrams dropped (UDP), counted either way."""
+    rate_limit_records_per_second: float = 0.0
+    """Per sender address, over all its connections to this listener (0: no limit). TCP and RELP
+    senders over it are slowed (reading pauses, nothing is lost); UDP datagrams over it are dropped, counted."""
+    rate_limit_bytes_per_second: float = 0.0
+    """The same in bytes a second (0: no limit)."""
+    rate_limit_burst_seconds: float = 2.0
+    """How many seconds of its rate a sender may send at once before it is slowed."""
+    # TCP and RELP
     max_connections: int = 10_000
     """Connections beyond this are refused at accept, counted and logged."""
     max_connections_per_source: int = 1_000
@@ -76,6 +177,9 @@ class ListenerConfig:
     """Close a connection silent this long (0: never). Never applies while reading is paused."""
     keepalive_seconds: int = 300
     """TCP keepalive idle time (0: off), so dead peers are noticed."""
+    # TCP and RELP
+    tls: TlsConfig | None = None
+    """TLS on this listener (RFC 5425 for syslog over TCP); None: plain."""
     # UDP
     receive_buffer_bytes: int = 32 * 1024 * 1024
     """SO_RCVBUF asked for; the kernel may grant less (logged at start)."""

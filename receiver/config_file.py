@@ -40,6 +40,7 @@ from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
 from receiver.config import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
+    ClientCertificates,
     Config,
     ControlConfig,
     DeliverConfig,
@@ -58,6 +59,9 @@ from receiver.config import (
     SlsSinkConfig,
     SpoolConfig,
     SyncMode,
+    TlsConfig,
+    TlsConfigError,
+    TlsVersion,
     Transport,
     WhenFull,
     default_state_directory,
@@ -517,6 +521,10 @@ _LISTENER_RULES: dict[str, _Rule] = {
     "framing": _choice(Framing),
     "format": _choice(Format),
     "max_frame_bytes": _int(1, MAX_FRAME_BYTES_LIMIT, "16 MiB at most"),
+    "allowed_networks": _Rule("networks", 'a list of networks such as ["10.0.0.0/8", "192.168.1.7"]'),
+    "rate_limit_records_per_second": _number(0, note="0: no limit"),
+    "rate_limit_bytes_per_second": _number(0, note="0: no limit"),
+    "rate_limit_burst_seconds": _number(0, 3600, above=True),
     "max_connections": _int(1),
     "max_connections_per_source": _int(1),
     "idle_timeout_seconds": _number(0, note="0: never"),
@@ -524,8 +532,34 @@ _LISTENER_RULES: dict[str, _Rule] = {
     "receive_buffer_bytes": _int(1),
 }
 _DEFAULT_PORT = ListenerConfig(name="default", transport="tcp").port
-_TCP_ONLY = ("framing", "max_connections", "max_connections_per_source", "idle_timeout_seconds", "keepalive_seconds")
-_UDP_ONLY = ("receive_buffer_bytes",)
+_DEFAULT_RELP_PORT = 2514
+"""rsyslog's customary imrelp port."""
+_DEFAULT_TLS_PORT = 6514
+"""RFC 5425's port for syslog over TLS."""
+_CONNECTION_KEYS = ("max_connections", "max_connections_per_source", "idle_timeout_seconds", "keepalive_seconds")
+_APPLIES_TO: dict[str, str] = {
+    # listener keys that do nothing on some transports: the listeners they apply to
+    "framing": "TCP",
+    "receive_buffer_bytes": "UDP",
+    "tls": "TCP and RELP",
+    **{key: "TCP and RELP" for key in _CONNECTION_KEYS},
+}
+_NOT_FOR: dict[str, tuple[str, ...]] = {
+    "udp": ("framing", *_CONNECTION_KEYS, "tls"),
+    "tcp": ("receive_buffer_bytes",),
+    "relp": ("framing", "receive_buffer_bytes"),
+}
+
+_TLS_RULES: dict[str, _Rule] = {
+    "certificate_file": _PATH,
+    "key_file": _PATH,
+    "ca_file": _PATH,
+    "client_certificates": _choice(ClientCertificates),
+    "allowed_subjects": _Rule("texts", 'a list of certificate names such as ["web-1.example.com", "*.example.com"]'),
+    "allowed_fingerprints": _Rule("texts", 'a list of SHA-256 fingerprints ("receiverctl tls show CERT" prints them)'),
+    "min_version": _choice(TlsVersion),
+    "handshake_timeout_seconds": _number(0, 600, above=True),
+}
 
 _SPOOL_RULES: dict[str, _Rule] = {
     "directory": _PATH,
@@ -1032,8 +1066,14 @@ def _read_listener(
     report: _Report, entry: Mapping[str, object], key_path: KeyPath, base: Path
 ) -> tuple[ListenerConfig | None, str | None]:
     """The listener, or None when it has errors; and its name when that is known."""
-    values = _read_table(report, entry, key_path, _LISTENER_RULES, "[[listeners]]", base)
+    values = _read_table(report, entry, key_path, _LISTENER_RULES, "[[listeners]]", base, extra=("tls",))
     bad = [key for key in entry if key in _LISTENER_RULES and key not in values]
+    if "tls" in entry:
+        tls = _read_tls(report, entry["tls"], (*key_path, "tls"), base)
+        if tls is None:
+            bad.append("tls")
+        else:
+            values["tls"] = tls
     if "transport" not in entry:
         report.error(
             (*key_path, "transport"), f"missing; every listener needs one: {_LISTENER_RULES['transport'].allowed}"
@@ -1042,19 +1082,47 @@ def _read_listener(
     transport: Transport | None = values.pop("transport", None)
     if transport is None:
         return None, name
+    if "port" not in entry:
+        if transport == "relp":
+            values["port"] = _DEFAULT_RELP_PORT
+        elif "tls" in entry and transport == "tcp":
+            values["port"] = _DEFAULT_TLS_PORT
     if name is None and "name" not in entry and "port" not in bad:
-        name = f"{transport}-{values.get('port', _DEFAULT_PORT)}"
-    unused = _TCP_ONLY if transport == "udp" else _UDP_ONLY
-    for key in unused:
+        kind = f"{transport}-tls" if "tls" in entry and transport != "udp" else transport
+        name = f"{kind}-{values.get('port', _DEFAULT_PORT)}"
+    for key in _NOT_FOR[transport]:
         if key in entry:
+            why = "; a RELP frame carries its length" if key == "framing" and transport == "relp" else ""
             report.warning(
                 (*key_path, key),
-                f"has no effect on a {transport} listener (it applies to "
-                f"{'TCP' if transport == 'udp' else 'UDP'} listeners only)",
+                f"has no effect on a {transport} listener (it applies to {_APPLIES_TO[key]} listeners only){why}",
             )
+    if transport == "udp":
+        values.pop("tls", None)
     if bad or name is None:
         return None, name
     return dataclasses.replace(ListenerConfig(name=name, transport=transport), **values), name
+
+
+def _read_tls(report: _Report, raw: object, key_path: KeyPath, base: Path) -> TlsConfig | None:
+    """A listener's ``tls`` table, or None when it has errors (each reported)."""
+    if not isinstance(raw, dict):
+        report.error(key_path, f"{_show(raw)} is {_kind_of(raw)}, not a table ([listeners.tls])")
+        return None
+    values = _read_table(report, raw, key_path, _TLS_RULES, "[listeners.tls]", base)
+    missing = [key for key in ("certificate_file", "key_file") if key not in raw]
+    for key in missing:
+        report.error(
+            (*key_path, key),
+            "missing; TLS needs a certificate and its key (`receiverctl tls selfsigned --out DIR` makes a pair)",
+        )
+    if missing or len(values) < len(raw):
+        return None
+    try:
+        return TlsConfig(**values)
+    except TlsConfigError as e:
+        report.error(key_path, str(e))
+        return None
 
 
 def _check_names(report: _Report, names: Sequence[tuple[str, KeyPath, bool]]) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import ipaddress
 import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+
+from receiver.networks import SourceNetworks
 
 __all__ = [
     "DEFAULT_USER_DEFINED_ID_FILE",
@@ -103,7 +104,7 @@ class MachineGroups:
         self._groups = [
             (
                 g.name,
-                tuple(ipaddress.ip_network(n, strict=False) for n in g.networks),
+                SourceNetworks(g.networks),
                 re.compile("|".join(fnmatch.translate(p.lower()) for p in g.hostnames)) if g.hostnames else None,
             )
             for g in groups
@@ -112,18 +113,10 @@ class MachineGroups:
 
     def _of(self, address: str, hostname: str) -> tuple[str, ...]:
         """The names of the groups that ``address`` (an IP) or ``hostname`` belong to, in configured order."""
-        try:
-            ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(address)
-        except ValueError:
-            ip = None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         host = hostname.lower()
         found = []
         for name, networks, pattern in self._groups:
-            if (ip is not None and any(ip.version == n.version and ip in n for n in networks)) or (
-                pattern is not None and host and pattern.match(host)
-            ):
+            if networks.contains(address) or (pattern is not None and host and pattern.match(host)):
                 found.append(name)
         return tuple(found)
 

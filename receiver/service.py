@@ -25,11 +25,13 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from formats.streamlog import format_table
-from receiver.config import Config, ListenerConfig
+from receiver.config import Config, ListenerConfig, TlsConfigError
 from receiver.control import ControlError, listen_control
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
 from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard
+from receiver.ingest.relp import RelpFactory
 from receiver.ingest.tcp import StreamFactory
+from receiver.ingest.tls import TlsServerContext, tls_server_factory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.store import SpoolDamagedError, SpoolStore
@@ -188,13 +190,19 @@ class ReceiverService:
     def _listen(self, listener: ListenerConfig, streamlog_versions: tuple[str, ...]) -> None:
         assert self.writer is not None
         try:
-            if listener.transport == "tcp":
-                factory = StreamFactory(
+            if listener.transport in ("tcp", "relp"):
+                tls = self._tls_context(listener)
+                factory_class = RelpFactory if listener.transport == "relp" else StreamFactory
+                factory = factory_class(
                     listener, writer=self.writer, gate=self.gate, telemetry=self.telemetry,
-                    clock=self.reactor, streamlog_versions=streamlog_versions,
+                    clock=self.reactor, streamlog_versions=streamlog_versions, tls=tls,
                 )
                 factory.noisy = False
-                port = self.reactor.listenTCP(listener.port, factory, backlog=_LISTEN_BACKLOG, interface=listener.address)
+                accepting = factory if tls is None else tls_server_factory(tls, factory, self.reactor)
+                accepting.noisy = False
+                port = self.reactor.listenTCP(
+                    listener.port, accepting, backlog=_LISTEN_BACKLOG, interface=listener.address
+                )
                 self.stream_factories.append(factory)
             else:
                 receiver = DatagramReceiver(listener, writer=self.writer, telemetry=self.telemetry, clock=self.reactor)
@@ -211,6 +219,32 @@ class ReceiverService:
         host = port.getHost()
         self.ports.append((listener, port))
         self.telemetry.listening(listener.name, listener.transport, host.host, host.port)
+
+    def _tls_context(self, listener: ListenerConfig) -> TlsServerContext | None:
+        """The listener's TLS context (its files read and checked), or None for a plain listener."""
+        if listener.tls is None:
+            return None
+        try:
+            context = TlsServerContext(listener.tls)
+        except TlsConfigError as e:
+            raise ListenError(f"listener {listener.name!r}: {e}") from e
+        for warning in context.warnings:
+            log.warning("listener %r: %s", listener.name, warning)
+        return context
+
+    def _reload_certificate(self, factory: StreamFactory, changes: list[str]) -> None:
+        """Re-read a TLS listener's files: a renewed certificate serves new connections, open ones keep theirs."""
+        assert factory.tls is not None
+        before = factory.tls.fingerprint
+        try:
+            for warning in factory.tls.reload():
+                log.warning("listener %r: %s", factory.config.name, warning)
+        except TlsConfigError as e:
+            log.error("reload: listener %r keeps its certificate: %s", factory.config.name, e)
+            changes.append(f"listener {factory.config.name!r} certificate NOT reloaded: {e}")
+            return
+        if factory.tls.fingerprint != before:
+            changes.append(f"listener {factory.config.name!r} certificate reloaded ({factory.tls.fingerprint})")
 
     @inlineCallbacks
     def _unlisten(self, listener: ListenerConfig) -> Any:
@@ -291,6 +325,9 @@ class ReceiverService:
                 changes.append(f"listener {listener.name!r} NOT changed: {e}")
                 continue
             changes.append(f"listener {listener.name!r} changed")
+        for factory in self.stream_factories:
+            if factory.tls is not None and factory.config.name not in {x.name for x in added}:
+                self._reload_certificate(factory, changes)
         if new.logging != old.logging:
             configure_logging(new.logging.level)
             changes.append("logging changed")
@@ -331,7 +368,7 @@ class ReceiverService:
             self._guard_loop.stop()
         self.notifier.stopping(f"stopping: committing what senders still send (up to {drain:g} s)")
         log.info("stopping: no new connections; reading what senders still send for up to %g s", drain)
-        yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "tcp"])
+        yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport != "udp"])
         drained = sum(r.drain() for r in self.datagram_receivers)
         yield DeferredList([maybeDeferred(p.stopListening) for listener, p in self.ports if listener.transport == "udp"])
         self.gate.open_all()

@@ -92,6 +92,20 @@ class Telemetry:
             f"{listener}: closing the connection from {peer}, silent for {idle_seconds:g} s",
         )
 
+    def rate_limited(self, listener: str, peer: str, seconds: float) -> None:
+        self.count("receiver_rate_limited_total", listener=listener)
+        self._repeated(
+            f"rate:{listener}", logging.INFO,
+            f"{listener}: {peer} is over its rate limit: reading from it paused for {seconds:.2f} s",
+        )
+
+    def relp_session_broken(self, listener: str, peer: str, reason: str) -> None:
+        self.count("receiver_relp_sessions_broken_total", listener=listener)
+        self._repeated(
+            f"relp:{listener}", logging.WARNING,
+            f"{listener}: ended the RELP session of {peer}: {reason}; it resends what was not acknowledged",
+        )
+
     # -- frames ----------------------------------------------------------
 
     def received(self, listener: str, frames: int, nbytes: int) -> None:

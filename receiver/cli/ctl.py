@@ -2,8 +2,8 @@
 
 Commands that ask the running daemon (its control socket):
 
-    receiverctl status [--json] [-c CONFIG | --socket PATH]
-    receiverctl stats [--json] [-c CONFIG | --socket PATH]
+    receiverctl status | stats | senders [--json] [-c CONFIG | --socket PATH]
+    receiverctl reload | flush [-c CONFIG | --socket PATH]
 
 Commands that need no daemon:
 
@@ -11,10 +11,11 @@ Commands that need no daemon:
     receiverctl format from-rsyslog FILE
     receiverctl spool stats [-c CONFIG | --spool DIR] [--json]
     receiverctl spool frames [-c CONFIG | --spool DIR] [--last N] [--parse] [--raw]
-    receiverctl spool dead-letters | show PACK_ID | replay (PACK_ID... | --all) [-c CONFIG]
+    receiverctl spool dead-letters | show PACK_ID | replay (PACK_ID... | --all) | purge ... [-c CONFIG]
     receiverctl tail [-f] [-n N] [--filter EXPR] [--json] [-c CONFIG | --spool DIR]
-    receiverctl rsyslog-config [--transport tcp|udp] [--tag TAG] [--host HOST] [--port PORT] [-c CONFIG]
+    receiverctl rsyslog-config [--transport tcp|udp|tls|relp] [--tag TAG] [--host HOST] [--port PORT] [-c CONFIG]
     receiverctl identity [-c CONFIG] [--sender IP [HOSTNAME]]
+    receiverctl tls selfsigned [--out DIR] [--name CN] [--days N] [--san NAME ...] [--force] | show FILE
     receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
                        [-c CONFIG | --db PATH]
 
@@ -51,6 +52,7 @@ from receiver import __version__
 from receiver.cli.client_config import add_commands as add_client_config_commands
 from receiver.cli.daemon_commands import add_commands as add_daemon_commands
 from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
+from receiver.cli.tls import add_commands as add_tls_commands
 from receiver.config import Config, default_config
 from receiver.spool import SpoolReader
 from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
@@ -166,6 +168,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     add_dead_letter_commands(spc, UsageError)
     add_daemon_commands(commands, UsageError)
     add_client_config_commands(commands, UsageError)
+    add_tls_commands(commands, UsageError)
 
     t = commands.add_parser(
         "tail",

@@ -24,6 +24,8 @@ from twisted.internet.protocol import DatagramProtocol
 from formats.framing import DatagramDeframer, FlaggedFrame
 from receiver.config import ListenerConfig
 from receiver.ingest.addresses import peer_of
+from receiver.ingest.admission import SourceRateLimits
+from receiver.networks import SourceNetworks
 from receiver.spool.segment import Entry
 from receiver.spool.writer import SpoolWriter
 from receiver.telemetry import Telemetry
@@ -90,6 +92,10 @@ class DatagramReceiver(DatagramProtocol):
         self._reported = (0, 0)
         self._batch: list[tuple[bytes, tuple[str, int]]] = []
         self._flush_call: IDelayedCall | None = None
+        self.allowed = SourceNetworks(config.allowed_networks)
+        self.rate_limits = SourceRateLimits(
+            config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds
+        )
 
     def startProtocol(self) -> None:
         sock = self._socket()
@@ -126,6 +132,8 @@ class DatagramReceiver(DatagramProtocol):
         if not self.writer.accepting:
             self.telemetry.udp_dropped(name, "the spool is not accepting (backpressure)", len(batch))
             return
+        if self.allowed or self.rate_limits:
+            batch = self._admitted(batch)
         now = self.wall_clock_ns()
         feed = self.deframer.feed
         run_addr: tuple[str, int] | None = None
@@ -150,6 +158,25 @@ class DatagramReceiver(DatagramProtocol):
             total_frames += len(frames)
             total_bytes += nbytes
         self.telemetry.received(name, total_frames, total_bytes)
+
+    def _admitted(self, batch: list[tuple[bytes, tuple[str, int]]]) -> list[tuple[bytes, tuple[str, int]]]:
+        """The datagrams of senders in ``allowed_networks`` and within their rate; the others dropped, counted."""
+        allowed, limits = self.allowed, self.rate_limits
+        now = self.clock.seconds()
+        kept = []
+        outside = over = 0
+        for datagram, addr in batch:
+            if allowed and not allowed.contains(addr[0]):
+                outside += 1
+            elif limits and not limits.admit(peer_of(addr)[0], 1, len(datagram), now):
+                over += 1
+            else:
+                kept.append((datagram, addr))
+        if outside:
+            self.telemetry.udp_dropped(self.config.name, "sender not in allowed_networks", outside)
+        if over:
+            self.telemetry.udp_dropped(self.config.name, "sender over its rate limit", over)
+        return kept
 
     def _append(
         self, now: int, addr: tuple[str, int] | None, frames: list[bytes], flags: dict[int, tuple[str, ...]], nbytes: int

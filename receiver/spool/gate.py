@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
-from twisted.internet.interfaces import IPushProducer
-
-__all__ = ["BackpressureGate"]
+__all__ = ["BackpressureGate", "Pausable"]
 
 log = logging.getLogger(__name__)
+
+
+class Pausable(Protocol):
+    """What the gate pauses: a push producer (a connection, a transport)."""
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
 
 
 class BackpressureGate:
@@ -22,8 +29,8 @@ class BackpressureGate:
 
     def __init__(self, on_change: Callable[[frozenset[str]], None] | None = None) -> None:
         self._reasons: set[str] = set()
-        self._producers: set[IPushProducer] = set()
-        self._paused: set[IPushProducer] = set()
+        self._producers: set[Pausable] = set()
+        self._paused: set[Pausable] = set()
         self._on_change = on_change
 
     @property
@@ -35,12 +42,12 @@ class BackpressureGate:
     def reasons(self) -> frozenset[str]:
         return frozenset(self._reasons)
 
-    def register(self, producer: IPushProducer) -> None:
+    def register(self, producer: Pausable) -> None:
         self._producers.add(producer)
         if self._reasons:
             self._pause(producer)
 
-    def unregister(self, producer: IPushProducer) -> None:
+    def unregister(self, producer: Pausable) -> None:
         self._producers.discard(producer)
         self._paused.discard(producer)
 
@@ -74,7 +81,7 @@ class BackpressureGate:
         if had_reasons:
             self._changed()
 
-    def _pause(self, producer: IPushProducer) -> None:
+    def _pause(self, producer: Pausable) -> None:
         if producer not in self._paused:
             self._paused.add(producer)
             producer.pauseProducing()

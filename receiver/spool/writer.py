@@ -76,6 +76,8 @@ class SpoolWriter:
         self._wall_clock_ns = wall_clock_ns
         self._open: list[Entry] = []
         self._open_bytes = 0
+        self._open_waiters: list[Callable[[], None]] = []  # to call once the open segment commits
+        self._sealed_waiters: list[Callable[[], None]] | None = None  # the newest sealed segment's, until it commits
         self._seal_timer: IDelayedCall | None = None
         self._pending_bytes = 0  # appended, not yet committed
         self._in_flight = 0  # segments sealed and not yet committed
@@ -105,6 +107,21 @@ class SpoolWriter:
             self._seal_timer = self._clock.callLater(self._config.segment_max_delay_ms / 1000.0, self._seal_when_free)
         if self._pending_bytes > self._config.memory_high_watermark_bytes:
             self._gate.hold("memory")
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` in the reactor once everything appended so far is committed.
+
+        Never called if that commit fails (at shutdown, after its retries):
+        it is how RELP acknowledges, and an acknowledgement is a promise.
+        Unlike :meth:`when_committed` it does not seal early: the callback
+        waits for the group commit that was coming anyway.
+        """
+        if self._open:
+            self._open_waiters.append(callback)
+        elif self._sealed_waiters is not None:
+            self._sealed_waiters.append(callback)
+        else:
+            callback()
 
     def when_committed(self) -> Deferred[None]:
         """Fires once everything appended so far is committed (seals the open segment)."""
@@ -149,11 +166,12 @@ class SpoolWriter:
             self._seal_timer = None
         if not self._open:
             return
-        entries, nbytes = self._open, self._open_bytes
-        self._open, self._open_bytes = [], 0
+        entries, nbytes, waiters = self._open, self._open_bytes, self._open_waiters
+        self._open, self._open_bytes, self._open_waiters = [], 0, []
+        self._sealed_waiters = waiters
         self._seal_due = False
         self._in_flight += 1
-        self._chain(lambda: self._commit(entries), lambda result: self._committed(result, nbytes))
+        self._chain(lambda: self._commit(entries), lambda result: self._committed(result, nbytes, waiters))
 
     def _chain(self, work: Callable[[], T], then: Callable[[T], None]) -> None:
         """Run ``work`` on the writer thread after everything before it; ``then`` in the reactor."""
@@ -191,9 +209,16 @@ class SpoolWriter:
                 time.sleep(delay)
                 delay = min(delay * 2, _COMMIT_RETRY_MAX_SECONDS)
 
-    def _committed(self, result: tuple[int, int, int], nbytes: int) -> None:
+    def _committed(self, result: tuple[int, int, int], nbytes: int, waiters: list[Callable[[], None]]) -> None:
         _, frames, stored = result
         self._in_flight -= 1
+        if waiters is self._sealed_waiters:
+            self._sealed_waiters = None  # the newest sealed segment is in: later waiters need not wait
+        for callback in waiters:
+            try:
+                callback()
+            except Exception:
+                log.exception("a commit callback failed")
         self.committed_frames += frames
         self._pending_bytes -= nbytes
         if self._seal_due and self._in_flight == 0:

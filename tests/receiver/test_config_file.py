@@ -30,6 +30,7 @@ from receiver.config import (
     ShutdownConfig,
     SlsSinkConfig,
     SpoolConfig,
+    TlsConfig,
     default_config,
     default_state_directory,
 )
@@ -60,6 +61,7 @@ EXAMPLE_SECTIONS: dict[str, type] = {
     "sinks  ": HttpSinkConfig,
     "routes": RouteConfig,
     "machine_groups": MachineGroup,
+    "listeners.tls": TlsConfig,
 }
 """Tables receiver.toml shows as examples ("# key = value"): uncommented, they would change the defaults."""
 FILE_ONLY_KEYS = ("streamlog_formats_file",)
@@ -80,7 +82,7 @@ def example_only_keys() -> set[str]:
     """Keys receiver.toml shows only in examples, because no default table has them."""
     default_keys = {f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
     example_keys = {f.name for cls in EXAMPLE_SECTIONS.values() for f in dataclasses.fields(cls)}
-    return (example_keys - default_keys) | {"routes", "machine_groups"}
+    return (example_keys - default_keys) | {"routes", "machine_groups", "tls"}
 
 
 def write(directory: Path, text: str, name: str = "receiver.toml") -> Path:
@@ -178,13 +180,14 @@ class TestShippedFiles:
     @pytest.mark.parametrize("key", every_key())
     def test_every_key_is_in_receiver_toml(self, key: str) -> None:
         """If a dataclass has a field, then receiver.toml shows it."""
-        assert re.search(rf"(?m)^#?\s*(\[*){re.escape(key)}(\]*$| = )", RECEIVER_TOML.read_text()), key
+        pattern = rf"(?m)^#?\s*(\[*)(listeners\.)?{re.escape(key)}(\]*$| = )"
+        assert re.search(pattern, RECEIVER_TOML.read_text()), key
 
     @pytest.mark.parametrize("key", every_key())
     def test_every_key_is_in_configuration_md(self, key: str) -> None:
         """If a dataclass has a field, then docs/configuration.md documents it (a table by its header)."""
         text = CONFIGURATION_MD.read_text()
-        assert any(f"`{form}`" in text for form in (key, f"[{key}]", f"[[{key}]]")), key
+        assert any(f"`{form}`" in text for form in (key, f"[{key}]", f"[[{key}]]", f"[listeners.{key}]")), key
 
     def test_ilogtail_example(self) -> None:
         """If conf/ilogtail_config.json is loaded, then it gives the streamlog listener and its format."""
@@ -459,7 +462,7 @@ class TestErrors:
     def test_missing_transport(self, tmp_path: Path) -> None:
         """If a listener has no transport, then the error points at its table header."""
         path = write(tmp_path, '[[listeners]]\ntransport = "tcp"\n\n[[listeners]]\nport = 514\n')
-        assert the_error(path) == f"{path}:4: listeners[1].transport: missing; every listener needs one: one of tcp, udp"
+        assert the_error(path) == f"{path}:4: listeners[1].transport: missing; every listener needs one: one of tcp, udp, relp"
 
     def test_no_listeners(self, tmp_path: Path) -> None:
         """If listeners is an empty array, then the error says there is nothing to listen on."""
@@ -766,7 +769,8 @@ class TestWarnings:
         """)
         assert load_config(path).warnings == (
             f"{path}:3: listeners[0].framing: has no effect on a udp listener (it applies to TCP listeners only)",
-            f"{path}:4: listeners[0].keepalive_seconds: has no effect on a udp listener (it applies to TCP listeners only)",
+            f"{path}:4: listeners[0].keepalive_seconds: has no effect on a udp listener "
+            "(it applies to TCP and RELP listeners only)",
             f"{path}:7: listeners[1].receive_buffer_bytes: has no effect on a tcp listener (it applies to UDP listeners only)",
         )
 
@@ -902,7 +906,10 @@ class TestCheckConfig:
         assert check_config(path) == 0
         out, err = capsys.readouterr()
         assert out == f"OK: {path}: 1 listener (udp 127.0.0.1:514 lo), spool {tmp_path / 'st' / 'spool'}, sink local (local)\n"
-        assert err == f"warning: {path}:7: listeners[0].framing: has no effect on a udp listener (it applies to TCP listeners only)\n"
+        assert err == (
+            f"warning: {path}:7: listeners[0].framing: has no effect on a udp listener "
+            "(it applies to TCP listeners only)\n"
+        )
 
     def test_sink_that_cannot_start(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """If an upstream sink's key file is readable by others, then check-config says so and exits 2,
@@ -1088,3 +1095,186 @@ class TestDeliverySections:
             type = "local"
         """)
         assert 'sinks[1].name: "local" is already the name of sinks[0] (line 1)' in the_error(path)
+
+
+def example_block(heading: str) -> str:
+    """The commented [[listeners]] example that follows the comment line ``heading`` in receiver.toml,
+    uncommented ("# " removed)."""
+    lines = RECEIVER_TOML.read_text().splitlines()
+    start = lines.index("# [[listeners]]", lines.index(heading))
+    block: list[str] = []
+    for line in lines[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    return "\n".join(block) + "\n"
+
+
+class TestTlsAndRelpListeners:
+    """[listeners.tls] and transport = "relp": defaults, the shipped examples, and each mistake's message."""
+
+    def test_tls_table(self, tmp_path: Path) -> None:
+        """If a TCP listener has a [listeners.tls] table, then it gets TlsConfig, port 6514 and name tcp-tls-6514."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            [listeners.tls]
+            certificate_file = "tls/receiver.crt"
+            key_file = "tls/receiver.key"
+            ca_file = "tls/ca.crt"
+            client_certificates = "required"
+            allowed_subjects = ["*.example.com"]
+            min_version = "1.3"
+            handshake_timeout_seconds = 5
+        """)
+        (listener,) = load_config(path).config.listeners
+        assert (listener.name, listener.port) == ("tcp-tls-6514", 6514)
+        assert listener.tls == TlsConfig(
+            tmp_path / "tls/receiver.crt", tmp_path / "tls/receiver.key", ca_file=tmp_path / "tls/ca.crt",
+            client_certificates="required", allowed_subjects=("*.example.com",), min_version="1.3",
+            handshake_timeout_seconds=5.0,
+        )
+
+    def test_dotted_keys_and_given_port(self, tmp_path: Path) -> None:
+        """If tls keys are written inside [[listeners]] as tls.KEY and a port is given, then the same TLS applies
+        on that port."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            port = 7000
+            tls.certificate_file = "/etc/r.crt"
+            tls.key_file = "/etc/r.key"
+        """)
+        (listener,) = load_config(path).config.listeners
+        assert (listener.name, listener.port) == ("tcp-tls-7000", 7000)
+        assert listener.tls == TlsConfig(Path("/etc/r.crt"), Path("/etc/r.key"))
+
+    def test_relp_defaults(self, tmp_path: Path) -> None:
+        """If a listener is relp, then its port is 2514 and its name relp-2514 (relp-tls-2514 with TLS)."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "relp"
+            [[listeners]]
+            transport = "relp"
+            address = "127.0.0.1"
+            port = 2515
+            [listeners.tls]
+            certificate_file = "/etc/r.crt"
+            key_file = "/etc/r.key"
+        """)
+        plain, tls = load_config(path).config.listeners
+        assert (plain.name, plain.transport, plain.port, plain.tls) == ("relp-2514", "relp", 2514, None)
+        assert (tls.name, tls.port, tls.tls) == ("relp-tls-2515", 2515, TlsConfig(Path("/etc/r.crt"), Path("/etc/r.key")))
+
+    def test_shipped_tls_example_loads(self, tmp_path: Path) -> None:
+        """If receiver.toml's TLS example is uncommented, then it is an octet TLS listener with every TLS key at
+        its default but the paths."""
+        path = write(tmp_path, example_block("# TLS (RFC 5425, syslog over TLS; docs/tls.md). A [listeners.tls] table"))
+        loaded = load_config(path)
+        assert loaded.warnings == ()
+        (listener,) = loaded.config.listeners
+        assert (listener.name, listener.port, listener.framing) == ("tcp-tls-6514", 6514, "octet")
+        assert listener.tls is not None
+        assert dataclasses.replace(listener.tls, ca_file=None) == TlsConfig(
+            Path("/etc/syslog-receiver/tls/receiver.crt"), Path("/etc/syslog-receiver/tls/receiver.key")
+        )
+
+    def test_shipped_relp_example_loads(self, tmp_path: Path) -> None:
+        """If receiver.toml's RELP example is uncommented, then it is a plain RELP listener on 2514."""
+        path = write(tmp_path, example_block("# RELP (rsyslog's omrelp; docs/relp.md): each message is acknowledged to"))
+        loaded = load_config(path)
+        assert loaded.warnings == ()
+        assert loaded.config.listeners == (ListenerConfig(name="relp-2514", transport="relp", port=2514),)
+
+    def test_missing_key_file(self, tmp_path: Path) -> None:
+        """If the tls table has no key_file, then the error names it and how to make a pair."""
+        path = write(tmp_path, '[[listeners]]\ntransport = "tcp"\n[listeners.tls]\ncertificate_file = "r.crt"\n')
+        assert the_error(path) == (
+            f"{path}:3: listeners[0].tls.key_file: missing; TLS needs a certificate and its key "
+            "(`receiverctl tls selfsigned --out DIR` makes a pair)"
+        )
+
+    def test_unknown_key_in_tls(self, tmp_path: Path) -> None:
+        """If the tls table has an unknown key, then the error names its line and suggests the closest key."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            tls.certificate_file = "r.crt"
+            tls.key_file = "r.key"
+            tls.client_certificate = "required"
+        """)
+        assert the_error(path) == (
+            f'{path}:5: listeners[0].tls.client_certificate: unknown key; did you mean "client_certificates"?'
+        )
+
+    def test_allowlist_without_client_certificates(self, tmp_path: Path) -> None:
+        """If an allowlist is given without client certificates, then the error says which setting to add."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            [listeners.tls]
+            certificate_file = "r.crt"
+            key_file = "r.key"
+            allowed_fingerprints = ["%s"]
+        """ % ("AB:" * 31 + "AB"))
+        assert the_error(path) == (
+            f"{path}:3: listeners[0].tls: allowed_subjects/allowed_fingerprints need client certificates: "
+            'set client_certificates = "required" (or "optional"), or remove the allowlist'
+        )
+
+    def test_client_certificates_without_ca(self, tmp_path: Path) -> None:
+        """If client certificates are required with neither ca_file nor fingerprints, then the error says so."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "relp"
+            [listeners.tls]
+            certificate_file = "r.crt"
+            key_file = "r.key"
+            client_certificates = "required"
+        """)
+        assert 'client_certificates = "required" needs ca_file' in the_error(path)
+
+    def test_bad_tls_values(self, tmp_path: Path) -> None:
+        """If tls values have the wrong choice or type, then each is an error with the allowed values."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            [listeners.tls]
+            certificate_file = "r.crt"
+            key_file = "r.key"
+            min_version = "1.1"
+            client_certificates = "yes"
+            handshake_timeout_seconds = 0
+        """)
+        errors = errors_of(path)
+        assert [e.split(": ")[1] for e in errors] == [
+            "listeners[0].tls.min_version", "listeners[0].tls.client_certificates",
+            "listeners[0].tls.handshake_timeout_seconds",
+        ]
+
+    def test_tls_not_a_table(self, tmp_path: Path) -> None:
+        """If tls is a value instead of a table, then the error says it must be a table."""
+        path = write(tmp_path, '[[listeners]]\ntransport = "tcp"\ntls = true\n')
+        assert "listeners[0].tls: true is a boolean, not a table ([listeners.tls])" in the_error(path)
+
+    def test_tls_on_udp_warns(self, tmp_path: Path) -> None:
+        """If a UDP listener has a tls table, then it warns that it has no effect and the listener stays plain."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "udp"
+            port = 514
+            [listeners.tls]
+            certificate_file = "r.crt"
+            key_file = "r.key"
+        """)
+        loaded = load_config(path)
+        assert loaded.warnings == (
+            f"{path}:4: listeners[0].tls: has no effect on a udp listener (it applies to TCP and RELP listeners only)",
+        )
+        assert loaded.config.listeners[0].tls is None
+
+    def test_framing_on_relp_warns(self, tmp_path: Path) -> None:
+        """If a RELP listener sets framing, then it warns that framing does not apply."""
+        path = write(tmp_path, '[[listeners]]\ntransport = "relp"\nframing = "lf"\n')
+        (warning,) = load_config(path).warnings
+        assert warning.startswith(f"{path}:3: listeners[0].framing: has no effect on a relp listener")

@@ -124,6 +124,49 @@ class TestStreamReceiver:
             "tcp-test: refused a connection from 10.0.0.3: max_connections (3) reached",
         ]
 
+    def test_senders_outside_allowed_networks_are_refused_at_accept(self) -> None:
+        """If a listener allows some networks, then others are refused before anything is read, and counted."""
+        s = Stream(dataclasses.replace(TCP, allowed_networks=("10.0.0.0/24", "2001:db8::/32")))
+        assert s.factory.buildProtocol(IPv4Address("TCP", "10.0.1.1", 1)) is None
+        assert s.factory.buildProtocol(IPv6Address("TCP", "::ffff:192.0.2.1", 1)) is None
+        s.connect("10.0.0.9")
+        s.connect("::ffff:10.0.0.9")
+        s.connect("2001:db8::5")
+        assert s.telemetry.value("receiver_connections_refused_total", listener="tcp-test",
+                                 reason="sender not in allowed_networks") == 2
+
+    def test_a_sender_over_its_rate_is_paused_not_dropped(self) -> None:
+        """If a sender goes over its rate limit, then its reading pauses until the excess is paid,
+        everything it sent is kept, and another sender is not paused."""
+        s = Stream(dataclasses.replace(TCP, rate_limit_records_per_second=100, rate_limit_burst_seconds=1))
+        flood, flood_transport = s.connect("10.0.0.1")
+        calm, calm_transport = s.connect("10.0.0.2")
+        flood.dataReceived((ALI + b"\n") * 150)  # 50 over a burst of 100: half a second
+        calm.dataReceived((ALI + b"\n") * 10)
+        assert flood_transport.producerState == "paused"
+        assert calm_transport.producerState == "producing"
+        assert len(s.writer.frames) == 160
+        assert s.telemetry.value("receiver_rate_limited_total", listener="tcp-test") == 1
+        s.clock.advance(0.49)
+        assert flood_transport.producerState == "paused"
+        s.clock.advance(0.02)
+        assert flood_transport.producerState == "producing"
+
+    def test_the_rate_pause_and_backpressure_do_not_undo_each_other(self) -> None:
+        """If backpressure and a rate pause overlap, then reading resumes only when both are over."""
+        s = Stream(dataclasses.replace(TCP, rate_limit_bytes_per_second=1000, rate_limit_burst_seconds=1))
+        protocol, transport = s.connect()
+        protocol.dataReceived(b"x" * 2000 + b"\n")  # one second over
+        s.gate.hold("disk")
+        s.clock.advance(1.1)  # the rate pause ends; the gate still holds
+        assert transport.producerState == "paused"
+        s.gate.release("disk")
+        assert transport.producerState == "producing"
+        protocol.dataReceived(b"x" * 2000 + b"\n")  # over again
+        s.gate.hold("disk")
+        s.gate.release("disk")  # the gate lets go; the rate pause still holds
+        assert transport.producerState == "paused"
+
     def test_closed_connections_free_their_slot(self) -> None:
         """If a connection closes, then its source may connect again."""
         s = Stream()
@@ -192,12 +235,37 @@ class TestDatagramReceiver:
         ]
         assert telemetry.value("receiver_frames_received_total") == 5
 
-    def make(self) -> tuple[DatagramReceiver, FakeWriter, Telemetry]:
+    def make(self, config: ListenerConfig = UDP) -> tuple[DatagramReceiver, FakeWriter, Telemetry]:
         writer = FakeWriter()
         telemetry = Telemetry(clock=Clock().seconds)
-        receiver = DatagramReceiver(UDP, writer=writer, telemetry=telemetry, clock=Clock(),  # type: ignore[arg-type]
+        receiver = DatagramReceiver(config, writer=writer, telemetry=telemetry, clock=Clock(),  # type: ignore[arg-type]
                                     wall_clock_ns=lambda: 7)
         return receiver, writer, telemetry
+
+    def test_senders_outside_allowed_networks_are_dropped_and_counted(self) -> None:
+        """If a listener allows some networks, then datagrams from elsewhere are dropped, counted by reason."""
+        receiver, writer, telemetry = self.make(dataclasses.replace(UDP, allowed_networks=("10.0.0.0/8",)))
+        receiver.datagramReceived(b"<13>in", ("::ffff:10.1.1.1", 5140))
+        receiver.datagramReceived(b"<13>out", ("192.168.0.9", 5140))
+        receiver.flush()
+        assert writer.frames == [b"<13>in"]
+        assert telemetry.value("receiver_udp_datagrams_dropped_total", listener="udp-test",
+                               reason="sender not in allowed_networks") == 1
+
+    def test_a_flooding_sender_is_dropped_over_its_rate_and_others_are_not(self) -> None:
+        """If one sender goes over its rate limit, then its excess datagrams are dropped and counted,
+        and another sender in the same moment loses nothing."""
+        config = dataclasses.replace(UDP, rate_limit_records_per_second=100, rate_limit_burst_seconds=1)
+        receiver, writer, telemetry = self.make(config)
+        for i in range(300):
+            receiver.datagramReceived(b"<13>flood %d" % i, ("10.0.0.1", 5140))
+            if i % 10 == 0:
+                receiver.datagramReceived(b"<13>calm %d" % i, ("10.0.0.2", 5140))
+        receiver.flush()
+        assert sum(f.startswith(b"<13>flood") for f in writer.frames) == 100
+        assert sum(f.startswith(b"<13>calm") for f in writer.frames) == 30
+        assert telemetry.value("receiver_udp_datagrams_dropped_total", listener="udp-test",
+                               reason="sender over its rate limit") == 200
 
     def test_datagram_records(self) -> None:
         """If a datagram holds LF-separated records, then each is a frame with the sender's address."""

@@ -219,6 +219,39 @@ class TestWriter:
         assert fired == [None]
         assert h.store.meta.frames == 1
 
+    def test_after_commit_waits_for_the_group_commit_without_sealing_early(self, tmp_path: Path) -> None:
+        """If a caller asks to be called after commit, then it is called once its frames are committed,
+        in the order asked, the open segment is not sealed early, and with nothing pending at once."""
+        h = Harness(tmp_path, segment_max_delay_ms=5)
+        called: list[str] = []
+        h.writer.after_commit(lambda: called.append("nothing pending"))
+        assert called == ["nothing pending"]
+        h.runner.hold = True
+        h.writer.append(entry([b"a"]), 1)
+        h.writer.after_commit(lambda: called.append("a"))
+        h.writer.append(entry([b"b"]), 1)
+        h.writer.after_commit(lambda: called.append("a b"))
+        h.clock.advance(0.004)
+        assert not h.runner.held  # still open: the delay has not passed
+        h.clock.advance(0.002)
+        assert len(h.runner.held) == 1 and called == ["nothing pending"]
+        h.writer.after_commit(lambda: called.append("sealed, in flight"))
+        h.runner.release_one()
+        assert called == ["nothing pending", "a", "a b", "sealed, in flight"]
+        assert h.store.meta.frames == 2
+
+    def test_after_commit_is_never_called_for_a_failed_commit(self, tmp_path: Path) -> None:
+        """If the commit holding the frames fails, then the callback is not called: it is a promise of storage."""
+        h = Harness(tmp_path)
+        h.runner.hold = True
+        h.writer.append(entry([b"a"]), 1)
+        called: list[str] = []
+        h.writer.after_commit(lambda: called.append("a"))
+        h.writer.when_committed()  # seal
+        _, d = h.runner.held.pop(0)
+        d.errback(OSError("disk gone"))
+        assert called == []
+
     def test_memory_watermarks(self, tmp_path: Path) -> None:
         """If uncommitted frames pass the memory high watermark, then the gate holds until below the low one."""
         h = Harness(tmp_path, segment_max_bytes=4096, memory_high_watermark_bytes=20_000, memory_low_watermark_bytes=5_000)
