@@ -42,11 +42,17 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
         c.set_defaults(run=run, usage_error=usage_error)
 
 
+SYSTEMD_CONTROL_SOCKET = Path("/run/syslog-receiver/control.sock")
+"""Where the daemon of systemd/receiver.service listens (its RuntimeDirectory)."""
+
+
 def _socket(args: argparse.Namespace) -> Path:
     if args.socket is not None:
         return Path(args.socket)
     if args.config is None:
-        return default_config().control_socket
+        here = default_config().control_socket
+        # From an operator's shell the unit's $RUNTIME_DIRECTORY is not set: find the service's socket.
+        return SYSTEMD_CONTROL_SOCKET if not here.exists() and SYSTEMD_CONTROL_SOCKET.exists() else here
     from receiver.config_file import ConfigError, load_config
 
     try:
