@@ -90,6 +90,25 @@ def test_kill9_loses_nothing_and_duplicates_only_the_unacknowledged(
     assert duplicates <= WINDOW, f"{duplicates} duplicates, more than the window of {WINDOW} in flight"
 
 
+def test_stop_answers_what_it_committed_then_serverclose(make_receiver: MakeReceiver) -> None:
+    """If the receiver stops (SIGTERM) with a RELP session open, then the client gets an answer for every
+    message it sent, then serverclose, then the close; and the messages answered are in the spool."""
+    port = free_port()
+    rx = make_receiver(listeners=[relp_listener(port)], spool={"segment_max_delay_ms": 200})
+    offers = b"relp_version=0\ncommands=syslog"
+    with socket.create_connection((LOOPBACK, port), timeout=10) as s:
+        s.sendall(b"1 open %d %s\n" % (len(offers), offers))
+        assert s.recv(4096).startswith(b"1 rsp ")
+        s.sendall(b"".join(b"%d syslog 8 stop %03d\n" % (n, n) for n in range(2, 52)))
+        time.sleep(0.05)  # read, not yet committed: the commit window is 200 ms
+        assert rx.terminate(timeout=30) == 0
+        answers = b""
+        while chunk := s.recv(65536):
+            answers += chunk
+    assert answers == b"".join(b"%d rsp 6 200 OK\n" % n for n in range(2, 52)) + b"0 serverclose 0\n"
+    assert sorted(rx.frames()) == [b"stop %03d" % n for n in range(2, 52)]
+
+
 def test_a_malformed_frame_ends_the_session_with_a_reason(make_receiver: MakeReceiver) -> None:
     """If a client sends bytes that are not a RELP frame, then it gets serverclose, the connection
     closes, the reason is logged, and what it sent before was acknowledged and stored."""
