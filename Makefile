@@ -4,13 +4,14 @@
 #   make test    installs what the tests need (the real rsyslog, syslog-ng, logger,
 #                loggen included) and runs every test, the linters and the type check
 #   make bench   the benchmarks of docs/benchmarks.md
+#   make reliability  the failure scenarios of docs/reliability.md, at full size
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test programs lint bench clean
+.PHONY: venv run test programs lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	@./.ci/bootstrap-venv "$(PYTHON)" "$(VENV)"
@@ -30,7 +31,7 @@ test: $(STAMP) programs
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
-	$(BIN)/ruff check formats receiver tests bench
+	$(BIN)/ruff check formats receiver tests bench reliability
 	$(BIN)/mypy
 
 bench: $(STAMP) programs
@@ -38,6 +39,9 @@ bench: $(STAMP) programs
 	$(BIN)/python bench/ingest_bench.py -n 1000000 --repeat 3 --json bench/out/ingest.json
 	$(BIN)/python bench/delivery_bench.py -n 1000000 --json bench/out/delivery.json
 	$(BIN)/python bench/local_store_bench.py
+
+reliability: $(STAMP) programs
+	$(BIN)/python -m reliability.run --size full --json bench/out/reliability.json
 
 clean:
 	rm -rf $(VENV) .programs bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -35,7 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || fail "apt-get install ${missing[*]} failed"
 fi
 
-if [ ! -x "$RSYSLOG_DIR/usr/sbin/rsyslogd" ] || [ ! -f "$RSYSLOG_DIR/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so" ]; then
+if [ ! -x "$RSYSLOG_DIR/usr/sbin/rsyslogd" ] || [ ! -f "$RSYSLOG_DIR/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so" ] || [ ! -f "$RSYSLOG_DIR/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so" ]; then
     echo "install-programs: unpacking rsyslog into $RSYSLOG_DIR"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT

@@ -1,0 +1,1 @@
+"""Scenarios of the delivering side: the upstream down, slow, failing, refusing."""
