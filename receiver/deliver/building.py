@@ -21,7 +21,10 @@ import dataclasses
 import gc
 import logging
 import multiprocessing
+import os
+import select
 import signal
+import threading
 import time
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -176,7 +179,7 @@ class BatchBuilder:
 _worker_builder: BatchBuilder | None = None
 
 
-def _init_worker(config: Config) -> None:
+def _init_worker(config: Config, delivery_pid: int) -> None:
     global _worker_builder
     from receiver.cli.daemon import GC_THRESHOLDS, configure_logging
 
@@ -186,6 +189,39 @@ def _init_worker(config: Config) -> None:
     configure_logging(config.logging.level)
     gc.set_threshold(*GC_THRESHOLDS)  # as in the other processes: parsing makes no cycles
     _worker_builder = BatchBuilder(config)
+    _exit_with(delivery_pid)
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker as soon as process ``pid`` (the delivery process) has ended, however it ended.
+
+    A pool worker waits on a queue whose writing end it holds itself, so it
+    would never see its parent go: after a kill -9 of the delivery process
+    the workers (and the forkserver, which lives while they do) would stay
+    forever, one set per crash.
+    """
+    try:
+        watched = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel), or it has ended already
+        if not _running(pid):
+            os._exit(0)
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-delivery", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_in_worker(plan: SinkPlan, first_seq: int, segments: Segments) -> Built:
@@ -202,4 +238,4 @@ def start_pool(config: Config, workers: int) -> ProcessPoolExecutor:
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["receiver.deliver.building"])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, os.getpid()))

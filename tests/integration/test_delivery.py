@@ -193,11 +193,21 @@ def _delivery_pid(rx: Receiver) -> int | None:
     return None
 
 
+def exited(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for a parent that is gone too counts)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
 def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
     make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
 ) -> None:
     """If the delivery process is killed (-9) while sending, then the daemon restarts it, every line is
-    delivered, and any line delivered twice came both times in a group with the same __pack_id__."""
+    delivered, any line delivered twice came both times in a group with the same __pack_id__, and the
+    killed process's worker processes (and their forkserver) exit by themselves: no orphans pile up."""
     n = 60_000
     rx = sls_receiver(make_receiver, sls_server, tmp_path)
     first = _delivery_pid(rx)
@@ -205,6 +215,8 @@ def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
     sender = BlastSender(rx.port, n).start()
     try:
         wait_until(lambda: delivered(sls_server) > 2000, timeout=60, message="delivery under way")
+        workers = descendants(first)
+        assert workers, "the delivery process has worker processes"
         os.kill(first, signal.SIGKILL)  # the child of the receiver under test, by its PID
         sender.join(60)
     finally:
@@ -217,6 +229,8 @@ def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
         packs = {dict(group.tags)["__pack_id__"] for group, _ in copies}
         assert len(packs) == 1, f"line {seq} came in groups {packs}"
     assert "delivery process ended unexpectedly" in rx.log
+    wait_until(lambda: all(exited(pid) for pid in workers), timeout=30,
+               message=lambda: f"orphaned workers of the killed delivery process: {workers}")
 
 
 def test_routes_by_tag_and_filter_and_counts_unknown_tags(
@@ -371,15 +385,7 @@ def test_delivery_process_ends_with_the_daemon_even_on_kill9(
     wait_until(lambda: "worker processes build and encode" in rx.log, timeout=20, message="delivery started")
     family = [child, *descendants(child)]
     rx.kill()
-
-    def gone(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        return state == "Z"  # exited, waiting for a parent that is gone too
-
-    wait_until(lambda: all(gone(pid) for pid in family), timeout=30, message=f"{family} exited")
+    wait_until(lambda: all(exited(pid) for pid in family), timeout=30, message=f"{family} exited")
 
 
 def test_memory_stays_flat_while_the_upstream_is_down(
