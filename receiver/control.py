@@ -114,8 +114,8 @@ def status_of(service: Any) -> dict[str, Any]:
         opened = telemetry.value("receiver_connections_opened_total", listener=listener.name)
         closed = telemetry.value("receiver_connections_closed_total", listener=listener.name)
         listeners.append({
-            "name": listener.name, "transport": listener.transport, "address": host.host, "port": host.port,
-            "format": listener.format, "connections": opened - closed,
+            "name": listener.name, "transport": listener.transport, "tls": listener.tls is not None,
+            "address": host.host, "port": host.port, "format": listener.format, "connections": opened - closed,
             "frames": telemetry.value("receiver_frames_received_total", listener=listener.name),
         })
     spool: dict[str, Any] = {"directory": str(config.spool_directory)}

@@ -97,8 +97,9 @@ def _status(args: argparse.Namespace) -> int:
     print("listeners:")
     for listener in status["listeners"]:
         host = f"[{listener['address']}]" if ":" in listener["address"] else listener["address"]
-        connections = f"{listener['connections']:,} connections, " if listener["transport"] == "tcp" else ""
-        print(f"  {listener['name']:<16} {listener['transport']} {host}:{listener['port']}  "
+        connections = f"{listener['connections']:,} connections, " if listener["transport"] != "udp" else ""
+        transport = listener["transport"] + ("+tls" if listener.get("tls") else "")
+        print(f"  {listener['name']:<16} {transport} {host}:{listener['port']}  "
               f"format {listener['format']}  {connections}{listener['frames']:,} frames")
     spool = status["spool"]
     if "frames" in spool:

@@ -123,6 +123,8 @@ def test_rsyslog_gtls_octet_counted(make_receiver: MakeReceiver, make_rsyslog: M
     assert rsyslog.send(numbered("gtls")) == MESSAGES
     assert_all_arrived(rx, "gtls")
     assert refusals(rx) == {}
+    status = receiverctl("status", "-c", str(rx.config_path))
+    assert f"tcp+tls 127.0.0.1:{rx.port}" in status.stdout, status.stdout
 
 
 def test_syslog_ng_tls(make_receiver: MakeReceiver, make_syslog_ng: MakeSyslogNg, server: SelfSigned) -> None:
