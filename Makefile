@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP) programs
 	$(BIN)/python bench/formats_bench.py --json bench/out/formats.json
 	$(BIN)/python bench/ingest_bench.py -n 1000000 --repeat 3 --json bench/out/ingest.json
+	$(BIN)/python bench/transport_bench.py --json bench/out/transport.json
 	$(BIN)/python bench/delivery_bench.py -n 1000000 --json bench/out/delivery.json
 	$(BIN)/python bench/local_store_bench.py
 

@@ -5,7 +5,8 @@
 
 Upstream sinks are built as delivery would build them (credentials, key and
 password files read, URLs checked; nothing is sent), so a key file of the
-wrong mode is found here rather than at the first delivery.
+wrong mode is found here rather than at the first delivery; TLS listeners'
+certificate and key files are loaded as the daemon loads them.
 
 Warnings go to stderr after the OK line. A file that cannot be used prints
 every error, one per line, to stderr, and the exit status is 2. Without a
@@ -44,6 +45,9 @@ def check_config(path: Path | None, *, stdout: TextIO | None = None, stderr: Tex
             return EXIT_INVALID
         config, warnings = loaded.config, loaded.warnings
     problems, notes = sink_problems(config)
+    tls_errors, tls_warnings = tls_problems(config)
+    problems += tls_errors
+    notes += tls_warnings
     if problems:
         for problem in problems:
             print(problem, file=err)
@@ -85,6 +89,26 @@ def sink_problems(config: Config) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
+def tls_problems(config: Config) -> tuple[list[str], list[str]]:
+    """Why TLS listeners could not start (their certificate and key files, read as the daemon reads
+    them), and what they can start with but should be seen to (an expired certificate, a readable key)."""
+    from receiver.config import TlsConfigError
+    from receiver.ingest.tls import TlsServerContext
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    for listener in config.listeners:
+        if listener.tls is None or listener.transport == "udp":
+            continue
+        try:
+            context = TlsServerContext(listener.tls)
+        except TlsConfigError as e:
+            problems.append(f"{config.source}: listener {listener.name!r} cannot start: {e}")
+            continue
+        warnings += [f"{config.source}: listener {listener.name!r}: {w}" for w in context.warnings]
+    return problems, warnings
+
+
 def summary(config: Config) -> str:
     """``<source>: N listeners (...), spool <dir>, sinks ...``."""
     n = len(config.listeners)
@@ -99,4 +123,5 @@ def summary(config: Config) -> str:
 def describe_listener(listener: ListenerConfig) -> str:
     """``tcp [::]:11111 tcp-11111``: transport, address and port, name."""
     host = f"[{listener.address}]" if ":" in listener.address else listener.address
-    return f"{listener.transport} {host}:{listener.port} {listener.name}"
+    transport = listener.transport + ("+tls" if listener.tls is not None and listener.transport != "udp" else "")
+    return f"{transport} {host}:{listener.port} {listener.name}"

@@ -102,7 +102,8 @@ class RelpReceiver(StreamReceiver):
             self.acknowledged += count
             self._write(answers)
 
-        self.factory.writer.after_commit(answer)
+        # soon: a RELP sender stops at its window until answered; the group-commit delay would be idle time.
+        self.factory.writer.after_commit(answer, soon=True)
 
     def _answer(self, data: bytes) -> None:
         """Answer in the order of the transactions: after the acknowledgements still waiting, if any."""

@@ -82,6 +82,7 @@ class SpoolWriter:
         self._pending_bytes = 0  # appended, not yet committed
         self._in_flight = 0  # segments sealed and not yet committed
         self._seal_due = False  # the open segment should go as soon as the writer is free
+        self._seal_soon = False  # a seal is asked for at the next reactor turn (after_commit soon=True)
         self._last_commit: Deferred[Any] = succeed(None)  # the tail of the commit chain
         self._retention_timer: IDelayedCall | None = None
         self._closed = False
@@ -108,16 +109,23 @@ class SpoolWriter:
         if self._pending_bytes > self._config.memory_high_watermark_bytes:
             self._gate.hold("memory")
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
+    def after_commit(self, callback: Callable[[], None], *, soon: bool = False) -> None:
         """Call ``callback`` in the reactor once everything appended so far is committed.
 
         Never called if that commit fails (at shutdown, after its retries):
         it is how RELP acknowledges, and an acknowledgement is a promise.
-        Unlike :meth:`when_committed` it does not seal early: the callback
-        waits for the group commit that was coming anyway.
+        Without ``soon`` the callback waits for the group commit that was
+        coming anyway. With it, the open segment is sealed once this turn of
+        the reactor has read what it can (so concurrent senders still share
+        the commit) and the writer is free, rather than after
+        ``segment_max_delay_ms``: for a sender that waits for the answer
+        before it sends more, that delay is all latency.
         """
         if self._open:
             self._open_waiters.append(callback)
+            if soon and not self._seal_soon:
+                self._seal_soon = True
+                self._clock.callLater(0, self._seal_when_free)
         elif self._sealed_waiters is not None:
             self._sealed_waiters.append(callback)
         else:
@@ -154,6 +162,7 @@ class SpoolWriter:
 
     def _seal_when_free(self) -> None:
         """Seal now if the writer is idle; otherwise let the segment grow until it is."""
+        self._seal_soon = False
         if self._in_flight == 0 or self._open_bytes >= self._config.segment_max_bytes * _MAX_SEGMENT_FACTOR:
             self._seal()
         else:

@@ -887,6 +887,31 @@ class TestCheckConfig:
         )
         assert err == ""
 
+    def test_tls_files_are_loaded(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """If a TLS listener's key does not match its certificate, then check-config says so (exit 2), as the
+        daemon would at start; with a good pair it prints the listener as tcp+tls."""
+        from receiver.cli.tls import write_selfsigned
+
+        good = write_selfsigned(tmp_path / "good", name="logs.example.com")
+        other = write_selfsigned(tmp_path / "other", name="other.example.com")
+        text = """
+            state_directory = "st"
+            [[listeners]]
+            name = "tls"
+            transport = "tcp"
+            address = "127.0.0.1"
+            [listeners.tls]
+            certificate_file = "{cert}"
+            key_file = "{key}"
+        """
+        path = write(tmp_path, text.format(cert=good.certificate_file, key=good.key_file))
+        assert check_config(path) == 0
+        assert "tcp+tls 127.0.0.1:6514 tls" in capsys.readouterr().out
+        path = write(tmp_path, text.format(cert=good.certificate_file, key=other.key_file))
+        assert check_config(path) == 2
+        err = capsys.readouterr().err
+        assert "listener 'tls' cannot start: " in err and str(other.key_file) in err
+
     def test_defaults(self, capsys: pytest.CaptureFixture[str]) -> None:
         """If no file is given, then the built-in defaults are checked."""
         assert check_config(None) == 0

@@ -240,6 +240,20 @@ class TestWriter:
         assert called == ["nothing pending", "a", "a b", "sealed, in flight"]
         assert h.store.meta.frames == 2
 
+    def test_after_commit_soon_seals_at_the_next_reactor_turn(self, tmp_path: Path) -> None:
+        """If a caller asks to be called soon after commit, then the open segment is sealed at the next
+        turn of the reactor, not after the group-commit delay, and appends of the same turn share it."""
+        h = Harness(tmp_path, segment_max_delay_ms=5000)
+        called: list[str] = []
+        h.writer.append(entry([b"a"]), 1)
+        h.writer.after_commit(lambda: called.append("a"), soon=True)
+        h.writer.append(entry([b"b"]), 1)  # the same turn: the same segment
+        h.writer.after_commit(lambda: called.append("b"), soon=True)
+        assert called == []
+        h.clock.advance(0)
+        assert called == ["a", "b"]
+        assert h.store.meta.segments == 1 and h.store.meta.frames == 2
+
     def test_after_commit_is_never_called_for_a_failed_commit(self, tmp_path: Path) -> None:
         """If the commit holding the frames fails, then the callback is not called: it is a promise of storage."""
         h = Harness(tmp_path)
