@@ -136,6 +136,7 @@ class StreamDeframer(DeframerCounters):
         "_max",
         "_mode",
         "_need",
+        "_octet_header",
         "_octet_starts",
         "_pending",
         "_seen",
@@ -158,6 +159,9 @@ class StreamDeframer(DeframerCounters):
         self._mode = framing
         self._max = max_frame_bytes
         self._octet_starts = (_SYSLOG_START, *(v.encode() + b" " for v in streamlog_versions))
+        # The common case in one match: a count, and (auto) a message start after it.
+        starts = b"|".join(re.escape(start) for start in self._octet_starts)
+        self._octet_header = _HEADER if framing == "octet" else re.compile(_HEADER.pattern + b"(?=" + starts + b")")
         self._state = _START
         self._pending = b""  # START: an undecided frame start (a few bytes at most)
         self._kept = bytearray()  # LF/OCTET: the frame so far, at most max bytes
@@ -259,6 +263,10 @@ class StreamDeframer(DeframerCounters):
         limit = self._max
         while pos < end:
             if mode != "lf" and 0x31 <= buf[pos] <= 0x39:
+                run_end = self._octet_run(buf, pos, out)
+                if run_end != pos:
+                    pos = run_end
+                    continue
                 header = _HEADER.match(buf, pos)
                 if header is None:
                     if _DIGITS.fullmatch(buf, pos):
@@ -301,6 +309,38 @@ class StreamDeframer(DeframerCounters):
                 lines = [line for line in lines if line]
                 self.empty_frames += before - len(lines)
             out += lines
+
+    def _octet_run(self, buf: bytes, pos: int, out: list[bytes]) -> int:
+        """Whole octet-counted frames from ``pos`` while they come one after another; where they stop.
+
+        The fast path of a sender that counts every frame. Anything else (a
+        frame cut by the chunk's end, one over the limit, a start still
+        undecided) is left to the general path, from where this stopped.
+        """
+        match = self._octet_header.match
+        limit = self._max
+        end = len(buf)
+        append = out.append
+        empty = 0
+        while pos < end:
+            header = match(buf, pos)
+            if header is None:
+                break
+            count = int(header[1])
+            body = header.end()
+            frame_end = body + count
+            if frame_end > end or count > limit:
+                break
+            payload = buf[body:frame_end]
+            if payload[-1:] == b"\n":
+                payload = payload[:-1]
+            if payload:
+                append(payload)
+            else:
+                empty += 1
+            pos = frame_end
+        self.empty_frames += empty
+        return pos
 
     def _starts_message(self, buf: bytes, at: int) -> bool | None:
         """Does a message start at ``at``? None while too few bytes have come."""
