@@ -4,6 +4,13 @@ The protocol stays thin: ``dataReceived`` feeds the deframer and hands the
 frames, with their envelope, to the spool writer. It never parses a message
 body. The factory holds what connections share: limits, the gate, counters.
 
+Who may send is decided here too: a sender outside the listener's
+``allowed_networks`` or over its connection limits is refused at accept; a
+sender over its rate limit has its reading paused until it is back under
+(the kernel's window then slows it; nothing is dropped). Reading is paused
+for two reasons, backpressure (the gate) and the rate, and resumes only when
+neither holds: the connection itself is the producer the gate pauses.
+
 Closing is careful, because a TCP close with unread data makes the kernel
 send RST and the sender loses what it had in flight: connections are refused
 at accept (before anything was read), idle ones only when silent, and on
