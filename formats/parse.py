@@ -55,14 +55,40 @@ def make_parser(
     rfc5424 = Rfc5424Parser(strict=strict_rfc5424, default_tz=default_tz)
     rfc3164 = Rfc3164Parser(default_tz=default_tz)
     if format == "streamlog":
-        return streamlog.parse
+        return _never_raising(streamlog.parse)
     if format == "rfc5424":
-        return rfc5424.parse
+        return _never_raising(rfc5424.parse)
     if format == "rfc3164":
-        return rfc3164.parse
+        return _never_raising(rfc3164.parse)
     if format == "auto":
         return _auto(streamlog, rfc5424, rfc3164)
     raise FormatDefinitionError(f"format must be auto, streamlog, rfc5424 or rfc3164, not {format!r}")
+
+
+def _unparsed(frame: bytes, peer: str, receive_time_ns: int, error: str) -> Record:
+    """The frame kept whole, flagged parse-error, with ``error`` saying why."""
+    try:
+        text = frame.decode()
+        flags: tuple[str, ...] = (FLAG_PARSE_ERROR,)
+    except UnicodeDecodeError:
+        text = frame.decode("utf-8", "replace")
+        flags = (FLAG_INVALID_UTF8, FLAG_PARSE_ERROR)
+    return raw_record(text, peer, receive_time_ns, flags, error)
+
+
+def _parser_failed(error: Exception) -> str:
+    # A parser bug: the record says so, and one odd frame costs its own fields, never a batch.
+    return f"the parser failed ({type(error).__name__}: {error}); the frame is kept whole"
+
+
+def _never_raising(parse: ParseFunction) -> ParseFunction:
+    def guarded(frame: bytes, peer: str, receive_time_ns: int) -> Record:
+        try:
+            return parse(frame, peer, receive_time_ns)
+        except Exception as e:
+            return _unparsed(frame, peer, receive_time_ns, _parser_failed(e))
+
+    return guarded
 
 
 def _auto(streamlog: StreamlogParser, rfc5424: Rfc5424Parser, rfc3164: Rfc3164Parser) -> ParseFunction:
@@ -72,23 +98,18 @@ def _auto(streamlog: StreamlogParser, rfc5424: Rfc5424Parser, rfc3164: Rfc3164Pa
     parse_3164 = rfc3164.parse
 
     def parse_auto(frame: bytes, peer: str, receive_time_ns: int) -> Record:
-        if frame[:1] == b"<":
-            gt = frame.find(b">", 1, 5)
-            if gt > 0 and frame[gt + 1 : gt + 3] == b"1 ":
-                return parse_5424(frame, peer, receive_time_ns)
-            return parse_3164(frame, peer, receive_time_ns)
-        if frame.startswith(prefixes):
-            return parse_streamlog(frame, peer, receive_time_ns)
-        if looks_like_rfc3164_timestamp(frame[:16]):
-            return parse_3164(frame, peer, receive_time_ns)
-        try:
-            text = frame.decode()
-            flags: tuple[str, ...] = (FLAG_PARSE_ERROR,)
-        except UnicodeDecodeError:
-            text = frame.decode("utf-8", "replace")
-            flags = (FLAG_INVALID_UTF8, FLAG_PARSE_ERROR)
-        return raw_record(
-            text, peer, receive_time_ns, flags, "not streamlog, RFC 5424 or RFC 3164"
-        )
+        try:  # free in CPython 3.11 until something raises
+            if frame[:1] == b"<":
+                gt = frame.find(b">", 1, 5)
+                if gt > 0 and frame[gt + 1 : gt + 3] == b"1 ":
+                    return parse_5424(frame, peer, receive_time_ns)
+                return parse_3164(frame, peer, receive_time_ns)
+            if frame.startswith(prefixes):
+                return parse_streamlog(frame, peer, receive_time_ns)
+            if looks_like_rfc3164_timestamp(frame[:16]):
+                return parse_3164(frame, peer, receive_time_ns)
+        except Exception as e:
+            return _unparsed(frame, peer, receive_time_ns, _parser_failed(e))
+        return _unparsed(frame, peer, receive_time_ns, "not streamlog, RFC 5424 or RFC 3164")
 
     return parse_auto

@@ -197,8 +197,9 @@ class Rfc5424Parser:
         if found is not None:
             return found
         json: str | None = None
-        if "\\" not in sd and (sd.isprintable() or _CONTROL.search(sd) is None):
-            pieces = sd.split('"')
+        pieces = sd.split('"')
+        # An odd count of quotes cannot be SD; its shape would pair values with the wrong slots.
+        if "\\" not in sd and len(pieces) % 2 == 1 and (sd.isprintable() or _CONTROL.search(sd) is None):
             shape = tuple(pieces[::2])
             shapes = self._sd_shapes
             skeleton = shapes.get(shape)

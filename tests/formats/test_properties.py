@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from formats.framing import DatagramDeframer, StreamDeframer, frame_flags
@@ -46,6 +47,9 @@ def assert_well_formed(record: Record) -> None:
 class TestParsersNeverRaise:
     @PROFILE
     @given(frame=frames_in, peer=peers, received=receive_times)
+    # Found by the reliability suite's fuzzing: an odd count of quotes once crashed the SD shape cache.
+    @example(frame=b'<13>1 - - - - - [a b="" c=""]"] x', peer="", received=0)
+    @example(frame=b'<0>1      [! !="" #=""]"]', peer="", received=0)
     def test_every_parser(self, frame: bytes, peer: str, received: int) -> None:
         """If any bytes reach any parser, then it returns a well-formed record."""
         for parse in PARSERS.values():
@@ -61,6 +65,20 @@ class TestParsersNeverRaise:
         """If noise follows a real header, then every parser still returns a record."""
         for parse in PARSERS.values():
             assert_well_formed(parse(header + rest, "10.0.0.1", received))
+
+    @PROFILE
+    @given(
+        sd=st.lists(st.sampled_from(['[', ']', '"', "=", " ", "a", "b", "@1", "\\", "\\]"]), max_size=30).map("".join),
+        received=receive_times,
+    )
+    def test_structured_data_shapes(self, sd: str, received: int) -> None:
+        """If the STRUCTURED-DATA part is any mix of SD's own characters, then every parser returns a record,
+        the second time (from its caches) as the first."""
+        frame = b"<13>1 2026-10-11T22:14:15Z h app - - " + sd.encode() + b" msg"
+        for parse in PARSERS.values():
+            first = parse(frame, "10.0.0.1", received)
+            assert_well_formed(first)
+            assert parse(frame, "10.0.0.1", received) == first
 
     @PROFILE
     @given(text=st.text(max_size=200), received=receive_times)
@@ -176,3 +194,20 @@ class TestYearInference:
         frame = f"<13>{sent:%b} {sent.day:2d} {sent:%H:%M:%S} host app: m".encode()
         record = make_parser(format="rfc3164")(frame, "", int(received.timestamp()) * 10**9)
         assert record.time == int(sent.timestamp())
+
+
+class TestParserBugsAreContained:
+    @staticmethod
+    def broken(self: object, frame: bytes, peer: str, received: int) -> Record:
+        raise IndexError("a bug")
+
+    def test_auto(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If a parser has a bug that raises, then the frame is kept whole, flagged parse-error, with the bug named."""
+        from formats.rfc5424 import Rfc5424Parser
+
+        monkeypatch.setattr(Rfc5424Parser, "parse", self.broken)
+        for name in ("auto", "rfc5424"):
+            record = make_parser(format=name)(b"<13>1 - - - - - - hello", "10.0.0.1", 7 * 10**9)  # type: ignore[arg-type]
+            assert record.flags == ("parse-error",)
+            assert dict(record.fields)["_content_"] == "<13>1 - - - - - - hello"
+            assert record.error is not None and "IndexError: a bug" in record.error
