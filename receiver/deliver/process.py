@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -91,6 +92,7 @@ def _stop_at_eof(stop: threading.Event) -> None:
 
 def _open_spool(directory: Path, stop: threading.Event) -> SpoolStore | None:
     deadline = time.monotonic() + _SPOOL_WAIT_SECONDS
+    failures = 0
     while not stop.is_set():
         try:
             return SpoolStore(directory, readonly=True)
@@ -99,6 +101,13 @@ def _open_spool(directory: Path, stop: threading.Event) -> SpoolStore | None:
                 log.error("delivery: no spool in %s after %g s; is the daemon running?", directory, _SPOOL_WAIT_SECONDS)
                 return None
             stop.wait(0.2)
+        except sqlite3.OperationalError as e:
+            # Opening writes a little (diskcache's settings): on a full disk, wait for room rather
+            # than exit and be restarted over and over.
+            failures += 1
+            if failures in (1, 10) or failures % 100 == 0:
+                log.error("delivery: cannot open the spool in %s (%s; is its disk full?); retrying", directory, e)
+            stop.wait(1.0)
     return None
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -171,11 +172,35 @@ class SinkWorker:
             recover = functools.partial(self._records_of, batch)
             if not self._deliver_all(built.groups, stop, recover):
                 break  # stopping: the cursor stays, the batch is resent with the same pack ids
-            self._store.set_cursor(name, batch.last_seq)
+            if not self._save_cursor(batch.last_seq, stop):
+                break  # stopping before the cursor could be written: as above
         for batch in pending:
             batch.built.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+    def _save_cursor(self, seq: int, stop: threading.Event) -> bool:
+        """Record that the upstream has everything up to segment ``seq``; retried while the spool's disk is full.
+
+        Moving on without it would be worse than waiting: the batches after
+        it would be sent, and all of them again after a restart.
+        """
+        delay = 0.1
+        failures = 0
+        while not stop.is_set():
+            try:
+                self._store.set_cursor(self.sink.name, seq)
+                if failures:
+                    log.info("%s: cursor saved again after %d failures", self.sink.name, failures)
+                return True
+            except (sqlite3.Error, OSError) as e:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.error("%s: cannot save the cursor (%s; is the spool's disk full?); delivery waits and "
+                              "retries (%d failures)", self.sink.name, e, failures)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        return False
 
     def snapshot(self) -> dict[str, object]:
         """This sink's counters and state, for the stats file (receiver/deliver/stats.py)."""

@@ -11,6 +11,7 @@ segments only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -115,11 +116,24 @@ class SpoolStore:
 
     # -- writing (one thread) --------------------------------------------
 
+    @contextlib.contextmanager
+    def _changing_meta(self) -> Iterator[SpoolMeta]:
+        """A copy of the counters to change in one transaction: they become the store's only once it commits.
+
+        A commit that fails (a full disk) rolls the database back; changing
+        ``self.meta`` in place would have kept the counts of a segment that
+        was never stored, and the next good commit would have saved them.
+        """
+        meta = dataclasses.replace(self.meta)
+        with self._cache.transact(retry=True):
+            yield meta
+            self._cache.set(_META, meta.to_json())
+        self.meta = meta
+
     def append(self, blob: bytes, summary: SegmentSummary) -> int:
         """Commit one segment; returns its sequence number once durable."""
-        meta = self.meta
-        seq = meta.next_seq
-        with self._cache.transact(retry=True):
+        with self._changing_meta() as meta:
+            seq = meta.next_seq
             self._cache.set(seq, blob)
             meta.next_seq = seq + 1
             if meta.segments == 0:
@@ -130,22 +144,19 @@ class SpoolStore:
             meta.stored_bytes += len(blob)
             meta.raw_bytes += summary.raw_bytes
             meta.frames_written += summary.frames
-            self._cache.set(_META, meta.to_json())
         return seq
 
     def delete_oldest(self, *, delivered: bool) -> SegmentSummary | None:
         """Remove the oldest segment; ``delivered`` says whether every sink had it."""
-        meta = self.meta
-        if meta.first_seq >= meta.next_seq:
+        if self.meta.first_seq >= self.meta.next_seq:
             return None
-        seq = meta.first_seq
+        seq = self.meta.first_seq
         blob = self._cache.get(seq)
-        with self._cache.transact(retry=True):
-            summary = self._forget(seq, blob)
+        with self._changing_meta() as meta:
+            summary = self._forget(meta, seq, blob)
             if not delivered and summary is not None:
                 meta.discarded_frames += summary.frames
                 meta.discarded_segments += 1
-            self._cache.set(_META, meta.to_json())
         return summary
 
     def quarantine(self, seq: int, reason: str) -> Path:
@@ -156,15 +167,13 @@ class SpoolStore:
         target = target_dir / f"segment-{seq}.bin"
         target.write_bytes(blob if isinstance(blob, bytes) else b"")
         (target_dir / f"segment-{seq}.reason").write_text(reason + "\n")
-        with self._cache.transact(retry=True):
-            self._forget(seq, blob)
-            self.meta.quarantined_segments += 1
-            self._cache.set(_META, self.meta.to_json())
+        with self._changing_meta() as meta:
+            self._forget(meta, seq, blob)
+            meta.quarantined_segments += 1
         return target
 
-    def _forget(self, seq: int, blob: object) -> SegmentSummary | None:
-        """Delete a segment and take it out of the counters (inside a transaction)."""
-        meta = self.meta
+    def _forget(self, meta: SpoolMeta, seq: int, blob: object) -> SegmentSummary | None:
+        """Delete a segment and take it out of ``meta`` (inside a transaction)."""
         summary = None
         if isinstance(blob, bytes):
             try:
@@ -181,13 +190,13 @@ class SpoolStore:
             meta.first_seq += 1
             while meta.first_seq < meta.next_seq and meta.first_seq not in self._cache:
                 meta.first_seq += 1
-            meta.oldest_receive_time_ns = self._first_receive_time(meta.first_seq)
+            meta.oldest_receive_time_ns = self._first_receive_time(meta.first_seq, meta.next_seq)
         if meta.segments == 0:
             meta.oldest_receive_time_ns = meta.newest_receive_time_ns = None
         return summary
 
-    def _first_receive_time(self, seq: int) -> int | None:
-        blob = self._cache.get(seq) if seq < self.meta.next_seq else None
+    def _first_receive_time(self, seq: int, next_seq: int) -> int | None:
+        blob = self._cache.get(seq) if seq < next_seq else None
         if not isinstance(blob, bytes):
             return None
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -278,6 +279,27 @@ class TestSinkWorker:
         assert letters.letters() == []
         assert sink.accepted == ["message 0"]
         assert sink.sent[-1].pack_id == letter.pack_id
+
+    def test_a_cursor_that_cannot_be_saved_is_retried_not_skipped(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If saving the cursor fails (the spool's disk is full), then delivery waits and retries it, and
+        every record is still sent exactly once: no batch is sent past an unsaved cursor."""
+        store = fill_spool(tmp_path / "spool", 4, 2)
+        sink = ScriptedSink(max_records=2)
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        real = SpoolStore.set_cursor
+        failures = iter([True, True])
+
+        def set_cursor(self: SpoolStore, name: str, seq: int) -> None:
+            if next(failures, False):
+                raise sqlite3.OperationalError("database or disk is full")
+            real(self, name, seq)
+
+        monkeypatch.setattr(SpoolStore, "set_cursor", set_cursor)
+        run_until_done(worker, store, 4)
+        assert store.cursor("fake") == 4
+        assert sink.accepted == [f"message {i}" for i in range(8)]
 
     def test_replayed_dead_letter_that_cannot_be_removed_is_sent_once(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

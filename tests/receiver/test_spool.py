@@ -81,6 +81,31 @@ class TestSegment:
 
 
 class TestStore:
+    def test_a_failed_commit_leaves_the_counters_as_they_were(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If a commit fails (a full disk), then the counters and the next sequence number are those of
+        before it, in memory and after a reopen: the segment that was not stored is not counted."""
+        store = SpoolStore(tmp_path / "spool")
+        blob = encode_segment([entry([b"f"] * 3)])
+        store.append(blob, read_summary(blob))
+        real_set = store._cache.set
+        failures = iter([True])
+
+        def failing_set(key: object, value: object, *args: object, **kwargs: object) -> bool:
+            if key == "meta" and next(failures, False):
+                raise sqlite3.OperationalError("database or disk is full")
+            return real_set(key, value, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store._cache, "set", failing_set)
+        with pytest.raises(sqlite3.OperationalError):
+            store.append(blob, read_summary(blob))
+        assert (store.meta.next_seq, store.meta.segments, store.meta.frames) == (2, 1, 3)
+        assert store.append(blob, read_summary(blob)) == 2  # the retry takes the same number
+        store.close()
+        meta = SpoolStore(tmp_path / "spool").meta
+        assert (meta.next_seq, meta.segments, meta.frames, meta.frames_written) == (3, 2, 6, 6)
+
     def test_append_and_reopen(self, tmp_path: Path) -> None:
         """If segments are committed and the store reopened, then they and the counters are there."""
         store = SpoolStore(tmp_path / "spool")
