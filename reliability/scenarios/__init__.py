@@ -1,3 +1,3 @@
 """The scenarios, one module per theme; importing this package registers them all."""
 
-from reliability.scenarios import ingest, upstream  # noqa: F401  (registration)
+from reliability.scenarios import ingest, ingest_clock, ingest_input, upstream  # noqa: F401  (registration)
