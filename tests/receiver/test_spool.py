@@ -95,7 +95,7 @@ class TestStore:
         def failing_set(key: object, value: object, *args: object, **kwargs: object) -> bool:
             if key == "meta" and next(failures, False):
                 raise sqlite3.OperationalError("database or disk is full")
-            return real_set(key, value, *args, **kwargs)  # type: ignore[arg-type]
+            return bool(real_set(key, value, *args, **kwargs))
 
         monkeypatch.setattr(store._cache, "set", failing_set)
         with pytest.raises(sqlite3.OperationalError):
