@@ -137,6 +137,8 @@ class SinkWorker:
         """Requests in flight now: halved on quota answers, raised by one after a run of successes."""
         self._successes = 0
         self._lock = threading.Lock()
+        self._slots = threading.Condition()  # requests on the wire, at most ``concurrency``
+        self._sending = 0
         self._pool = (
             ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"send-{sink.name}")
             if self.max_concurrency > 1 else None
@@ -287,6 +289,26 @@ class SinkWorker:
                 log.error("%s: replayed %s but cannot remove it (%s); remove it by hand (it was sent)",
                           self.sink.name, path, e)
 
+    def _send(self, group: Group, stop: threading.Event) -> SendOutcome | None:
+        """One request, once fewer than ``concurrency`` are on the wire; None when stopping first.
+
+        Every attempt takes a slot, retries included: lowering ``concurrency``
+        on a quota answer then holds back the groups already retrying too,
+        not only the ones not yet started.
+        """
+        with self._slots:
+            while self._sending >= self.concurrency:
+                if stop.is_set():
+                    return None
+                self._slots.wait(0.5)
+            self._sending += 1
+        try:
+            return self.sink.send(group)
+        finally:
+            with self._slots:
+                self._sending -= 1
+                self._slots.notify()
+
     def _adapt(self, kind: OutcomeKind) -> None:
         """Fewer requests in flight while the upstream says we send too much; more again as it recovers."""
         if self._pool is None:
@@ -329,7 +351,9 @@ class SinkWorker:
         attempt = 0
         stats = self.stats
         while not stop.is_set():
-            outcome = self.sink.send(group)
+            outcome = self._send(group, stop)
+            if outcome is None:
+                break
             self._adapt(outcome.kind)
             if outcome.kind == "ok":
                 with self._lock:

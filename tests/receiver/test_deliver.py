@@ -391,3 +391,27 @@ class TestConcurrency:
         run_until_done(worker, store, 1)
         assert worker.concurrency < worker.max_concurrency
         assert len(sink.accepted) == 4
+
+    def test_quota_holds_back_the_groups_already_retrying(self, tmp_path: Path) -> None:
+        """If every request in flight is answered with a quota error, then their retries go at most
+        ``concurrency`` at a time (halved per answer: 1 here), not all at once as before."""
+        store = fill_spool_from_peers(tmp_path / "spool", 4, 1)
+        sink = SlowSink([SendOutcome("quota", "WriteQuotaExceed")] * 4)
+        calls = 0
+        most_after = 0
+        send = sink.send
+
+        def counting_send(group: Group) -> SendOutcome:
+            nonlocal calls, most_after
+            with sink.lock:
+                calls += 1
+                if calls > 4:
+                    most_after = max(most_after, len(sink.in_flight) + 1)
+            return send(group)
+
+        sink.send = counting_send  # type: ignore[method-assign]
+        worker = self.make(sink, tmp_path)
+        run_until_done(worker, store, 1)
+        assert sink.most == 4  # the first four went together
+        assert most_after == 1
+        assert len(sink.accepted) == 4
