@@ -269,7 +269,9 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
     password.write_text(server.users["default"].password + "\n")
     password.chmod(0o600)
     toml = f'[[sinks]]\ntype = "clickhouse"\nurl = "{server.url}"\npassword_file = "{password}"\n'
-    return toml, clickhouse_count, lambda: proc_cpu_seconds(server.pid)
+    pid = server.pid
+    assert pid is not None, "clickhouse-server is running"
+    return toml, clickhouse_count, lambda: proc_cpu_seconds(pid)
 
 
 # -- one run ----------------------------------------------------------------------
