@@ -35,9 +35,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) programs
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(BIN)/python bench/formats_bench.py --json bench/out/formats.json
 	$(BIN)/python bench/ingest_bench.py -n 1000000 --repeat 3 --json bench/out/ingest.json
+	$(BIN)/python bench/ingest_bench.py -n 1000000 --repeat 3 --cases tcp1,tcp100 --formats ali,rfc3164,rfc5424 --json bench/out/ingest-formats.json
+	$(BIN)/python bench/scaling_bench.py --parts connections,sizes --json bench/out/scaling.json
+	$(BIN)/python bench/scaling_bench.py --parts stages --json bench/out/stages.json
 	$(BIN)/python bench/transport_bench.py --json bench/out/transport.json
+	$(BIN)/python bench/relay_bench.py --json bench/out/relay.json
 	$(BIN)/python bench/delivery_bench.py -n 1000000 --json bench/out/delivery.json
 	$(BIN)/python bench/local_store_bench.py
 

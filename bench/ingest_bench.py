@@ -2,6 +2,7 @@
 
     python bench/ingest_bench.py [-n 1000000] [--repeat 3] [--cases tcp1,tcp100,udp]
                                  [--receivers receiver,rsyslog,syslog-ng] [--udp-rate 100000]
+                                 [--formats ali,rfc3164,rfc5424] [--size 200]
                                  [--json bench/out/ingest.json]
 
 Every receiver gets the same bytes from the in-memory blast sender
@@ -26,6 +27,13 @@ output.
   UDP receive-buffer drop counter (RcvbufErrors) over the run.
 - Each run's stored messages are checked afterwards (``--no-verify`` skips
   it): every sequence number 0..N-1 once (TCP), no duplicates (UDP).
+- Formats (``--formats``): ALI_LOG_FMT lines (the default), RFC 3164, and
+  RFC 5424 with structured data, all from ``bench/blast.py``'s builders, of
+  ``--size`` bytes each. Our receiver spools frames as they came, whatever
+  the format (parsing is delivery's work); rsyslog parses every message
+  before writing it out; syslog-ng parses too, RFC 5424 with
+  ``flags(syslog-protocol)`` on its source (without it, it reads them as
+  RFC 3164).
 - The JSON also keeps, per run: CPU per thread, RSS samples over the run,
   when the sender finished, the sender's CPU, the watcher's own CPU.
 
@@ -95,6 +103,8 @@ class Case:
     connections: int
     label: str
 
+
+FORMAT_LABELS = {"ali": "ALI lines", "rfc3164": "RFC 3164", "rfc5424": "RFC 5424 + SD"}
 
 CASES = {
     "tcp1": Case("tcp1", "tcp", 1, "TCP, 1 connection"),
@@ -225,6 +235,8 @@ class Receiver:
         self.stderr_path = workdir / "stderr.log"
         self.octet_framing = False
         """The sender uses octet counting (set by the bench before start)."""
+        self.format = "ali"
+        """What the sender sends (set by the bench before start): one of ``bench.blast.FORMATS``."""
 
     @classmethod
     def available(cls) -> str | None:
@@ -371,13 +383,18 @@ class SyslogNg(FileReceiver):
         w = self.workdir
         # log_iw_size is shared by the source's connections (each gets iw/max_connections)
         max_conn = max(10, self.case.connections)
+        # network() reads RFC 3164 unless told the messages are RFC 5424
+        flags = " flags(syslog-protocol)" if self.format == "rfc5424" else ""
         if self.case.transport == "tcp":
             src = (
                 f'network(ip("127.0.0.1") port({self.port}) transport("tcp") max_connections({max_conn}) '
-                "log_iw_size(100000) log_fetch_limit(1000))"
+                f"log_iw_size(100000) log_fetch_limit(1000){flags})"
             )
         else:
-            src = f'network(ip("127.0.0.1") port({self.port}) transport("udp") so_rcvbuf(33554432) log_iw_size(100000) log_fetch_limit(1000))'
+            src = (
+                f'network(ip("127.0.0.1") port({self.port}) transport("udp") so_rcvbuf(33554432) '
+                f"log_iw_size(100000) log_fetch_limit(1000){flags})"
+            )
         (w / "syslog-ng.conf").write_text(
             f"""@version: 3.38
 # private benchmark instance
@@ -422,6 +439,8 @@ class OurReceiver(Receiver):
             "[metrics]\nenabled = false\n"
         )
         """The configuration after the listener."""
+        self.listener_toml = ""
+        """More keys of the listener's table (e.g. ``max_frame_bytes = 131072``)."""
         self._reader: Any = None
         self._count: Callable[[], int] | None = None
 
@@ -436,7 +455,7 @@ name = "{t}"
 transport = "{t}"
 address = "127.0.0.1"
 port = {self.port}
-
+{self.listener_toml}
 {self.extra_toml}"""
         )
 
@@ -504,12 +523,13 @@ class Sender:
     """bench/blast.py in its own process (its CPU is its own), driven over stdin/stdout."""
 
     def __init__(
-        self, port: int, case: Case, n: int, udp_rate: float, mode: str, fmt: str, framing: str, burst_ms: float
+        self, port: int, case: Case, n: int, udp_rate: float, mode: str, fmt: str, framing: str, burst_ms: float,
+        *, size: int = 200,
     ) -> None:
         cmd = [
             PYTHON, str(ROOT / "bench" / "blast.py"), "--port", str(port), "--transport", case.transport,
             "-n", str(n), "-c", str(case.connections), "--mode", mode, "--format", fmt, "--framing", framing,
-            "--wait-go", "--hold",
+            "--size", str(size), "--wait-go", "--hold",
         ]
         if case.transport == "udp":
             cmd += ["--rate", str(udp_rate), "--burst-ms", str(burst_ms)]
@@ -574,12 +594,19 @@ def run_once(
     port = free_port()
     rcv = receiver_cls(workdir, port, case)
     rcv.octet_framing = args.framing == "octet"
+    rcv.format = args.format
+    if isinstance(rcv, OurReceiver):
+        rcv.listener_toml = args.listener_toml
     sender: Sender | None = None
-    row: dict[str, Any] = {"receiver": rcv.name, "case": case.name, "messages": n, "port": port}
+    row: dict[str, Any] = {
+        "receiver": rcv.name, "case": case.name, "format": args.format, "size": args.size, "messages": n, "port": port,
+    }
     try:
         rcv.start()
         pid = rcv.pid
-        sender = Sender(port, case, n, args.udp_rate, args.mode, args.format, args.framing, args.udp_burst_ms)
+        sender = Sender(
+            port, case, n, args.udp_rate, args.mode, args.format, args.framing, args.udp_burst_ms, size=args.size
+        )
         if sender.expect(args.build_timeout) != {}:
             raise RuntimeError("sender not ready in time")
         time.sleep(0.2)  # let the receiver settle after the connections opened
@@ -711,13 +738,15 @@ def verify(rcv: Receiver, n: int, case: Case) -> dict[str, Any]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["case"], r["receiver"]), []).append(r)
+        groups.setdefault((r.get("format", "ali"), r["case"], r["receiver"]), []).append(r)
     out = []
-    for (case, name), runs in groups.items():
+    for (fmt, case, name), runs in groups.items():
         good = [r for r in runs if "error" not in r and r.get("msgs_per_second")]
-        s: dict[str, Any] = {"case": case, "receiver": name, "runs": len(runs), "failed": len(runs) - len(good)}
+        s: dict[str, Any] = {
+            "format": fmt, "case": case, "receiver": name, "runs": len(runs), "failed": len(runs) - len(good),
+        }
         if good:
             rates = [r["msgs_per_second"] for r in good]
             s.update(
@@ -740,7 +769,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         out.append(s)
     for s in out:
-        ref = next((x for x in out if x["case"] == s["case"] and x["receiver"] == "rsyslog"), None)
+        ref = next(
+            (x for x in out if x["case"] == s["case"] and x["format"] == s["format"] and x["receiver"] == "rsyslog"),
+            None,
+        )
         if ref and ref.get("msgs_per_second") and s.get("msgs_per_second"):
             s["vs_rsyslog"] = s["msgs_per_second"] / ref["msgs_per_second"]
             s["cpu_per_msg_vs_rsyslog"] = s["cpu_us_per_msg"] / ref["cpu_us_per_msg"]
@@ -752,8 +784,11 @@ def table(summary: list[dict[str, Any]], n: int) -> str:
         "| case | receiver | msgs/s (median; min-max) | MB/s | vs rsyslog | CPU s | cores | CPU µs/msg | peak RSS MB | stored / sent | sender CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+    plain = all(s.get("format", "ali") == "ali" for s in summary)
     for s in summary:
         case = CASES[s["case"]].label
+        if not plain:
+            case = f"{FORMAT_LABELS[s.get('format', 'ali')]}, {case}"
         if "msgs_per_second" not in s:
             lines.append(f"| {case} | {s['receiver']} | failed ({s['failed']}/{s['runs']} runs) | | | | | | | | |")
             continue
@@ -776,7 +811,8 @@ def table(summary: list[dict[str, Any]], n: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (other benches parse their own settings with it, for its defaults)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--messages", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
@@ -786,7 +822,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--udp-burst-ms", type=float, default=5.0, help="UDP: the sender's bursts, in ms worth of messages")
     p.add_argument("--rss-every", type=float, default=0.25, help="seconds between RSS samples (kept in the JSON)")
     p.add_argument("--mode", choices=("threads", "procs"), default="threads", help="blast sender: thread or process per connection")
-    p.add_argument("--format", choices=("ali", "rfc3164", "rfc5424"), default="ali")
+    p.add_argument("--format", choices=("ali", "rfc3164", "rfc5424"), default="ali", help="one format (see --formats)")
+    p.add_argument(
+        "--formats", help="comma-separated formats, each a case of its own: ali,rfc3164,rfc5424 (default: --format)"
+    )
+    p.add_argument("--size", type=int, default=200, help="bytes per message including its LF (default 200)")
+    p.add_argument("--listener-toml", default="", help="more keys for our receiver's listener table")
     p.add_argument("--framing", choices=("lf", "octet"), default="lf")
     p.add_argument("--poll", type=float, default=0.02, help="seconds between polls of what is stored")
     p.add_argument("--timeout", type=float, default=300, help="longest a run may take (seconds)")
@@ -800,7 +841,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tmp", type=Path, help="parent of the temporary directories (default: the system's)")
     p.add_argument("--keep", action="store_true", help="keep each run's directory (configs, logs, output)")
     p.add_argument("--no-verify", action="store_true", help="skip checking the stored sequence numbers")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    formats = [f for f in (args.formats or args.format).split(",") if f]
+    for fmt in formats:
+        if fmt not in FORMAT_LABELS:
+            p.error(f"unknown format {fmt!r}: one of {','.join(FORMAT_LABELS)}")
 
     cases = [CASES[c] for c in args.cases.split(",") if c]
     Rsyslog.main_queue = args.rsyslog_main_queue
@@ -816,14 +866,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     base = Path(tempfile.mkdtemp(prefix="ingest-bench-", dir=args.tmp))
     try:
-        for case in cases:
-            for rep in range(args.repeat):
-                for cls in receivers:  # interleaved, so drift of the machine hits every receiver alike
-                    row = run_once(cls, case, args.messages, base, args)
-                    row["repeat"] = rep
-                    rows.append(row)
-                    brief = {k: row.get(k) for k in ("msgs_per_second", "cpu_seconds", "peak_rss_kb", "stored", "sender_cpu_seconds")}
-                    print(f"{case.name} #{rep} {cls.name}: {row.get('error') or brief} {row.get('check', '')}", file=sys.stderr, flush=True)
+        for fmt in formats:
+            run_args = argparse.Namespace(**{**vars(args), "format": fmt})
+            for case in cases:
+                for rep in range(args.repeat):
+                    for cls in receivers:  # interleaved, so drift of the machine hits every receiver alike
+                        row = run_once(cls, case, args.messages, base, run_args)
+                        row["repeat"] = rep
+                        row["load_average"] = os.getloadavg()
+                        rows.append(row)
+                        brief = {k: row.get(k) for k in ("msgs_per_second", "cpu_seconds", "peak_rss_kb", "stored", "sender_cpu_seconds")}
+                        print(
+                            f"{fmt} {case.name} #{rep} {cls.name}: {row.get('error') or brief} {row.get('check', '')}",
+                            file=sys.stderr, flush=True,
+                        )
     finally:
         if args.keep:
             print(f"kept: {base}", file=sys.stderr)
@@ -836,7 +892,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(
             {
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+                "machine": {
+                    "cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
+                    "load_average_at_end": os.getloadavg(),
+                },
                 "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 "summary": summary,
                 "runs": rows,
