@@ -704,14 +704,7 @@ def run_once(
         with contextlib.suppress(Exception):
             rcv.stop(10)
     finally:
-        if sender is not None:
-            sender.kill()
-        rcv.close()
-        if rcv.proc is not None and rcv.proc.poll() is None:
-            rcv.proc.kill()
-            rcv.proc.wait(10)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_run(rcv, sender, workdir, keep=args.keep)
     return row
 
 
@@ -732,6 +725,18 @@ def verify(rcv: Receiver, n: int, case: Case) -> dict[str, Any]:
     result = {"stored": total, "distinct": distinct, "duplicates": dup, "unrecognised": other, "missing": n - distinct}
     result["ok"] = dup == 0 and other == 0 and (case.transport == "udp" or distinct == n)
     return result
+
+
+def end_run(rcv: Any, sender: Any, workdir: Path, *, keep: bool) -> None:
+    """After a run, whatever happened: the sender and the receiver stopped (killed if need be), its files gone."""
+    if sender is not None:
+        sender.kill()
+    rcv.close()
+    if rcv.proc is not None and rcv.proc.poll() is None:
+        rcv.proc.kill()
+        rcv.proc.wait(10)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- report --------------------------------------------------------------------------

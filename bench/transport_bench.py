@@ -65,6 +65,7 @@ from bench.ingest_bench import (
     PYTHON,
     ROOT,
     RSYSLOG_MODULES,
+    end_run,
     proc_cpu_seconds,
     proc_status_kb,
     self_cpu,
@@ -336,14 +337,7 @@ def run_once(
         with contextlib.suppress(Exception):
             rcv.stop(10)
     finally:
-        if sender is not None:
-            sender.kill()
-        rcv.close()
-        if rcv.proc is not None and rcv.proc.poll() is None:
-            rcv.proc.kill()
-            rcv.proc.wait(10)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_run(rcv, sender, workdir, keep=args.keep)
     return row
 
 

@@ -168,15 +168,7 @@ class RelpReceiver(StreamReceiver):
         self.factory.gate.unregister(self)
         self._hold("closing")
         self.factory.writer.after_commit(lambda: self._end(b""))
-        timer = self.factory.clock.callLater(grace_seconds, transport.abortConnection)  # type: ignore[attr-defined]
-
-        def stop_timer(result: object) -> object:
-            if timer.active():
-                timer.cancel()
-            return result
-
-        self.closed.addBoth(stop_timer)
-        return self.closed
+        return self._closed_within(grace_seconds, transport.abortConnection)  # type: ignore[attr-defined]
 
 
 def _message(frame: RelpFrame) -> bytes:

@@ -265,7 +265,11 @@ class StreamReceiver(Protocol):
             transport.loseWriteConnection()  # type: ignore[attr-defined]
         else:
             transport.loseConnection()
-        timer = self.factory.clock.callLater(grace_seconds, self._finish_close)
+        return self._closed_within(grace_seconds, self._finish_close)
+
+    def _closed_within(self, seconds: float, otherwise: Callable[[], object]) -> Deferred[None]:
+        """``self.closed``, with ``otherwise`` called if the connection is still open after ``seconds``."""
+        timer = self.factory.clock.callLater(seconds, otherwise)
 
         def stop_timer(result: object) -> object:
             if timer.active():
