@@ -301,7 +301,12 @@ def sigterm_tcp(size: Size) -> Outcome:
 # -- a full spool ----------------------------------------------------------------------
 
 def _disk_spool(max_bytes: int) -> dict[str, object]:
-    return {"max_bytes": max_bytes, "segment_max_bytes": 16 * 1024, "when_full": "backpressure"}
+    # A low memory watermark: reading may not run more than 2 MiB ahead of the commits, or a fast
+    # machine reads every line into memory before the disk limit is seen and the sender is never held.
+    return {
+        "max_bytes": max_bytes, "segment_max_bytes": 16 * 1024, "when_full": "backpressure",
+        "memory_high_watermark_bytes": 2 * 1024 * 1024, "memory_low_watermark_bytes": 1024 * 1024,
+    }
 
 
 def _frame_count(rx: Receiver) -> int:
