@@ -332,9 +332,11 @@ class StreamFactory(Factory):
         self.tls = tls
         """The listener's TLS context (the service wraps this factory in TLS), or None: plain TCP."""
         self.allowed = SourceNetworks(config.allowed_networks)
-        self.rate_limits = SourceRateLimits(
+        limits = SourceRateLimits(
             config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds
         )
+        # None when off: the per-read test is then a plain identity check.
+        self.rate_limits: SourceRateLimits | None = limits if limits else None
         self.writer = writer
         self.gate = gate
         self.telemetry = telemetry
@@ -394,7 +396,7 @@ class StreamFactory(Factory):
         )
         self.telemetry.received(self.config.name, len(frames), nbytes)
         self.telemetry.senders.received(connection.peer, len(frames), nbytes)
-        if self.rate_limits:
+        if self.rate_limits is not None:
             wait = self.rate_limits.charge(connection.peer, len(frames), nbytes, self.clock.seconds())
             if wait > 0:
                 self.telemetry.rate_limited(self.config.name, connection.peer, wait)
