@@ -325,8 +325,9 @@ class ReceiverService:
                 changes.append(f"listener {listener.name!r} NOT changed: {e}")
                 continue
             changes.append(f"listener {listener.name!r} changed")
+        rebuilt = {x.name for x in added}  # these have new contexts already
         for factory in self.stream_factories:
-            if factory.tls is not None and factory.config.name not in {x.name for x in added}:
+            if factory.tls is not None and factory.config.name not in rebuilt:
                 self._reload_certificate(factory, changes)
         if new.logging != old.logging:
             configure_logging(new.logging.level)

@@ -98,7 +98,7 @@ def tls_problems(config: Config) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     for listener in config.listeners:
-        if listener.tls is None or listener.transport == "udp":
+        if listener.tls is None:  # the loader leaves UDP listeners without one
             continue
         try:
             context = TlsServerContext(listener.tls)
@@ -123,5 +123,5 @@ def summary(config: Config) -> str:
 def describe_listener(listener: ListenerConfig) -> str:
     """``tcp [::]:11111 tcp-11111``: transport, address and port, name."""
     host = f"[{listener.address}]" if ":" in listener.address else listener.address
-    transport = listener.transport + ("+tls" if listener.tls is not None and listener.transport != "udp" else "")
+    transport = listener.transport + ("+tls" if listener.tls is not None else "")
     return f"{transport} {host}:{listener.port} {listener.name}"

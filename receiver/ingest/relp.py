@@ -56,7 +56,6 @@ class RelpReceiver(StreamReceiver):
         self.opened = False
         self.ending = False  # after a close or a broken frame nothing more is read
         self.waiting = 0  # acknowledgements waiting for their commit
-        self.acknowledged = 0
 
     def dataReceived(self, data: bytes) -> None:
         if self.ending:
@@ -79,7 +78,7 @@ class RelpReceiver(StreamReceiver):
                     self.deframer.empty_frames += 1
                 txnrs.append(frame.txnr)
                 continue
-            if txnrs or messages:
+            if txnrs:  # every message has its transaction
                 self._acknowledge_when_committed(messages, txnrs)
                 messages, txnrs = [], []
             self._command(frame)
@@ -94,12 +93,10 @@ class RelpReceiver(StreamReceiver):
             flags = flags_by_index(messages) if truncated else {}
             self.factory.deliver(self, messages, flags, sum(map(len, messages)))
         answers = b"".join(response(txnr, 200, "OK") for txnr in txnrs)
-        count = len(txnrs)
         self.waiting += 1
 
         def answer() -> None:
             self.waiting -= 1
-            self.acknowledged += count
             self._write(answers)
 
         # soon: a RELP sender stops at its window until answered; the group-commit delay would be idle time.
