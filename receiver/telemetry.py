@@ -161,6 +161,12 @@ class Telemetry:
         self.count("receiver_spool_frames_committed_total", frames)
         self.count("receiver_spool_bytes_committed_total", nbytes)
 
+    def commit_failed(self, frames: int, error: str) -> None:
+        """A spool commit raised something other than the disk errors it retries: those frames are lost."""
+        self.count("receiver_spool_commit_failures_total")
+        self.count("receiver_spool_frames_lost_total", frames)
+        log.error("spool commit failed (%s): %d frames were NOT committed and are lost", error, frames)
+
     def backpressure(self, reasons: frozenset[str]) -> None:
         if reasons:
             log.warning(

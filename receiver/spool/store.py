@@ -1,12 +1,22 @@
 """The segments on disk, in a diskcache (SQLite, WAL), and the spool's bookkeeping.
 
 Keys are the segments' sequence numbers (dense integers, in commit order);
-``meta`` holds the counters and ``cursor:<sink>`` each sink's position, so
-that a segment and the counters that describe it change in one transaction.
+``meta`` holds the counters, so that a segment and the counters that
+describe it change in one transaction, and ``cursors`` every sink's
+position, as one JSON object: reading them all is one lookup, whatever the
+size of the backlog (status and metrics read them on every call).
+
+The spool holds only bytes (segments) and JSON text (everything else), and
+reads nothing else back: diskcache would unpickle a value (or a key) whose
+row says it is a pickle, and open a file whose name a row gives, so whoever
+can write the database could run code as, or read files of, whoever reads
+the spool (``receiverctl spool`` runs as root). :class:`BytesAndTextDisk`
+refuses both, and a refused value is damage, quarantined like a segment
+that fails its checksum.
 
 One process writes (the daemon's writer thread); any number read
 (``SpoolReader``, ``receiverctl``), concurrently, seeing committed
-segments only.
+segments only. Sinks' cursors are written by the delivery process.
 """
 
 from __future__ import annotations
@@ -23,21 +33,66 @@ from pathlib import Path
 from typing import Literal
 
 import diskcache
+import diskcache.core
 
 from receiver.spool.segment import SegmentError, SegmentSummary, read_summary
 
-__all__ = ["SpoolDamagedError", "SpoolMeta", "SpoolStore"]
+__all__ = ["BytesAndTextDisk", "RefusedValueError", "SpoolDamagedError", "SpoolMeta", "SpoolStore"]
 
 log = logging.getLogger(__name__)
 
 _META = "meta"
-_CURSOR = "cursor:"
+_CURSORS = "cursors"
+_LEGACY_CURSOR = "cursor:"  # one key per sink, before the cursors became one JSON object
 _SPOOL_ID = "spool-id"
 _QUARANTINE_DIR = "quarantine"
 
 
 class SpoolDamagedError(RuntimeError):
     """The spool's database cannot be opened; the message says where it was moved."""
+
+
+class RefusedValueError(ValueError):
+    """A row of the spool that is not bytes or text (a pickle, a file): not written by this receiver."""
+
+
+class BytesAndTextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache ships no types
+    """diskcache's serialisation, limited to what the spool stores: bytes and str, inline in SQLite.
+
+    Writing anything else is a bug (TypeError); reading a row that claims
+    another form (a pickle, a file) raises :class:`RefusedValueError`
+    instead of unpickling it or opening the file it names.
+    """
+
+    def put(self, key: object) -> tuple[object, bool]:
+        if type(key) is str or type(key) is int:
+            return super().put(key)
+        raise TypeError(f"spool keys are str or int, not {type(key).__name__}")
+
+    def get(self, key: object, raw: bool) -> object:
+        if not raw:
+            raise RefusedValueError("a key stored as a pickle")
+        return super().get(key, raw)
+
+    def store(self, value: object, read: bool, key: object = diskcache.core.UNKNOWN) -> tuple[object, ...]:
+        if read or not (type(value) is bytes or type(value) is str):
+            raise TypeError(f"the spool stores bytes and str only, not {type(value).__name__}")
+        if len(value) >= self.min_file_size:  # diskcache would write it to a file of its own
+            raise TypeError(f"a spool value of {len(value)} bytes is over the inline limit")
+        return tuple(super().store(value, read, key))
+
+    def fetch(self, mode: int, filename: str | None, value: object, read: bool) -> object:
+        if mode != diskcache.core.MODE_RAW or filename is not None or read:
+            raise RefusedValueError(f"a value stored as {_MODES.get(mode, f'mode {mode}')}")
+        value = super().fetch(mode, filename, value, read)
+        # int: cursors of older spools (read once, to move them into ``cursors``).
+        if type(value) is not bytes and type(value) is not str and type(value) is not int:
+            raise RefusedValueError(f"a value of type {type(value).__name__}")
+        return value
+
+
+_MODES = {diskcache.core.MODE_BINARY: "a file", diskcache.core.MODE_TEXT: "a text file",
+          diskcache.core.MODE_PICKLE: "a pickle"}
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,8 +126,12 @@ class SpoolMeta:
 
     @classmethod
     def from_json(cls, text: str) -> SpoolMeta:
+        """The counters of ``text``; ValueError when it is not an object of them."""
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError("the spool's counters are not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+        return cls(**{k: v for k, v in value.items() if k in known})
 
 
 class SpoolStore:
@@ -86,25 +145,64 @@ class SpoolStore:
         if readonly:
             if not (directory / "cache.db").exists():
                 raise FileNotFoundError(f"{directory}: no spool here (no cache.db); is this the spool directory?")
-            self._cache = diskcache.Cache(str(directory))
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            try:
-                self._cache = _open_for_writing(directory, sync)
-            except sqlite3.DatabaseError as e:
-                moved = directory.with_name(f"{directory.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-                directory.rename(moved)
-                directory.mkdir()
-                self._cache = _open_for_writing(directory, sync)
-                raise SpoolDamagedError(
-                    f"spool database in {directory} could not be opened ({e}); it was moved to {moved} "
-                    "for inspection and an empty spool was started"
-                ) from e
-        self.meta = self._read_meta()
+            self._cache = diskcache.Cache(str(directory), disk=BytesAndTextDisk)
+            self.meta = self._read_meta()
+            return
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        try:
+            self._cache = _open_for_writing(directory, sync)
+            self.meta = self._read_meta()
+            self._migrate_cursors()
+        except (sqlite3.DatabaseError, RefusedValueError, ValueError) as e:
+            with contextlib.suppress(Exception):
+                self._cache.close()
+            moved = directory.with_name(f"{directory.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            directory.rename(moved)
+            directory.mkdir(mode=0o750)
+            self._cache = _open_for_writing(directory, sync)
+            self.meta = self._read_meta()
+            self._migrate_cursors()
+            raise SpoolDamagedError(
+                f"spool database in {directory} could not be opened ({e}); it was moved to {moved} "
+                "for inspection and an empty spool was started"
+            ) from e
 
     def _read_meta(self) -> SpoolMeta:
+        """The counters; ValueError (RefusedValueError) when the row is not JSON text of them."""
         text = self._cache.get(_META)
-        return SpoolMeta.from_json(text) if isinstance(text, str) else SpoolMeta()
+        if text is None:
+            return SpoolMeta()
+        if not isinstance(text, str):
+            raise RefusedValueError("the spool's counters are not text")
+        return SpoolMeta.from_json(text)
+
+    def _migrate_cursors(self) -> None:
+        """Move cursors kept one key per sink (older spools) into the ``cursors`` object, once.
+
+        Done by the daemon at open, before delivery starts: retention must
+        see every sink's cursor, never a part of them.
+        """
+        try:
+            if self._cache.get(_CURSORS) is not None:
+                return
+        except RefusedValueError as e:
+            # Every sink then starts from the oldest segment held: duplicates, never loss.
+            log.error("the spool's cursors are damaged (%s); every sink delivers again what the spool holds", e)
+        found: dict[str, int] = {}
+        legacy: list[str] = []
+        try:
+            for key in self._cache.iterkeys():  # once per spool: later opens find ``cursors``
+                if isinstance(key, str) and key.startswith(_LEGACY_CURSOR):
+                    legacy.append(key)
+                    value = self._cache.get(key)
+                    if type(value) is int:
+                        found[key[len(_LEGACY_CURSOR):]] = value
+        except RefusedValueError as e:  # keys sort int, text, blob: a pickled key comes after every cursor
+            log.error("the spool holds a key it refuses to read (%s); ignored", e)
+        with self._cache.transact(retry=True):
+            self._cache.set(_CURSORS, json.dumps(found))
+            for key in legacy:
+                self._cache.delete(key)
 
     def refresh(self) -> SpoolMeta:
         """Re-read the counters (readers: to see new commits)."""
@@ -151,7 +249,7 @@ class SpoolStore:
         if self.meta.first_seq >= self.meta.next_seq:
             return None
         seq = self.meta.first_seq
-        blob = self._cache.get(seq)
+        blob = self.get(seq)
         with self._changing_meta() as meta:
             summary = self._forget(meta, seq, blob)
             if not delivered and summary is not None:
@@ -161,7 +259,7 @@ class SpoolStore:
 
     def quarantine(self, seq: int, reason: str) -> Path:
         """Move a damaged segment out of the spool (kept as a file for inspection)."""
-        blob = self._cache.get(seq)
+        blob = self.get(seq)
         target_dir = self.directory / _QUARANTINE_DIR
         target_dir.mkdir(exist_ok=True)
         target = target_dir / f"segment-{seq}.bin"
@@ -196,8 +294,8 @@ class SpoolStore:
         return summary
 
     def _first_receive_time(self, seq: int, next_seq: int) -> int | None:
-        blob = self._cache.get(seq) if seq < next_seq else None
-        if not isinstance(blob, bytes):
+        blob = self.get(seq) if seq < next_seq else None
+        if not blob:
             return None
         try:
             return read_summary(blob).first_receive_time_ns
@@ -206,38 +304,66 @@ class SpoolStore:
 
     def set_cursor(self, sink: str, seq: int) -> None:
         """Record that ``sink`` has everything up to and including segment ``seq``."""
-        self._cache.set(_CURSOR + sink, seq)
+        with self._cache.transact(retry=True):  # sinks save from several threads and processes
+            cursors = self.cursors()
+            cursors[sink] = seq
+            self._cache.set(_CURSORS, json.dumps(cursors))
 
     def delete_cursor(self, sink: str) -> None:
         """Forget a sink that is no longer configured (its cursor would hold segments forever)."""
-        self._cache.delete(_CURSOR + sink)
+        with self._cache.transact(retry=True):
+            cursors = self.cursors()
+            if cursors.pop(sink, None) is not None:
+                self._cache.set(_CURSORS, json.dumps(cursors))
 
     # -- reading ---------------------------------------------------------
 
     def cursor(self, sink: str) -> int:
         """The last segment ``sink`` has (0: none yet)."""
-        value = self._cache.get(_CURSOR + sink, 0)
-        return value if isinstance(value, int) else 0
+        return self.cursors().get(sink, 0)
 
     def cursors(self) -> dict[str, int]:
-        return {
-            key[len(_CURSOR) :]: value
-            for key in self._cache.iterkeys()
-            if isinstance(key, str) and key.startswith(_CURSOR)
-            and isinstance(value := self._cache.get(key), int)
-        }
+        """Every sink's cursor: one lookup. A damaged row reads as no cursors (retention then keeps segments)."""
+        try:
+            text = self._cache.get(_CURSORS)
+            value = json.loads(text) if isinstance(text, str) else {}
+        except (RefusedValueError, ValueError) as e:
+            log.error("the spool's cursors cannot be read (%s); every sink is treated as having nothing", e)
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): v for k, v in value.items() if type(v) is int}
 
     def spool_id(self) -> str:
         """A random name given to this spool when it was created (for pack ids)."""
-        value = self._cache.get(_SPOOL_ID)
-        if isinstance(value, str):
+        value = self._get_text(_SPOOL_ID)
+        if value:
             return value
         new = uuid.uuid4().hex
-        return new if self._cache.add(_SPOOL_ID, new) else str(self._cache.get(_SPOOL_ID))
+        return new if self._cache.add(_SPOOL_ID, new) else self._get_text(_SPOOL_ID) or new
+
+    def _get_text(self, key: str) -> str | None:
+        try:
+            value = self._cache.get(key)
+        except RefusedValueError:
+            return None
+        return value if isinstance(value, str) else None
 
     def get(self, seq: int) -> bytes | None:
-        value = self._cache.get(seq)
-        return value if isinstance(value, bytes) else None
+        """Segment ``seq`` as stored; None when it is not there.
+
+        A row the spool refuses to read (not bytes: not written by this
+        receiver) comes back as ``b""``, which is no segment: decoding it
+        fails as damage, and the daemon's check quarantines it.
+        """
+        try:
+            value = self._cache.get(seq)
+        except RefusedValueError as e:
+            log.error("spool segment %d: refused to read %s; it is treated as damaged", seq, e)
+            return b""
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else b""
 
     def sequence_numbers(self) -> Iterator[int]:
         """The segments held, oldest first (a snapshot of the counters' range)."""
@@ -250,6 +376,7 @@ class SpoolStore:
 def _open_for_writing(directory: Path, sync: str) -> diskcache.Cache:
     return diskcache.Cache(
         str(directory),
+        disk=BytesAndTextDisk,
         # Segments stay inside SQLite (one WAL write per commit), never as files.
         disk_min_file_size=2**31 - 1,
         # Nothing is ever evicted or culled behind our back: retention is ours.

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
 
 from receiver.config import SpoolConfig
 from receiver.spool.gate import BackpressureGate
@@ -180,20 +181,34 @@ class SpoolWriter:
         self._sealed_waiters = waiters
         self._seal_due = False
         self._in_flight += 1
-        self._chain(lambda: self._commit(entries), lambda result: self._committed(result, nbytes, waiters))
+        frames = sum(len(e.frames) for e in entries)
+        self._chain(
+            lambda: self._commit(entries),
+            lambda result: self._committed(result, nbytes, waiters),
+            lambda failure: self._not_committed(failure, frames, nbytes, waiters),
+        )
 
-    def _chain(self, work: Callable[[], T], then: Callable[[T], None]) -> None:
-        """Run ``work`` on the writer thread after everything before it; ``then`` in the reactor."""
+    def _chain(
+        self, work: Callable[[], T], then: Callable[[T], None], failed: Callable[[Failure], None] | None = None
+    ) -> None:
+        """Run ``work`` on the writer thread after everything before it; ``then`` in the reactor.
+
+        If ``work`` raises, ``failed`` gets the failure (else it is logged); either
+        way the chain goes on with what comes next.
+        """
 
         def run(_: object) -> Deferred[T]:
             return self._run(work)
 
-        def failed(failure: object) -> None:
-            log.error("spool writer failed: %s", failure)
+        def report(failure: Failure) -> None:
+            if failed is not None:
+                failed(failure)
+            else:
+                log.error("spool writer failed: %s", failure.getTraceback())
 
         d = self._last_commit.addCallback(run)
-        d.addCallback(then)
-        d.addErrback(failed)
+        d.addCallbacks(then, report)
+        d.addErrback(lambda failure: log.error("spool writer failed: %s", failure.getTraceback()))
         self._last_commit = d
 
     def _commit(self, entries: list[Entry]) -> tuple[int, int, int]:
@@ -212,27 +227,44 @@ class SpoolWriter:
                 return seq, summary.frames, len(blob)
             except (sqlite3.Error, OSError) as e:
                 if self._closed and delay >= _COMMIT_RETRY_MAX_SECONDS:
-                    log.error("spool commit failed at shutdown (%s): %d frames NOT committed", e, summary.frames)
-                    raise
+                    raise  # at shutdown, after the retries: _not_committed counts and reports the loss
                 log.error("spool commit failed (%s); retrying in %.1f s, senders are paused meanwhile", e, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, _COMMIT_RETRY_MAX_SECONDS)
 
     def _committed(self, result: tuple[int, int, int], nbytes: int, waiters: list[Callable[[], None]]) -> None:
         _, frames, stored = result
-        self._in_flight -= 1
-        if waiters is self._sealed_waiters:
-            self._sealed_waiters = None  # the newest sealed segment is in: later waiters need not wait
+        self._segment_done(nbytes, waiters)
         for callback in waiters:
             try:
                 callback()
             except Exception:
                 log.exception("a commit callback failed")
         self.committed_frames += frames
+        self._telemetry.committed(frames, stored)
+        self._after_segment()
+
+    def _not_committed(self, failure: Failure, frames: int, nbytes: int, waiters: list[Callable[[], None]]) -> None:
+        """A commit that raised (a bug, or the disk at shutdown): its frames are lost, the books stay right.
+
+        Its ``after_commit`` callbacks are never called: an acknowledgement is
+        a promise of storage, so RELP senders resend those messages.
+        """
+        self._segment_done(nbytes, waiters)
+        self._telemetry.commit_failed(frames, failure.getErrorMessage())
+        log.debug("the failed commit: %s", failure.getTraceback())
+        self._after_segment()
+
+    def _segment_done(self, nbytes: int, waiters: list[Callable[[], None]]) -> None:
+        """A sealed segment has left the writer, committed or not."""
+        self._in_flight -= 1
         self._pending_bytes -= nbytes
+        if waiters is self._sealed_waiters:
+            self._sealed_waiters = None  # the newest sealed segment is done: later waiters need not wait
+
+    def _after_segment(self) -> None:
         if self._seal_due and self._in_flight == 0:
             self._seal()
-        self._telemetry.committed(frames, stored)
         if self._pending_bytes <= self._config.memory_low_watermark_bytes:
             self._gate.release("memory")
         self._check_disk()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import pickle
 import random
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ from receiver.config import SpoolConfig
 from receiver.spool import SpoolReader
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
-from receiver.spool.store import SpoolDamagedError, SpoolStore
+from receiver.spool.store import RefusedValueError, SpoolDamagedError, SpoolStore
 from receiver.spool.writer import SpoolWriter
 from receiver.telemetry import Telemetry
 
@@ -141,6 +143,37 @@ class TestStore:
         assert store.cursor("nobody") == 0
         assert store.cursors() == {"sls": 7, "local": 3}
 
+    def test_cursors_are_read_in_one_lookup(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If the cursors are read (every status call and metrics scrape), then no key of the spool is
+        scanned: the cost does not grow with the backlog."""
+        store = SpoolStore(tmp_path / "spool")
+        blob = encode_segment([entry([b"f"])])
+        for _ in range(50):
+            store.append(blob, read_summary(blob))
+        store.set_cursor("sls", 7)
+
+        def no_scan(*args: object, **kwargs: object) -> object:
+            raise AssertionError("cursors() scanned the spool's keys")
+
+        monkeypatch.setattr(store._cache, "iterkeys", no_scan)
+        monkeypatch.setattr(store._cache, "__iter__", no_scan, raising=False)
+        assert store.cursors() == {"sls": 7}
+        store.delete_cursor("sls")
+        assert store.cursors() == {}
+
+    def test_cursors_of_an_older_spool_are_moved_at_open(self, tmp_path: Path) -> None:
+        """If a spool kept its cursors one key per sink (older releases), then the daemon's open moves them
+        all into one, and retention and readers see every one of them."""
+        SpoolStore(tmp_path / "spool").close()
+        with diskcache.Cache(str(tmp_path / "spool")) as older:  # as an older release wrote them
+            older.delete("cursors")
+            older.set("cursor:sls", 7)
+            older.set("cursor:local", 3)
+        assert SpoolStore(tmp_path / "spool", readonly=True).cursors() == {}  # a reader does not move them
+        again = SpoolStore(tmp_path / "spool")
+        assert again.cursors() == {"sls": 7, "local": 3}
+        assert "cursor:sls" not in again._cache
+
     def test_damaged_database_is_moved_aside(self, tmp_path: Path) -> None:
         """If the spool database is not a database, then it is moved aside and an empty spool starts."""
         spool = tmp_path / "spool"
@@ -152,11 +185,92 @@ class TestStore:
         assert len(moved) == 1 and (moved[0] / "cache.db").exists()
         assert SpoolStore(spool).meta.next_seq == 1
 
+    def test_a_pickled_segment_is_refused_as_damage(self, tmp_path: Path) -> None:
+        """If a row of the spool says it holds a pickle (written by anything but the receiver), then
+        reading it never unpickles it: the segment reads as damaged and the daemon quarantines it."""
+        h = Harness(tmp_path)
+        for frame in (b"one", b"two", b"three"):
+            h.writer.append(entry([frame]), 3)
+            h.clock.advance(0.01)
+        h.store.close()
+        witness = tmp_path / "unpickled"
+        payload = pickle.dumps(_Touch(str(witness)))
+        db = sqlite3.connect(tmp_path / "spool" / "cache.db")
+        db.execute("UPDATE Cache SET value = ?, mode = 4 WHERE key = 2", (payload,))
+        db.commit()
+        db.close()
+        with SpoolReader(tmp_path / "spool") as reader:
+            assert [f for e in reader.entries() for f in e.frames] == [b"one", b"three"]
+            assert reader.damaged_seen == 1
+        again = Harness(tmp_path)
+        again.writer.start()
+        assert again.store.meta.quarantined_segments == 1
+        assert again.frames() == [b"one", b"three"]
+        assert not witness.exists()
+
+    @pytest.mark.parametrize("key", ["meta", "cursors", "spool-id"])
+    def test_pickled_bookkeeping_is_never_unpickled(self, tmp_path: Path, key: str) -> None:
+        """If the counters, the cursors or the spool's id say they hold a pickle, then no reader and no
+        writer unpickles them: the counters are damage (the spool is moved aside), the others are
+        read as absent."""
+        store = SpoolStore(tmp_path / "spool")
+        blob = encode_segment([entry([b"f"])])
+        store.append(blob, read_summary(blob))
+        store.set_cursor("sls", 1)
+        store.spool_id()
+        store.close()
+        witness = tmp_path / "unpickled"
+        db = sqlite3.connect(tmp_path / "spool" / "cache.db")
+        changed = db.execute("UPDATE Cache SET value = ?, mode = 4 WHERE key = ?", (pickle.dumps(_Touch(str(witness))), key))
+        assert changed.rowcount == 1
+        db.commit()
+        db.close()
+        with contextlib.suppress(RefusedValueError):
+            reader = SpoolStore(tmp_path / "spool", readonly=True)
+            reader.cursors()
+            reader.spool_id()
+        with contextlib.suppress(SpoolDamagedError):
+            SpoolStore(tmp_path / "spool").spool_id()
+        assert not witness.exists()
+
+    def test_a_row_naming_a_file_is_refused(self, tmp_path: Path) -> None:
+        """If a row says its value is in a file (diskcache's large values), then the spool does not open
+        the file it names: a spool writer could otherwise make root's ``receiverctl spool`` read any file."""
+        secret = tmp_path / "secret"
+        secret.write_bytes(b"RSG1 not yours")
+        store = SpoolStore(tmp_path / "spool")
+        blob = encode_segment([entry([b"f"])])
+        store.append(blob, read_summary(blob))
+        store.close()
+        db = sqlite3.connect(tmp_path / "spool" / "cache.db")
+        db.execute("UPDATE Cache SET value = NULL, mode = 2, filename = ? WHERE key = 1", (str(secret),))
+        db.commit()
+        db.close()
+        assert SpoolStore(tmp_path / "spool", readonly=True).get(1) == b""
+
+    def test_only_bytes_and_text_are_written(self, tmp_path: Path) -> None:
+        """If anything but bytes or str is given to the spool's database, then it refuses to store it."""
+        store = SpoolStore(tmp_path / "spool")
+        with pytest.raises(TypeError):
+            store._cache.set("x", {"a": 1})
+        with pytest.raises(TypeError):
+            store._cache.set(("tuple", "key"), b"")
+
     def test_reader_needs_a_spool(self, tmp_path: Path) -> None:
         """If a reader is pointed at a directory without a spool, then it says so and creates nothing."""
         with pytest.raises(FileNotFoundError, match="no spool here"):
             SpoolReader(tmp_path / "nothing")
         assert not (tmp_path / "nothing").exists()
+
+
+class _Touch:
+    """Unpickling this creates a file: the witness that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (Path(self.path),))
 
 
 class ThreadRunner:
@@ -290,6 +404,34 @@ class TestWriter:
         _, d = h.runner.held.pop(0)
         d.errback(OSError("disk gone"))
         assert called == []
+
+    def test_a_commit_that_raises_leaves_the_books_right(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If a commit raises something the writer does not retry (a bug, not the disk), then its frames
+        are counted and logged as lost, its callbacks are not called, the memory held for it is released
+        and the next segments commit as usual."""
+        h = Harness(tmp_path, memory_high_watermark_bytes=8, memory_low_watermark_bytes=4)
+        real_append = h.store.append
+        failures = [ValueError("a bug")]
+
+        def buggy(blob: bytes, summary: Any) -> int:
+            if failures:
+                raise failures.pop()
+            return real_append(blob, summary)
+
+        monkeypatch.setattr(h.store, "append", buggy)
+        called: list[str] = []
+        h.writer.append(entry([b"lost", b"too"]), 10)
+        assert h.gate.reasons == {"memory"}
+        h.writer.after_commit(lambda: called.append("lost"))
+        h.clock.advance(0.01)
+        assert called == [] and h.gate.reasons == set()
+        assert h.telemetry.value("receiver_spool_frames_lost_total") == 2
+        assert h.telemetry.value("receiver_spool_commit_failures_total") == 1
+        h.writer.append(entry([b"kept"]), 4)
+        h.writer.after_commit(lambda: called.append("kept"))
+        h.clock.advance(0.01)
+        assert called == ["kept"] and h.frames() == [b"kept"]
+        assert h.writer._in_flight == 0 and h.writer._pending_bytes == 0
 
     def test_memory_watermarks(self, tmp_path: Path) -> None:
         """If uncommitted frames pass the memory high watermark, then the gate holds until below the low one."""
