@@ -80,7 +80,7 @@ class RelpDeframer(DeframerCounters):
         self._max = max_data_bytes
         self._buffer = bytearray()
         self._pending: tuple[int, str, int] | None = None  # a cut frame's header while its rest streams by
-        self._kept = b""
+        self._kept = bytearray()  # extended in place: rebuilding it per chunk made a long frame cost its square
         self._skip = 0  # bytes of a cut frame's data still to pass over
 
     @property
@@ -131,7 +131,7 @@ class RelpDeframer(DeframerCounters):
                 start = after + 1
                 if datalen > self._max:
                     self._pending = (txnr, command, datalen)
-                    self._kept = b""
+                    self._kept = bytearray()
                     self._skip = datalen
                     pos = start
                     continue
@@ -157,16 +157,16 @@ class RelpDeframer(DeframerCounters):
             take = min(self._skip, end - pos)
             want = self._max - len(self._kept)
             if want > 0:
-                self._kept += bytes(buffer[pos : pos + min(want, take)])
+                self._kept += buffer[pos : pos + min(want, take)]
             self._skip -= take
             pos += take
         if self._skip or pos == end:
             return pos
         if buffer[pos] != 0x0A:
             raise RelpFramingError(f"frame {txnr} {command}: LF expected after {datalen} bytes of data")
-        frames.append(RelpFrame(txnr, command, FlaggedFrame(self._kept, (f"truncated:{datalen}",))))
+        frames.append(RelpFrame(txnr, command, FlaggedFrame(bytes(self._kept), (f"truncated:{datalen}",))))
         self.truncated_frames += 1
-        self._pending, self._kept = None, b""
+        self._pending, self._kept = None, bytearray()
         return pos + 1
 
 

@@ -106,6 +106,24 @@ class Telemetry:
             f"{listener}: ended the RELP session of {peer}: {reason}; it resends what was not acknowledged",
         )
 
+    def relp_reading_paused(self, listener: str, peer: str, reason: str, detail: str) -> None:
+        """Reading from a RELP sender paused; ``reason`` a fixed code (``replies-unread``, ``window-full``),
+        ``detail`` the sentence for the log."""
+        self.count("receiver_relp_reading_paused_total", listener=listener, reason=reason)
+        self._repeated(
+            f"relp-paused:{listener}:{reason}", logging.WARNING,
+            f"{listener}: paused reading from the RELP sender {peer}: {detail}",
+        )
+
+    def relp_frame_refused(self, listener: str, peer: str, reason: str, detail: str) -> None:
+        """A RELP frame answered 500 (or, past the session's limit, ending it); ``reason`` a fixed code
+        (``before-open``, ``unknown-command``, ``second-open``, ``open-without-syslog``)."""
+        self.count("receiver_relp_frames_refused_total", listener=listener, reason=reason)
+        self._repeated(
+            f"relp-refused:{listener}:{reason}", logging.WARNING,
+            f"{listener}: refused a RELP frame from {peer}: {detail}",
+        )
+
     # -- frames ----------------------------------------------------------
 
     def received(self, listener: str, frames: int, nbytes: int) -> None:

@@ -16,12 +16,30 @@ a commit callback too, after the acknowledgements before it.
 A frame that breaks the RELP syntax leaves no way to find the next one: the
 connection gets the ``serverclose`` hint and is closed, with the reason
 logged and counted. A well-formed frame with a command we do not serve gets
-a ``500`` answer and the session goes on.
+a ``500`` answer and the session goes on, up to ``MAX_REFUSED_FRAMES`` of
+them: the next one ends it.
+
+A sender that sends and never reads must not make the receiver keep its
+answers. Reading from a session pauses (besides backpressure and the rate
+limit, see :mod:`receiver.ingest.tcp`; none resumes what another paused):
+
+- ``replies``: the transport holds more unsent answers than its buffer (the
+  session registers a streaming producer with it, which Twisted pauses past
+  its buffer size and resumes once drained; over TLS the TLS wrapper passes
+  the TCP transport's pauses on);
+- ``window``: more than ``MAX_UNANSWERED`` transactions wait for their
+  commit (or for answers queued behind it), until answers go out.
+
+A session the receiver ends gets ``END_GRACE_SECONDS`` to take its last
+answers before the connection is aborted. Every pause and refusal is
+counted with a reason code and logged (rate-limited).
 """
 
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from formats.framing import FlaggedFrame, flags_by_index
 from formats.relp import (
@@ -36,7 +54,22 @@ from formats.relp import (
 from receiver import __version__
 from receiver.ingest.tcp import StreamFactory, StreamReceiver
 
-__all__ = ["RelpFactory", "RelpReceiver"]
+__all__ = ["END_GRACE_SECONDS", "MAX_REFUSED_FRAMES", "MAX_UNANSWERED", "RelpFactory", "RelpReceiver"]
+
+MAX_UNANSWERED = 16_384
+"""Transactions a session may have unanswered (waiting for their commit, or queued behind one)
+before reading from it pauses. omrelp stops at its window until answered (128 by default, 1,024 or
+more where operators raise it), so a sender past this is not waiting for answers; each one holds
+its answer (up to 24 bytes) in memory until the commit. Checked after each read, so a session may
+pass it by one read's frames."""
+
+MAX_REFUSED_FRAMES = 10
+"""``500`` answers a session gets (frames before ``open``, unknown commands, a second ``open``);
+the next such frame ends it. librelp never earns one; a few tell a hand-made client why."""
+
+END_GRACE_SECONDS = 10.0
+"""How long an ended session may take to read its last answers before the connection is aborted:
+Twisted closes only once they are sent, and a sender that does not read would hold it open."""
 
 _SERVER_OFFERS = offers({
     "relp_version": "0",
@@ -44,6 +77,36 @@ _SERVER_OFFERS = offers({
     "commands": "syslog",
 })
 _SERVERCLOSE = encode_frame(0, "serverclose")
+
+# Why a session's reading is paused (see StreamReceiver._hold).
+_REPLIES, _WINDOW = "replies", "window"
+# The counters' reason codes: a fixed vocabulary, never a sentence or the peer's text.
+_PAUSED_REPLIES_UNREAD = "replies-unread"
+_PAUSED_WINDOW_FULL = "window-full"
+_REFUSED_BEFORE_OPEN = "before-open"
+_REFUSED_UNKNOWN_COMMAND = "unknown-command"
+_REFUSED_SECOND_OPEN = "second-open"
+_REFUSED_NO_SYSLOG = "open-without-syslog"
+
+
+@implementer(IPushProducer)
+class _UnsentAnswers:
+    """What a session registers with its transport: paused while the answers the transport has not
+    sent are over its buffer size, resumed once they are out. It holds the session's reading."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: RelpReceiver) -> None:
+        self._session = session
+
+    def pauseProducing(self) -> None:
+        self._session.answers_unread()
+
+    def resumeProducing(self) -> None:
+        self._session.answers_read()
+
+    def stopProducing(self) -> None:
+        """The connection is gone; ``connectionLost`` ends the session."""
 
 
 class RelpReceiver(StreamReceiver):
@@ -55,7 +118,14 @@ class RelpReceiver(StreamReceiver):
         self.deframer: RelpDeframer = RelpDeframer(factory.config.max_frame_bytes)  # type: ignore[assignment]
         self.opened = False
         self.ending = False  # after a close or a broken frame nothing more is read
-        self.waiting = 0  # acknowledgements waiting for their commit
+        self.unanswered = 0  # transactions read and not yet answered: waiting for a commit, or queued behind one
+        self.refused = 0  # frames answered 500
+        self.finished = False  # serverclose written and the close begun
+        self._answers = _UnsentAnswers(self)
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.transport.registerProducer(self._answers, True)  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
         if self.ending:
@@ -86,6 +156,13 @@ class RelpReceiver(StreamReceiver):
                 return
         if txnrs:
             self._acknowledge_when_committed(messages, txnrs)
+        if self.unanswered > MAX_UNANSWERED and _WINDOW not in self._held:
+            self._hold(_WINDOW)
+            factory.telemetry.relp_reading_paused(
+                factory.config.name, self.peer, _PAUSED_WINDOW_FULL,
+                f"{self.unanswered} transactions unanswered, more than {MAX_UNANSWERED}: it does not wait "
+                "for answers; reading resumes once they go out",
+            )
 
     def _acknowledge_when_committed(self, messages: list[bytes], txnrs: list[int]) -> None:
         if messages:
@@ -93,21 +170,24 @@ class RelpReceiver(StreamReceiver):
             flags = flags_by_index(messages) if truncated else {}
             self.factory.deliver(self, messages, flags, sum(map(len, messages)))
         answers = b"".join(response(txnr, 200, "OK") for txnr in txnrs)
-        self.waiting += 1
-
-        def answer() -> None:
-            self.waiting -= 1
-            self._write(answers)
-
+        count = len(txnrs)
+        self.unanswered += count
         # soon: a RELP sender stops at its window until answered; the group-commit delay would be idle time.
-        self.factory.writer.after_commit(answer, soon=True)
+        self.factory.writer.after_commit(lambda: self._answered(count, answers), soon=True)
 
     def _answer(self, data: bytes) -> None:
-        """Answer in the order of the transactions: after the acknowledgements still waiting, if any."""
-        if self.waiting:
-            self.factory.writer.after_commit(lambda: self._write(data))
+        """Answer in the order of the transactions: after every answer still waiting, if any."""
+        if self.unanswered:
+            self.unanswered += 1
+            self.factory.writer.after_commit(lambda: self._answered(1, data))
         else:
             self._write(data)
+
+    def _answered(self, count: int, data: bytes) -> None:
+        self.unanswered -= count
+        self._write(data)
+        if self.unanswered <= MAX_UNANSWERED:
+            self._release(_WINDOW)
 
     def _command(self, frame: RelpFrame) -> None:
         if frame.command == "open":
@@ -117,18 +197,33 @@ class RelpReceiver(StreamReceiver):
             self.ending = True
             self.factory.writer.after_commit(lambda: self._end(encode_frame(frame.txnr, "rsp")))
         elif frame.command == "syslog":
-            self._answer(response(frame.txnr, 500, "command disabled: open the session first"))
+            self._refuse(frame, _REFUSED_BEFORE_OPEN, "command disabled: open the session first")
         else:
-            self._answer(response(frame.txnr, 500, f"unknown command {frame.command!r}; this server takes syslog"))
+            text = f"unknown command {frame.command!r}; this server takes syslog"
+            self._refuse(frame, _REFUSED_UNKNOWN_COMMAND, text)
+
+    def _refuse(self, frame: RelpFrame, reason: str, text: str) -> None:
+        """Answer ``500 text``; past ``MAX_REFUSED_FRAMES`` of them, end the session instead."""
+        self.refused += 1
+        factory = self.factory
+        factory.telemetry.relp_frame_refused(factory.config.name, self.peer, reason, f"frame {frame.txnr}: {text}")
+        if self.refused > MAX_REFUSED_FRAMES:
+            self._end_session(f"more than {MAX_REFUSED_FRAMES} frames refused (500), the last: {text}")
+            return
+        self._answer(response(frame.txnr, 500, text))
 
     def _open(self, frame: RelpFrame) -> None:
         if self.opened:
-            self._answer(response(frame.txnr, 500, "the session is already open"))
+            self._refuse(frame, _REFUSED_SECOND_OPEN, "the session is already open")
             return
         offered = parse_offers(frame.data)
         commands = offered.get("commands", "").split(",")
         if "syslog" not in commands:
-            self._write(response(frame.txnr, 500, "required command not supported by client: syslog"))
+            text = "required command not supported by client: syslog"
+            self.factory.telemetry.relp_frame_refused(
+                self.factory.config.name, self.peer, _REFUSED_NO_SYSLOG, f"frame {frame.txnr}: {text}"
+            )
+            self._write(response(frame.txnr, 500, text))
             self._end_session("the sender does not offer the syslog command")
             return
         self.opened = True
@@ -143,14 +238,33 @@ class RelpReceiver(StreamReceiver):
     def _end(self, last: bytes) -> None:
         """Write ``last`` (a close's answer), the serverclose hint, and close."""
         transport = self.transport
-        if transport is None or self.closed.called:
+        if transport is None or self.closed.called or self.finished:
             return
+        self.finished = True
         transport.write(last + _SERVERCLOSE)
+        # First: TLS sends close_notify only without a producer, and TCP never closes while it holds one paused.
+        transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
+        if not self.closing:  # close_gracefully has its own deadline
+            self._closed_within(END_GRACE_SECONDS, transport.abortConnection)  # type: ignore[attr-defined]
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed.called:
             self.transport.write(data)
+
+    def answers_unread(self) -> None:
+        """The transport holds more unsent answers than its buffer: read nothing more until they are out."""
+        if _REPLIES in self._held:
+            return
+        self._hold(_REPLIES)
+        self.factory.telemetry.relp_reading_paused(
+            self.factory.config.name, self.peer, _PAUSED_REPLIES_UNREAD,
+            "it does not read its answers (more are unsent than the connection's buffer holds); "
+            "reading resumes once they are sent",
+        )
+
+    def answers_read(self) -> None:
+        self._release(_REPLIES)
 
     def close_gracefully(self, grace_seconds: float) -> Deferred[None]:
         """Stop reading, acknowledge what was read once it is committed, send serverclose, close.

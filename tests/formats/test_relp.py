@@ -64,6 +64,19 @@ class TestDeframer:
         assert deframer.truncated_frames == 1
         assert deframer.buffered < 120  # the skipped bytes were never held
 
+    def test_the_kept_part_of_a_long_frame_grows_in_place(self) -> None:
+        """If a long frame's data arrives in many pieces, then the part kept is extended in place, not
+        copied anew with every piece (which made a frame cost the square of its length)."""
+        deframer = RelpDeframer(1000)
+        deframer.feed(b"1 syslog 5000 " + b"x" * 100)
+        kept = deframer._kept
+        for piece in chunks(b"y" * 4900, 100):
+            assert deframer.feed(piece) == []
+            assert deframer._kept is kept
+        assert len(kept) == 1000
+        [frame] = deframer.feed(b"\n")
+        assert bytes(frame.data) == b"x" * 100 + b"y" * 900
+
     @pytest.mark.parametrize(
         ("stream", "says"),
         [
