@@ -45,6 +45,8 @@ _HELP = {
     "receiver_frames_incomplete_total": "Frames the sender's close cut short (kept, flagged incomplete).",
     "receiver_frames_framing_errors_total": "Octet-counted frames without a valid count (read up to LF).",
     "receiver_udp_datagrams_dropped_total": "UDP datagrams dropped, by reason.",
+    "receiver_rate_limit_buckets_evicted_total": "Per-source rate limits forgotten to keep at most 100,000 sources.",
+    "receiver_senders_forgotten_total": "Senders forgotten to keep at most 100,000 (receiverctl senders).",
     "receiver_spool_segments_committed_total": "Spool segments committed.",
     "receiver_spool_frames_committed_total": "Frames committed to the spool.",
     "receiver_spool_bytes_committed_total": "Frame bytes committed to the spool.",

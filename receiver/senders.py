@@ -11,12 +11,18 @@ senders`` shows them with a state:
   stopped forwarding (or was switched off) shows up here.
 
 Updated once per read (not per frame) on the reactor thread. At most
-``limit`` senders are remembered; beyond that the one silent the longest is
-forgotten.
+``limit`` senders are remembered: a new one then makes the receiver forget
+the sender without a connection heard least recently (a disconnect counts
+as being heard, for that order), and ``on_forgotten`` counts it. Senders
+with an open connection are never forgotten; they are kept apart, so
+finding the one to forget is O(1) however many are connected (spoofed UDP
+sources arrive faster than a scan of 100,000 could keep up with). When the
+connected ones alone reach ``limit``, the table holds them plus one.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -51,40 +57,58 @@ class _Sender:
 
 
 class Senders:
-    """The senders heard from; ``clock`` gives wall-clock seconds."""
+    """The senders heard from; ``clock`` gives wall-clock seconds; ``on_forgotten`` is called for each one
+    forgotten to stay within ``limit``."""
 
-    def __init__(self, clock: Callable[[], float], *, limit: int = 100_000) -> None:
+    def __init__(
+        self, clock: Callable[[], float], *, limit: int = 100_000, on_forgotten: Callable[[], object] | None = None
+    ) -> None:
         self._clock = clock
-        self._limit = limit
-        self._senders: dict[str, _Sender] = {}
+        self.limit = limit
+        self._on_forgotten = on_forgotten
+        # Each sender is in one of the two. The order is the order heard, not of last_seen: the
+        # wall clock may step back.
+        self._unconnected: OrderedDict[str, _Sender] = OrderedDict()
+        self._connected: dict[str, _Sender] = {}
 
-    def _get(self, peer: str, now: float) -> _Sender:
-        sender = self._senders.get(peer)
-        if sender is None:
-            if len(self._senders) >= self._limit:
-                self._forget_one()
-            sender = self._senders[peer] = _Sender(now)
-        return sender
-
-    def _forget_one(self) -> None:
-        silent = [(s.last_seen, peer) for peer, s in self._senders.items() if s.connections == 0]
-        if silent:
-            del self._senders[min(silent)[1]]
+    def _make_room(self) -> None:
+        """Before adding a sender: if full, forget the one without a connection heard least recently."""
+        if len(self) >= self.limit and self._unconnected:
+            self._unconnected.popitem(last=False)
+            if self._on_forgotten is not None:
+                self._on_forgotten()
 
     def connected(self, peer: str) -> None:
         now = self._clock()
-        sender = self._get(peer, now)
+        sender = self._connected.get(peer)
+        if sender is None:
+            sender = self._unconnected.pop(peer, None)
+            if sender is None:
+                self._make_room()
+                sender = _Sender(now)
+            self._connected[peer] = sender
         sender.connections += 1
         sender.last_seen = now
 
     def disconnected(self, peer: str) -> None:
-        sender = self._senders.get(peer)
-        if sender is not None and sender.connections > 0:
-            sender.connections -= 1
+        sender = self._connected.get(peer)
+        if sender is None:
+            return
+        sender.connections -= 1
+        if sender.connections == 0:
+            del self._connected[peer]
+            self._unconnected[peer] = sender
 
     def received(self, peer: str, frames: int, nbytes: int) -> None:
         now = self._clock()
-        sender = self._get(peer, now)
+        sender = self._connected.get(peer)
+        if sender is None:
+            sender = self._unconnected.get(peer)
+            if sender is None:
+                self._make_room()
+                sender = self._unconnected[peer] = _Sender(now)
+            else:
+                self._unconnected.move_to_end(peer)
         sender.roll(int(now // 60))
         sender.frames += frames
         sender.bytes += nbytes
@@ -93,14 +117,14 @@ class Senders:
         sender.last_seen = now
 
     def __len__(self) -> int:
-        return len(self._senders)
+        return len(self._unconnected) + len(self._connected)
 
     def snapshot(self, groups_of: Callable[[str], tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
         """Every sender, most recently heard first."""
         now = self._clock()
         minute = int(now // 60)
         out: list[dict[str, Any]] = []
-        for peer, s in self._senders.items():
+        for peer, s in (*self._connected.items(), *self._unconnected.items()):
             s.roll(minute)
             recent = now - s.last_seen < _ACTIVE_SECONDS
             if s.connections:

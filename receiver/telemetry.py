@@ -36,7 +36,7 @@ class Telemetry:
         self._clock = clock
         self._interval = repeat_interval_seconds
         self._repeats: dict[str, tuple[float, int]] = {}
-        self.senders = Senders(time.time)
+        self.senders = Senders(time.time, on_forgotten=self.sender_forgotten)
         """Every source heard from (``receiverctl senders``)."""
 
     def count(self, name: str, n: int = 1, **labels: str) -> None:
@@ -97,6 +97,24 @@ class Telemetry:
         self._repeated(
             f"rate:{listener}", logging.INFO,
             f"{listener}: {peer} is over its rate limit: reading from it paused for {seconds:.2f} s",
+        )
+
+    def rate_limit_bucket_evicted(self, listener: str) -> None:
+        """A source new to the listener's rate limits, which keep buckets for a bounded number of sources."""
+        self.count("receiver_rate_limit_buckets_evicted_total", listener=listener)
+        self._repeated(
+            f"rate-evicted:{listener}", logging.WARNING,
+            f"{listener}: rate limits for more sources than they keep: the least recently heard one starts "
+            "over with a full burst (a flood from spoofed source addresses?)",
+        )
+
+    def sender_forgotten(self) -> None:
+        """A sender new to ``receiverctl senders``, which was full."""
+        self.count("receiver_senders_forgotten_total")
+        self._repeated(
+            "senders-forgotten", logging.WARNING,
+            f"more than {self.senders.limit} senders: the list receiverctl senders shows forgot the one "
+            "without a connection heard least recently (a flood from spoofed UDP source addresses?)",
         )
 
     def relp_session_broken(self, listener: str, peer: str, reason: str) -> None:

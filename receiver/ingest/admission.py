@@ -10,6 +10,9 @@ slows the sender, nothing is lost) or has its datagrams dropped and counted
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 __all__ = ["SourceRateLimits", "TokenBucket"]
 
 class TokenBucket:
@@ -50,32 +53,49 @@ class TokenBucket:
 class SourceRateLimits:
     """Per-source buckets of records and bytes per second, shared by a source's connections on one listener.
 
-    A limit of 0 is no limit. Buckets of sources that have been quiet long
-    enough to be full again are forgotten when many are kept, so memory
-    stays bounded by the number of sources sending now.
+    A limit of 0 is no limit. At most ``max_sources`` sources have buckets: a
+    new one then evicts the least recently used, found in O(1) (spoofed UDP
+    sources arrive faster than a scan could keep up with), and ``on_evicted``
+    counts it.
     """
 
-    _PRUNE_ABOVE = 10_000
-
-    def __init__(self, records_per_second: float, bytes_per_second: float, burst_seconds: float) -> None:
+    def __init__(
+        self,
+        records_per_second: float,
+        bytes_per_second: float,
+        burst_seconds: float,
+        *,
+        max_sources: int = 100_000,
+        on_evicted: Callable[[], object] | None = None,
+    ) -> None:
         self.records_per_second = records_per_second
         self.bytes_per_second = bytes_per_second
         self.burst_seconds = burst_seconds
-        self._buckets: dict[str, tuple[TokenBucket | None, TokenBucket | None]] = {}
+        self.max_sources = max_sources
+        self._on_evicted = on_evicted
+        self._buckets: OrderedDict[str, tuple[TokenBucket | None, TokenBucket | None]] = OrderedDict()
 
     def __bool__(self) -> bool:
         return self.records_per_second > 0 or self.bytes_per_second > 0
 
     def _of(self, source: str, now: float) -> tuple[TokenBucket | None, TokenBucket | None]:
         buckets = self._buckets.get(source)
-        if buckets is None:
-            if len(self._buckets) >= self._PRUNE_ABOVE:
-                self._prune(now)
-            buckets = (
-                TokenBucket(self.records_per_second, self.burst_seconds, now) if self.records_per_second > 0 else None,
-                TokenBucket(self.bytes_per_second, self.burst_seconds, now) if self.bytes_per_second > 0 else None,
-            )
-            self._buckets[source] = buckets
+        if buckets is not None:
+            self._buckets.move_to_end(source)
+            return buckets
+        if len(self._buckets) >= self.max_sources:
+            # The least recently used is most likely full again, and then evicting it changes nothing.
+            # If not, its source starts over with a fresh burst: at most one burst per max_sources
+            # other sources heard since, which a spoofer gets anyway from a new address. A paused TCP
+            # sender stays paused: the pause is its connection's timer, not the bucket.
+            self._buckets.popitem(last=False)
+            if self._on_evicted is not None:
+                self._on_evicted()
+        buckets = (
+            TokenBucket(self.records_per_second, self.burst_seconds, now) if self.records_per_second > 0 else None,
+            TokenBucket(self.bytes_per_second, self.burst_seconds, now) if self.bytes_per_second > 0 else None,
+        )
+        self._buckets[source] = buckets
         return buckets
 
     def charge(self, source: str, records: int, nbytes: int, now: float) -> float:
@@ -96,9 +116,3 @@ class SourceRateLimits:
                 by_records.tokens += records  # give back: the datagram is dropped whole
             return False
         return True
-
-    def _prune(self, now: float) -> None:
-        self._buckets = {
-            source: buckets for source, buckets in self._buckets.items()
-            if not all(b is None or b.full(now) for b in buckets)
-        }

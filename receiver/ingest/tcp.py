@@ -31,6 +31,7 @@ under the wrapper.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -333,7 +334,8 @@ class StreamFactory(Factory):
         """The listener's TLS context (the service wraps this factory in TLS), or None: plain TCP."""
         self.allowed = SourceNetworks(config.allowed_networks)
         limits = SourceRateLimits(
-            config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds
+            config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds,
+            on_evicted=functools.partial(telemetry.rate_limit_bucket_evicted, config.name),
         )
         # None when off: the per-read test is then a plain identity check.
         self.rate_limits: SourceRateLimits | None = limits if limits else None

@@ -13,6 +13,7 @@ kernel dropped because the socket's receive buffer was full (read from
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -67,6 +68,12 @@ def kernel_drops(sock: socket.socket) -> int | None:
     return None
 
 
+def _replay(frames_of_datagrams: list[list[bytes]]) -> Callable[[bytes], list[bytes]]:
+    """A ``feed`` for datagrams deframed already: each call returns the next one's frames, in order."""
+    frames_of = iter(frames_of_datagrams)
+    return lambda _datagram: next(frames_of)
+
+
 class DatagramReceiver(DatagramProtocol):
     """One UDP listener."""
 
@@ -94,7 +101,8 @@ class DatagramReceiver(DatagramProtocol):
         self._flush_call: IDelayedCall | None = None
         self.allowed = SourceNetworks(config.allowed_networks)
         self.rate_limits = SourceRateLimits(
-            config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds
+            config.rate_limit_records_per_second, config.rate_limit_bytes_per_second, config.rate_limit_burst_seconds,
+            on_evicted=functools.partial(telemetry.rate_limit_bucket_evicted, config.name),
         )
 
     def startProtocol(self) -> None:
@@ -132,10 +140,11 @@ class DatagramReceiver(DatagramProtocol):
         if not self.writer.accepting:
             self.telemetry.udp_dropped(name, "the spool is not accepting (backpressure)", len(batch))
             return
+        feed: Callable[[bytes], list[bytes]] = self.deframer.feed
         if self.allowed or self.rate_limits:
-            batch = self._admitted(batch)
+            batch, frames_of_kept = self._admitted(batch)
+            feed = _replay(frames_of_kept)
         now = self.wall_clock_ns()
-        feed = self.deframer.feed
         run_addr: tuple[str, int] | None = None
         frames: list[bytes] = []
         flags: dict[int, tuple[str, ...]] = {}
@@ -159,24 +168,37 @@ class DatagramReceiver(DatagramProtocol):
             total_bytes += nbytes
         self.telemetry.received(name, total_frames, total_bytes)
 
-    def _admitted(self, batch: list[tuple[bytes, tuple[str, int]]]) -> list[tuple[bytes, tuple[str, int]]]:
-        """The datagrams of senders in ``allowed_networks`` and within their rate; the others dropped, counted."""
-        allowed, limits = self.allowed, self.rate_limits
+    def _admitted(
+        self, batch: list[tuple[bytes, tuple[str, int]]]
+    ) -> tuple[list[tuple[bytes, tuple[str, int]]], list[list[bytes]]]:
+        """The datagrams of senders in ``allowed_networks`` and within their rate, with their frames; the
+        others dropped, counted.
+
+        A datagram is charged the records it holds, not 1 (one may hold a thousand lines), so it is
+        deframed here; the frames of those dropped are not counted as received, empty or truncated.
+        """
+        allowed, limits, deframer = self.allowed, self.rate_limits, self.deframer
         now = self.clock.seconds()
         kept = []
+        frames_of_kept = []
         outside = over = 0
         for datagram, addr in batch:
             if allowed and not allowed.contains(addr[0]):
                 outside += 1
-            elif limits and not limits.admit(peer_of(addr)[0], 1, len(datagram), now):
+                continue
+            counted = deframer.frames, deframer.empty_frames, deframer.truncated_frames
+            frames = deframer.feed(datagram)
+            if limits and not limits.admit(peer_of(addr)[0], len(frames), len(datagram), now):
+                deframer.frames, deframer.empty_frames, deframer.truncated_frames = counted
                 over += 1
-            else:
-                kept.append((datagram, addr))
+                continue
+            kept.append((datagram, addr))
+            frames_of_kept.append(frames)
         if outside:
             self.telemetry.udp_dropped(self.config.name, "sender not in allowed_networks", outside)
         if over:
             self.telemetry.udp_dropped(self.config.name, "sender over its rate limit", over)
-        return kept
+        return kept, frames_of_kept
 
     def _append(
         self, now: int, addr: tuple[str, int] | None, frames: list[bytes], flags: dict[int, tuple[str, ...]], nbytes: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from receiver.ingest import admission
 from receiver.ingest.admission import SourceRateLimits, TokenBucket
 from receiver.networks import SourceNetworks
 
@@ -79,10 +80,49 @@ class TestSourceRateLimits:
         assert not limits
         assert limits.charge("a", 10**9, 10**12, now=0.0) == 0.0 and limits.admit("a", 1, 1, now=0.0)
 
-    def test_memory_stays_bounded_by_active_sources(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """If many sources come and go, then the buckets of quiet ones are forgotten."""
-        monkeypatch.setattr(SourceRateLimits, "_PRUNE_ABOVE", 100)
-        limits = SourceRateLimits(records_per_second=10, bytes_per_second=0, burst_seconds=1)
+    def test_at_most_max_sources_have_buckets_and_evictions_are_counted(self) -> None:
+        """If more sources send than ``max_sources``, then the table stays at that size and every bucket
+        evicted is counted."""
+        evicted = []
+        limits = SourceRateLimits(records_per_second=10, bytes_per_second=0, burst_seconds=1, max_sources=100,
+                                  on_evicted=lambda: evicted.append(1))
         for i in range(1000):
             limits.charge(f"10.0.{i // 250}.{i % 250}", 1, 1, now=float(i))
-        assert len(limits._buckets) <= 101
+        assert len(limits._buckets) == 100
+        assert len(evicted) == 900
+
+    def test_the_least_recently_used_bucket_is_evicted(self) -> None:
+        """If the table is full, then the source used least recently loses its bucket (it starts over with
+        a full burst), and a source in debt that was used since keeps its debt."""
+        limits = SourceRateLimits(records_per_second=10, bytes_per_second=0, burst_seconds=1, max_sources=2)
+        assert limits.charge("first", 20, 1, now=0.0) > 0
+        assert limits.charge("second", 20, 1, now=0.0) > 0
+        assert limits.charge("first", 0, 1, now=0.0) > 0  # used again: still in debt
+        assert limits.charge("new", 1, 1, now=0.0) == 0.0
+        assert list(limits._buckets) == ["first", "new"]
+        assert limits.charge("first", 0, 1, now=0.0) > 0
+
+    def test_a_new_source_at_the_limit_examines_a_bounded_number_of_buckets(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If the table is full of sources in debt, then a new source looks at a few buckets, not at all
+        of them (spoofed UDP sources would otherwise stall the reactor)."""
+        examined = 0
+
+        class WatchedBucket(TokenBucket):
+            __slots__ = ()
+
+            def _refill(self, now: float) -> None:  # every look at a bucket refills it first
+                nonlocal examined
+                examined += 1
+                super()._refill(now)
+
+        monkeypatch.setattr(admission, "TokenBucket", WatchedBucket)
+        limits = SourceRateLimits(records_per_second=10, bytes_per_second=0, burst_seconds=1, max_sources=1000)
+        for i in range(1000):
+            limits.charge(f"in-debt-{i}", 100, 1, now=0.0)
+        examined = 0
+        for i in range(100):
+            limits.charge(f"spoofed-{i}", 1, 1, now=0.0)
+        assert len(limits._buckets) == 1000
+        assert examined <= 100 * 2

@@ -267,6 +267,43 @@ class TestDatagramReceiver:
         assert telemetry.value("receiver_udp_datagrams_dropped_total", listener="udp-test",
                                reason="sender over its rate limit") == 200
 
+    def test_a_datagram_is_charged_the_records_it_holds(self) -> None:
+        """If a datagram holds more LF-separated records than the sender may send, then it is dropped whole
+        and counted, and a later one that fits in what is left passes."""
+        config = dataclasses.replace(UDP, rate_limit_records_per_second=10, rate_limit_burst_seconds=1)
+        receiver, writer, telemetry = self.make(config)
+        receiver.datagramReceived(b"".join(b"<13>line %d\n" % i for i in range(1500)), ("10.0.0.1", 5140))
+        receiver.datagramReceived(b"<13>a\n<13>b\n<13>c\n<13>d\n<13>e\n<13>f\n", ("10.0.0.1", 5140))
+        receiver.datagramReceived(b"<13>g\n<13>h\n<13>i\n<13>j\n<13>k\n", ("10.0.0.1", 5140))
+        receiver.flush()
+        assert writer.frames == [b"<13>a", b"<13>b", b"<13>c", b"<13>d", b"<13>e", b"<13>f"]
+        assert telemetry.value("receiver_frames_received_total") == 6
+        assert telemetry.value("receiver_udp_datagrams_dropped_total", listener="udp-test",
+                               reason="sender over its rate limit") == 2
+
+    def test_frames_of_dropped_datagrams_are_not_counted_and_kept_ones_keep_their_flags(self) -> None:
+        """If a rate-limited listener drops a datagram with empty and oversize lines, then they are not
+        counted as skipped or truncated; a kept datagram's truncated frame is flagged as it is without limits."""
+        config = dataclasses.replace(UDP, rate_limit_records_per_second=2, rate_limit_burst_seconds=1,
+                                     max_frame_bytes=8)
+        receiver, writer, telemetry = self.make(config)
+        receiver.datagramReceived(b"<1>a\n<1>too long here", ("10.0.0.1", 1))
+        receiver.datagramReceived(b"<1>b\n\n\n<1>too long too\n", ("10.0.0.1", 1))
+        receiver.stopProtocol()  # reports the deframer's counts
+        assert [(e.frames, e.frame_flags) for e in writer.entries] == [([b"<1>a", b"<1>too l"], {1: ("truncated:16",)})]
+        assert telemetry.value("receiver_frames_truncated_total") == 1
+        assert telemetry.value("receiver_frames_empty_total") == 0
+
+    def test_rate_limit_buckets_evicted_are_counted(self) -> None:
+        """If more sources send than the rate limits keep buckets for, then each eviction is counted."""
+        config = dataclasses.replace(UDP, rate_limit_records_per_second=100)
+        receiver, _, telemetry = self.make(config)
+        receiver.rate_limits.max_sources = 2
+        for host in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
+            receiver.datagramReceived(b"<13>x", (host, 5140))
+        receiver.flush()
+        assert telemetry.value("receiver_rate_limit_buckets_evicted_total", listener="udp-test") == 2
+
     def test_datagram_records(self) -> None:
         """If a datagram holds LF-separated records, then each is a frame with the sender's address."""
         receiver, writer, _ = self.make()

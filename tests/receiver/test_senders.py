@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+import receiver.senders as senders_module
 from receiver.senders import Senders
+from receiver.telemetry import Telemetry
 
 
 class Clock:
@@ -55,3 +59,77 @@ def test_bounded() -> None:
     senders.received("c", 1, 1)
     assert sorted(s["address"] for s in senders.snapshot()) == ["a", "c"]
     assert len(senders) == 2
+
+
+def test_bounded_with_every_remembered_sender_connected() -> None:
+    """If the connected senders alone fill the table, then none of them is forgotten: a new UDP sender is
+    kept beside them until the next one replaces it, and a sender that disconnects can be forgotten again."""
+    clock = Clock()
+    senders = Senders(clock, limit=3)
+    for peer in ("a", "b", "c"):
+        senders.connected(peer)
+    senders.received("d", 1, 1)
+    senders.received("e", 1, 1)
+    assert sorted(s["address"] for s in senders.snapshot()) == ["a", "b", "c", "e"]
+    senders.disconnected("a")
+    senders.received("f", 1, 1)
+    senders.received("g", 1, 1)
+    assert sorted(s["address"] for s in senders.snapshot()) == ["b", "c", "f", "g"]
+
+
+def test_the_one_forgotten_is_the_one_heard_first_even_if_the_clock_steps_back() -> None:
+    """If the wall clock steps back between two senders, then at the limit the sender heard first is
+    forgotten, not the one whose clock reading is older."""
+    clock = Clock()
+    senders = Senders(clock, limit=2)
+    senders.received("heard-first", 1, 1)
+    clock.now -= 30  # an NTP step
+    senders.received("heard-second", 1, 1)
+    senders.received("heard-first", 1, 1)  # heard again: now the most recent
+    senders.received("new", 1, 1)
+    assert sorted(s["address"] for s in senders.snapshot()) == ["heard-first", "new"]
+
+
+def test_a_new_sender_at_the_limit_examines_a_bounded_number_of_senders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the table is full, half of it connected, then adding a sender looks at a few senders, not at all
+    of them (spoofed UDP sources would otherwise stall the reactor)."""
+    # Skipping connected senders means reading their connection count: count those reads.
+    examined = 0
+    slot = senders_module._Sender.connections
+
+    class WatchedSender(senders_module._Sender):
+        __slots__ = ()
+
+        @property  # type: ignore[misc]
+        def connections(self) -> int:
+            nonlocal examined
+            examined += 1
+            return slot.__get__(self)
+
+        @connections.setter
+        def connections(self, value: int) -> None:
+            slot.__set__(self, value)
+
+    monkeypatch.setattr(senders_module, "_Sender", WatchedSender)
+    clock = Clock()
+    senders = Senders(clock, limit=1000)
+    for i in range(1000):
+        if i % 2:
+            senders.connected(f"tcp-{i}")
+        else:
+            senders.received(f"udp-{i}", 1, 1)
+    examined = 0
+    for i in range(100):
+        senders.received(f"spoofed-{i}", 1, 1)
+    assert len(senders) == 1000
+    assert examined <= 100 * 2
+
+
+def test_forgotten_senders_are_counted() -> None:
+    """If senders are forgotten to stay within the limit, then the telemetry counts each one."""
+    telemetry = Telemetry(clock=Clock())
+    telemetry.senders.limit = 2
+    for peer in ("a", "b", "c", "d", "e"):
+        telemetry.senders.received(peer, 1, 1)
+    assert len(telemetry.senders) == 2
+    assert telemetry.value("receiver_senders_forgotten_total") == 3
