@@ -15,7 +15,21 @@ Stream framings:
     ``[1-9][0-9]{0,9} `` *and* what follows is how a message starts (``<`` of a
     PRI, or a configured streamlog version and a space). Anything else is an LF
     frame, so LF messages that begin with digits (``2024-01-02 ...``,
-    ``0.1 sys_tag ...``, ``100 errors``) are never taken for counts.
+    ``0.1 sys_tag ...``, ``100 errors``) are never taken for counts. A NUL
+    ends a frame as LF does (``nul_ends_frame``, on by default): Python's
+    ``logging.handlers.SysLogHandler`` ends every message with NUL and sends
+    no LF over TCP. Octet-counted frames are taken whole, NULs and all.
+
+Datagrams: one or more LF-separated records; a final LF, or a final NUL
+(Python's handler) with or without an LF before it, ends the last record.
+
+What ends a frame is not part of the message, and that holds for the bytes
+just before the end too: :func:`message_bytes` drops a final NUL and a CR
+before it (CRLF senders: nxlog, Snare, Windows appliances). The parsers apply
+it where the record is made, so it holds on every transport and framing
+(octet counting, RELP, UDP, frames already in the spool) while the spool
+keeps each frame as it arrived and the deframers' hot paths do no per-frame
+work for it.
 
 Limits: a frame longer than ``max_frame_bytes`` is cut at the limit (never
 inside a UTF-8 character), flagged ``truncated:<original length>`` and the rest
@@ -43,6 +57,7 @@ __all__ = [
     "StreamDeframer",
     "flags_by_index",
     "frame_flags",
+    "message_bytes",
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
@@ -56,6 +71,8 @@ _HEADER = re.compile(rb"([1-9][0-9]{0,9}) ")
 _DIGITS = re.compile(rb"[0-9]{1,10}")
 # An LF followed by a digit 1-9: the only place an auto-framed LF run can end.
 _LF_THEN_COUNT = re.compile(rb"\n[1-9]")
+# The same when NUL ends frames too; searched only for bytes that hold a NUL.
+_END_THEN_COUNT = re.compile(rb"[\n\0][1-9]")
 
 _START, _LF, _OCTET = 0, 1, 2
 
@@ -85,6 +102,20 @@ def frame_flags(frame: bytes) -> tuple[str, ...]:
 def flags_by_index(frames: list[bytes]) -> dict[int, tuple[str, ...]]:
     """Index -> flags of the flagged frames in ``frames`` (a scan: call it only when the counters moved)."""
     return {i: frame.flags for i, frame in enumerate(frames) if type(frame) is FlaggedFrame}
+
+
+def message_bytes(frame: bytes) -> bytes:
+    """``frame`` without a final NUL, then without a final CR: the ends of frames, not of messages.
+
+    ``...\\0``, ``...\\r`` and ``...\\r\\0`` all give ``...``; only one of
+    each goes, so a message's own trailing bytes stay. Callers test
+    ``frame[-1:] in (b"\\0", b"\\r")`` first: one slice comparison per frame.
+    """
+    if frame[-1:] == b"\0":
+        frame = frame[:-1]
+    if frame[-1:] == b"\r":
+        frame = frame[:-1]
+    return frame
 
 
 def _cut_utf8(payload: bytes) -> bytes:
@@ -136,6 +167,7 @@ class StreamDeframer(DeframerCounters):
         "_max",
         "_mode",
         "_need",
+        "_nul",
         "_octet_header",
         "_octet_starts",
         "_pending",
@@ -150,6 +182,7 @@ class StreamDeframer(DeframerCounters):
         framing: Framing = "auto",
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         streamlog_versions: tuple[str, ...] = ("0.1",),
+        nul_ends_frame: bool = True,
     ) -> None:
         super().__init__()
         if framing not in ("auto", "lf", "octet"):
@@ -158,6 +191,8 @@ class StreamDeframer(DeframerCounters):
             raise FormatDefinitionError(f"max_frame_bytes must be at least 1, not {max_frame_bytes}")
         self._mode = framing
         self._max = max_frame_bytes
+        # lf and octet keep their RFC 6587 meaning: there NUL is a message byte.
+        self._nul = nul_ends_frame and framing == "auto"
         self._octet_starts = (_SYSLOG_START, *(v.encode() + b" " for v in streamlog_versions))
         # The common case in one match: a count, and (auto) a message start after it.
         starts = b"|".join(re.escape(start) for start in self._octet_starts)
@@ -181,6 +216,10 @@ class StreamDeframer(DeframerCounters):
         state = self._state
         if state == _LF:
             nl = data.find(b"\n")
+            if self._nul:
+                nul = data.find(b"\0", 0, nl if nl >= 0 else len(data))
+                if nul >= 0:
+                    nl = nul
             if nl < 0:
                 self._keep(data, len(data))
                 return out
@@ -261,6 +300,9 @@ class StreamDeframer(DeframerCounters):
         end = len(buf)
         mode = self._mode
         limit = self._max
+        # Where the next NUL is (-1: none; -2: not looked for yet): NULs are rare,
+        # so a read is searched for them once, and only if it has LF runs.
+        next_nul = -2 if self._nul else -1
         while pos < end:
             if mode != "lf" and 0x31 <= buf[pos] <= 0x39:
                 run_end = self._octet_run(buf, pos, out)
@@ -290,9 +332,17 @@ class StreamDeframer(DeframerCounters):
                 continue
             # A run of LF frames: in auto mode it can only end before a line
             # that starts with a count, so split everything up to there at once.
+            nul = False
             if mode == "auto":
                 m = _LF_THEN_COUNT.search(buf, pos)
                 stop = m.start() if m is not None else buf.rfind(b"\n", pos)
+                if next_nul != -1:
+                    if next_nul < pos:
+                        next_nul = buf.find(b"\0", pos)
+                    nul = 0 <= next_nul < (end if m is None else stop)
+                if nul:
+                    m = _END_THEN_COUNT.search(buf, pos)
+                    stop = m.start() if m is not None else max(stop, buf.rfind(b"\0", pos))
             else:
                 stop = buf.rfind(b"\n", pos)
             if stop < 0:
@@ -301,7 +351,7 @@ class StreamDeframer(DeframerCounters):
                 return
             region = buf[pos:stop]
             pos = stop + 1
-            lines = region.split(b"\n")
+            lines = (region.replace(b"\0", b"\n") if nul else region).split(b"\n")
             if len(region) > limit and max(map(len, lines)) > limit:
                 lines = [self._cut(line) if len(line) > limit else line for line in lines]
             if not all(lines):  # empty frames; cheaper than searching the region for LF LF
@@ -399,7 +449,9 @@ class DatagramDeframer(DeframerCounters):
     """Frames of datagrams (UDP): each datagram holds one or more LF-separated records.
 
     A trailing LF is a terminator, not an empty record (rsyslog and syslog-ng
-    end UDP datagrams with LF, logger does not).
+    end UDP datagrams with LF, logger does not). So is a trailing NUL, and an
+    LF before it: Python's SysLogHandler sends ``<PRI>message\\0``, and a
+    logged message of its own may end with LF.
     """
 
     __slots__ = ("_max",)
@@ -412,6 +464,8 @@ class DatagramDeframer(DeframerCounters):
 
     def feed(self, datagram: bytes) -> list[bytes]:
         """The records of one datagram."""
+        if datagram[-1:] == b"\0":
+            datagram = datagram[:-1]
         if datagram[-1:] == b"\n":
             datagram = datagram[:-1]
         lines = datagram.split(b"\n")

@@ -8,6 +8,10 @@ Auto-detection, per frame:
 3. RFC 3164, when it starts with ``<PRI>`` or with a timestamp;
 4. otherwise the frame is kept whole as ``_content_``, flagged ``parse-error``.
 
+Whatever the path, a final NUL and a CR before it are not part of the record
+(:func:`formats.framing.message_bytes`): each parser drops them where it makes
+the record, and so does the raw record here.
+
 :func:`make_parser` checks the settings once and returns the function that
 the hot path calls for each frame. Flags the deframer attached to a frame
 (truncated, incomplete, ...) travel with the frame through the spool; the
@@ -22,6 +26,7 @@ from typing import Literal
 
 from formats._timestamps import UTC
 from formats.errors import FormatDefinitionError
+from formats.framing import message_bytes
 from formats.logtail_fields import raw_record
 from formats.record import FLAG_INVALID_UTF8, FLAG_PARSE_ERROR, Record
 from formats.rfc3164 import Rfc3164Parser, looks_like_rfc3164_timestamp
@@ -67,6 +72,8 @@ def make_parser(
 
 def _unparsed(frame: bytes, peer: str, receive_time_ns: int, error: str) -> Record:
     """The frame kept whole, flagged parse-error, with ``error`` saying why."""
+    if frame[-1:] in (b"\0", b"\r"):
+        frame = message_bytes(frame)
     try:
         text = frame.decode()
         flags: tuple[str, ...] = (FLAG_PARSE_ERROR,)

@@ -20,6 +20,9 @@
 - TAG is ``name:``, ``name[pid]:`` or ``name[pid]``; a lone ``-`` (rsyslog's
   rendering of an absent APP-NAME) is an empty program. A word without a colon
   or a pid is content, not a TAG. CONTENT starts after exactly one space.
+- What cannot be read is kept: a timestamp that is not a time in
+  ``_raw_timestamp_`` (flag ``bad-timestamp``, receive time), a PRI over 191
+  in ``_raw_pri_`` (flag ``bad-pri``); a malformed PRI stays in the text.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import datetime as _dt
 import re
 
 from formats._timestamps import UTC, Rfc3339Reader, epoch_seconds, month_number, year_of
-from formats.logtail_fields import PROCESS_ID, SYSLOG_KEYS
+from formats.framing import message_bytes
+from formats.logtail_fields import PROCESS_ID, RAW_PRI, RAW_TIMESTAMP, SYSLOG_KEYS, raw_key_table
 from formats.record import FLAG_BAD_PRI, FLAG_BAD_TIMESTAMP, FLAG_INVALID_UTF8, Record
 from formats.rfc5424 import PRI_STRINGS
 
@@ -37,6 +41,7 @@ __all__ = ["Rfc3164Parser", "looks_like_rfc3164_timestamp"]
 _UNKNOWN_PRI = ("-1", "-1", "-1")
 _NO_TAGS: dict[str, str] = {}  # shared; records' tags are replaced, never mutated
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
+_WITH_RAW = raw_key_table((SYSLOG_KEYS, _KEYS_WITH_PID))
 _BOM = "\ufeff"
 _CACHE_LIMIT = 4096
 _DAY_NS = 86_400 * 1_000_000_000
@@ -81,6 +86,8 @@ class Rfc3164Parser:
 
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One frame into a record."""
+        if frame[-1:] in (b"\0", b"\r"):
+            frame = message_bytes(frame)
         try:
             text = frame.decode()
             flags: tuple[str, ...] = ()
@@ -112,6 +119,7 @@ class Rfc3164Parser:
         # PRI
         pos = 0
         pri_strings = _UNKNOWN_PRI
+        raw: tuple[tuple[str, str], ...] = ()  # (field, text as sent) where a stand-in replaced it
         if text[:1] == "<":
             gt = text.find(">", 1, 5)
             pri_text = text[1:gt]
@@ -121,6 +129,7 @@ class Rfc3164Parser:
                     pri_strings = PRI_STRINGS[pri]
                 else:
                     flags = (*flags, FLAG_BAD_PRI)
+                    raw = ((RAW_PRI, pri_text),)
                 pos = gt + 1
             else:
                 flags = (*flags, FLAG_BAD_PRI)
@@ -128,6 +137,7 @@ class Rfc3164Parser:
         # TIMESTAMP
         when: tuple[int, int] | None = None
         has_timestamp = False
+        ts_start = pos
         c = text[pos : pos + 1]
         if "A" <= c <= "Z":
             m = _CLASSIC.match(text, pos)
@@ -144,6 +154,7 @@ class Rfc3164Parser:
         if when is None:
             if has_timestamp:
                 flags = (*flags, FLAG_BAD_TIMESTAMP)
+                raw = (*raw, (RAW_TIMESTAMP, text[ts_start:pos]))
             seconds, ns = divmod(receive_time_ns, 1_000_000_000)
         else:
             seconds, ns = when
@@ -188,10 +199,14 @@ class Rfc3164Parser:
             peer,
             content,
         ]
+        keys: tuple[str, ...] = SYSLOG_KEYS
         if pid:
             values.append(pid)
-            return Record(seconds, ns, _KEYS_WITH_PID, values, peer, _NO_TAGS, flags)
-        return Record(seconds, ns, SYSLOG_KEYS, values, peer, _NO_TAGS, flags)
+            keys = _KEYS_WITH_PID
+        if raw:
+            keys = _WITH_RAW[keys, tuple(key for key, _ in raw)]
+            values += [value for _, value in raw]
+        return Record(seconds, ns, keys, values, peer, _NO_TAGS, flags)
 
     def _classic_time(
         self, key: str, receive_time_ns: int, m: re.Match[str] | None = None

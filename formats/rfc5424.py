@@ -12,8 +12,10 @@ Lenient (the default) reads what real senders write: missing trailing header
 fields, timestamps without offset (read in ``default_tz``) or with up to nine
 fraction digits, MSG without STRUCTURED-DATA, over-long names, PRI with
 leading zeros. Malformed STRUCTURED-DATA is kept in ``_content_`` and flagged
-``bad-structured-data``. Strict enforces the RFC's grammar and limits and
-turns any violation into a parse-error record.
+``bad-structured-data``; an unreadable TIMESTAMP is kept in ``_raw_timestamp_``
+(flag ``bad-timestamp``) and a PRI over 191 in ``_raw_pri_`` (flag
+``bad-pri``). Strict enforces the RFC's grammar and limits and turns any
+violation into a parse-error record.
 
 ``_structured_data_`` is JSON: ``{"SD-ID": {"PARAM-NAME": "value"}}`` in the
 sender's order, values unescaped (``\\"`` ``\\\\`` ``\\]``); a PARAM-NAME
@@ -27,11 +29,15 @@ import re
 from json.encoder import encode_basestring as _json_str
 
 from formats._timestamps import UTC, Rfc3339Reader
+from formats.framing import message_bytes
 from formats.logtail_fields import (
     MESSAGE_ID,
     PROCESS_ID,
+    RAW_PRI,
+    RAW_TIMESTAMP,
     STRUCTURED_DATA,
     SYSLOG_KEYS,
+    raw_key_table,
     raw_record,
 )
 from formats.record import (
@@ -82,6 +88,7 @@ _KEYS = {
     for msgid in (False, True)
     for procid in (False, True)
 }
+_WITH_RAW = raw_key_table(_KEYS.values())
 _STRICT_HEADER_LIMITS = ((2, "HOSTNAME", 255), (3, "APP-NAME", 48), (4, "PROCID", 128), (5, "MSGID", 32))
 
 
@@ -226,12 +233,15 @@ class Rfc5424Parser:
 
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One frame into a record."""
+        if frame[-1:] in (b"\0", b"\r"):
+            frame = message_bytes(frame)
         try:
             text = frame.decode()
             flags: tuple[str, ...] = ()
         except UnicodeDecodeError:
             text = frame.decode("utf-8", "replace")
             flags = (FLAG_INVALID_UTF8,)
+        raw: tuple[tuple[str, str], ...] = ()  # (field, text as sent) where a stand-in replaced it
         parts = text.split(" ", 6)
         head = parts[0]
         strict = self._strict
@@ -254,6 +264,7 @@ class Rfc5424Parser:
             else:
                 pri_strings = _UNKNOWN_PRI
                 flags = (*flags, FLAG_BAD_PRI)
+                raw = ((RAW_PRI, pri_text),)
         n = len(parts)
         if n < 7:
             # Lenient: a short header, the missing fields NIL.
@@ -271,6 +282,7 @@ class Rfc5424Parser:
                 if strict:
                     return self._unparsed(text, peer, receive_time_ns, flags, f"TIMESTAMP {ts!r} is not RFC 3339")
                 flags = (*flags, FLAG_BAD_TIMESTAMP)
+                raw = (*raw, (RAW_TIMESTAMP, ts))
                 seconds = receive_time_ns // 1_000_000_000
                 ns = receive_time_ns % 1_000_000_000
             else:
@@ -330,7 +342,11 @@ class Rfc5424Parser:
             values.append(msgid)
         if has_procid:
             values.append(procid)
-        return Record(seconds, ns, _KEYS[sd_json is not None, has_msgid, has_procid], values, peer, _NO_TAGS, flags)
+        keys = _KEYS[sd_json is not None, has_msgid, has_procid]
+        if raw:
+            keys = _WITH_RAW[keys, tuple(key for key, _ in raw)]
+            values += [value for _, value in raw]
+        return Record(seconds, ns, keys, values, peer, _NO_TAGS, flags)
 
     @staticmethod
     def _unparsed(text: str, peer: str, receive_time_ns: int, flags: tuple[str, ...], reason: str) -> Record:

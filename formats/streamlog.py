@@ -7,7 +7,8 @@ spaces. ``version`` picks the layout; ``version`` and ``tag`` are not stored as
 fields, but the tag is kept (``__streamlog_tag__``) because routes select on
 it. The timestamp is the record time; the ip is the record's source, except
 that a loopback ip (what rsyslog writes for local input) is replaced by the
-address of the peer that sent the line.
+address of the peer that sent the line. A timestamp column that is not a
+time gives the receive time, and its text is kept in ``_raw_timestamp_``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Literal
 
 from formats._timestamps import MAX_EPOCH_SECONDS
 from formats.errors import FormatDefinitionError
-from formats.logtail_fields import raw_record
+from formats.framing import message_bytes
+from formats.logtail_fields import RAW_TIMESTAMP, raw_record
 from formats.record import (
     FLAG_BAD_TIMESTAMP,
     FLAG_INVALID_UTF8,
@@ -151,8 +153,9 @@ class StreamlogParser:
     ) -> None:
         table = dict(formats) if formats is not None else format_table()
         # Per version: the field names (msg appended), how many splits the
-        # line needs, and where protocol-version sits among the values (or -1).
-        self._layouts: dict[str, tuple[tuple[str, ...], int, int]] = {}
+        # line needs, where protocol-version sits among the values (or -1),
+        # and the names of a record whose timestamp column is kept raw.
+        self._layouts: dict[str, tuple[tuple[str, ...], int, int, tuple[str, ...]]] = {}
         for version, fmt in table.items():
             names = (*fmt.fields, "msg")
             try:
@@ -160,7 +163,7 @@ class StreamlogParser:
             except ValueError:
                 pv_index = -1
             # version tag ts ip f1..fn msg  ->  4 + n splits.
-            self._layouts[version] = (names, 4 + len(fmt.fields), pv_index)
+            self._layouts[version] = (names, 4 + len(fmt.fields), pv_index, (*names, RAW_TIMESTAMP))
         # tag -> the shared tags dict of its records (bounded: tags come from senders).
         self._tags: dict[str, dict[str, str]] = {}
         if leading_space not in ("strip-rfc3164", "keep"):
@@ -172,6 +175,8 @@ class StreamlogParser:
 
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One line (without its LF) into a record; never raises."""
+        if frame[-1:] in (b"\0", b"\r"):
+            frame = message_bytes(frame)
         try:
             text = frame.decode()
             flags: tuple[str, ...] = ()
@@ -182,7 +187,7 @@ class StreamlogParser:
         layout = self._layouts.get(version)
         if layout is None:
             return _unparsed(text, peer, receive_time_ns, flags, f"unknown streamlog version {version!r}")
-        names, splits, pv_index = layout
+        names, splits, pv_index, names_with_raw_ts = layout
         values = text.split(" ", splits)
         n = len(values)
         if n < splits:
@@ -210,6 +215,8 @@ class StreamlogParser:
         except ValueError:
             time = receive_time_ns // 1_000_000_000
             flags = (*flags, FLAG_BAD_TIMESTAMP)
+            names = names_with_raw_ts
+            values.append(ts)
         tags = self._tags.get(tag)
         if tags is None:
             tags = {STREAMLOG_TAG: tag}

@@ -154,6 +154,9 @@ class ListenerConfig:
     """``::`` is every IPv6 and IPv4 address (dual stack); ``0.0.0.0`` IPv4 only."""
     framing: Framing = "auto"
     """TCP only: ``auto`` decides per frame; UDP datagrams are always LF-separated records."""
+    nul_ends_frame: bool = True
+    """TCP with ``auto`` framing: a NUL ends a frame as LF does (Python's ``SysLogHandler`` ends
+    each message with NUL and sends no LF). ``lf`` and ``octet`` framing keep NUL as a message byte."""
     format: Format = "auto"
     """How delivery parses this listener's frames."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES

@@ -519,6 +519,7 @@ _LISTENER_RULES: dict[str, _Rule] = {
     "port": _int(0, 65535, "0: any free port"),
     "address": _ADDRESS,
     "framing": _choice(Framing),
+    "nul_ends_frame": _BOOL,
     "format": _choice(Format),
     "max_frame_bytes": _int(1, MAX_FRAME_BYTES_LIMIT, "16 MiB at most"),
     "allowed_networks": _Rule("networks", 'a list of networks such as ["10.0.0.0/8", "192.168.1.7"]'),
@@ -540,14 +541,15 @@ _CONNECTION_KEYS = ("max_connections", "max_connections_per_source", "idle_timeo
 _APPLIES_TO: dict[str, str] = {
     # listener keys that do nothing on some transports: the listeners they apply to
     "framing": "TCP",
+    "nul_ends_frame": "TCP",
     "receive_buffer_bytes": "UDP",
     "tls": "TCP and RELP",
     **{key: "TCP and RELP" for key in _CONNECTION_KEYS},
 }
 _NOT_FOR: dict[str, tuple[str, ...]] = {
-    "udp": ("framing", *_CONNECTION_KEYS, "tls"),
+    "udp": ("framing", "nul_ends_frame", *_CONNECTION_KEYS, "tls"),
     "tcp": ("receive_buffer_bytes",),
-    "relp": ("framing", "receive_buffer_bytes"),
+    "relp": ("framing", "nul_ends_frame", "receive_buffer_bytes"),
 }
 
 _TLS_RULES: dict[str, _Rule] = {

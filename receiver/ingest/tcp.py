@@ -90,6 +90,7 @@ class StreamReceiver(Protocol):
             framing=config.framing,
             max_frame_bytes=config.max_frame_bytes,
             streamlog_versions=factory.streamlog_versions,
+            nul_ends_frame=config.nul_ends_frame,
         )
         self.last_data = factory.clock.seconds()
         self.closing = False

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from formats.errors import FormatDefinitionError
-from formats.framing import DatagramDeframer, FlaggedFrame, StreamDeframer, frame_flags
+from formats.framing import (
+    DatagramDeframer,
+    FlaggedFrame,
+    StreamDeframer,
+    frame_flags,
+    message_bytes,
+)
 from tests.helpers import chunks, deframe, wire_sample
 
 ALI = b"0.1 sys_tag 1795323666 127.0.0.1 myhost user.notice 0 myapp 123 -  plain message 1"
@@ -40,6 +46,102 @@ class TestLineFeed:
         """If a sender ends lines with CRLF, then the CR stays in the frame (byte-exact)."""
         frames, _ = deframe(b"a\r\n", framing="lf")
         assert frames == [b"a\r"]
+
+
+class TestNul:
+    """Python's logging.handlers.SysLogHandler: '<PRI>message' and a NUL, no LF over TCP."""
+
+    PYTHON = b"<14>app[7]: first\0<14>app[7]: second\0<11>app[7]: third\0"
+
+    def test_nul_ends_frames_in_auto(self) -> None:
+        """If messages end with NUL and no LF, then each is a frame, complete before the stream ends."""
+        d = StreamDeframer()
+        assert d.feed(self.PYTHON) == [b"<14>app[7]: first", b"<14>app[7]: second", b"<11>app[7]: third"]
+        assert d.finish() == []
+        assert d.incomplete_frames == 0
+
+    def test_nul_and_lf_mixed(self) -> None:
+        """If some frames end with LF and others with NUL, then each ends at its own terminator."""
+        frames, d = deframe(b"<14>a\0<14>b\n<14>c\0<14>d\n")
+        assert frames == [b"<14>a", b"<14>b", b"<14>c", b"<14>d"]
+        assert d.empty_frames == 0
+
+    def test_nul_then_lf_is_one_end(self) -> None:
+        """If a message ending with LF is then ended with NUL, then the empty frame between is skipped and counted."""
+        frames, d = deframe(b"<14>line\n\0<14>next\0")
+        assert frames == [b"<14>line", b"<14>next"]
+        assert d.empty_frames == 1
+
+    def test_count_may_follow_a_nul(self) -> None:
+        """If an octet-counted frame follows a NUL-ended one, then its count is read as a count."""
+        frames, _ = deframe(b"<14>a\0" + octet(R5424) + b"<14>b\0")
+        assert frames == [b"<14>a", R5424, b"<14>b"]
+
+    def test_digits_after_a_nul_are_not_always_a_count(self) -> None:
+        """If a NUL-ended message begins with digits but no message start follows, then it is one frame."""
+        frames, _ = deframe(b"<14>a\x00100 errors\0" + ALI + b"\0")
+        assert frames == [b"<14>a", b"100 errors", ALI]
+
+    def test_octet_frames_keep_their_nuls(self) -> None:
+        """If an octet-counted frame holds NULs, then it is taken byte-exact, NULs included."""
+        frames, _ = deframe(octet(b"<13>a\0b\0", with_lf=False) + octet(b"<13>c\0d"))
+        assert frames == [b"<13>a\0b\0", b"<13>c\0d"]
+
+    @pytest.mark.parametrize("framing", ["lf", "octet"])
+    def test_lf_and_octet_framing_keep_nul(self, framing: str) -> None:
+        """If the listener's framing is lf or octet, then NUL is a message byte, not an end."""
+        frames, _ = deframe(b"<14>a\0<14>b\0\n", framing=framing)
+        assert [bytes(f) for f in frames] == [b"<14>a\0<14>b\0"]
+
+    def test_setting_off(self) -> None:
+        """If nul_ends_frame is off, then a NUL-ended stream without LF is one frame, incomplete at the end."""
+        frames, _ = deframe(self.PYTHON, nul_ends_frame=False)
+        assert frames == [self.PYTHON]
+        assert frame_flags(frames[0]) == ("incomplete",)
+
+    def test_oversize_nul_frame_keeps_sync(self) -> None:
+        """If a NUL-ended frame exceeds the limit, then it is cut and flagged, and the next frame is intact."""
+        big = b"<13>" + b"x" * 100
+        for data in (big + b"\0<13>next\0", b"<13>first\0" + big + b"\0<13>next\0"):
+            frames, d = deframe(data, max_frame_bytes=16)
+            assert frames[-2:] == [big[:16], b"<13>next"]
+            assert frame_flags(frames[-2]) == ("truncated:104",)
+            assert d.truncated_frames == 1
+
+    def test_every_chunk_size(self) -> None:
+        """If NUL-ended, LF-ended and counted frames are replayed at every chunk size up to 64, then the frames never change."""
+        data = (
+            self.PYTHON * 3 + b"<14>lf\n" + octet(R5424) + b"<14>x\0" + b"100 errors\0"
+            + octet(b"<13>in\0side") + b"<14>tail\n\0" + ALI + b"\0"
+        )
+        want = [
+            *[b"<14>app[7]: first", b"<14>app[7]: second", b"<11>app[7]: third"] * 3,
+            b"<14>lf", R5424, b"<14>x", b"100 errors", b"<13>in\0side", b"<14>tail", ALI,
+        ]
+        for size in range(1, 65):
+            frames, d = deframe(chunks(data, size))
+            assert frames == want, size
+            assert (d.incomplete_frames, d.empty_frames) == (0, 1), size
+
+
+class TestMessageBytes:
+    @pytest.mark.parametrize(
+        ("frame", "message"),
+        [
+            (b"msg", b"msg"),
+            (b"msg\0", b"msg"),
+            (b"msg\r", b"msg"),
+            (b"msg\r\0", b"msg"),
+            (b"msg\r\r", b"msg\r"),
+            (b"msg\0\0", b"msg\0"),
+            (b"msg\0\r", b"msg\0"),
+            (b"\r\0", b""),
+            (b"", b""),
+        ],
+    )
+    def test_frame_ends(self, frame: bytes, message: bytes) -> None:
+        """If a frame ends with NUL, CR or CR NUL, then the message is the frame without them, one of each at most."""
+        assert message_bytes(frame) == message
 
 
 class TestOctetCounting:
@@ -225,6 +327,13 @@ class TestDatagram:
         assert d.empty_frames == 1
         assert d.feed(b"") == []
         assert d.empty_frames == 2
+
+    @pytest.mark.parametrize("datagram", [b"<14>a\0", b"<14>a\n\0", b"<14>a\n", b"<14>a"])
+    def test_trailing_nul(self, datagram: bytes) -> None:
+        """If a datagram ends with NUL (Python's SysLogHandler), LF, or LF then NUL, then it is one record without them."""
+        d = DatagramDeframer()
+        assert d.feed(datagram) == [b"<14>a"]
+        assert d.empty_frames == 0
 
     def test_oversize_record(self) -> None:
         """If a record in a datagram is over the limit, then it is cut and flagged."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from formats.framing import DatagramDeframer, StreamDeframer, frame_flags
+from formats.framing import DatagramDeframer, StreamDeframer, frame_flags, message_bytes
 from formats.parse import make_parser
 from formats.record import Record
 from formats.streamlog import StreamlogFormat, format_table
@@ -83,11 +83,46 @@ class TestParsersNeverRaise:
     @PROFILE
     @given(text=st.text(max_size=200), received=receive_times)
     def test_unparseable_frames_keep_their_text(self, text: str, received: int) -> None:
-        """If a frame cannot be parsed, then its whole text is in _content_ with a parse-error flag."""
+        """If a frame cannot be parsed, then its whole text but the frame's end (NUL, CR) is in _content_
+        with a parse-error flag."""
         record = PARSERS["auto"](text.encode(), "10.0.0.1", received)
         if "parse-error" in record.flags:
-            assert record.get("_content_") == text
+            assert record.get("_content_") == message_bytes(text.encode()).decode()
             assert record.error
+
+    @PROFILE
+    @given(
+        header=st.sampled_from([b"<13>1 ", b"<200>1 ", b"<13>", b"<999>", b"<x>", b"0.1 t ", b"<13>Feb 30 ", b""]),
+        rest=frames_in,
+        received=receive_times,
+    )
+    @example(header=b"<200>1 ", rest=b"2026-13-45T99:00:00Z h a - - - m", received=0)
+    @example(header=b"<13>Feb 30 ", rest=b"10:00:00 h a: m", received=0)
+    def test_unreadable_fields_keep_their_text(self, header: bytes, rest: bytes, received: int) -> None:
+        """If a timestamp or PRI cannot be read, then the sender's text of it is still in the record."""
+        frame = header + rest
+        text = frame.decode("utf-8", "replace")
+        for parse in PARSERS.values():
+            record = parse(frame, "10.0.0.1", received)
+            if "bad-timestamp" in record.flags:
+                raw = record.get("_raw_timestamp_")
+                assert raw is not None and raw in text
+            if "bad-pri" in record.flags:
+                raw = record.get("_raw_pri_")
+                if raw is None:  # not a number: it stays in the text, where it was
+                    assert any(value.startswith("<") for value in record.values)
+                else:
+                    assert int(raw) > 191 and f"<{raw}>" in text
+
+    @PROFILE
+    @given(frame=frames_in, end=st.sampled_from([b"\0", b"\r", b"\r\0"]), received=receive_times)
+    @example(frame=b"<13>1 - h a - - - x", end=b"\r\0", received=0)
+    def test_frame_end_is_never_part_of_the_record(self, frame: bytes, end: bytes, received: int) -> None:
+        """If a frame ends with NUL, CR or CR NUL, then every parser makes of it what it makes of the frame without them."""
+        if frame[-1:] in (b"\0", b"\r"):
+            frame += b"x"  # its own last byte would be taken for the frame's end
+        for parse in PARSERS.values():
+            assert parse(frame + end, "10.0.0.1", received) == parse(frame, "10.0.0.1", received)
 
 
 class TestDeframersNeverRaise:
@@ -97,11 +132,14 @@ class TestDeframersNeverRaise:
         framing=st.sampled_from(["auto", "lf", "octet"]),
         limit=st.integers(min_value=1, max_value=80),
         cuts=st.lists(st.integers(min_value=1, max_value=50), max_size=20),
+        nul=st.booleans(),
     )
-    def test_chunking_never_changes_frames(self, data: bytes, framing: str, limit: int, cuts: list[int]) -> None:
+    def test_chunking_never_changes_frames(
+        self, data: bytes, framing: str, limit: int, cuts: list[int], nul: bool
+    ) -> None:
         """If a stream is cut anywhere, then the frames and their flags are those of the whole stream."""
         def run(pieces: list[bytes]) -> tuple[list[bytes], list[tuple[str, ...]], tuple[int, ...]]:
-            d = StreamDeframer(framing=framing, max_frame_bytes=limit)  # type: ignore[arg-type]
+            d = StreamDeframer(framing=framing, max_frame_bytes=limit, nul_ends_frame=nul)  # type: ignore[arg-type]
             out = [f for p in pieces for f in d.feed(p)] + d.finish()
             counters = (d.frames, d.empty_frames, d.truncated_frames, d.incomplete_frames, d.framing_errors)
             assert d.buffered_bytes == 0
@@ -133,6 +171,14 @@ class TestDeframersNeverRaise:
         """If any datagram arrives, then records are non-empty, within the limit, and LF-free."""
         for frame in DatagramDeframer(max_frame_bytes=limit).feed(datagram):
             assert frame and len(frame) <= limit and b"\n" not in frame
+
+    @PROFILE
+    @given(datagram=st.one_of(st.binary(max_size=300), syslogish))
+    def test_datagram_nul_end(self, datagram: bytes) -> None:
+        """If a datagram gets a NUL at its end (Python's handler), then its records are those it had without."""
+        if datagram[-1:] == b"\0":
+            datagram += b"x"  # its own last NUL would be taken for the end
+        assert DatagramDeframer().feed(datagram + b"\0") == DatagramDeframer().feed(datagram)
 
 
 class TestFramingModel:
@@ -170,7 +216,29 @@ class TestFramingModel:
 
     @PROFILE
     @given(
-        prefix=st.from_regex(r"\A[0-9]{1,6}[ .:-][^<\n]{0,40}\Z", fullmatch=True).map(str.encode),
+        messages=st.lists(
+            st.one_of(
+                st.binary(min_size=0, max_size=60).map(lambda b: b"<13>" + b),
+                st.binary(min_size=0, max_size=60).map(lambda b: b"0.1 t 1 1.1.1.1 " + b),
+            ).map(lambda m: m.replace(b"\n", b"").replace(b"\0", b"")),
+            min_size=1,
+            max_size=20,
+        ),
+        ends=st.lists(st.sampled_from([b"\0", b"\n"]), min_size=20, max_size=20),
+        cuts=st.integers(min_value=1, max_value=40),
+    )
+    def test_nul_or_lf_ended_frames_round_trip(self, messages: list[bytes], ends: list[bytes], cuts: int) -> None:
+        """If messages each end with NUL or LF (Python's handler, or any LF sender), then auto framing
+        returns them exactly, none incomplete, whatever the chunks."""
+        data = b"".join(m + end for m, end in zip(messages, ends, strict=False))
+        d = StreamDeframer()
+        out = [f for piece in chunks(data, cuts) for f in d.feed(piece)] + d.finish()
+        assert out == messages
+        assert d.incomplete_frames == 0
+
+    @PROFILE
+    @given(
+        prefix=st.from_regex(r"\A[0-9]{1,6}[ .:-][^<\n\x00]{0,40}\Z", fullmatch=True).map(str.encode),
     )
     def test_digit_led_lf_messages_are_not_counts(self, prefix: bytes) -> None:
         """If an LF message begins with digits but no '<' follows a count, then auto keeps it as one LF frame."""

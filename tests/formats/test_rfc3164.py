@@ -140,6 +140,18 @@ class TestTimestamps:
         assert r["flags"] == ["bad-timestamp"]
         assert r["time"] == NOV_2026 // 10**9
 
+    @pytest.mark.parametrize(
+        ("stamp", "host"),
+        [(b"Feb 30 10:00:00", "h"), (b"2026-02-30T10:00:00Z", "h"), (b"Jun 31 2019 10:11:12:", "h")],
+    )
+    def test_impossible_date_text_is_kept(self, stamp: bytes, host: str) -> None:
+        """If the timestamp is not a date, then its text is kept in _raw_timestamp_ and the rest is read as usual."""
+        r = parse(b"<13>" + stamp + b" h a[5]: m")
+        assert r["flags"] == ["bad-timestamp"]
+        f = r["fields"]
+        assert list(f.items())[-1] == ("_raw_timestamp_", stamp.decode().rstrip(":"))  # type: ignore[attr-defined]
+        assert (f["_hostname_"], f["_program_"], f["_process_id_"], f["_content_"]) == (host, "a", "5", "m")  # type: ignore[index]
+
 
 class TestHeader:
     def test_no_pri(self) -> None:
@@ -191,6 +203,14 @@ class TestHeader:
         r = parse(pri + b"Oct 11 22:14:15 h a: m")
         assert r["flags"] == ["bad-pri"]
         assert r["fields"]["_program_"] == "a"  # type: ignore[index]
+        assert list(r["fields"].items())[-1] == ("_raw_pri_", pri.decode()[1:-1])  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize("end", [b"\0", b"\r", b"\r\0"])
+    def test_frame_end_is_not_content(self, end: bytes) -> None:
+        """If a frame ends with NUL, CR or CR NUL (Python's handler, CRLF senders), then _content_ does not hold them."""
+        assert fields(b"<13>Oct 11 22:14:15 h a: m" + end)["_content_"] == "m"
+        assert fields(b"<14>pyapp[7]: m" + end)["_content_"] == "m"
+        assert fields(b"<14>Oct 11 22:14:15 h" + end)["_hostname_"] == "h"
 
     def test_ipv6_hostname(self) -> None:
         """If the hostname is an IPv6 address, then it is read whole."""

@@ -202,11 +202,36 @@ class TestNilValuesAndLeniency:
         assert r["flags"] == ["bad-timestamp"]
         assert r["time"] == RECEIVED // 10**9
 
+    def test_bad_timestamp_text_is_kept(self) -> None:
+        """If the timestamp cannot be read, then its text is kept in _raw_timestamp_, the last field."""
+        r = parse(b"<13>1 2026-13-45T99:00:00Z h a 12 ID [x@1 k=\"v\"] m")
+        assert list(r["fields"].items())[-1] == ("_raw_timestamp_", "2026-13-45T99:00:00Z")  # type: ignore[attr-defined]
+        assert r["fields"]["_process_id_"] == "12"  # type: ignore[index]
+
     def test_pri_out_of_range(self) -> None:
         """If PRI is over 191, then priority values are -1 and the record is flagged."""
         r = parse(b"<200>1 - h a - - - m")
         assert r["flags"] == ["bad-pri"]
         assert r["fields"]["_priority_"] == "-1"  # type: ignore[index]
+
+    def test_pri_out_of_range_text_is_kept(self) -> None:
+        """If PRI is over 191, then the number as sent is kept in _raw_pri_, before a kept timestamp."""
+        r = parse(b"<200>1 yesterday h a - - - m")
+        assert r["flags"] == ["bad-pri", "bad-timestamp"]
+        assert list(r["fields"].items())[-2:] == [("_raw_pri_", "200"), ("_raw_timestamp_", "yesterday")]  # type: ignore[attr-defined]
+
+    def test_raw_keys_are_shared(self) -> None:
+        """If several records have bad timestamps, then they share one keys tuple (encoders reuse layouts by it)."""
+        p = Rfc5424Parser()
+        a = p.parse(b"<13>1 x h a - - - m", PEER, RECEIVED)
+        b = p.parse(b"<13>1 y h a - - - n", PEER, RECEIVED)
+        assert a.keys is b.keys
+
+    @pytest.mark.parametrize("end", [b"\0", b"\r", b"\r\0"])
+    def test_frame_end_is_not_content(self, end: bytes) -> None:
+        """If a frame ends with NUL, CR or CR NUL (Python's handler, CRLF senders), then _content_ does not hold them."""
+        assert fields(b"<13>1 - h a - - - m" + end)["_content_"] == "m"
+        assert fields(b'<13>1 - h a - - [x@1 k="v"]' + end)["_structured_data_"] == '{"x@1":{"k":"v"}}'
 
     def test_not_5424_at_all(self) -> None:
         """If the frame has no PRI, then it is kept whole as _content_ with parse-error."""

@@ -156,6 +156,27 @@ class TestBadLines:
         assert r["time"] == RECEIVED // 10**9
         assert r["fields"]["msg"] == "m"  # type: ignore[index]
 
+    @pytest.mark.parametrize("ts", ["yesterday", "99999999999", "-5", ""])
+    def test_bad_timestamp_text_is_kept(self, ts: str) -> None:
+        """If the timestamp column cannot be read, then its text is kept in _raw_timestamp_, after msg."""
+        r = parse(f"0.1 t {ts} 1.1.1.1 h p 0 a - - m".encode())
+        assert r["flags"] == ["bad-timestamp"]
+        assert list(r["fields"].items())[-2:] == [("msg", "m"), ("_raw_timestamp_", ts)]  # type: ignore[attr-defined]
+
+    def test_raw_timestamp_keys_are_shared(self) -> None:
+        """If several lines of one layout have bad timestamps, then their records share one keys tuple."""
+        parser = StreamlogParser()
+        a = parser.parse(b"0.1 t x 1.1.1.1 h p 0 a - - m", PEER, RECEIVED)
+        b = parser.parse(b"0.1 t y 1.1.1.1 h p 0 a - - n", PEER, RECEIVED)
+        assert a.keys is b.keys
+
+    @pytest.mark.parametrize("end", [b"\0", b"\r", b"\r\0"])
+    def test_frame_end_is_not_msg(self, end: bytes) -> None:
+        """If a line ends with NUL, CR or CR NUL, then msg does not hold them."""
+        r = parse(b"0.1 t 1 1.1.1.1 h p 1 a - - m" + end)
+        assert r["fields"]["msg"] == "m"  # type: ignore[index]
+        assert r["flags"] == []
+
     def test_invalid_utf8(self) -> None:
         """If the line is not UTF-8, then bad bytes become U+FFFD and the record is flagged."""
         r = parse(b"0.1 t 1 1.1.1.1 h p 0 a - - caf\xe9")

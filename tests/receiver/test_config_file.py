@@ -1303,3 +1303,35 @@ class TestTlsAndRelpListeners:
         path = write(tmp_path, '[[listeners]]\ntransport = "relp"\nframing = "lf"\n')
         (warning,) = load_config(path).warnings
         assert warning.startswith(f"{path}:3: listeners[0].framing: has no effect on a relp listener")
+
+
+class TestNulEndsFrame:
+    """The listener key ``nul_ends_frame`` (Python's SysLogHandler ends messages with NUL)."""
+
+    def test_default_and_off(self, tmp_path: Path) -> None:
+        """If a TCP listener sets nul_ends_frame = false, then it is off there; other listeners keep the default, on."""
+        path = write(tmp_path, """
+            [[listeners]]
+            transport = "tcp"
+            nul_ends_frame = false
+            [[listeners]]
+            transport = "tcp"
+            port = 514
+        """)
+        loaded = load_config(path)
+        assert loaded.warnings == ()
+        assert [listener.nul_ends_frame for listener in loaded.config.listeners] == [False, True]
+
+    def test_not_a_boolean(self, tmp_path: Path) -> None:
+        """If nul_ends_frame is not a boolean, then the error names the key and says what it takes."""
+        path = write(tmp_path, '[[listeners]]\ntransport = "tcp"\nnul_ends_frame = "yes"\n')
+        assert the_error(path).startswith(f'{path}:3: listeners[0].nul_ends_frame: "yes" is a string, not true or false')
+
+    @pytest.mark.parametrize("transport", ["udp", "relp"])
+    def test_only_for_tcp(self, tmp_path: Path, transport: str) -> None:
+        """If a UDP or RELP listener sets nul_ends_frame, then it warns that the key has no effect there."""
+        path = write(tmp_path, f'[[listeners]]\ntransport = "{transport}"\nnul_ends_frame = false\n')
+        assert load_config(path).warnings == (
+            f"{path}:3: listeners[0].nul_ends_frame: has no effect on a {transport} listener "
+            "(it applies to TCP listeners only)",
+        )

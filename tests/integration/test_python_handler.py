@@ -1,0 +1,129 @@
+"""Python's own ``logging.handlers.SysLogHandler`` against a real receiver: what is stored.
+
+The handler (in countless applications) sends ``<PRI>`` + the formatted
+message + a NUL, over UDP one message per datagram and over TCP with no LF at
+all. Each test starts its own receiver (``receiver run``), logs through the
+real handler from this process, and reads back what was stored: the local
+store through ``receiverctl search``, or the spool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.conftest import MakeReceiver
+from tests.integration.programs import LOOPBACK, Receiver, free_port, wait_until
+from tests.integration.test_senders import run_token
+
+pytestmark = pytest.mark.integration
+
+FACILITY = logging.handlers.SysLogHandler.LOG_LOCAL3  # 19
+SEVERITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def search(rx: Receiver, *args: str) -> list[dict[str, object]]:
+    """``receiverctl search --json ARGS`` on ``rx``'s local store: the records found."""
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver.cli.ctl", "search", "-c", str(rx.config_path), "--json", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def python_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    """A logger of its own sending only to ``handler``, formatted as applications usually do: ``name[pid]: msg``."""
+    handler.setFormatter(logging.Formatter("%(name)s[%(process)d]: %(message)s"))
+    log = logging.getLogger(name)
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    return log
+
+
+def cases(run: str) -> list[tuple[int, str, str]]:
+    """(level, what the application logs, what ``_content_`` must hold)."""
+    return [
+        (logging.INFO, f"{run} 0 user logged in", f"{run} 0 user logged in"),
+        (logging.ERROR, f"{run} 1 disk full on /var", f"{run} 1 disk full on /var"),
+        (logging.WARNING, f"{run} 2 a message that ends with LF\n", f"{run} 2 a message that ends with LF"),
+        (logging.DEBUG, f"{run} 3 d\u00e9j\u00e0 vu \u65e5\u672c", f"{run} 3 d\u00e9j\u00e0 vu \u65e5\u672c"),
+        (logging.CRITICAL, f"{run} 4 a Windows-style line\r\n", f"{run} 4 a Windows-style line"),
+        (logging.INFO, f"{run} 5 last", f"{run} 5 last"),
+    ]
+
+
+@pytest.mark.parametrize("socktype", [socket.SOCK_STREAM, socket.SOCK_DGRAM], ids=["tcp", "udp"])
+def test_python_syslog_handler_messages_are_stored_as_logged(
+    make_receiver: MakeReceiver, socktype: socket.SocketKind
+) -> None:
+    """If an application logs through Python's SysLogHandler over TCP or UDP, then the local store holds
+    each message once, as logged (no NUL, no LF or CRLF it ended with), with its program, pid and
+    priority and no flags; over TCP while the connection is still open, not only when it closes."""
+    run = run_token()
+    want = cases(run)
+    rx = make_receiver(deliver={})
+    t0 = time.time_ns()
+    handler = logging.handlers.SysLogHandler(address=(LOOPBACK, rx.port), facility=FACILITY, socktype=socktype)
+    try:
+        log = python_logger(f"pyapp-{run}", handler)
+        for level, text, _ in want:
+            log.log(level, text)
+        # The handler's TCP connection stays open while we wait: every message must be complete without its close.
+        wait_until(
+            lambda: len(search(rx, run)) >= len(want), timeout=60, interval=0.5,
+            message=lambda: f"{len(want)} records in the local store; found {search(rx, run)}\n{rx.log_tail()}",
+        )
+    finally:
+        handler.close()
+    time.sleep(0.5)  # anything extra (a duplicate, an empty record) would show up now
+    records = search(rx, run, "--limit", "100", "--oldest-first")
+    assert len(records) == len(want), records
+    by_index = {int(str(r["fields"]["_content_"]).split()[1]): r for r in records}  # type: ignore[index]
+    for i, (level, _, content) in enumerate(want):
+        record = by_index[i]
+        pri = FACILITY * 8 + SEVERITY[level]
+        assert record["fields"] == {
+            "_program_": f"pyapp-{run}",
+            "_priority_": str(pri),
+            "_facility_": str(FACILITY),
+            "_severity_": str(SEVERITY[level]),
+            "_unixtimestamp_": str(int(record["time"]) * 10**9 + int(record["time_ns"])),  # type: ignore[call-overload]
+            "_hostname_": LOOPBACK,
+            "_client_ip_": LOOPBACK,
+            "_content_": content,
+            "_process_id_": str(os.getpid()),
+        }, i
+        assert record["flags"] == [], i
+        assert t0 // 10**9 <= int(record["time"]) <= time.time_ns() // 10**9, i  # type: ignore[call-overload]
+
+
+def test_nul_ends_frame_off_keeps_the_connection_one_frame(make_receiver: MakeReceiver) -> None:
+    """If a TCP listener sets nul_ends_frame = false, then the handler's messages of one connection are one
+    frame, NULs inside, stored when the connection closes and flagged incomplete (the setting reaches the listener)."""
+    run = run_token()
+    port = free_port("tcp")
+    rx = make_receiver(
+        listeners=[{"name": "tcp", "transport": "tcp", "address": LOOPBACK, "port": port, "nul_ends_frame": False}]
+    )
+    handler = logging.handlers.SysLogHandler(address=(LOOPBACK, port), facility=FACILITY, socktype=socket.SOCK_STREAM)
+    try:
+        log = python_logger(f"pyapp-{run}", handler)
+        log.info("%s one", run)
+        log.info("%s two", run)
+        time.sleep(0.5)  # read and committed by now if it were framed
+        assert rx.frame_count() == 0
+    finally:
+        handler.close()
+    rx.wait_for_frames(1)
+    time.sleep(0.2)
+    prefix = f"<{FACILITY * 8 + 6}>pyapp-{run}[{os.getpid()}]: {run}".encode()
+    assert rx.flagged_frames() == [(prefix + b" one\0" + prefix + b" two\0", ("incomplete",))]
