@@ -80,6 +80,11 @@ class TlsConfig:
     or as ``*.example.com``, which stands for one label; fingerprint: SHA-256
     of the DER certificate, hex, colons and case optional). Both empty: every
     peer that passed the handshake is admitted.
+
+    A subject is only worth something on a certificate that a trusted CA
+    vouched for: anyone can make a certificate with any name. So
+    ``allowed_subjects`` requires ``ca_file`` (the handshake then verifies
+    the chain); without a CA, peers can only be pinned by fingerprint.
     """
 
     certificate_file: Path
@@ -120,6 +125,12 @@ class TlsConfig:
             raise TlsConfigError(
                 'allowed_subjects/allowed_fingerprints need client certificates: set client_certificates = '
                 '"required" (or "optional"), or remove the allowlist'
+            )
+        if self.allowed_subjects and self.ca_file is None:
+            raise TlsConfigError(
+                "allowed_subjects needs ca_file: without a CA that verifies client certificates, anyone can "
+                "make a certificate with an allowed name and be admitted. Give ca_file (the CA that issues "
+                "client certificates), or pin certificates with allowed_fingerprints instead"
             )
         if self.client_certificates != "none" and self.ca_file is None and not self.allowed_fingerprints:
             raise TlsConfigError(

@@ -46,6 +46,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from formats.text import escape_unprintable
 from receiver.config import TlsConfig, TlsConfigError, normal_fingerprint
 
 __all__ = [
@@ -65,6 +66,8 @@ _MIN_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
 # ECDSA or RSA certificates. TLS 1.3 suites are all AEAD and stay OpenSSL's.
 _TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!SHA1:!SHA256:!SHA384"
 _EXPIRY_WARNING_DAYS = 14
+_MAX_NAMES_SHOWN = 5  # a refused peer's certificate may list hundreds of names: the log line stays short
+_MAX_NAME_SHOWN = 100
 _SELFSIGNED_HINT = "or make a self-signed pair with `receiverctl tls selfsigned --out DIR`"
 
 
@@ -89,8 +92,13 @@ def certificate_names(certificate: x509.Certificate) -> tuple[str, ...]:
 def peer_refusal(settings: TlsConfig, certificate: x509.Certificate | None) -> str | None:
     """Why the peer with ``certificate`` is refused by the allowlists, or None when it is admitted.
 
-    The handshake has already verified the certificate against ``ca_file``;
-    this only decides which of the verified peers may send.
+    With ``ca_file`` the handshake has already verified the certificate's
+    chain; this only decides which of the verified peers may send. Names
+    (``allowed_subjects``) are trusted only then: without a CA any
+    certificate passes the handshake, and only its fingerprint can be
+    trusted (the configuration refuses subjects without a CA; this checks
+    again). The reason quotes the certificate's names escaped, as they are
+    the peer's text.
     """
     if not settings.allowed_subjects and not settings.allowed_fingerprints:
         return None
@@ -100,12 +108,15 @@ def peer_refusal(settings: TlsConfig, certificate: x509.Certificate | None) -> s
     if normal_fingerprint(fingerprint) in {normal_fingerprint(f) for f in settings.allowed_fingerprints}:
         return None
     names = certificate_names(certificate)
-    for pattern in settings.allowed_subjects:
-        if any(_subject_matches(pattern, name) for name in names):
-            return None
-    shown = ", ".join(names) if names else "no CN or DNS name"
+    if settings.ca_file is not None:
+        for pattern in settings.allowed_subjects:
+            if any(_subject_matches(pattern, name) for name in names):
+                return None
+    shown = ", ".join(escape_unprintable(name[:_MAX_NAME_SHOWN]) for name in names[:_MAX_NAMES_SHOWN])
+    if len(names) > _MAX_NAMES_SHOWN:
+        shown += f" and {len(names) - _MAX_NAMES_SHOWN} more"
     return (
-        f"client certificate ({shown}; SHA-256 {fingerprint}) matches no entry of "
+        f"client certificate ({shown or 'no CN or DNS name'}; SHA-256 {fingerprint}) matches no entry of "
         "allowed_subjects or allowed_fingerprints"
     )
 
@@ -151,9 +162,9 @@ class _Loaded:
 class TlsServerContext:
     """The server side of a TLS listener: an OpenSSL context made from ``TlsConfig``, reloadable.
 
-    Raises ``TlsConfigError`` when the files cannot be used. ``warnings``
-    holds what is usable but needs the operator (expired certificate, key
-    readable by others); each is also logged at WARNING.
+    Raises ``TlsConfigError`` when the files cannot be used (a key file
+    others may read included). ``warnings`` holds what is usable but needs
+    the operator (an expired certificate); each is also logged at WARNING.
     """
 
     def __init__(
@@ -229,7 +240,6 @@ class TlsServerContext:
                 f"check that they are a PEM certificate and its key, {_SELFSIGNED_HINT}"
             ) from e
         warnings = tuple(_certificate_warnings(settings.certificate_file, certificate, self._now()))
-        warnings += tuple(_key_file_warnings(settings.key_file))
         for warning in warnings:
             log.warning("%s", warning)
         return _Loaded(settings, context, certificate, certificate_fingerprint(certificate), warnings)
@@ -315,6 +325,7 @@ def _read_certificates(path: Path, what: str) -> list[x509.Certificate]:
 
 def _read_private_key(path: Path) -> PrivateKeyTypes:
     data = _read_bytes(path, "key file", f"give the path of the certificate's PEM private key, {_SELFSIGNED_HINT}")
+    _check_key_file_mode(path)
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -348,14 +359,22 @@ def _certificate_warnings(path: Path, certificate: x509.Certificate, now: _dt.da
     return []
 
 
-def _key_file_warnings(path: Path) -> list[str]:
+def _check_key_file_mode(path: Path) -> None:
+    """Refuse a key file that others may read, or that its group may change, as every secret is refused.
+
+    Group read stays allowed: the usual way to give the receiver a key that
+    root manages is ``root:<receiver's group>`` with mode 0640.
+    """
     try:
         mode = path.stat().st_mode
     except OSError:
-        return []
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) & ~stat.S_IRGRP:
-        return [f"key file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}): chmod 600 {path}"]
-    return []
+        return  # read just now; a race with a rename is not this check's to judge
+    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        raise TlsConfigError(
+            f"key file {path} can be read or changed by other users (mode {stat.S_IMODE(mode):04o}), so the "
+            f"key is as good as published: chmod 600 {path} (or 640 with the receiver's group), and if others "
+            "could read it, make a new key and certificate"
+        )
 
 
 def _public_der(public_key: PublicKeyTypes) -> bytes:

@@ -309,6 +309,15 @@ class TestTlsConfig:
         with pytest.raises(TlsConfigError, match='client_certificates = "required"'):
             server_settings(pki, allowed_subjects=("web-1",))
 
+    def test_subjects_need_a_ca(self, pki: Pki) -> None:
+        """If subjects are allowlisted without ca_file (beside pinned fingerprints or not), then the
+        configuration is refused and says why: without a CA anyone can make a certificate with any name."""
+        for pins in ((), (pki.pinned.fingerprint,)):
+            with pytest.raises(TlsConfigError, match="allowed_subjects needs ca_file") as caught:
+                server_settings(pki, client_certificates="required", allowed_subjects=("web-1.example.com",),
+                                allowed_fingerprints=pins)
+            assert "anyone can make a certificate" in str(caught.value)
+
     def test_client_certificates_without_ca_or_pins(self, pki: Pki) -> None:
         """If client certificates are required with neither a CA nor pinned fingerprints, then it is refused."""
         with pytest.raises(TlsConfigError, match="needs ca_file"):
@@ -398,6 +407,7 @@ class TestLoading:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(b"secret"),
         ))
+        encrypted.chmod(0o600)
         with pytest.raises(TlsConfigError, match=rf"key file {re.escape(str(encrypted))} is encrypted.*openssl pkey"):
             TlsServerContext(TlsConfig(pki.server.certificate_file, encrypted))
 
@@ -409,13 +419,23 @@ class TestLoading:
         assert "expired" in context.warnings[0] and "renew" in context.warnings[0]
         assert context.warnings[0] in caplog.text
 
-    def test_key_readable_by_others_is_a_warning(self, pki: Pki, tmp_path: Path) -> None:
-        """If others can read the key file, then loading warns with the chmod that fixes it."""
+    @pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o606])
+    def test_key_others_may_read_is_refused(self, pki: Pki, tmp_path: Path, mode: int) -> None:
+        """If others can read the key file (or its group change it), then loading refuses it, as every
+        secret is refused, with the chmod that fixes it."""
         key = tmp_path / "open.key"
         key.write_bytes(pki.server.key_file.read_bytes())
-        key.chmod(0o644)
-        context = TlsServerContext(TlsConfig(pki.server.certificate_file, key))
-        assert context.warnings == (f"key file {key} can be read by other users (mode 0644): chmod 600 {key}",)
+        key.chmod(mode)
+        with pytest.raises(TlsConfigError, match=re.escape(f"(mode {mode:04o})")) as caught:
+            TlsServerContext(TlsConfig(pki.server.certificate_file, key))
+        assert f"chmod 600 {key}" in str(caught.value)
+
+    def test_key_its_group_may_read_is_loaded(self, pki: Pki, tmp_path: Path) -> None:
+        """If only the key's owner and group can read it (root:receiver 0640), then it loads without warning."""
+        key = tmp_path / "group.key"
+        key.write_bytes(pki.server.key_file.read_bytes())
+        key.chmod(0o640)
+        assert TlsServerContext(TlsConfig(pki.server.certificate_file, key)).warnings == ()
 
 
 # -- allowlists (no network) ----------------------------------------------------
@@ -465,6 +485,15 @@ class TestPeerRefusal:
         settings = self.settings(pki, fingerprints=(form(pki.db_1.fingerprint),))
         assert peer_refusal(settings, pki.db_1.certificate) is None
         assert peer_refusal(settings, pki.web_1.certificate) is not None
+
+    def test_names_in_the_reason_are_escaped(self, pki: Pki, tmp_path: Path) -> None:
+        """If a refused certificate's names hold line breaks or escape sequences, then the reason (which is
+        logged) shows them escaped: a peer cannot forge log lines or drive the operator's terminal."""
+        ca, key = make_ca(tmp_path, "ca")
+        forged = issue(ca, key, tmp_path, "evil\n2026-12-06T00:00:00Z INFO all good\x1b[2J\u202ex")
+        refusal = peer_refusal(self.settings(pki, subjects=("web-1",)), forged.certificate) or ""
+        assert "\n" not in refusal and "\x1b" not in refusal and "\u202e" not in refusal
+        assert "evil\\n2026" in refusal and "\\x1b[2J\\u202ex" in refusal
 
     def test_no_certificate_with_allowlist(self, pki: Pki) -> None:
         """If an allowlist is set and the peer sent no certificate, then it is refused."""
@@ -539,6 +568,18 @@ class TestHandshake:
         assert not exchange(port, client_context(certificate=pki.other_server)).accepted
         assert not exchange(port, client_context(certificate=pki.web_1)).accepted
         assert len(factory.refusals) == 2
+
+    def test_a_forged_name_never_gets_in_without_a_ca(self, pki: Pki, listen: Any) -> None:
+        """If a listener without ca_file somehow had allowed_subjects (the configuration refuses it), then a
+        certificate made by anyone with an allowed name is still refused: without a verified chain only
+        pinned fingerprints are trusted."""
+        settings = server_settings(pki, client_certificates="required", allowed_fingerprints=(pki.pinned.fingerprint,))
+        object.__setattr__(settings, "allowed_subjects", ("web-1.example.com",))  # past the check, on purpose
+        port, factory = listen(TlsServerContext(settings))
+        forged = exchange(port, client_context(certificate=pki.stranger))  # CN web-1.example.com, another CA
+        assert not forged.accepted
+        assert len(factory.refusals) == 1 and "web-1.example.com" in factory.refusals[0]
+        assert exchange(port, client_context(certificate=pki.pinned)).accepted
 
     def test_handshake_timeout(self, pki: Pki, listen: Any) -> None:
         """If a client connects and never starts the handshake, then the server closes it after the timeout."""
