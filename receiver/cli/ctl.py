@@ -48,6 +48,7 @@ from formats.ndjson import encode_ndjson
 from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR, Record
 from formats.streamlog import StreamlogFormat, format_table
+from formats.text import escape_unprintable, escape_unprintable_json
 from receiver import __version__
 from receiver.cli.client_config import add_commands as add_client_config_commands
 from receiver.cli.daemon_commands import add_commands as add_daemon_commands
@@ -245,7 +246,7 @@ def _parse(args: argparse.Namespace) -> int:
             batch = [parse(frame, args.peer, receive_time_ns).with_flags(frame_flags(frame)) for frame in frames]
             records += len(batch)
             parse_errors += sum(FLAG_PARSE_ERROR in r.flags for r in batch)
-            out.write(encode_ndjson(batch))
+            out.write(_terminal_ndjson(batch))
     out.flush()
     print(
         f"receiverctl: {records} records; {parse_errors} parse errors, "
@@ -387,14 +388,14 @@ def _spool_frames(args: argparse.Namespace) -> int:
             elif default_parser is not None:
                 parse = parsers.get(entry.listener, default_parser)
                 record = parse(frame, entry.peer, entry.receive_time_ns).with_flags(flags)
-                out.write(encode_ndjson([record]))
+                out.write(_terminal_ndjson([record]))
             else:
                 line = {
                     "seq": entry.seq, "receive_time_ns": entry.receive_time_ns, "peer": entry.peer,
                     "port": entry.port, "listener": entry.listener, "transport": entry.transport,
                     "frame": frame.decode("utf-8", "backslashreplace"), "flags": list(flags),
                 }
-                out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                out.write(escape_unprintable_json(json.dumps(line, ensure_ascii=False)).encode() + b"\n")
     out.flush()
     return 0
 
@@ -435,7 +436,7 @@ def _tail(args: argparse.Namespace) -> int:
     def show(records: Iterable[Record]) -> None:
         for record in records:
             if args.json:
-                out.write(encode_ndjson([record]).decode())
+                out.write(_terminal_ndjson([record]).decode())
             else:
                 host, app, severity, _, message = columns_of(record)
                 out.write(_search_line(record.time, record.time_ns, host, app, severity, message))
@@ -465,7 +466,6 @@ def _format_from_rsyslog(args: argparse.Namespace) -> int:
 
 _AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*")
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\t"}
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -498,7 +498,8 @@ def _search(args: argparse.Namespace) -> int:
             for stored in results:
                 found += 1
                 if args.json:
-                    out.write(json.dumps(stored.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+                    line = json.dumps(stored.to_dict(), ensure_ascii=False, separators=(",", ":"))
+                    out.write(escape_unprintable_json(line) + "\n")
                 else:
                     out.write(_search_line(stored.record.time, stored.record.time_ns, stored.host,
                                            stored.app, stored.severity, stored.message))
@@ -508,6 +509,12 @@ def _search(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read local store {path}: {e}") from e
     out.flush()
     return 0 if found else 1
+
+
+def _terminal_ndjson(records: Sequence[Record]) -> bytes:
+    """``records`` as NDJSON whose strings escape what a terminal would obey (C1 controls, bidi)."""
+    lines = encode_ndjson(records).decode().split("\n")
+    return "\n".join(escape_unprintable_json(line) for line in lines).encode()
 
 
 def _search_line(seconds: int, nanos: int, host: str, app: str, severity: int, message: str) -> str:
@@ -521,9 +528,10 @@ def _search_line(seconds: int, nanos: int, host: str, app: str, severity: int, m
     if nanos:
         stamp += f".{nanos // 1_000_000:03d}"
     name = SEVERITY_NAMES[severity] if 0 <= severity < len(SEVERITY_NAMES) else "-"
-    # Control characters escaped: a record is one line, and a message cannot
-    # send escape sequences to the operator's terminal.
-    return f"{stamp}Z {host or '-'} {app or '-'} {name} {message.translate(_CONTROL)}\n"
+    # Every field a sender wrote is escaped: a record is one line, and nothing in it
+    # drives the operator's terminal (C0/C1 controls) or reorders what it shows (bidi).
+    shown = escape_unprintable
+    return f"{stamp}Z {shown(host) or '-'} {shown(app) or '-'} {name} {shown(message)}\n"
 
 
 def _when(text: str | None, now_ns: int, option: str) -> int | None:

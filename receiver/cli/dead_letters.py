@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from formats.text import escape_unprintable, escape_unprintable_json
 from receiver.cli import config_of
 from receiver.deliver.dead_letters import DeadLetter, DeadLetters
 
@@ -71,21 +72,21 @@ def _list(args: argparse.Namespace) -> int:
     letters = area.letters(args.sink)
     if args.json:
         for letter in letters:
-            print(json.dumps({
+            print(escape_unprintable_json(json.dumps({
                 "sink": letter.sink, "pack_id": letter.pack_id, "records": letter.records,
                 "destination": letter.destination, "reason": letter.reason, "time_ns": letter.time_ns,
                 "replay_pending": letter.replay_pending, "path": str(letter.path),
-            }, ensure_ascii=False))
+            }, ensure_ascii=False)))
         return 0
     if not letters:
         print(f"no dead letters in {area.directory}")
         return 0
     for letter in letters:
         pending = " (replay pending)" if letter.replay_pending else ""
-        print(
+        print(escape_unprintable(
             f"{_when(letter.time_ns)}  {letter.sink}  {letter.pack_id}  {letter.records} records"
-            f"  -> {letter.destination or '-'}{pending}\n    {letter.reason}"
-        )
+            f"  -> {letter.destination or '-'}{pending}"
+        ) + f"\n    {escape_unprintable(letter.reason)}")
     print(f"{len(letters)} dead letters, {sum(d.records for d in letters):,} records")
     return 0
 
@@ -107,7 +108,9 @@ def _selected(args: argparse.Namespace, area: DeadLetters) -> list[DeadLetter]:
 def _show(args: argparse.Namespace) -> int:
     area = _area(args)
     letter = _find(args, area, args.pack_id)
-    sys.stdout.write(letter.path.read_text(encoding="utf-8"))
+    lines = letter.path.read_text(encoding="utf-8", errors="replace").split("\n")
+    # The records are senders' text: nothing in them may drive the terminal.
+    sys.stdout.write("\n".join(escape_unprintable_json(line) for line in lines))
     return 0
 
 

@@ -80,6 +80,26 @@ class TestOutput:
         assert record["group_tags"] == {"__client_ip__": "10.0.0.7", "__receive_time__": str(NOW), "__pack_id__": "ABC-1-0"}
         assert record["received_ns"] == NOW * 10**9
 
+    def test_nothing_a_sender_wrote_drives_the_terminal(self, tmp_path: Path) -> None:
+        """If a record's host, app or message holds C1 controls (CSI), bidirectional overrides or line
+        separators, then neither the lines nor the --json output carry them raw: each is an escape, and
+        the JSON still decodes to the sender's exact text."""
+        hostile = "pay \u202egnp.exe\u202c done \x9b31m \u2028next \u2066x\u2069"
+        store = LocalStore(tmp_path / "local.db", max_age_hours=24, max_bytes=1 << 30)
+        record = PARSE(ali(NOW - 60, "web\x9b1", "user.info", "app\u202e", hostile), "10.0.0.7", NOW * 10**9)
+        store.insert([record], pack_id="ABC-2-0", group_tags=[("__receive_time__", str(NOW))])
+        store.close()
+        for extra in ((), ("--json",)):
+            result = receiverctl("search", "--db", str(tmp_path / "local.db"), *extra, "")
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.isascii() or all(c.isprintable() or c == "\n" for c in result.stdout), result.stdout
+            for raw in ("\u202e", "\x9b", "\u2028", "\u2066"):
+                assert raw not in result.stdout
+        (line,) = receiverctl("search", "--db", str(tmp_path / "local.db"), "--json", "").stdout.splitlines()
+        assert json.loads(line)["fields"]["msg"] == hostile
+        (text,) = receiverctl("search", "--db", str(tmp_path / "local.db"), "").stdout.splitlines()
+        assert "web\\x9b1 app\\u202e info pay \\u202egnp.exe" in text
+
     def test_filter_limit_and_order(self, db: Path) -> None:
         """If a filter, --limit and --oldest-first are given, then they select and order the records."""
         result = receiverctl("search", "--db", str(db), "app-name=todo-list and _severity_<=info", "--limit", "1")
