@@ -67,6 +67,7 @@ from receiver.config import (
     default_state_directory,
 )
 from receiver.identity import MachineGroup
+from receiver.secrets import redact_url
 from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = [
@@ -721,7 +722,8 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
         return value
     if kind == "url":
         if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value, re.IGNORECASE):
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+            # Shown redacted: a URL's user information or query may hold a password.
+            raise _Invalid(f"{_show(redact_url(value))} is not {rule.allowed}")
         return value
     if kind == "choice":
         if value not in rule.choices:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["read_private_file"]
+__all__ = ["read_private_file", "redact_url"]
 
 
 def read_private_file(path: Path, *, what: str, max_bytes: int, error: type[Exception]) -> bytes:
@@ -50,3 +51,17 @@ def read_private_file(path: Path, *, what: str, max_bytes: int, error: type[Exce
     if len(data) > max_bytes:
         raise error(f"{what} {path} is larger than {max_bytes} bytes")
     return data
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for logs and errors: no user information, the query (which may hold a password) elided."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is not a number: show no more than the scheme
+        return f"{url.partition(':')[0]}://..." if "://" in url else "..."
+    if ":" in host:
+        host = f"[{host}]"
+    query = "?..." if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{query}"

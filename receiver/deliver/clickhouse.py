@@ -59,7 +59,7 @@ from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
 from receiver.deliver.worker import OutcomeKind, SendOutcome
-from receiver.secrets import read_private_file
+from receiver.secrets import read_private_file, redact_url
 
 __all__ = [
     "AUTH_CODES",
@@ -321,11 +321,22 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes) -> Classifie
         return Classified("quota", code, message, retry_after)
     if status in (401, 403):
         return Classified("auth", code, message, retry_after)
-    if status in (404, 413):  # a proxy's "no such path" / "body too large": configuration, not data
+    if 300 <= status < 400:
+        # Never followed: the credentials would go with the request to wherever it points.
+        location = next((str(v) for k, v in headers.items() if str(k).lower() == "location"), "")
+        where = redact_url(location) if location else "elsewhere"
+        return Classified(
+            "not-deliverable", code,
+            f"redirected to {where}; redirects are not followed (the credentials would follow them): "
+            "set url to the server's own address",
+        )
+    if status == 404:  # a proxy's "no such path": configuration, not data
         return Classified("not-deliverable", code, message, retry_after)
+    if status == 413:  # the same bytes would be refused again: kept as a dead letter, as HTTP does
+        return Classified("permanent", code, message or "request body too large")
     if 400 <= status < 500 and status != 408:
         return Classified("permanent", code, message)
-    # 5xx with an unknown code, 408, 3xx: nothing says the rows are at fault.
+    # 5xx with an unknown code, 408: nothing says the rows are at fault.
     return Classified("retry", code, message, retry_after)
 
 
@@ -375,17 +386,21 @@ def _read_password_file(path: Path) -> str:
 
 
 def _check_url(url: str) -> str:
+    # The URL is shown redacted in every message: its query or user information may hold a password.
+    shown = redact_url(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ClickHouseConfigError(f"ClickHouse url {url!r} must be http:// or https:// with a host, like http://127.0.0.1:8123")
+        raise ClickHouseConfigError(f"ClickHouse url {shown} must be http:// or https:// with a host, like http://127.0.0.1:8123")
     if parts.username is not None or parts.password is not None:
-        # Not echoing the URL: it holds a password.
         raise ClickHouseConfigError(
             "ClickHouse url must not hold credentials (user:password@): set user, and the password in "
             f"password_file or {PASSWORD_ENV}"
         )
     if parts.query or parts.fragment:
-        raise ClickHouseConfigError(f"ClickHouse url {url!r} must have no query or fragment: the sink sets the query")
+        raise ClickHouseConfigError(
+            f"ClickHouse url {shown} must have no query or fragment: the sink sets the query, and a password "
+            f"belongs in password_file or {PASSWORD_ENV}"
+        )
     return url if parts.path else url + "/"
 
 
@@ -480,7 +495,8 @@ class ClickHouseSink:
         try:
             try:
                 response = self._session.post(
-                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds
+                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds,
+                    allow_redirects=False,
                 )
             except requests.ConnectionError as e:
                 if not (e.args and isinstance(e.args[0], urllib3.exceptions.ProtocolError)):
@@ -489,7 +505,8 @@ class ClickHouseSink:
                 # just closed (ClickHouse's keep_alive_timeout is a few seconds). Resending at once
                 # duplicates nothing a later retry would not, and spares a backoff and a warning.
                 response = self._session.post(
-                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds
+                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds,
+                    allow_redirects=False,
                 )
         except requests.RequestException as e:
             # requests' messages name the URL (no credentials: they are in headers) and the cause.
@@ -523,6 +540,9 @@ def _hint(answer: Classified, config: ClickHouseSinkConfig) -> str:
         return " (create the table (docs/sinks/clickhouse.md) or set create_table = true)"
     if answer.kind == "not-deliverable" and answer.code in (8, 16, 47, 117):
         return " (the table lacks columns this sink writes: ALTER TABLE ... ADD COLUMN, see docs/sinks/clickhouse.md)"
+    if answer.kind == "permanent" and answer.code is None and "too large" in answer.message.lower():
+        return (f" (lower max_bytes, now {config.max_bytes}, or max_records, or raise the limit of what is "
+                "in front of ClickHouse; then replay the dead letter)")
     if answer.code == 241:
         return f" (lower max_records, now {config.max_records}, or raise the user's max_memory_usage)"
     return ""

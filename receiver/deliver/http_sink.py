@@ -53,7 +53,7 @@ from receiver.deliver.http_signatures import (
     sign_request,
 )
 from receiver.deliver.worker import SendOutcome
-from receiver.secrets import read_private_file
+from receiver.secrets import read_private_file, redact_url
 
 __all__ = [
     "COVERED_COMPONENTS",
@@ -64,7 +64,6 @@ __all__ = [
     "classify_response",
     "load_signing_key",
     "parse_retry_after",
-    "redact_url",
 ]
 
 log = logging.getLogger("receiver.deliver")
@@ -149,17 +148,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)  # HTTP-dates are GMT
     return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_SECONDS)
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit for logs: no user information, the query (which may hold a token) elided."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    query = "?..." if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
 
 
 def _excerpt(body: bytes) -> str:

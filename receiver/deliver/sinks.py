@@ -172,7 +172,8 @@ class SlsSink:
             return SendOutcome("not-deliverable", str(e))
         try:
             response = self._session.post(
-                request.url, data=request.body, headers=request.headers, timeout=config.timeout_seconds
+                request.url, data=request.body, headers=request.headers, timeout=config.timeout_seconds,
+                allow_redirects=False,  # the signature and STS token must not travel to another host
             )
         except requests.RequestException as e:
             return SendOutcome("retry", f"{type(e).__name__}: {_first_line(e)}")

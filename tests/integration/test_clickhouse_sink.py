@@ -483,6 +483,8 @@ class TestCredentials:
             ("ftp://127.0.0.1", "must be http"),
             ("127.0.0.1:8123", "must be http"),
             ("http://127.0.0.1:8123/?database=x", "no query"),
+            ("http://127.0.0.1:8123/?user=w&password=s3cret", "no query"),
+            ("ftp://u:s3cret@127.0.0.1/?password=s3cret", "must be http"),
         ],
     )
     def test_bad_url_is_refused(self, url: str, message: str) -> None:
@@ -605,7 +607,7 @@ class TestClassify:
             # a proxy in front, without ClickHouse codes
             (502, {}, b"<html><body>Bad Gateway</body></html>", "retry", None),
             (429, {"Retry-After": "7"}, b"slow down", "quota", None),
-            (413, {}, b"<html>Request Entity Too Large</html>", "not-deliverable", None),
+            (413, {}, b"<html>Request Entity Too Large</html>", "permanent", None),
             (403, {}, b"Forbidden", "auth", None),
             (400, {}, b"Bad Request", "permanent", None),
             (408, {}, b"", "retry", None),

@@ -1076,6 +1076,9 @@ class TestDeliverySections:
             ('[[sinks]]\ntype = "sls"\nname = "s"\nproject = "p"\nlogstore = "l"', "sinks[0].endpoint", "missing; a sink of type \"sls\" needs endpoint"),
             ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "https://x.example/"', "sinks[0].key_file", "missing; a signing HTTP sink needs its key"),
             ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "ftp://x"\nsignature = "none"', "sinks[0].url", '"ftp://x" is not an http:// or https:// URL'),
+            # A URL that is not one is still shown without its password.
+            ('[[sinks]]\ntype = "http"\nname = "h"\nurl = "ftp://u:s3cret@x/?password=s3cret"\nsignature = "none"',
+             "sinks[0].url", '"ftp://x/?..." is not an http:// or https:// URL'),
             ('[[sinks]]\ntype = "sls"\nname = "s"\nendpoint = "e"\nproject = "p"\nlogstore = "l"\nsignature = "v4"', "sinks[0].region", "missing; signature v4 needs the region"),
             ('[[sinks]]\ntype = "local"\ntable = "t"', "sinks[0].table", 'unknown key; the keys of a [[sinks]] table of type "local" are'),
             ('[[sinks]]\ntype = "clickhouse"\ntable = "sys-log"', "sinks[0].table", '"sys-log" is not a plain ClickHouse name'),

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -133,6 +134,10 @@ _FILE_KEYS = {
 }
 
 
+_KEY_NAME = re.compile(r"[A-Za-z_]{1,40}")
+"""What a mistyped key looks like: letters and underscores. Keys, secrets and tokens have digits."""
+
+
 def credentials_from_file(path: Path | str) -> Credentials:
     """Credentials from a ``key = value`` file that only its owner may read.
 
@@ -182,9 +187,10 @@ def _parse_credentials(text: str, where: str) -> Credentials:
         field = _FILE_KEYS.get(key)
         if field is None:
             known = ", ".join(k for k in _FILE_KEYS if k.islower())
-            raise CredentialsError(
-                f"SLS credentials file {where}, line {number}: unknown key {key[:64]!r} (known: {known})"
-            )
+            # A token or secret pasted on a line of its own splits at its base64 "=" padding into
+            # a "key" that is most of the secret: show only what looks like a key name.
+            shown = f"unknown key {key!r}" if _KEY_NAME.fullmatch(key) else "not a known key (not shown: it may be a secret)"
+            raise CredentialsError(f"SLS credentials file {where}, line {number}: {shown} (known: {known})")
         if field in values:
             raise CredentialsError(f"SLS credentials file {where}, line {number}: {key} is given twice")
         value = value.strip()

@@ -14,8 +14,10 @@ where we write, how fast or when, keeps the batch in the spool:
   credentials, back off, alarm;
 - ``not-deliverable``: 404 (``ProjectNotExist``, ``LogStoreNotExist``): waits
   for a configuration change, in the spool;
-- ``retry``: 5xx, 408, and anything not understood (a 3xx from a proxy, a
-  status outside HTTP): transient until shown otherwise;
+- ``retry``: 5xx, 408, and anything not understood (a status outside
+  HTTP): transient until shown otherwise;
+- a redirect (3xx) is never followed, since the signed request and its STS
+  token would go with it: ``not-deliverable``, naming where it pointed;
 - ``permanent``: the other 4xx (``PostBodyInvalid``, ``InvalidParameter``,
   ``PostBodyTooLarge``...): the same bytes would be refused again.
 
@@ -32,6 +34,8 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Literal
+
+from receiver.secrets import redact_url
 
 __all__ = [
     "AUTH_CODES",
@@ -112,6 +116,16 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes, now: _dt.dat
     request_id = _printable(lower.get("x-log-requestid", ""))[:100]
     if 200 <= status < 300:
         return Outcome("ok", request_id=request_id)
+    if 300 <= status < 400:
+        # Never followed: the request is signed for this endpoint and may carry an STS token.
+        location = lower.get("location", "")
+        where = redact_url(location) if location else "elsewhere"
+        return Outcome(
+            "not-deliverable", "",
+            f"redirected to {where}; redirects are not followed (the signature and token would follow "
+            "them): set endpoint to the address that answers",
+            request_id=request_id,
+        )
     code, message = _error_body(body)
     server_time = _server_time(lower)
     retry_after = _retry_after(lower.get("retry-after"), server_time or now)
@@ -146,7 +160,7 @@ def _kind(status: int, code: str) -> OutcomeKind:
         return "not-deliverable"
     if 400 <= status < 500:
         return "permanent"
-    return "retry"  # 1xx, 3xx, nonsense: nothing says the batch is at fault
+    return "retry"  # 1xx, nonsense: nothing says the batch is at fault
 
 
 def _error_body(body: bytes) -> tuple[str, str]:
