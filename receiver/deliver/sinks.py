@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,8 +119,14 @@ class LocalSink:
             if now >= self._retention_due:
                 self._retention_due = now + _RETENTION_EVERY_SECONDS
                 self._store.enforce_retention(time.time_ns())
-        except Exception as e:  # a disk problem is an outcome, retried with backoff
+        except (sqlite3.OperationalError, OSError, MemoryError) as e:
+            # What can heal (a full or failing disk, a lock, memory): retried, the spool keeps the group.
             return SendOutcome("retry", f"local store {self.path}: {e}")
+        except Exception as e:
+            # Anything else (a bug, a row the store refuses) fails the same way every time: retrying
+            # would fill the spool and hold back every sender, so the group is kept as a dead letter.
+            log.exception("%s: the local store failed on group %s", self.name, group.pack_id)
+            return SendOutcome("permanent", f"local store {self.path}: {type(e).__name__}: {e}")
         return SendOutcome("ok")
 
     def close(self) -> None:

@@ -17,6 +17,8 @@ import pytest
 from formats.columns import columns_of
 from formats.parse import make_parser
 from formats.record import Record
+from receiver.config import LocalSinkConfig
+from receiver.deliver.batches import Group
 from receiver.deliver.local_store import (
     SCHEMA_VERSION,
     LocalStore,
@@ -27,6 +29,7 @@ from receiver.deliver.local_store import (
     StoredRecord,
     _fts_query,
 )
+from receiver.deliver.sinks import LocalSink
 from receiver.filters import FilterError
 
 PARSE = make_parser()
@@ -450,3 +453,39 @@ class TestSchema:
             LocalStore(db, max_age_hours=1, max_bytes=1 << 30)
         with pytest.raises(LocalStoreError, match="not a database"):
             LocalStoreReader(db)
+
+
+class TestLocalSinkOutcomes:
+    """What the local sink answers the delivery loop when its store fails."""
+
+    def _sink(self, tmp_path: Path) -> LocalSink:
+        return LocalSink(LocalSinkConfig(path=tmp_path / "local.db"), tmp_path)
+
+    def _group(self) -> Group:
+        return Group("", "10.0.0.7", "10.0.0.7", [ali(1)], tags("ABCDEF0123456789-1"), "ABCDEF0123456789-1")
+
+    @pytest.mark.parametrize("error", [sqlite3.OperationalError("database or disk is full"), OSError(28, "No space")])
+    def test_what_can_heal_is_retried(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+        """If the store fails with a disk or lock error, then the outcome is retry: the spool keeps the group."""
+        sink = self._sink(tmp_path)
+
+        def failing(*args: object, **kwargs: object) -> None:
+            raise error
+
+        monkeypatch.setattr(sink._store, "insert", failing)
+        assert sink.send(self._group()).kind == "retry"
+        sink.close()
+
+    @pytest.mark.parametrize("error", [TypeError("a bug"), sqlite3.IntegrityError("refused row"), KeyError("x")])
+    def test_a_bug_is_not_retried_forever(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+        """If the store fails in a way that repeats on every attempt (a bug, a refused row), then the outcome
+        is permanent: the group becomes a dead letter instead of an endless retry that fills the spool."""
+        sink = self._sink(tmp_path)
+
+        def failing(*args: object, **kwargs: object) -> None:
+            raise error
+
+        monkeypatch.setattr(sink._store, "insert", failing)
+        outcome = sink.send(self._group())
+        assert outcome.kind == "permanent" and type(error).__name__ in outcome.reason
+        sink.close()
