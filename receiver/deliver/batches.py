@@ -23,7 +23,7 @@ from formats.streamlog import STREAMLOG_TAG
 from receiver.identity import group_tags
 from receiver.spool.reader import SpoolEntry
 
-__all__ = ["Group", "Route", "Router", "build_groups", "pack_id_prefix"]
+__all__ = ["Group", "Route", "Router", "build_groups", "pack_id_prefix", "pack_sequence", "sender_pack_prefix"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,8 +106,28 @@ class Group:
 
 
 def pack_id_prefix(spool_id: str, sink: str) -> str:
-    """16 hex digits naming this spool and sink in pack ids (Logtail's ``XXXX-n`` form)."""
+    """16 hex digits naming this spool and sink: what each sender's pack-id prefix is made from."""
     return hashlib.sha1(f"{spool_id}/{sink}".encode()).hexdigest()[:16].upper()
+
+
+def sender_pack_prefix(pack_prefix: str, client_ip: str) -> str:
+    """The pack-id prefix of one sender's groups: 16 hex digits.
+
+    Logtail writes ``__pack_id__`` as ``PREFIX-SEQ``: one prefix per stream
+    of logs (a file it tails) and SEQ, in hex, increasing pack after pack, so
+    the Log Service console shows a line's context as the lines of the packs
+    with the same prefix before and after it. A sender is our stream.
+    """
+    return hashlib.sha1(f"{pack_prefix}/{client_ip}".encode()).hexdigest()[:16].upper()
+
+
+def pack_sequence(first_seq: int, index: int) -> int:
+    """The number of a batch's ``index``-th group: increasing pack after pack, the same on every resend.
+
+    Batches start at increasing segment numbers, and a batch has fewer than
+    2**32 groups (they are made of at most a few MiB of frames).
+    """
+    return (first_seq << 32) | index
 
 
 def build_groups(
@@ -160,8 +180,12 @@ def build_groups(
     # Order by first arrival so delivery follows arrival per sender; then name and tag them.
     order = {id(g): n for n, g in enumerate(done)}
     done.sort(key=lambda g: (receive_s[id(g)], order[id(g)]))
+    prefixes: dict[str, str] = {}
     for index, group in enumerate(done):
-        group.pack_id = f"{pack_prefix}-{first_seq:X}-{index:X}"
+        prefix = prefixes.get(group.client_ip)
+        if prefix is None:
+            prefix = prefixes[group.client_ip] = sender_pack_prefix(pack_prefix, group.client_ip)
+        group.pack_id = f"{prefix}-{pack_sequence(first_seq, index):X}"
         hostname_field = group.records[0].get("_hostname_") or group.records[0].get("hostname") or ""
         group.tags = group_tags(
             client_ip=group.client_ip,

@@ -14,7 +14,14 @@ import pytest
 
 from formats.parse import make_parser
 from formats.record import Record
-from receiver.deliver.batches import Group, Route, Router, build_groups, pack_id_prefix
+from receiver.deliver.batches import (
+    Group,
+    Route,
+    Router,
+    build_groups,
+    pack_id_prefix,
+    sender_pack_prefix,
+)
 from receiver.deliver.building import Built, Segments, decode_segments
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.worker import SendOutcome, SinkWorker
@@ -90,14 +97,16 @@ class TestBuildGroups:
         assert [(g.client_ip, g.source, len(g.records)) for g in made] == [("10.0.0.7", "10.0.0.7", 2), ("10.0.0.8", "10.0.0.8", 1)]
         assert dict(made[0].tags) == {
             "__client_ip__": "10.0.0.7", "__receive_time__": "1795323666", "__hostname__": "appliance",
-            "__user_defined_id__": "fleet", "__machine_group__": "web", "__pack_id__": "ABCDEF0123456789-7-0",
+            "__user_defined_id__": "fleet", "__machine_group__": "web",
+            "__pack_id__": f"{sender_pack_prefix('ABCDEF0123456789', '10.0.0.7')}-700000000",
         }
 
     def test_split_at_max_records_in_order(self) -> None:
         """If a group would exceed max_records, then it is split, arrival order kept, pack ids numbered."""
         made = groups([spool_entry([ali("t", "a", n) for n in range(5)])], Router([], DEFAULT), max_records=2)
         assert [[r.get("msg") for r in g.records] for g in made] == [["message 0", "message 1"], ["message 2", "message 3"], ["message 4"]]
-        assert [g.pack_id for g in made] == ["ABCDEF0123456789-7-0", "ABCDEF0123456789-7-1", "ABCDEF0123456789-7-2"]
+        prefix = sender_pack_prefix("ABCDEF0123456789", "10.0.0.7")
+        assert [g.pack_id for g in made] == [f"{prefix}-700000000", f"{prefix}-700000001", f"{prefix}-700000002"]
 
     def test_deterministic(self) -> None:
         """If the same segments are grouped twice (a resend after a crash), then groups and pack ids are identical."""
@@ -119,6 +128,23 @@ class TestBuildGroups:
         entry = SpoolEntry(1, T0, "10.0.0.7", 1, "tcp", "tcp", [b"<13>Oct 11 22:14:15 h a: cut"], {0: ("truncated:70000",)})
         (group,) = groups([entry], Router([], DEFAULT))
         assert group.records[0].flags == ("truncated:70000",)
+
+    def test_pack_ids_are_logtails_prefix_and_hex_sequence(self) -> None:
+        """If groups are made batch after batch, then each pack id is Logtail's ``PREFIX-HEXSEQ``: two parts,
+        one 16-hex-digit prefix per sender, and a hexadecimal number that increases pack after pack of
+        that sender (what the Log Service console's context view follows)."""
+        router = Router([], DEFAULT)
+        seen: dict[str, list[int]] = {}
+        for first_seq in (1, 2, 9, 0x10):
+            entries = [spool_entry([ali("t", "a", n)], peer=f"10.0.0.{n % 3}") for n in range(7)]
+            for group in groups(entries, router, max_records=2, first_seq=first_seq):
+                prefix, sep, number = group.pack_id.partition("-")
+                assert sep and "-" not in number and len(prefix) == 16
+                assert prefix == sender_pack_prefix("ABCDEF0123456789", group.client_ip)
+                seen.setdefault(prefix, []).append(int(number, 16))
+        assert len(seen) == 3
+        for numbers in seen.values():
+            assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
 
     def test_pack_id_prefix(self) -> None:
         """If the spool or the sink differ, then the pack id prefix differs; it is 16 hex digits."""

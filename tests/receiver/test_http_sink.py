@@ -862,9 +862,9 @@ def doc_example_request(tmp_path: Path) -> str:
     ]
     tags = [
         ("__client_ip__", "10.0.0.7"), ("__receive_time__", "1795323666"), ("__hostname__", "appliance-1"),
-        ("__machine_group__", "web"), ("__pack_id__", "3F2A9C0B5D7E1184-1A-0"),
+        ("__machine_group__", "web"), ("__pack_id__", "3F2A9C0B5D7E1184-1A00000000"),
     ]
-    group = Group("app-logs", "10.0.0.7", "10.0.0.7", records, tags, "3F2A9C0B5D7E1184-1A-0")
+    group = Group("app-logs", "10.0.0.7", "10.0.0.7", records, tags, "3F2A9C0B5D7E1184-1A00000000")
     config = HttpSinkConfig(
         name="collector", url="https://collector.example.com/v1/logs", gzip=False,
         key_file=key_file(tmp_path, DOC_SECRET + b"\n", name="doc.key"),
