@@ -187,7 +187,7 @@ def stats_of(service: Any) -> dict[str, Any]:
     delivery = read_stats(service.config.state_directory) if service.delivery is not None else None
     for sink, state in sorted(((delivery or {}).get("sinks") or {}).items()):
         for key in ("delivered_records", "delivered_groups", "retried", "dead_lettered_records",
-                    "unknown_tags", "dropped", "damaged_segments"):
+                    "unknown_tags", "dropped", "damaged_segments", "damaged_dead_letters", "filter_errors"):
             counters.append({"name": f"sink_{key}", "labels": {"sink": sink}, "value": state.get(key, 0)})
     return {"counters": counters}
 

@@ -51,7 +51,7 @@ joined by ``and``)::
   :meth:`Filter.required_words` a sound index pre-filter.
 
 Filters are compiled once, at parse time, into a tree of small closures:
-routes call :attr:`Filter.matches` for every record.
+routes call :attr:`Filter.evaluate` for every record.
 """
 
 from __future__ import annotations
@@ -123,15 +123,20 @@ class Filter:
 
     ``matches(record) -> bool`` is the compiled expression, stored as a plain
     function (not a method, which would cost a bound call per record); it
-    never raises, and a record it cannot be evaluated on does not match.
+    never raises, and a record it cannot be evaluated on does not match
+    (what ``tail`` and ``search`` want). ``evaluate`` is the same test
+    unguarded: it raises where ``matches`` says no, for callers that must
+    tell "no" from "could not tell" (routing: a record whose route cannot
+    be decided goes to the default route, counted, not to the next one).
     ``text`` is the source as given. Empty or blank text matches every
     record. Filters are immutable, and equal and hashed by their text.
     """
 
-    __slots__ = ("_words", "matches", "text")
+    __slots__ = ("_words", "evaluate", "matches", "text")
 
     text: str
     matches: _Test
+    evaluate: _Test
     _words: tuple[str, ...]
 
     def __init__(self, text: str) -> None:
@@ -146,6 +151,7 @@ class Filter:
 
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "matches", test if test is _match_all else matches)
+        object.__setattr__(self, "evaluate", test)
         object.__setattr__(self, "_words", words)
 
     def required_words(self) -> tuple[str, ...]:

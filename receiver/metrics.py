@@ -142,6 +142,10 @@ def render(
         f.add("receiver_records_unknown_tag_total", "counter",
               "Records whose streamlog tag no route names (sent to the default sink).", s.get("unknown_tags", 0), label)
         f.add("receiver_records_dropped_total", "counter", "Records a drop route took.", s.get("dropped", 0), label)
+        f.add("receiver_records_filter_errors_total", "counter",
+              "Records a route's filter failed on (sent to the default sink).", s.get("filter_errors", 0), label)
+        f.add("receiver_sink_damaged_dead_letters_total", "counter",
+              "Replay files that were not dead letters, moved aside unsent.", s.get("damaged_dead_letters", 0), label)
         latency = s.get("latency") or {}
         counts = latency.get("counts") or []
         if len(counts) == len(LATENCY_BUCKETS) + 1:

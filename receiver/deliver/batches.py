@@ -45,7 +45,10 @@ class Router:
 
     Like a Logtail syslog config's tag: a streamlog line goes where its tag
     says. A tag no route knows goes to the default route and is counted, never
-    dropped.
+    dropped. A filter that fails on a record (raises) cannot say whether the
+    record is the route's: rather than let it fall through to whichever
+    route comes next, the record goes to the default route, counted in
+    :attr:`filter_errors` with the failure kept in :attr:`last_filter_error`.
     """
 
     def __init__(self, routes: Sequence[Route], default: Route) -> None:
@@ -62,6 +65,10 @@ class Router:
         the default route)."""
         self.dropped = 0
         """Records a dropping route took."""
+        self.filter_errors = 0
+        """Records a route's filter failed on (they went to the default route)."""
+        self.last_filter_error: str | None = None
+        """The latest of those failures: the route and the exception."""
 
     def route(self, record: Record) -> Route:
         tag = record.tags.get(STREAMLOG_TAG)
@@ -73,10 +80,18 @@ class Router:
             elif self._by_tag:  # only counted when routing by tag is in use at all
                 self.unknown_tags += 1
         for route in candidates:
-            if route.matches is None or route.matches(record):
-                if route.drop:
-                    self.dropped += 1
-                return route
+            if route.matches is not None:
+                try:
+                    matched = route.matches(record)
+                except Exception as e:
+                    self.filter_errors += 1
+                    self.last_filter_error = f"route {route.name or route.sink!r}: {type(e).__name__}: {e}"
+                    return self._default
+                if not matched:
+                    continue
+            if route.drop:
+                self.dropped += 1
+            return route
         return self._default
 
 

@@ -80,6 +80,9 @@ class Built:
     """Records whose streamlog tag no route names (they went to the default route)."""
     dropped: int = 0
     """Records a route with ``drop = true`` took."""
+    filter_errors: int = 0
+    """Records a route's filter failed on (sent to the default route)."""
+    last_filter_error: str | None = None
 
 
 def parsers_for(config: Config) -> tuple[dict[str, ParseFunction], ParseFunction]:
@@ -110,7 +113,8 @@ def router_for(config: Config) -> Router:
 
     routes = []
     for route in config.routes:
-        matches = parse_filter(route.filter).matches if route.filter else None
+        # evaluate, not matches: the router must see a filter that fails (it sends the record to the default route).
+        matches = parse_filter(route.filter).evaluate if route.filter else None
         if route.drop:
             routes.append(Route("", "", route.tag, matches, route.name, drop=True))
         else:
@@ -152,7 +156,8 @@ class BatchBuilder:
         With ``encode`` (and an encoder) each group carries its payload instead of its records.
         """
         entries, damaged = decode_segments(segments)
-        unknown_before, dropped_before = self.router.unknown_tags, self.router.dropped
+        router = self.router
+        unknown_before, dropped_before, errors_before = router.unknown_tags, router.dropped, router.filter_errors
         groups = build_groups(
             entries, sink=plan.sink, parsers=self.parsers, default_parser=self.default_parser,
             router=self.router, hostname=self.hostname, identities=self.identities.current(),
@@ -169,8 +174,10 @@ class BatchBuilder:
                 group.payload = payload
                 group.record_count = len(group.records)
                 group.records = []
+        errors = router.filter_errors - errors_before
         return Built(
-            groups, damaged, self.router.unknown_tags - unknown_before, self.router.dropped - dropped_before
+            groups, damaged, router.unknown_tags - unknown_before, router.dropped - dropped_before,
+            errors, router.last_filter_error if errors else None,
         )
 
 

@@ -12,6 +12,11 @@ path as everything else (backoff, outcomes, Retry-After); accepted, the file
 is removed; rejected again, it returns to the dead-letter area with the new
 reason. Only the delivery process sends, so a replay requested while the
 daemon is stopped happens when it next runs.
+
+The files are read as untrusted: an operator may edit one, a disk may damage
+it. A file that is not a dead letter raises :class:`DamagedDeadLetterError`
+and is moved to ``<sink>/damaged/`` with a note of why, never sent and never
+the reason another one is not.
 """
 
 from __future__ import annotations
@@ -28,10 +33,15 @@ from formats.ndjson import decode_ndjson, encode_ndjson
 from formats.record import Record
 from receiver.deliver.batches import Group
 
-__all__ = ["DeadLetter", "DeadLetters"]
+__all__ = ["DamagedDeadLetterError", "DeadLetter", "DeadLetters"]
 
 _SUFFIX = ".ndjson"
 _REPLAY = "replay"
+_DAMAGED = "damaged"
+
+
+class DamagedDeadLetterError(ValueError):
+    """A dead-letter file that cannot be read as one; the message says what is wrong with it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,10 +89,11 @@ class DeadLetters:
         out = []
         for path in self._files(sink):
             header = self._header(path)
+            folder = path.parent.parent if path.parent.name == _REPLAY else path.parent
             out.append(DeadLetter(
-                sink=str(header.get("sink", path.parent.name)), pack_id=path.stem, path=path,
+                sink=str(header.get("sink", folder.name)), pack_id=path.stem, path=path,
                 reason=str(header.get("reason", "")), destination=str(header.get("destination", "")),
-                records=int(header.get("records", 0)), time_ns=int(header.get("time_ns", 0)),
+                records=_int(header.get("records")), time_ns=_int(header.get("time_ns")),
                 replay_pending=path.parent.name == _REPLAY,
             ))
         return sorted(out, key=lambda d: (d.time_ns, d.pack_id))
@@ -95,15 +106,41 @@ class DeadLetters:
         raise KeyError(pack_id)
 
     def load(self, path: Path) -> Group:
-        """The group a file holds, ready to send again."""
-        lines = decode_ndjson(path.read_bytes())
-        header: dict[str, Any] = lines[0].get("dead_letter", {}) if lines else {}
-        records = [_record(obj) for obj in lines[1:]]
-        return Group(
-            destination=str(header.get("destination", "")), source=str(header.get("source", "")),
-            client_ip=str(header.get("client_ip", "")), records=records,
-            tags=[(str(k), str(v)) for k, v in header.get("tags", [])], pack_id=path.stem,
-        )
+        """The group a file holds, ready to send again.
+
+        OSError when it cannot be read; :class:`DamagedDeadLetterError` when
+        what it holds is not a dead letter (every field is checked here, so
+        nothing downstream meets a value of the wrong type).
+        """
+        data = path.read_bytes()
+        try:
+            lines = decode_ndjson(data)
+            if not lines or not isinstance(lines[0], dict) or not isinstance(lines[0].get("dead_letter"), dict):
+                raise DamagedDeadLetterError('its first line is not {"dead_letter": {...}}')
+            header: dict[str, Any] = lines[0]["dead_letter"]
+            records = [_record(number, obj) for number, obj in enumerate(lines[1:], 2)]
+            tags = header.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, list) and len(t) == 2 for t in tags):
+                raise DamagedDeadLetterError("its tags are not a list of [key, value] pairs")
+            return Group(
+                destination=str(header.get("destination", "")), source=str(header.get("source", "")),
+                client_ip=str(header.get("client_ip", "")), records=records,
+                tags=[(str(k), str(v)) for k, v in tags], pack_id=path.stem,
+            )
+        except DamagedDeadLetterError:
+            raise
+        except Exception as e:  # not NDJSON, or a shape no writer of ours makes
+            raise DamagedDeadLetterError(f"{type(e).__name__}: {e}") from None
+
+    def set_aside(self, path: Path, why: str) -> Path:
+        """Move a damaged file out of the way (``<sink>/damaged/``), with a note of why; returns where."""
+        sink_folder = path.parent.parent if path.parent.name == _REPLAY else path.parent
+        folder = sink_folder / _DAMAGED
+        folder.mkdir(mode=0o750, exist_ok=True)
+        target = folder / path.name
+        path.replace(target)
+        target.with_name(target.name + ".reason").write_text(why + "\n")
+        return target
 
     def request_replay(self, letter: DeadLetter) -> Path:
         """Queue ``letter`` for its sink to send again; returns where it now waits."""
@@ -155,11 +192,26 @@ class DeadLetters:
         return value if isinstance(value, dict) else {}
 
 
-def _record(obj: dict[str, Any]) -> Record:
+def _record(number: int, obj: object) -> Record:
+    """Line ``number``'s record (``Record.to_dict``'s shape), every value checked."""
+    if not isinstance(obj, dict):
+        raise DamagedDeadLetterError(f"line {number} is not a JSON object")
     fields = obj.get("fields") or {}
+    tags = obj.get("tags") or {}
+    flags = obj.get("flags") or []
+    time, time_ns = obj.get("time", 0), obj.get("time_ns", 0)
+    if type(time) is not int or type(time_ns) is not int or not 0 <= time_ns < 1_000_000_000:
+        raise DamagedDeadLetterError(f"line {number}: time and time_ns must be whole numbers")
+    if not isinstance(fields, dict) or not isinstance(tags, dict) or not isinstance(flags, list):
+        raise DamagedDeadLetterError(f"line {number}: fields and tags must be objects, flags a list")
+    error = obj.get("error")
     return Record(
-        int(obj.get("time", 0)), int(obj.get("time_ns", 0)), tuple(str(k) for k in fields),
-        [str(v) for v in fields.values()], str(obj.get("source", "")),
-        {str(k): str(v) for k, v in (obj.get("tags") or {}).items()},
-        tuple(str(f) for f in obj.get("flags") or ()), obj.get("error"),
+        time, time_ns, tuple(str(k) for k in fields), [str(v) for v in fields.values()],
+        str(obj.get("source", "")), {str(k): str(v) for k, v in tags.items()},
+        tuple(str(f) for f in flags), None if error is None else str(error),
     )
+
+
+def _int(value: object) -> int:
+    """A header's number, 0 when it is not one (listing never fails over a damaged header)."""
+    return value if type(value) is int else 0

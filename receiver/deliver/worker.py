@@ -35,7 +35,7 @@ from typing import Literal, Protocol
 
 from receiver.deliver.batches import Group
 from receiver.deliver.building import Built, Segments
-from receiver.deliver.dead_letters import DeadLetters
+from receiver.deliver.dead_letters import DamagedDeadLetterError, DeadLetters
 from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
 
@@ -130,6 +130,11 @@ class SinkWorker:
         self.unknown_tags = 0
         self.dropped = 0
         """Records routes with ``drop = true`` took (every sink's worker counts the same ones)."""
+        self.damaged_dead_letters = 0
+        """Replay files that were not dead letters, moved to ``<sink>/damaged/``."""
+        self.filter_errors = 0
+        """Records a route's filter failed on (every sink's worker counts the same ones)."""
+        self._filter_error_logged_at = float("-inf")
         self._replays_due = 0.0
         self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
         self.max_concurrency = max(1, max_concurrency)
@@ -215,12 +220,22 @@ class SinkWorker:
                 "backoff_until_ns": stats.backoff_until_ns, "latency": stats.latency.to_dict(),
                 "concurrency": self.concurrency, "max_concurrency": self.max_concurrency,
                 "damaged_segments": self.damaged_segments, "unknown_tags": self.unknown_tags,
-                "dropped": self.dropped,
+                "dropped": self.dropped, "damaged_dead_letters": self.damaged_dead_letters,
+                "filter_errors": self.filter_errors,
             }
 
     def _note(self, built: Built) -> None:
         self.unknown_tags += built.unknown_tags
         self.dropped += built.dropped
+        if built.filter_errors:
+            self.filter_errors += built.filter_errors
+            now = time.monotonic()
+            if now >= self._filter_error_logged_at + 60.0:  # every failing record is counted; logged once a minute
+                self._filter_error_logged_at = now
+                log.error(
+                    "%s: a route's filter failed on %d records (%s); they went to the default sink instead, "
+                    "never to another route", self.sink.name, built.filter_errors, built.last_filter_error,
+                )
         for seq, why in built.damaged:
             self.damaged_segments += 1
             log.error("%s: segment %d is damaged (%s); skipped, the daemon quarantines it", self.sink.name, seq, why)
@@ -275,8 +290,12 @@ class SinkWorker:
                 continue
             try:
                 group = self._dead_letters.load(path)
-            except (OSError, ValueError) as e:
+            except DamagedDeadLetterError as e:
+                self._set_aside(path, str(e))
+                continue
+            except OSError as e:
                 log.error("%s: cannot replay %s: %s; left where it is", self.sink.name, path, e)
+                self._replayed.add(path)  # tried again by the next delivery process, not every second
                 continue
             log.info("%s: replaying %d records of %s", self.sink.name, group.count, group.pack_id)
             if not self._deliver(group, stop):
@@ -288,6 +307,20 @@ class SinkWorker:
                 self._replayed.add(path)
                 log.error("%s: replayed %s but cannot remove it (%s); remove it by hand (it was sent)",
                           self.sink.name, path, e)
+
+    def _set_aside(self, path: Path, why: str) -> None:
+        """A replay file that is not a dead letter: moved out of the way, counted, and the others go on."""
+        with self._lock:
+            self.damaged_dead_letters += 1
+        try:
+            where = self._dead_letters.set_aside(path, why)
+        except OSError as e:
+            self._replayed.add(path)
+            log.error("%s: %s is not a dead letter (%s) and cannot be moved aside (%s); skipped",
+                      self.sink.name, path, why, e)
+            return
+        log.error("%s: %s is not a dead letter (%s); moved to %s, nothing of it was sent",
+                  self.sink.name, path, why, where)
 
     def _send(self, group: Group, stop: threading.Event) -> SendOutcome | None:
         """One request, once fewer than ``concurrency`` are on the wire; None when stopping first.

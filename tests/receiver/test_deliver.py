@@ -85,6 +85,32 @@ class TestRouter:
         assert router.route(PARSE(ali("sys_tag", "web", 1), "", T0)).sink == "sls"
 
 
+    def test_a_filter_that_fails_sends_the_record_to_the_default_route_counted(self) -> None:
+        """If a route's filter raises on a record, then the record goes to the default route (not to the next
+        route, not nowhere), and the failure is counted with the route's name and the error."""
+        def broken(record: Record) -> bool:
+            raise IndexError("list index out of range")
+
+        router = Router(
+            [Route("pager", "alerts", matches=broken, name="alerts"), Route("sls", "syslog"), Route("", "", drop=True)],
+            DEFAULT,
+        )
+        assert router.route(PARSE(ali("sys_tag", "a", 1), "", T0)) is DEFAULT
+        assert router.filter_errors == 1 and router.dropped == 0
+        assert router.last_filter_error == "route 'alerts': IndexError: list index out of range"
+
+    def test_a_real_filter_on_a_malformed_record_is_a_counted_error(self) -> None:
+        """If a configured filter meets a record it cannot be evaluated on (values shorter than keys), then
+        routing counts it as a filter error, while tail and search just see no match."""
+        from receiver.filters import parse_filter
+
+        compiled = parse_filter("app-name=alerts")
+        router = Router([Route("pager", "alerts", matches=compiled.evaluate, name="alerts")], DEFAULT)
+        malformed = Record(T0 // 10**9, 0, ("hostname", "app-name", "msg"), ["web-1"], "10.0.0.7", {})
+        assert compiled.matches(malformed) is False
+        assert router.route(malformed) is DEFAULT and router.filter_errors == 1
+
+
 class TestBuildGroups:
     def test_groups_by_destination_source_and_peer(self) -> None:
         """If records differ in source or peer, then they are in different groups, each tagged."""
@@ -305,6 +331,53 @@ class TestSinkWorker:
         assert letters.letters() == []
         assert sink.accepted == ["message 0"]
         assert sink.sent[-1].pack_id == letter.pack_id
+
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            lambda lines: [lines[0], lines[1].replace('"time":', '"time":null,"was":')],  # "time": null
+            lambda lines: [lines[0], "[1, 2, 3]"],  # a record that is not an object
+            lambda lines: ["{\"dead_letter\": []}", lines[1]],  # a header that is not one
+            lambda lines: [lines[0], lines[1][:20]],  # cut short: not JSON
+        ],
+    )
+    def test_a_damaged_replay_file_is_set_aside_and_the_others_go_on(
+        self, tmp_path: Path, damage: Callable[[list[str]], list[str]]
+    ) -> None:
+        """If a file queued for replay is not a dead letter (edited, cut short), then it is moved to
+        ``damaged/`` with a note of why, counted, and the other replays and the spool's batches are still
+        delivered: one bad file never stops delivery."""
+        store = fill_spool(tmp_path / "spool", 2, 1)
+        sink = ScriptedSink([SendOutcome("permanent", "x"), SendOutcome("permanent", "x")], max_records=1)
+        run_until_done(make_worker(sink, tmp_path / "spool", tmp_path / "dead"), store, 2)
+        letters = DeadLetters(tmp_path / "dead")
+        bad, good = (letters.request_replay(letter) for letter in letters.letters())
+        bad.write_text("\n".join(damage(bad.read_text().splitlines())) + "\n")
+        more = fill_spool(tmp_path / "spool", 1, 1)  # and a new batch in the spool
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        for _ in range(500):
+            if not good.exists() and more.cursor("fake") >= 3:
+                break
+            stop.wait(0.01)
+        stop.set()
+        thread.join(5)
+        assert thread.is_alive() is False and worker.damaged_dead_letters == 1
+        assert not good.exists() and not bad.exists()
+        moved = tmp_path / "dead" / "fake" / "damaged" / bad.name
+        assert moved.exists() and moved.with_name(moved.name + ".reason").read_text().strip()
+        assert len(sink.accepted) == 2  # the good replay and the new batch
+        assert [d.pack_id for d in letters.letters()] == []
+
+    def test_listing_survives_damaged_headers(self, tmp_path: Path) -> None:
+        """If a dead letter's header holds values of the wrong type, then listing still works (and shows 0)."""
+        folder = tmp_path / "dead" / "fake"
+        folder.mkdir(parents=True)
+        (folder / "ABC-1.ndjson").write_text('{"dead_letter": {"records": null, "time_ns": "soon"}}\n')
+        (letter,) = DeadLetters(tmp_path / "dead").letters()
+        assert (letter.records, letter.time_ns, letter.sink) == (0, 0, "fake")
 
     def test_a_cursor_that_cannot_be_saved_is_retried_not_skipped(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
