@@ -26,6 +26,7 @@ from twisted.python.threadpool import ThreadPool
 
 from formats.streamlog import format_table
 from receiver.config import Config, ListenerConfig, TlsConfigError
+from receiver.config_snapshot import write_snapshot
 from receiver.control import ControlError, listen_control
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
 from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard
@@ -116,10 +117,14 @@ class ReceiverService:
         for listener in config.listeners:
             self._listen(listener, versions)
         if config.deliver.enabled:
-            self.delivery = DeliverySupervisor(self.reactor, delivery_command(self.config_path))
+            self.delivery = DeliverySupervisor(self.reactor, delivery_command(self._write_snapshot(config)))
             self.delivery.start()
         if config.metrics.enabled:
             self._serve_metrics()
+
+    def _write_snapshot(self, config: Config) -> Path:
+        """Write the configuration the daemon runs where the delivery process reads it."""
+        return write_snapshot(config, config.state_directory)
 
     def _serve_metrics(self) -> None:
         """The Prometheus endpoint; a port it cannot bind is an error in the log, never a reason not to receive."""
@@ -341,8 +346,10 @@ class ReceiverService:
             for name in ("sinks", "routes", "machine_groups", "identity", "deliver", "parse", "listeners")
         )
         self.config = new
+        if new.deliver.enabled:
+            snapshot = self._write_snapshot(new)  # before delivery (re)starts: it reads this
         if new.deliver.enabled and self.delivery is None:
-            self.delivery = DeliverySupervisor(self.reactor, delivery_command(self.config_path))
+            self.delivery = DeliverySupervisor(self.reactor, delivery_command(snapshot))
             self.delivery.start()
             changes.append("delivery started")
         elif not new.deliver.enabled and self.delivery is not None:

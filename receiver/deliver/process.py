@@ -1,10 +1,12 @@
 """The delivery process: one worker thread per sink, reading the spool the daemon writes.
 
-    python -m receiver.deliver.process [-c FILE]
+    python -m receiver.deliver.process [-c FILE | --snapshot FILE]
 
-``receiver run`` starts and supervises it (receiver/deliver/supervisor.py);
-it can also run on its own, e.g. to catch up on a spool after the daemon
-stopped. SIGTERM stops it between requests; its cursors are in the spool.
+``receiver run`` starts and supervises it (receiver/deliver/supervisor.py)
+with ``--snapshot``: the configuration the daemon runs, as it wrote it to its
+state directory. With ``-c`` (or neither: the built-in defaults) it can run
+on its own, e.g. to catch up on a spool after the daemon stopped. SIGTERM
+stops it between requests; its cursors are in the spool.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from receiver.config import Config, SinkConfig
+from receiver.config_snapshot import SnapshotError, read_snapshot
 from receiver.deliver.batches import pack_id_prefix
 from receiver.deliver.building import (
     BatchBuilder,
@@ -52,14 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from receiver.cli.daemon import GC_THRESHOLDS, configure_logging, load_or_report
 
     parser = argparse.ArgumentParser(prog="receiver-deliver", description="Deliver spooled frames to the sinks.")
-    parser.add_argument("-c", "--config", type=Path)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("-c", "--config", type=Path, help="a configuration file")
+    source.add_argument("--snapshot", type=Path, help="the configuration a running daemon wrote (running-config.json)")
     parser.add_argument(
         "--exit-with-parent", action="store_true",
         help="stop when standard input closes (the supervising daemon holds its other end, so it closes "
         "when the daemon dies, even by kill -9)",
     )
     args = parser.parse_args(argv)
-    config = load_or_report(args.config)
+    if args.snapshot is not None:
+        try:
+            config: Config | None = read_snapshot(args.snapshot)
+        except (OSError, SnapshotError) as e:
+            print(f"receiver-deliver: cannot read the daemon's configuration {args.snapshot}: {e}", file=sys.stderr)
+            return 2
+    else:
+        config = load_or_report(args.config)
     if config is None:
         return 2
     configure_logging(config.logging.level)

@@ -5,6 +5,9 @@ core while the reactor reads sockets. The daemon starts it once the spool is
 open, restarts it (with growing pauses) if it dies, and on shutdown stops it
 after ingest has committed everything: it finishes the request in flight,
 its cursors are already on disk, and the next start resumes from them.
+
+The delivery process gets the configuration the daemon runs, written to the
+state directory (receiver/config_snapshot.py), never the configuration file.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ _RESTART_MAX_SECONDS = 60.0
 _HEALTHY_AFTER_SECONDS = 300.0
 
 
-def delivery_command(config_path: Path | None) -> list[str]:
-    """How to start the delivery process for the configuration the daemon runs with."""
-    argv = [sys.executable, "-m", "receiver.deliver.process", "--exit-with-parent"]
-    if config_path is not None:
-        argv += ["-c", str(config_path.resolve())]
-    return argv
+def delivery_command(snapshot: Path) -> list[str]:
+    """How to start the delivery process for the configuration the daemon runs.
+
+    ``snapshot`` is that configuration as the daemon wrote it
+    (receiver/config_snapshot.py), not the configuration file: the file may
+    have changed since, and the daemon keeps some settings until restart.
+    """
+    return [sys.executable, "-m", "receiver.deliver.process", "--exit-with-parent", "--snapshot", str(snapshot.resolve())]
 
 
 def _child_environment() -> dict[str, str]:
@@ -131,7 +136,7 @@ class DeliverySupervisor:
         return self._child.ended.addCallback(done)
 
     def restart(self) -> Deferred[Any]:
-        """Stop (gracefully, as :meth:`stop`) and start again: the new process reads the configuration anew.
+        """Stop (gracefully, as :meth:`stop`) and start again: the new process reads the snapshot anew.
 
         Its cursors are in the spool, so the new process goes on where the old
         one stopped; a request in flight is finished first.

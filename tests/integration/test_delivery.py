@@ -234,6 +234,52 @@ def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
                message=lambda: f"orphaned workers of the killed delivery process: {workers}")
 
 
+def test_delivery_runs_the_configuration_the_daemon_runs(
+    make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
+) -> None:
+    """If the configuration file is edited without a reload and the delivery process restarts, then it
+    still delivers as the daemon runs (the file's new logstore is not used); and if a reload then changes
+    the spool directory (kept until restart) together with the sink, then delivery takes the new sink and
+    goes on reading the spool the daemon writes: every line arrives."""
+    import subprocess
+    import sys
+
+    from tests.integration.programs import send_tcp, to_toml
+
+    def line(text: str) -> bytes:
+        return f"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 1 - {text}\n".encode()
+
+    def logstores() -> dict[str, str]:
+        return {dict(log.contents)["msg"]: g.logstore for g in sls_server.groups for log in g.group.logs}
+
+    rx = sls_receiver(make_receiver, sls_server, tmp_path)
+    send_tcp(rx.port, line("before any edit"))
+    wait_until(lambda: delivered(sls_server) >= 1, timeout=30, message="the first line")
+    edited = dict(rx.config)
+    edited["spool"] = {**rx.config["spool"], "directory": str(tmp_path / "another-spool")}  # type: ignore[dict-item]
+    edited["sinks"] = [{**rx.config["sinks"][0], "logstore": "edited"}]  # type: ignore[index]
+    rx.config_path.write_text(to_toml(edited))
+    first = _delivery_pid(rx)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # the child of the receiver under test, by its PID
+    wait_until(lambda: (_delivery_pid(rx) or first) != first, timeout=30, message="delivery restarted")
+    send_tcp(rx.port, line("edited, not reloaded"))
+    wait_until(lambda: delivered(sls_server) >= 2, timeout=30, message="the line after the restart")
+    assert logstores()["edited, not reloaded"] == "syslog"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver.cli.ctl", "reload", "-c", str(rx.config_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[spool] changed: takes effect at the next restart" in result.stdout
+    assert "delivery restarted" in result.stdout
+    send_tcp(rx.port, line("after the reload"))
+    wait_until(lambda: delivered(sls_server) >= 3, timeout=30, message="the line after the reload")
+    assert logstores()["after the reload"] == "edited"
+    assert not (tmp_path / "another-spool").exists()
+
+
 def test_routes_by_tag_and_filter_and_counts_unknown_tags(
     make_receiver: MakeReceiver, sls_server: SlsTestServer, tmp_path: Path
 ) -> None:
