@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,17 @@ def stats_of(service: Any) -> dict[str, Any]:
 def listen_control(reactor: Any, service: Any, path: Path) -> Any:
     """Serve the API on ``path`` (mode 0660); raises ControlError if another receiver answers there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        found = None
+    if found is not None and not stat.S_ISSOCK(found.st_mode):
+        # Only a socket left by a crash is ours to remove: anything else at that path is someone's file.
+        raise ControlError(
+            f"{path} exists and is not a socket; the receiver removes only a stale control socket there. "
+            "Move that file away, or set [control] socket to another path"
+        )
+    if found is not None:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(path))

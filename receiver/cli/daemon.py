@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import resource
 import signal
 import sys
@@ -70,6 +71,16 @@ def load_or_report(path: Path | None) -> Config | None:
     return loaded.config
 
 
+STATE_UMASK = 0o027
+"""Files the receiver creates (spool, stores, dead letters, its configuration snapshot) are for its user
+and group only: 0640 files, 0750 directories, also where no systemd ``UMask=`` sets it (``make run``)."""
+
+
+def restrict_file_modes() -> None:
+    """Apply :data:`STATE_UMASK` to this process and the processes it starts."""
+    os.umask(STATE_UMASK)
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
@@ -97,6 +108,7 @@ def raise_file_limit(config: Config) -> None:
 
 def run_receiver(config: Config, config_path: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
+    restrict_file_modes()
     configure_logging(config.logging.level)
     gc.set_threshold(*GC_THRESHOLDS)
     raise_file_limit(config)

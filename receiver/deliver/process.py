@@ -52,7 +52,12 @@ _STATS_EVERY_SECONDS = 2.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from receiver.cli.daemon import GC_THRESHOLDS, configure_logging, load_or_report
+    from receiver.cli.daemon import (
+        GC_THRESHOLDS,
+        configure_logging,
+        load_or_report,
+        restrict_file_modes,
+    )
 
     parser = argparse.ArgumentParser(prog="receiver-deliver", description="Deliver spooled frames to the sinks.")
     source = parser.add_mutually_exclusive_group()
@@ -74,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_or_report(args.config)
     if config is None:
         return 2
+    restrict_file_modes()  # inherited from the daemon; set again when run on its own
     configure_logging(config.logging.level)
     gc.set_threshold(*GC_THRESHOLDS)
     stop = threading.Event()

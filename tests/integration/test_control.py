@@ -101,6 +101,41 @@ def test_a_crashed_receivers_socket_is_replaced_and_a_live_one_refused(make_rece
     twin.close()
 
 
+def test_a_file_at_the_socket_path_is_never_deleted(make_receiver: MakeReceiver) -> None:
+    """If something other than a socket is at the control socket's path, then the receiver refuses to start,
+    naming it, and leaves the file as it was: only a stale socket is the receiver's to remove."""
+    rx = make_receiver(start=False)
+    rx.state_directory.mkdir(parents=True)
+    precious = control_socket(rx)
+    precious.write_text("someone's file\n")
+    with pytest.raises(Exception, match="exists and is not a socket"):
+        rx.start()
+    assert precious.read_text() == "someone's file\n"
+
+
+def test_state_files_are_for_the_receiver_only(make_receiver: MakeReceiver) -> None:
+    """If the receiver runs outside systemd from a shell whose umask is 022, then what it creates in its
+    state directory is still not readable by other users: directories 0750, files 0640, the socket 0660."""
+    from tests.integration.programs import send_tcp
+
+    old = os.umask(0o022)
+    try:
+        rx = make_receiver(deliver={})
+    finally:
+        os.umask(old)
+    send_tcp(rx.port, b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 1 - stored\n")
+    wait_until(lambda: (rx.state_directory / "local.db").exists(), timeout=30, message="the local store")
+    modes = {
+        str(path.relative_to(rx.directory)): stat.S_IMODE(path.stat().st_mode)
+        for path in [rx.state_directory, *rx.state_directory.rglob("*")]
+    }
+    assert modes.pop("state/control.sock") == 0o660
+    for name, mode in modes.items():
+        assert mode & 0o007 == 0, f"{name} is mode {mode:04o}: other users can reach it"
+    assert modes["state"] == 0o750 and modes["state/spool"] == 0o750
+    assert modes["state/running-config.json"] == 0o640 and modes["state/spool/cache.db"] == 0o640
+
+
 def test_tail_and_follow(make_receiver: MakeReceiver) -> None:
     """If records arrive, then tail shows the newest matching ones parsed, and tail -f prints new ones as
     they are committed."""
