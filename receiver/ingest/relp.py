@@ -252,6 +252,12 @@ class RelpReceiver(StreamReceiver):
         if self.transport is not None and not self.closed.called:
             self.transport.write(data)
 
+    @property
+    def reading_held(self) -> bool:
+        """Never, for the idle sweep: a RELP sender resends what was not acknowledged, so a silent
+        session may be closed whatever paused it (one that does not read its answers included)."""
+        return False
+
     def answers_unread(self) -> None:
         """The transport holds more unsent answers than its buffer: read nothing more until they are out."""
         if _REPLIES in self._held:

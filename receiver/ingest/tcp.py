@@ -202,6 +202,11 @@ class StreamReceiver(Protocol):
     def stopProducing(self) -> None:
         """Part of the producer interface; the transport ends the connection itself."""
 
+    @property
+    def reading_held(self) -> bool:
+        """Whether reading is paused now, for any reason."""
+        return bool(self._held)
+
     def slow_down(self, seconds: float) -> None:
         """The sender is over its rate limit: read nothing from it for ``seconds``."""
         if self._slow is not None and self._slow.active():
@@ -419,7 +424,8 @@ class StreamFactory(Factory):
         for connection in list(self.connections):
             connection.report_deframer()
             # A paused connection may hold unread data: never close it for silence.
-            if not connection.closing and not self.gate.closed and now - connection.last_data >= limit:
+            paused = self.gate.closed or connection.reading_held
+            if not connection.closing and not paused and now - connection.last_data >= limit:
                 self.telemetry.connection_idle_closed(self.config.name, connection.peer, limit)
                 connection.close_gracefully(grace_seconds=10.0)
         self._schedule_sweep()

@@ -194,6 +194,18 @@ class TestStreamReceiver:
         s.gate.release("disk")
         assert transport.producerState == "producing"
 
+    def test_connection_paused_by_its_rate_is_never_closed_for_silence(self) -> None:
+        """If reading from one connection is paused (its sender is over its rate limit), then its silence
+        is ours too, and the idle sweep leaves it open: closing it would reset what it still has in flight."""
+        s = Stream()
+        protocol, transport = s.connect()
+        protocol.slow_down(600)
+        assert transport.producerState == "paused"
+        s.clock.advance(300)
+        assert not transport.write_closed
+        s.clock.advance(300)
+        assert transport.producerState == "producing"
+
     def test_graceful_close_keeps_reading_then_drains(self) -> None:
         """If the receiver stops, then it half-closes, keeps committing what arrives, and closes after the grace."""
         s = Stream()
