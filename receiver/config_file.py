@@ -742,7 +742,7 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
     if kind == "path":
         if not value:
             raise _Invalid(f'"" is not {rule.allowed}')
-        p = Path(value)
+        p = Path(_credentials_path(value))
         return p if p.is_absolute() else base / p
     # zone
     try:
@@ -750,6 +750,29 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         suggestion = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
         raise _Invalid(f"{_show(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
+    return value
+
+
+_CREDENTIALS_PREFIXES = ("${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/")
+
+
+def _credentials_path(value: str) -> str:
+    """``value`` with a leading ``${CREDENTIALS_DIRECTORY}/`` replaced by systemd's credentials directory.
+
+    Under systemd, ``LoadCredential=NAME:FILE`` gives the service (and only
+    it) a copy of FILE at ``$CREDENTIALS_DIRECTORY/NAME``: the way for keys
+    to reach the receiver without the environment, which every process it
+    starts inherits. Nothing else in a path is expanded.
+    """
+    for prefix in _CREDENTIALS_PREFIXES:
+        if value.startswith(prefix):
+            directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
+            if not directory:
+                raise _Invalid(
+                    f"{_show(value)} names a systemd credential, but CREDENTIALS_DIRECTORY is not set: such paths "
+                    "work where the unit has LoadCredential= (docs/systemd.md); elsewhere give the file's own path"
+                )
+            return str(Path(directory.split(":")[0]) / value[len(prefix):])
     return value
 
 

@@ -48,6 +48,7 @@ def check_config(path: Path | None, *, stdout: TextIO | None = None, stderr: Tex
     tls_errors, tls_warnings = tls_problems(config)
     problems += tls_errors
     notes += tls_warnings
+    problems += port_problems(config)
     if problems:
         for problem in problems:
             print(problem, file=err)
@@ -107,6 +108,44 @@ def tls_problems(config: Config) -> tuple[list[str], list[str]]:
             continue
         warnings += [f"{config.source}: listener {listener.name!r}: {w}" for w in context.warnings]
     return problems, warnings
+
+
+_CAP_NET_BIND_SERVICE = 10
+
+
+def port_problems(
+    config: Config, *, status: Path = Path("/proc/self/status"),
+    unprivileged_start: Path = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+) -> list[str]:
+    """Listeners on a port this process may not bind: below the kernel's unprivileged start (1024)
+    without CAP_NET_BIND_SERVICE. The unit grants that capability only by a drop-in, so a fleet on
+    port 514 learns it here (the unit's ExecStartPre), not from a failed bind."""
+    low = [x for x in config.listeners if 0 < x.port < _first_unprivileged_port(unprivileged_start)]
+    if not low or _has_capability(status, _CAP_NET_BIND_SERVICE):
+        return []
+    return [
+        f"{config.source}: listener {x.name!r} on port {x.port} needs CAP_NET_BIND_SERVICE, which this "
+        "process does not have: under systemd add it with a drop-in (docs/systemd.md, ports below 1024), "
+        "or use a port from 1024 up" for x in low
+    ]
+
+
+def _first_unprivileged_port(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _has_capability(status: Path, bit: int) -> bool:
+    """Whether the effective capability set (``CapEff`` of /proc/self/status) holds ``bit``."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True  # not Linux, or unreadable: let the bind itself say
 
 
 def summary(config: Config) -> str:

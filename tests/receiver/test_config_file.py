@@ -1138,6 +1138,53 @@ def example_block(heading: str) -> str:
     return "\n".join(block) + "\n"
 
 
+class TestLowPorts:
+    """``check-config`` on a port below 1024: the capability the unit grants only by a drop-in."""
+
+    def test_needs_the_capability(self, tmp_path: Path) -> None:
+        """If a listener is on port 514 and the process has no CAP_NET_BIND_SERVICE, then the problem is
+        named with the fix; with the capability, or with no low port, there is none."""
+        from receiver.cli.check_config import port_problems
+
+        config = load_config(write(tmp_path, '[[listeners]]\ntransport = "udp"\nport = 514\n')).config
+        start = tmp_path / "start"
+        start.write_text("1024\n")
+        without, with_it = tmp_path / "without", tmp_path / "with"
+        without.write_text("CapInh:\t0000000000000000\nCapEff:\t0000000000000000\n")
+        with_it.write_text("CapEff:\t0000000000000400\n")
+        (problem,) = port_problems(config, status=without, unprivileged_start=start)
+        assert "port 514 needs CAP_NET_BIND_SERVICE" in problem and "docs/systemd.md" in problem
+        assert port_problems(config, status=with_it, unprivileged_start=start) == []
+        start.write_text("0\n")  # net.ipv4.ip_unprivileged_port_start = 0: any port
+        assert port_problems(config, status=without, unprivileged_start=start) == []
+
+
+class TestSystemdCredentials:
+    """Paths under ``${CREDENTIALS_DIRECTORY}``: keys handed to the unit by LoadCredential=."""
+
+    TEXT = """
+        [[sinks]]
+        type = "sls"
+        name = "sls"
+        endpoint = "cn-hangzhou.log.aliyuncs.com"
+        project = "p"
+        logstore = "l"
+        credentials_file = "${CREDENTIALS_DIRECTORY}/sls-keys"
+    """
+
+    def test_expanded_under_systemd(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If CREDENTIALS_DIRECTORY is set (systemd with LoadCredential=), then the path is the credential's."""
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/syslog-receiver.service")
+        sls = load_config(write(tmp_path, self.TEXT)).config.sinks[0]
+        assert sls.credentials_file == Path("/run/credentials/syslog-receiver.service/sls-keys")  # type: ignore[union-attr]
+
+    def test_refused_without_systemd(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If CREDENTIALS_DIRECTORY is not set, then the path is an error that says where such paths work."""
+        monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+        error = the_error(write(tmp_path, self.TEXT))
+        assert "sinks[0].credentials_file" in error and "LoadCredential=" in error
+
+
 class TestTlsAndRelpListeners:
     """[listeners.tls] and transport = "relp": defaults, the shipped examples, and each mistake's message."""
 
