@@ -53,6 +53,12 @@ _HELP = {
     "receiver_spool_frames_discarded_total": "Frames retention removed before every sink had them, by reason.",
     "receiver_spool_segments_delivered_total": "Segments removed because every sink had delivered them.",
     "receiver_spool_segments_quarantined_total": "Damaged segments moved to quarantine.",
+    "receiver_spool_commit_failures_total": "Spool commits that failed other than by the disk errors retried.",
+    "receiver_spool_frames_lost_total": "Frames of failed spool commits: read, never stored.",
+    "receiver_rate_limited_total": "Times a TCP or RELP sender's reading paused for its rate limit.",
+    "receiver_relp_sessions_broken_total": "RELP sessions the receiver ended.",
+    "receiver_relp_reading_paused_total": "Times reading from a RELP sender paused, by reason.",
+    "receiver_relp_frames_refused_total": "RELP frames answered 500, by reason.",
     "receiver_backpressure_changes_total": "Times TCP reading paused or resumed.",
 }
 
