@@ -27,15 +27,21 @@ ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "receiver.service"
 
 
-def test_unit_file_passes_systemd_analyze(tmp_path: Path) -> None:
-    """If systemd/receiver.service is checked by systemd-analyze verify (its commands pointed at this
-    checkout's receiver), then it reports nothing."""
+def unit_for_this_checkout(tmp_path: Path) -> tuple[str, Path, str]:
+    """systemd-analyze, and the unit with its commands pointed at this checkout's receiver (and its text)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         raise ProgramMissingError("systemd-analyze is missing: run tests/install-programs.sh as root")
     text = UNIT.read_text().replace("/opt/syslog-receiver/bin/receiver", str(Path(sys.executable).parent / "receiver"))
     unit = tmp_path / "syslog-receiver.service"
     unit.write_text(text)
+    return analyze, unit, text
+
+
+def test_unit_file_passes_systemd_analyze(tmp_path: Path) -> None:
+    """If systemd/receiver.service is checked by systemd-analyze verify (its commands pointed at this
+    checkout's receiver), then it reports nothing."""
+    analyze, unit, text = unit_for_this_checkout(tmp_path)
     result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     for needed in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "\nCapabilityBoundingSet=\n",
@@ -52,12 +58,7 @@ def test_unit_file_passes_systemd_analyze(tmp_path: Path) -> None:
 def test_systemd_analyze_security_lists_only_what_the_receiver_needs(tmp_path: Path) -> None:
     """If systemd-analyze security judges the unit, then every exposure it still lists is one the receiver
     needs (its sockets, setrlimit, cffi's executable memory...), each kept on purpose."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        raise ProgramMissingError("systemd-analyze is missing: run tests/install-programs.sh as root")
-    text = UNIT.read_text().replace("/opt/syslog-receiver/bin/receiver", str(Path(sys.executable).parent / "receiver"))
-    unit = tmp_path / "syslog-receiver.service"
-    unit.write_text(text)
+    analyze, unit, _ = unit_for_this_checkout(tmp_path)
     result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(unit)],
                             capture_output=True, text=True, timeout=60, check=False)
     exposed = {line.split()[1].split("=")[0] + "=" for line in result.stdout.splitlines() if line.startswith("✗")}
