@@ -28,7 +28,7 @@ lz4 body and counts the LogGroup's logs by walking its top-level fields; the
 HTTP one gunzips and counts lines. They do not verify signatures (the tests
 do, against tests/support/sls_server.py and tests/support/http_verifier.py),
 so the receiver's signing cost is measured and the stand-in's checking is
-not. ``local`` is the embedded SQLite store (counted with ``max(id)``);
+not. ``local`` is the embedded ClickHouse store (counted through its query socket);
 ``clickhouse`` a private clickhouse-server (tests/support/clickhouse.py),
 counted with ``SELECT count()``; its own CPU competes for the two cores and
 is reported.
@@ -46,7 +46,6 @@ import json
 import os
 import platform
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -223,16 +222,17 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
     """The sink's TOML, a count of what its upstream holds, and the upstream's own CPU seconds."""
     no_cpu: Callable[[], float] = lambda: 0.0  # noqa: E731 - in-process stand-ins: part of the bench's CPU
     if sink == "local":
-        db = workdir / "state" / "local.db"
+        from receiver.deliver.embedded_store import StoreError
+        from receiver.deliver.store_server import StoreClient, StoreUnavailableError
+
+        client = StoreClient(workdir / "state" / "store.sock", timeout=30)
 
         def local_count() -> int:
-            if not db.exists():
-                return 0
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-                try:
-                    return int(conn.execute("SELECT coalesce(max(id), 0) FROM records").fetchone()[0])
-                except sqlite3.OperationalError:
-                    return 0  # not created yet
+            """What the store holds, asked of the delivery process that holds it (as receiverctl sql asks)."""
+            try:
+                return int(client.sql("SELECT count() FROM receiver.records", 1)["rows"][0][0])
+            except (StoreUnavailableError, StoreError, OSError):
+                return 0  # not serving yet
 
         return '[[sinks]]\ntype = "local"\n', local_count, no_cpu
     if sink == "sls":

@@ -1,17 +1,21 @@
-"""The local store alone: insert, retention and search rates on one core.
+"""The local store alone (the embedded ClickHouse): insert rate, bytes stored, and search.
 
-    python bench/local_store_bench.py [-n 100000] [--search-records 1000000]
+    python bench/local_store_bench.py [-n 1000000] [--search-records 10000000]
 
-Streamlog records with eight random words and an id in each message, parsed
-before the clock starts; inserted in groups of 4096 and of 256 (best of 3,
-each run into a new database); then retention by size and by age over the
-result; then searches on a store of ``--search-records`` records (best of 3).
+Streamlog records with eight random words and an id in each message: ``-n``
+of them parsed and inserted as the local sink inserts them (Arrow payloads
+made from groups, a batch of 32 groups of 4,096 per insert; best of 3, each
+into a new store), with the stored bytes against the raw lines' bytes; then
+``--search-records`` records (made as Arrow columns directly, in batches of
+1M, so that a large store takes minutes, not hours) with a few rare tokens,
+searched as ``receiverctl search`` does (best of 3).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -20,27 +24,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pyarrow as pa
+
 from formats.parse import make_parser
-from formats.record import Record
-from receiver.deliver.local_store import LocalStore, LocalStoreReader
+from receiver.deliver.batches import Group
+from receiver.deliver.embedded_store import EmbeddedStore, arrow_payload, search, table_from_columns
 
 PARSE = make_parser()
-T0 = 1_795_323_666
 WORDS = (
     "connection", "refused", "accepted", "user", "login", "logout", "session", "timeout", "request", "GET",
     "POST", "/api/v1/tasks", "created", "deleted", "updated", "error", "warning", "retry", "upstream",
     "database", "query", "slow", "cache", "miss", "hit",
 )
+RARE = ("zebracorn", "quokkafish")
+"""Tokens put in a handful of records of the search store."""
 
 
-def ali(n: int, host: str, t: int, msg: str) -> Record:
-    line = f"0.1 sys_tag {t} 10.0.0.{n % 250} {host} user.notice 0 todo-list {n} - {msg}"
-    return PARSE(line.encode(), "10.0.0.7", t * 10**9)
-
-
-def tags(pack_id: str) -> list[tuple[str, str]]:
-    return [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(T0)), ("__hostname__", "appliance"),
-            ("__pack_id__", pack_id)]
+def line(rnd: random.Random, n: int, t: int) -> str:
+    message = " ".join(rnd.choice(WORDS) for _ in range(8)) + f" id={rnd.randrange(10**9)} took {rnd.randrange(1000)}ms"
+    return f"0.1 sys_tag {t} 10.0.0.{n % 250} web-{n % 20} user.notice 0 todo-list {n} - {message}"
 
 
 def timed(work: Callable[[], object]) -> float:
@@ -49,68 +51,102 @@ def timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def messages(rnd: random.Random, n: int, offset: int = 0) -> list[Record]:
-    return [
-        ali(i, f"web-{i % 20}", T0 + i // 1000,
-            " ".join(rnd.choice(WORDS) for _ in range(8)) + f" id={rnd.randrange(10**9)} took {rnd.randrange(1000)}ms")
-        for i in range(offset, offset + n)
-    ]
+def open_store(directory: Path) -> EmbeddedStore:
+    return EmbeddedStore(directory, max_age_hours=1e6, max_bytes=1 << 50, memory_limit_bytes=512 << 20)
 
 
-def insert_all(store: LocalStore, records: Sequence[Record], group_size: int) -> None:
-    for i in range(0, len(records), group_size):
-        store.insert(records[i : i + group_size], pack_id=f"P-{i}", group_tags=tags(f"P-{i}"))
+def bench_inserts(directory: Path, n: int) -> None:
+    now = int(time.time())
+    rnd = random.Random(1)
+    lines = [line(rnd, i, now) for i in range(n)]
+    raw_bytes = sum(len(x) + 1 for x in lines)
+    records = [PARSE(x.encode(), "10.0.0.7", now * 10**9) for x in lines]
+    tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(now)), ("__hostname__", "appliance")]
+    groups = [Group("", "10.0.0.7", "10.0.0.7", records[i : i + 4096], [*tags, ("__pack_id__", f"P-{i}")], f"P-{i}")
+              for i in range(0, n, 4096)]
+    encode_seconds = timed(lambda: [arrow_payload(g) for g in groups])
+    payloads = [arrow_payload(g) for g in groups]
+    rates = []
+    stored = 0
+    for run in range(3):
+        store = open_store(directory / f"insert-{run}")
+        try:
+            def insert_all(store: EmbeddedStore = store) -> None:
+                for i in range(0, len(payloads), 32):
+                    store.insert_payloads(payloads[i : i + 32], token=f"B-{i}")
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=100_000, help="records to insert")
-    parser.add_argument("--search-records", type=int, default=1_000_000)
-    args = parser.parse_args(argv)
-    directory = Path(tempfile.mkdtemp(prefix="local-store-bench-"))
-    records = messages(random.Random(1), args.n)
-    for group_size in (4096, 256):
-        rates = []
-        used = 0
-        for run in range(3):
-            store = LocalStore(directory / f"insert-{group_size}-{run}.db", max_age_hours=24, max_bytes=1 << 40)
-            rates.append(len(records) / timed(lambda store=store, size=group_size: insert_all(store, records, size)))
-            used = store.used_bytes()
+            rates.append(n / timed(insert_all))
+            store.query("OPTIMIZE TABLE receiver.records FINAL")
+            stored = store.stats()["bytes_on_disk"]
+        finally:
             store.close()
-        print(f"insert, groups of {group_size}: {max(rates):,.0f} rows/s best of 3 "
-              f"({', '.join(f'{r:,.0f}' for r in rates)}); {used / len(records):.0f} bytes/record")
-    store = LocalStore(directory / "insert-4096-1.db", max_age_hours=24, max_bytes=1 << 40)
-    store.max_bytes = store.used_bytes() // 2
-    seconds = timed(lambda: store.enforce_retention(T0 * 10**9, budget_seconds=600))
-    print(f"retention by size, half the store: {len(records) / 2 / seconds:,.0f} rows/s deleted, vacuum included")
-    store.max_bytes = 1 << 40
-    seconds = timed(lambda: store.enforce_retention((T0 + 10**6) * 10**9, budget_seconds=600))
-    print(f"retention by age, the other half: {len(records) / 2 / seconds:,.0f} rows/s deleted, vacuum included")
-    store.close()
+        shutil.rmtree(directory / f"insert-{run}")
+    print(f"encode Arrow payloads (worker side): {n / encode_seconds:,.0f} records/s on one core")
+    print(f"insert {n:,} records, batches of 32 x 4,096: {max(rates):,.0f} records/s best of 3 "
+          f"({', '.join(f'{r:,.0f}' for r in rates)})")
+    print(f"stored {stored / 1e6:,.1f} MB for {raw_bytes / 1e6:,.1f} MB of raw lines: {100 * stored / raw_bytes:.1f}% "
+          f"({stored / n:.1f} bytes/record)")
 
+
+def search_table(rnd: random.Random, start: int, count: int, now: int) -> pa.Table:
+    """``count`` records as the store's columns, made directly (no parser): for a large store in minutes."""
+    messages = [" ".join(rnd.choices(WORDS, k=8)) + f" id={rnd.randrange(10**9)}" for _ in range(count)]
+    for i in range(0, count, 1_000_000):  # a few rare tokens in every million
+        messages[i] += f" {RARE[0]}"
+        messages[(i + 500_000) % count] += f" {RARE[1]}"
+    hosts = [f"web-{(start + i) % 20}" for i in range(count)]
+    keys = ("hostname", "pri-text", "protocol-version", "app-name", "procid", "msgid", "msg")
+    values = [[h, "user.notice", "0", "todo-list", str(start + i), "-", m] for i, (h, m) in enumerate(zip(hosts, messages, strict=True))]
+    times = [now - (count - i) // 1000 for i in range(count)]
+    columns = [
+        times, [0] * count, hosts, ["todo-list"] * count, [5] * count, [1] * count, messages, ["10.0.0.7"] * count,
+        ["10.0.0.7"] * count, ["sys_tag"] * count, [keys] * count, values, [()] * count, [""] * count, [""] * count,
+        [now] * count, ["appliance"] * count, [f"S-{start}"] * count, list(range(count)),
+    ]
+    return table_from_columns(columns)
+
+
+def bench_search(directory: Path, total: int) -> None:
+    now = int(time.time())
     rnd = random.Random(2)
-    path = directory / "search.db"
-    store = LocalStore(path, max_age_hours=1e6, max_bytes=1 << 40)
-    for g in range(0, args.search_records, 4000):
-        store.insert(messages(rnd, 4000, g), pack_id=f"P-{g}", group_tags=tags(f"P-{g}"))
-    print(f"{args.search_records:,} records for searching: {store.used_bytes() / 1e6:,.0f} MB")
-    store.close()
-    with LocalStoreReader(path) as reader:
+    store = open_store(directory / "search")
+    try:
+        made = 0
+        started = time.perf_counter()
+        while made < total:
+            count = min(1_000_000, total - made)
+            store.insert([search_table(rnd, made, count, now)], token=f"S-{made}")
+            made += count
+        load = time.perf_counter() - started
+        stats = store.stats()
+        print(f"{total:,} records for searching, loaded in {load:,.0f} s: {stats['bytes_on_disk'] / 1e6:,.0f} MB on disk")
         for text, limit in (
-            ("refused", 100), ("refused", 5000), ("refused", 0), ("refused timeout slow", 100),
-            ("hostname=web-3 and refused", 100), ("hostname=web-3", 100), ("app-name=nope", 100), ("", 100),
+            (RARE[0], 100), (RARE[1], 0), (f"{RARE[0]} and hostname=web-0", 100), ("refused", 100),
+            ("refused timeout slow", 100), ("hostname=web-3", 100), ("app-name=nope", 100), ("", 100),
         ):
             found = 0
 
             def run(text: str = text, limit: int = limit) -> None:
                 nonlocal found
-                found = sum(1 for _ in reader.search(text, limit=limit))
+                found = sum(1 for _ in search(store, text, limit=limit))
 
             seconds = min(timed(run) for _ in range(3))
             print(f"search {text!r} --limit {limit}: {found} records in {seconds * 1000:,.0f} ms")
-    for p in directory.iterdir():
-        p.unlink()
-    directory.rmdir()
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("-n", type=int, default=1_000_000, help="records to parse and insert")
+    parser.add_argument("--search-records", type=int, default=10_000_000)
+    args = parser.parse_args(argv)
+    directory = Path(tempfile.mkdtemp(prefix="local-store-bench-"))
+    try:
+        bench_inserts(directory, args.n)
+        bench_search(directory, args.search_records)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 

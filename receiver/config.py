@@ -265,16 +265,18 @@ class ParseConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LocalSinkConfig:
-    """The embedded store: records in SQLite with full-text search (``receiverctl search``)."""
+    """The embedded store: an in-process ClickHouse (chDB) that ``receiverctl search`` and ``sql`` read."""
 
     name: str = "local"
     type: Literal["local"] = "local"
     path: Path | None = None
-    """Default: ``local.db`` in the state directory."""
+    """The store's directory. Default: ``store`` in the state directory."""
     max_age_hours: float = 7 * 24.0
-    """Records older than this are removed."""
+    """Records the appliance received longer ago than this are removed (whole hours at a time)."""
     max_bytes: int = 10 * 1024**3
-    """The oldest records are removed beyond this size."""
+    """The oldest hours of records are removed beyond this size on disk."""
+    memory_limit_bytes: int = 512 * 1024**2
+    """The engine's memory (inserts, merges, queries, caches); a query that needs more fails, alone."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

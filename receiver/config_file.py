@@ -636,6 +636,7 @@ _SINK_RULES: dict[str, dict[str, _Rule]] = {
     "local": {
         "name": _NAME, "type": _choices("local"), "path": _PATH,
         "max_age_hours": _number(0, above=True), "max_bytes": _int(1 * _MIB),
+        "memory_limit_bytes": _int(128 * _MIB, None, "the engine needs some room for its merges"),
     },
     "sls": {
         "name": _NAME, "type": _choices("sls"),
@@ -964,6 +965,13 @@ def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tupl
                 (*key_path, "name"),
                 f"{_show(name)} is already the name of {_render(first)} (line {report.line(first)}); "
                 "each sink needs its own name (it names the sink's cursor in the spool)",
+            )
+            continue
+        if kind == "local" and any(isinstance(sink, LocalSinkConfig) for sink in sinks):
+            report.error(
+                (*key_path, "type"),
+                'a second local sink: one process runs one embedded store, so there is one local sink '
+                "(send records to it from several routes instead)",
             )
             continue
         sinks.append(_SINK_CLASSES[kind](**values))

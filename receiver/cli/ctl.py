@@ -17,13 +17,15 @@ Commands that need no daemon:
     receiverctl identity [-c CONFIG] [--sender IP [HOSTNAME]]
     receiverctl tls selfsigned [--out DIR] [--name CN] [--days N] [--san NAME ...] [--force] | show FILE
     receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
-                       [-c CONFIG | --db PATH]
+                       [-c CONFIG | --db DIR]
+    receiverctl sql QUERY [--limit N] [--json] [-c CONFIG | --db DIR]
 
 ``parse`` shows exactly what the receiver makes of given bytes, one JSON
 object per record; ``format from-rsyslog`` turns rsyslog templates into the
 streamlog formats the receiver's configuration takes; ``spool`` shows what
-the spool holds (read-only, safe while the daemon runs); ``search`` queries
-the embedded local store (read-only too, with the daemon running or not).
+the spool holds (read-only, safe while the daemon runs); ``search`` and
+``sql`` query the embedded local store (read-only too, with the daemon
+running or not: receiver/cli/store_commands.py).
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ import collections
 import dataclasses
 import datetime as _dt
 import json
-import re
-import sqlite3
 import sys
 import time
 import zoneinfo
@@ -48,11 +48,13 @@ from formats.ndjson import encode_ndjson
 from formats.parse import make_parser
 from formats.record import FLAG_PARSE_ERROR, Record
 from formats.streamlog import StreamlogFormat, format_table
-from formats.text import escape_unprintable, escape_unprintable_json
+from formats.text import escape_unprintable_json
 from receiver import __version__
 from receiver.cli.client_config import add_commands as add_client_config_commands
 from receiver.cli.daemon_commands import add_commands as add_daemon_commands
 from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
+from receiver.cli.store_commands import add_commands as add_store_commands
+from receiver.cli.store_commands import record_line, time_ns_of
 from receiver.cli.tls import add_commands as add_tls_commands
 from receiver.config import Config, default_config
 from receiver.spool import SpoolReader
@@ -189,27 +191,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     where.add_argument("--spool", type=Path, help="the spool directory itself")
     t.set_defaults(run=_tail)
 
-    s = commands.add_parser(
-        "search",
-        help="query the embedded local store (read-only; the daemon may run)",
-        description=(
-            "Print the records of the local store that match EXPR, newest first: one line each "
-            "(time in UTC, host, app, severity, message), or NDJSON with --json. EXPR is a filter "
-            "expression, the grammar of routes and tail: 'app-name=todo-list and _severity_<=warning', "
-            "'\"connection refused\" host=web-*', 'timeout not flag=truncated'; '' matches every "
-            "record. Exit status: 0 when records matched, 1 when none did, 2 on errors."
-        ),
-    )
-    s.add_argument("expr", metavar="EXPR", help="the filter expression ('' for every record)")
-    s.add_argument("--since", metavar="WHEN", help="records timed at or after WHEN: an age (15m, 2h, 7d) or an ISO time")
-    s.add_argument("--until", metavar="WHEN", help="records timed before WHEN: an age (15m, 2h, 7d) or an ISO time")
-    s.add_argument("--limit", type=int, default=100, metavar="N", help="at most N records (default 100; 0 for all)")
-    s.add_argument("--oldest-first", action="store_true", help="the oldest matching records, oldest first")
-    s.add_argument("--json", action="store_true", help="one JSON object per record: the record and its group's tags")
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its local store)")
-    where.add_argument("--db", type=Path, metavar="PATH", help="the local store's SQLite file itself")
-    s.set_defaults(run=_search)
+    add_store_commands(commands, UsageError)
     return parser
 
 
@@ -290,25 +272,10 @@ class _open_input:
 def _receive_time_ns(text: str | None) -> int:
     if text is None:
         return time.time_ns()
-    when = _time_ns(text)
+    when = time_ns_of(text)
     if when is None:
         raise UsageError(f"--receive-time {text!r} is neither epoch seconds nor ISO 8601 (2026-01-01T00:00:05+00:00)")
     return when
-
-
-def _time_ns(text: str) -> int | None:
-    """Epoch seconds or an ISO 8601 time (UTC unless it says otherwise), in ns; None if neither."""
-    try:
-        return int(float(text) * 1_000_000_000)
-    except (ValueError, OverflowError):  # not a number; "inf" and "nan" neither
-        pass
-    try:
-        when = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.UTC)
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
 
 def _spool_config(args: argparse.Namespace) -> tuple[Path, Config]:
@@ -439,7 +406,7 @@ def _tail(args: argparse.Namespace) -> int:
                 out.write(_terminal_ndjson([record]).decode())
             else:
                 host, app, severity, _, message = columns_of(record)
-                out.write(_search_line(record.time, record.time_ns, host, app, severity, message))
+                out.write(record_line(record.time, record.time_ns, host, app, severity, message))
         out.flush()
 
     with _open_spool(directory) as reader:
@@ -464,117 +431,10 @@ def _format_from_rsyslog(args: argparse.Namespace) -> int:
     return 0
 
 
-_AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*")
-
-
-def _search(args: argparse.Namespace) -> int:
-    from receiver.deliver.local_store import LocalStoreError, LocalStoreReader, NoStoreError
-    from receiver.filters import FilterError
-
-    if args.limit < 0:
-        raise UsageError(f"--limit {args.limit}: give a number of records, or 0 for all")
-    now_ns = time.time_ns()
-    since_ns = _when(args.since, now_ns, "--since")
-    until_ns = _when(args.until, now_ns, "--until")
-    path, why = _local_store_path(args)
-    try:
-        reader = LocalStoreReader(path)
-    except NoStoreError as e:
-        raise UsageError(
-            f"{e}: the receiver has not delivered anything there yet (looked there as {why}); "
-            "give -c CONFIG or --db PATH to look elsewhere"
-        ) from e
-    except LocalStoreError as e:
-        raise UsageError(str(e)) from e
-    out = sys.stdout
-    found = 0
-    with reader:
-        try:
-            results = reader.search(
-                args.expr, since_ns=since_ns, until_ns=until_ns, limit=args.limit,
-                newest_first=not args.oldest_first,
-            )
-            for stored in results:
-                found += 1
-                if args.json:
-                    line = json.dumps(stored.to_dict(), ensure_ascii=False, separators=(",", ":"))
-                    out.write(escape_unprintable_json(line) + "\n")
-                else:
-                    out.write(_search_line(stored.record.time, stored.record.time_ns, stored.host,
-                                           stored.app, stored.severity, stored.message))
-        except FilterError as e:
-            raise UsageError(str(e).splitlines()[0]) from e
-        except sqlite3.Error as e:
-            raise UsageError(f"cannot read local store {path}: {e}") from e
-    out.flush()
-    return 0 if found else 1
-
-
 def _terminal_ndjson(records: Sequence[Record]) -> bytes:
     """``records`` as NDJSON whose strings escape what a terminal would obey (C1 controls, bidi)."""
     lines = encode_ndjson(records).decode().split("\n")
     return "\n".join(escape_unprintable_json(line) for line in lines).encode()
-
-
-def _search_line(seconds: int, nanos: int, host: str, app: str, severity: int, message: str) -> str:
-    """time host app severity message, one line whatever the message holds."""
-    from formats.columns import SEVERITY_NAMES
-
-    try:
-        stamp = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        stamp = str(seconds)
-    if nanos:
-        stamp += f".{nanos // 1_000_000:03d}"
-    name = SEVERITY_NAMES[severity] if 0 <= severity < len(SEVERITY_NAMES) else "-"
-    # Every field a sender wrote is escaped: a record is one line, and nothing in it
-    # drives the operator's terminal (C0/C1 controls) or reorders what it shows (bidi).
-    shown = escape_unprintable
-    return f"{stamp}Z {shown(host) or '-'} {shown(app) or '-'} {name} {shown(message)}\n"
-
-
-def _when(text: str | None, now_ns: int, option: str) -> int | None:
-    """``15m``, ``2h``, ``7d`` ago; an ISO 8601 time (UTC unless it says otherwise); epoch seconds."""
-    if text is None:
-        return None
-    age = _AGE.fullmatch(text)
-    if age is not None:
-        return now_ns - int(float(age[1]) * _AGE_UNITS[age[2]] * 1_000_000_000)
-    when = _time_ns(text)
-    if when is None:
-        raise UsageError(
-            f"{option} {text!r} is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
-        )
-    return when
-
-
-def _local_store_path(args: argparse.Namespace) -> tuple[Path, str]:
-    """The local store's file and, for messages, why that one."""
-    from receiver.config import LocalSinkConfig
-
-    if args.db is not None:
-        return args.db, "given by --db"
-    if args.config is not None:
-        from receiver.config_file import ConfigError, load_config
-
-        try:
-            config = load_config(args.config).config
-        except ConfigError as e:
-            raise UsageError(str(e)) from e
-        source = str(args.config)
-    else:
-        config = default_config()
-        source = "the built-in defaults (no -c CONFIG)"
-    local = [sink for sink in config.sinks if isinstance(sink, LocalSinkConfig)]
-    if not local:
-        raise UsageError(
-            f'{source} has no local sink (type = "local"), so no local store to search; '
-            "give --db PATH for a store file"
-        )
-    sink = local[0]
-    path = sink.path if sink.path is not None else config.state_directory / "local.db"
-    return path, f"the path of local sink {sink.name!r} in {source}"
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import logging
-import sqlite3
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,6 @@ __all__ = ["LocalSink", "SlsSink", "build_sink", "default_destination", "payload
 
 log = logging.getLogger("receiver.deliver")
 
-_RETENTION_EVERY_SECONDS = 60.0
 
 FLAGS_FIELD = "_flags_"
 """The field that carries a record's flags (truncated, parse-error...) upstream, when it has any."""
@@ -43,7 +40,9 @@ FLAGS_FIELD = "_flags_"
 def build_sink(sink: SinkConfig, config: Config) -> Sink:
     """The sink object for one ``[[sinks]]`` entry."""
     if isinstance(sink, LocalSinkConfig):
-        return LocalSink(sink, config.state_directory)
+        from receiver.deliver.store_server import store_socket
+
+        return LocalSink(sink, config.state_directory, query_socket=store_socket(config.control_socket))
     if isinstance(sink, SlsSinkConfig):
         return SlsSink(sink)
     if isinstance(sink, ClickHouseSinkConfig):
@@ -73,10 +72,10 @@ def payload_encoder(sink: SinkConfig) -> Callable[[Group], bytes] | None:
 
 
 def local_payload(group: Group) -> bytes:
-    """The local store's rows of ``group``, ready for one insert."""
-    from receiver.deliver.local_store import encode_rows
+    """The local store's rows of ``group``: an Arrow IPC stream, which the store inserts without a copy."""
+    from receiver.deliver.embedded_store import arrow_payload
 
-    return encode_rows(group.records, pack_id=group.pack_id, group_tags=group.tags)
+    return arrow_payload(group)
 
 
 def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
@@ -96,41 +95,92 @@ def default_destination(sink: SinkConfig) -> str:
 
 
 class LocalSink:
-    """The embedded store (SQLite with full-text search): what ``receiverctl search`` reads."""
+    """The embedded store (an in-process ClickHouse): what ``receiverctl search`` and ``sql`` read.
 
-    max_records = 4096
-    max_bytes = 8 * 1024 * 1024
+    It owns the store's directory in the delivery process, and serves the
+    store's queries on ``store.sock`` beside the control socket for
+    receiverctl. A batch's groups are inserted as one part (``send_batch``).
+    """
 
-    def __init__(self, config: LocalSinkConfig, state_directory: Path) -> None:
-        from receiver.deliver.local_store import LocalStore
+    max_records = 65536
+    max_bytes = 32 * 1024 * 1024
+
+    def __init__(self, config: LocalSinkConfig, state_directory: Path, *, query_socket: Path | None = None) -> None:
+        from receiver.deliver.embedded_store import EmbeddedStore
+        from receiver.deliver.sqlite_import import SqliteImport, legacy_store
+        from receiver.deliver.store_server import StoreServer
 
         self.name = config.name
-        self.path = config.path or state_directory / "local.db"
-        self._store = LocalStore(self.path, max_age_hours=config.max_age_hours, max_bytes=config.max_bytes)
-        self._retention_due = 0.0
+        self.path = local_store_directory(config, state_directory)
+        self._store = EmbeddedStore(
+            self.path, max_age_hours=config.max_age_hours, max_bytes=config.max_bytes,
+            memory_limit_bytes=config.memory_limit_bytes,
+        )
+        self._server: StoreServer | None = None
+        self._import: SqliteImport | None = None
+        try:
+            if query_socket is not None:
+                self._server = StoreServer(self._store, query_socket)
+            legacy = legacy_store(config.path, state_directory)
+            if legacy is not None:
+                self._import = SqliteImport(legacy, self._store).start()
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def store(self) -> Any:
+        """The :class:`~receiver.deliver.embedded_store.EmbeddedStore` this sink writes."""
+        return self._store
 
     def send(self, group: Group) -> SendOutcome:
+        return self.send_batch([group])
+
+    def send_batch(self, groups: Sequence[Group]) -> SendOutcome:
+        """Insert ``groups`` as one part; the pack ids make a resent batch a no-op."""
+        if not groups:
+            return SendOutcome("ok")
+        token = groups[0].pack_id if len(groups) == 1 else f"{groups[0].pack_id}..{groups[-1].pack_id}:{len(groups)}"
         try:
-            if group.payload is not None:
-                self._store.insert_encoded(group.payload, pack_id=group.pack_id, group_tags=group.tags)
+            if all(g.payload is not None for g in groups):
+                self._store.insert_payloads([g.payload for g in groups if g.payload is not None], token=token)
             else:
-                self._store.insert(group.records, pack_id=group.pack_id, group_tags=group.tags)
-            now = time.monotonic()
-            if now >= self._retention_due:
-                self._retention_due = now + _RETENTION_EVERY_SECONDS
-                self._store.enforce_retention(time.time_ns())
-        except (sqlite3.OperationalError, OSError, MemoryError) as e:
-            # What can heal (a full or failing disk, a lock, memory): retried, the spool keeps the group.
-            return SendOutcome("retry", f"local store {self.path}: {e}")
+                self._store.insert_groups(groups, token=token)
         except Exception as e:
-            # Anything else (a bug, a row the store refuses) fails the same way every time: retrying
-            # would fill the spool and hold back every sender, so the group is kept as a dead letter.
-            log.exception("%s: the local store failed on group %s", self.name, group.pack_id)
-            return SendOutcome("permanent", f"local store {self.path}: {type(e).__name__}: {e}")
+            return _store_outcome(self, e)
         return SendOutcome("ok")
 
     def close(self) -> None:
+        if self._import is not None:
+            self._import.stop()
+        if self._server is not None:
+            self._server.close()
         self._store.close()
+
+
+def local_store_directory(config: LocalSinkConfig, state_directory: Path) -> Path:
+    """Where a local sink keeps its store: ``path``, else ``store`` in the state directory.
+
+    A ``path`` that is a file is an older release's SQLite store: the store
+    goes beside it (``<name>.store``), and the file is imported into it.
+    """
+    if config.path is None:
+        return state_directory / "store"
+    return config.path.with_name(config.path.name + ".store") if config.path.is_file() else config.path
+
+
+def _store_outcome(sink: LocalSink, error: Exception) -> SendOutcome:
+    """A failed insert's outcome: what can heal is retried, anything else is a dead letter."""
+    from receiver.deliver.clickhouse import QUOTA_CODES, exception_code
+
+    code = exception_code({}, str(error).encode())
+    if isinstance(error, OSError | MemoryError) or code in QUOTA_CODES:
+        # A full or failing disk, memory, too many parts: retried, the spool keeps the batch.
+        return SendOutcome("retry", f"local store {sink.path}: {error}")
+    # Anything else (a bug, a row the store refuses) fails the same way every time: retrying
+    # would fill the spool and hold back every sender, so the groups are kept as dead letters.
+    log.exception("%s: the local store refused a batch", sink.name)
+    return SendOutcome("permanent", f"local store {sink.path}: {type(error).__name__}: {error}")
 
 
 class SlsSink:

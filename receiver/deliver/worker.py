@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from receiver.deliver.batches import Group
 from receiver.deliver.building import Built, Segments
@@ -69,7 +69,11 @@ class Sink(Protocol):
     max_bytes: int
 
     def send(self, group: Group) -> SendOutcome:
-        """Deliver one group; never raises (network trouble is an outcome)."""
+        """Deliver one group; never raises (network trouble is an outcome).
+
+        A sink may also have ``send_batch(groups) -> SendOutcome``: the worker
+        then hands it a batch's groups in one call (the embedded store
+        inserts them as one part)."""
 
     def close(self) -> None: ...
 
@@ -177,7 +181,8 @@ class SinkWorker:
             built = batch.built.result()
             self._note(built)
             recover = functools.partial(self._records_of, batch)
-            if not self._deliver_all(built.groups, stop, recover):
+            deliver = self._deliver_batch if hasattr(self.sink, "send_batch") else self._deliver_all
+            if not deliver(built.groups, stop, recover):
                 break  # stopping: the cursor stays, the batch is resent with the same pack ids
             if not self._save_cursor(batch.last_seq, stop):
                 break  # stopping before the cursor could be written: as above
@@ -322,8 +327,11 @@ class SinkWorker:
         log.error("%s: %s is not a dead letter (%s); moved to %s, nothing of it was sent",
                   self.sink.name, path, why, where)
 
-    def _send(self, group: Group, stop: threading.Event) -> SendOutcome | None:
-        """One request, once fewer than ``concurrency`` are on the wire; None when stopping first.
+    def _send(
+        self, what: Any, stop: threading.Event, send: Callable[[Any], SendOutcome] | None = None
+    ) -> SendOutcome | None:
+        """One request (``send(what)``, the sink's ``send`` by default), once fewer than ``concurrency``
+        are on the wire; None when stopping first.
 
         Every attempt takes a slot, retries included: lowering ``concurrency``
         on a quota answer then holds back the groups already retrying too,
@@ -336,7 +344,7 @@ class SinkWorker:
                 self._slots.wait(0.5)
             self._sending += 1
         try:
-            return self.sink.send(group)
+            return (send or self.sink.send)(what)
         finally:
             with self._slots:
                 self._sending -= 1
@@ -381,37 +389,66 @@ class SinkWorker:
         self, group: Group, stop: threading.Event, recover: Callable[[Group], Group] | None = None
     ) -> bool:
         """Send until settled; False when asked to stop first."""
+        return self._settle([group], lambda: self._send(group, stop), stop, recover)
+
+    def _deliver_batch(
+        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Group] | None
+    ) -> bool:
+        """A batch's groups in one request, for a sink that takes them so (``send_batch``: the embedded
+        store inserts a batch as one part); settled as one, dead-lettered group by group."""
+        if not groups:
+            return True
+        send_batch = self.sink.send_batch  # type: ignore[attr-defined]
+        return self._settle(groups, lambda: self._send(groups, stop, send=send_batch), stop, recover)
+
+    def _settle(
+        self,
+        groups: Sequence[Group],
+        send: Callable[[], SendOutcome | None],
+        stop: threading.Event,
+        recover: Callable[[Group], Group] | None,
+    ) -> bool:
+        """Send ``groups`` (one request) until the upstream's answer settles them; False when stopping first."""
         attempt = 0
         stats = self.stats
+        count = sum(group.count for group in groups)
         while not stop.is_set():
-            outcome = self._send(group, stop)
+            outcome = send()
             if outcome is None:
                 break
             self._adapt(outcome.kind)
             if outcome.kind == "ok":
                 with self._lock:
                     now = self._clock_ns()
-                    stats.delivered_records += group.count
-                    stats.delivered_groups += 1
+                    stats.delivered_records += count
+                    stats.delivered_groups += len(groups)
                     stats.last_success_ns = now
                     stats.backoff_until_ns = None
-                    if group.receive_time_ns:
-                        stats.latency.observe((now - group.receive_time_ns) / 1e9, group.count)
+                    for group in groups:
+                        if group.receive_time_ns:
+                            stats.latency.observe((now - group.receive_time_ns) / 1e9, group.count)
                 return True
             if outcome.kind == "permanent":
                 try:
-                    kept = recover(group) if group.payload is not None and recover is not None else group
-                    where = self._dead_letters.keep(self.sink.name, kept, outcome.reason)
+                    places = [
+                        self._dead_letters.keep(
+                            self.sink.name,
+                            recover(group) if group.payload is not None and recover is not None else group,
+                            outcome.reason,
+                        )
+                        for group in groups
+                    ]
                 except (OSError, LookupError) as e:
-                    # Never drop what cannot be kept: the group stays in the spool and is retried.
+                    # Never drop what cannot be kept: the groups stay in the spool and are retried.
                     outcome = SendOutcome("retry", f"{outcome.reason}; and keeping it as a dead letter failed: {e}")
                 else:
                     with self._lock:
-                        stats.dead_lettered_records += group.count
+                        stats.dead_lettered_records += count
                         stats.last_error = outcome.reason
                     log.error(
                         "%s: the upstream rejected %d records for good (%s); kept in %s for inspection and replay",
-                        self.sink.name, group.count, outcome.reason, where,
+                        self.sink.name, count, outcome.reason,
+                        places[0] if len(places) == 1 else f"{len(places)} files in {places[0].parent}",
                     )
                     return True
             attempt += 1

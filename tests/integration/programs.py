@@ -456,7 +456,7 @@ class Receiver(_ManagedProgram):
     ``deliver`` is given: the ingest tests read frames back from the spool, and
     a delivering receiver removes segments once every sink has them. The
     configuration goes to ``<directory>/receiver.toml``, the state (and spool)
-    to ``<directory>/state``; the local store is ``<directory>/state/local.db``.
+    to ``<directory>/state``; the local store is ``<directory>/state/store``.
     Metrics listen on a free loopback port: :attr:`metrics_url` after start.
 
     Use as a context manager, or ``start()`` and ``close()``; ``close()`` always

@@ -124,12 +124,13 @@ def test_state_files_are_for_the_receiver_only(make_receiver: MakeReceiver) -> N
     finally:
         os.umask(old)
     send_tcp(rx.port, b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 1 - stored\n")
-    wait_until(lambda: (rx.state_directory / "local.db").exists(), timeout=30, message="the local store")
+    wait_until(lambda: (rx.state_directory / "store" / "metadata").exists(), timeout=30, message="the local store")
+    wait_until(lambda: (rx.state_directory / "store.sock").exists(), timeout=30, message="the store's socket")
     modes = {
         str(path.relative_to(rx.directory)): stat.S_IMODE(path.stat().st_mode)
         for path in [rx.state_directory, *rx.state_directory.rglob("*")]
     }
-    assert modes.pop("state/control.sock") == 0o660
+    assert modes.pop("state/control.sock") == 0o660 and modes.pop("state/store.sock") == 0o660
     for name, mode in modes.items():
         assert mode & 0o007 == 0, f"{name} is mode {mode:04o}: other users can reach it"
     assert modes["state"] == 0o750 and modes["state/spool"] == 0o750

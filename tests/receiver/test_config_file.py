@@ -1138,6 +1138,14 @@ def example_block(heading: str) -> str:
     return "\n".join(block) + "\n"
 
 
+class TestOneLocalSink:
+    def test_a_second_local_sink_is_refused(self, tmp_path: Path) -> None:
+        """If two local sinks are configured, then the second is an error that says why there is one."""
+        path = write(tmp_path, '[[sinks]]\ntype = "local"\n\n[[sinks]]\ntype = "local"\nname = "other"\npath = "x"\n')
+        error = the_error(path)
+        assert "sinks[1].type" in error and "one process runs one embedded store" in error
+
+
 class TestLowPorts:
     """``check-config`` on a port below 1024: the capability the unit grants only by a drop-in."""
 

@@ -1,10 +1,14 @@
-"""receiverctl search, run as an operator runs it, on a local store written here."""
+"""receiverctl search and sql, run as an operator runs them, on a local store written here.
+
+With the store closed, receiverctl opens it itself (--db, or the path a
+configuration gives); with a store server answering beside the control
+socket (as the delivery process runs one), it asks that.
+"""
 
 from __future__ import annotations
 
 import collections
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,7 +18,10 @@ from pathlib import Path
 import pytest
 
 from formats.parse import make_parser
-from receiver.deliver.local_store import SCHEMA_VERSION, LocalStore
+from formats.record import Record
+from receiver.deliver.batches import Group
+from receiver.deliver.embedded_store import EmbeddedStore
+from receiver.deliver.store_server import StoreServer
 
 PARSE = make_parser()
 NOW = int(time.time())
@@ -31,17 +38,25 @@ def ali(seconds: int, host: str, pri: str, app: str, msg: str) -> bytes:
     return f"0.1 sys_tag {seconds} 10.0.0.7 {host} {pri} 0 {app} 1 - {msg}".encode()
 
 
+def open_store(path: Path) -> EmbeddedStore:
+    return EmbeddedStore(path, max_age_hours=24, max_bytes=1 << 30, memory_limit_bytes=256 << 20)
+
+
+def insert(store: EmbeddedStore, records: list[Record], pack_id: str, group_tags: list[tuple[str, str]]) -> None:
+    store.insert_groups([Group("", "10.0.0.7", "10.0.0.7", records, group_tags, pack_id)], token=pack_id)
+
+
 def make_store(path: Path) -> Path:
-    """Three records: an hour old, two minutes old, one minute old."""
-    store = LocalStore(path, max_age_hours=24, max_bytes=1 << 30)
+    """Three records: five hours, two hours and half an hour old."""
+    store = open_store(path)
     frames = [
         ali(NOW - 5 * 3600, "web-1", "user.err", "todo-list", "Connection refused by upstream"),
         ali(NOW - 2 * 3600, "web-2", "user.info", "todo-list", "Create a new task"),
         ali(NOW - 1800, "db-1", "local0.warning", "billing", "line one\nline two \x1b[31mred"),
     ]
     records = [PARSE(frame, "10.0.0.7", NOW * 10**9) for frame in frames]
-    group_tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(NOW)), ("__pack_id__", "ABC-1-0")]
-    store.insert(records, pack_id="ABC-1-0", group_tags=group_tags)
+    group_tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(NOW)), ("__pack_id__", "ABC-1")]
+    insert(store, records, "ABC-1", group_tags)
     store.close()
     return path
 
@@ -52,7 +67,7 @@ def stamp(seconds: int) -> str:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return make_store(tmp_path / "local.db")
+    return make_store(tmp_path / "store")
 
 
 class TestOutput:
@@ -77,7 +92,7 @@ class TestOutput:
         assert record["fields"]["app-name"] == "todo-list"
         assert record["fields"]["msg"] == "Connection refused by upstream"
         assert record["tags"] == {"__streamlog_tag__": "sys_tag"}
-        assert record["group_tags"] == {"__client_ip__": "10.0.0.7", "__receive_time__": str(NOW), "__pack_id__": "ABC-1-0"}
+        assert record["group_tags"] == {"__client_ip__": "10.0.0.7", "__receive_time__": str(NOW), "__pack_id__": "ABC-1"}
         assert record["received_ns"] == NOW * 10**9
 
     def test_nothing_a_sender_wrote_drives_the_terminal(self, tmp_path: Path) -> None:
@@ -85,19 +100,19 @@ class TestOutput:
         separators, then neither the lines nor the --json output carry them raw: each is an escape, and
         the JSON still decodes to the sender's exact text."""
         hostile = "pay \u202egnp.exe\u202c done \x9b31m \u2028next \u2066x\u2069"
-        store = LocalStore(tmp_path / "local.db", max_age_hours=24, max_bytes=1 << 30)
+        store = open_store(tmp_path / "store")
         record = PARSE(ali(NOW - 60, "web\x9b1", "user.info", "app\u202e", hostile), "10.0.0.7", NOW * 10**9)
-        store.insert([record], pack_id="ABC-2-0", group_tags=[("__receive_time__", str(NOW))])
+        insert(store, [record], "ABC-2", [("__receive_time__", str(NOW))])
         store.close()
         for extra in ((), ("--json",)):
-            result = receiverctl("search", "--db", str(tmp_path / "local.db"), *extra, "")
+            result = receiverctl("search", "--db", str(tmp_path / "store"), *extra, "")
             assert result.returncode == 0, result.stderr
             assert result.stdout.isascii() or all(c.isprintable() or c == "\n" for c in result.stdout), result.stdout
             for raw in ("\u202e", "\x9b", "\u2028", "\u2066"):
                 assert raw not in result.stdout
-        (line,) = receiverctl("search", "--db", str(tmp_path / "local.db"), "--json", "").stdout.splitlines()
+        (line,) = receiverctl("search", "--db", str(tmp_path / "store"), "--json", "").stdout.splitlines()
         assert json.loads(line)["fields"]["msg"] == hostile
-        (text,) = receiverctl("search", "--db", str(tmp_path / "local.db"), "").stdout.splitlines()
+        (text,) = receiverctl("search", "--db", str(tmp_path / "store"), "").stdout.splitlines()
         assert "web\\x9b1 app\\u202e info pay \\u202egnp.exe" in text
 
     def test_filter_limit_and_order(self, db: Path) -> None:
@@ -142,8 +157,8 @@ class TestTimes:
 
 class TestWhere:
     def test_config_default_path(self, tmp_path: Path) -> None:
-        """If -c names a configuration without a path, then local.db in its state directory is searched."""
-        make_store(tmp_path / "state" / "local.db")
+        """If -c names a configuration without a path, then the store in its state directory is searched."""
+        make_store(tmp_path / "state" / "store")
         config = tmp_path / "receiver.toml"
         config.write_text('state_directory = "state"\n')
         result = receiverctl("search", "-c", str(config), "refused", cwd=Path("/"))
@@ -151,10 +166,10 @@ class TestWhere:
         assert result.stdout.endswith("Connection refused by upstream\n")
 
     def test_config_sink_path(self, tmp_path: Path) -> None:
-        """If the configuration's local sink names a path, then that file is searched."""
-        make_store(tmp_path / "custom.db")
+        """If the configuration's local sink names a path, then the store there is searched."""
+        make_store(tmp_path / "custom")
         config = tmp_path / "receiver.toml"
-        config.write_text('state_directory = "state"\n\n[[sinks]]\ntype = "local"\npath = "custom.db"\n')
+        config.write_text('state_directory = "state"\n\n[[sinks]]\ntype = "local"\npath = "custom"\n')
         assert receiverctl("search", "-c", str(config), "task").returncode == 0
 
     def test_config_without_local_sink(self, tmp_path: Path) -> None:
@@ -166,13 +181,20 @@ class TestWhere:
         assert 'has no local sink (type = "local")' in result.stderr
 
     def test_no_store_yet(self, tmp_path: Path) -> None:
-        """If there is no store file, then exit 2 with one line: nothing delivered there yet, and where it looked."""
+        """If there is no store, then exit 2 with one line: nothing delivered there yet, and where it looked."""
         result = receiverctl("search", "refused", cwd=tmp_path)
         assert result.returncode == 2
         (line,) = result.stderr.splitlines()
-        assert line.startswith("receiverctl: no local store at var/local.db: the receiver has not delivered anything there yet")
+        assert line.startswith("receiverctl: no local store in var/store: the receiver has not delivered anything there yet")
         assert "built-in defaults" in line
         assert not (tmp_path / "var").exists()
+
+    def test_an_older_sqlite_store_is_named(self, tmp_path: Path) -> None:
+        """If only an older release's local.db is there, then the message says it is imported at the next start."""
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "local.db").write_bytes(b"SQLite format 3\0")
+        result = receiverctl("search", "x", cwd=tmp_path)
+        assert result.returncode == 2 and "imported when the receiver next starts" in result.stderr
 
 
 class TestErrors:
@@ -182,58 +204,68 @@ class TestErrors:
         assert result.returncode == 2
         assert result.stderr.splitlines() == ['receiverctl: filter: expected a value after "=" at column 10']
 
-    def test_newer_schema(self, db: Path) -> None:
-        """If the store was written by a newer receiver, then exit 2 saying so."""
-        conn = sqlite3.connect(db)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-        conn.close()
-        result = receiverctl("search", "--db", str(db), "")
-        assert result.returncode == 2
-        (line,) = result.stderr.splitlines()
-        assert "written by a newer receiver" in line and "upgrade the receiver" in line
-
     def test_negative_limit(self, db: Path) -> None:
         """If --limit is negative, then exit 2."""
         assert receiverctl("search", "--db", str(db), "--limit", "-1", "").returncode == 2
 
 
 class TestBesideTheDaemon:
-    def test_search_while_the_store_is_written(self, tmp_path: Path) -> None:
-        """If the delivery process writes while receiverctl searches, then both go on and each search sees whole groups."""
-        db = make_store(tmp_path / "local.db")
-        store = LocalStore(db, max_age_hours=24, max_bytes=1 << 30)
+    def test_search_and_sql_ask_the_process_that_holds_the_store(self, tmp_path: Path) -> None:
+        """If a process holds the store and serves it (as the delivery process does) while writing, then
+        search and sql (found by -c) ask it, and each search sees whole batches."""
+        config = tmp_path / "receiver.toml"
+        config.write_text('state_directory = "state"\n')
+        store = open_store(tmp_path / "state" / "store")
+        server = StoreServer(store, tmp_path / "state" / "store.sock")
         stop = threading.Event()
         errors: list[BaseException] = []
-        groups = 0
-        # Bounded, so that a slow machine's searches do not chase an ever larger store.
-        max_groups = 300
+        batches = 0
 
         def write() -> None:
-            nonlocal groups
+            nonlocal batches
             try:
-                while not stop.is_set() and groups < max_groups:
-                    frames = [ali(NOW, "web-9", "user.info", "writer", f"group{groups} row{n}") for n in range(200)]
-                    store.insert([PARSE(f, "10.0.0.9", NOW * 10**9) for f in frames], pack_id=f"W-{groups}", group_tags=[])
-                    groups += 1
+                while not stop.is_set() and batches < 100:  # bounded: searches do not chase a growing store
+                    frames = [ali(NOW, "web-9", "user.info", "writer", f"batch{batches} row{n}") for n in range(200)]
+                    insert(store, [PARSE(f, "10.0.0.9", NOW * 10**9) for f in frames], f"W-{batches}",
+                           [("__receive_time__", str(NOW))])
+                    batches += 1
             except BaseException as e:  # reported below
                 errors.append(e)
 
         writer = threading.Thread(target=write)
         writer.start()
-        statuses = []
         try:
             for _ in range(3):
-                result = receiverctl("search", "--db", str(db), "--json", "--limit", "0", "app-name=writer")
+                result = receiverctl("search", "-c", str(config), "--json", "--limit", "0", "app-name=writer")
                 assert result.returncode in (0, 1), result.stderr
-                statuses.append(result.returncode)
                 seen = collections.Counter(json.loads(line)["fields"]["msg"].split()[0] for line in result.stdout.splitlines())
-                assert set(seen.values()) <= {200}  # whole groups only
+                assert set(seen.values()) <= {200}  # whole batches only
+            result = receiverctl("sql", "-c", str(config), "SELECT count() AS n FROM receiver.records")
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines()[0].strip() == "n"
         finally:
             stop.set()
             writer.join()
+            server.close()
             store.close()
         assert not errors, errors
-        assert groups > 0 and 0 in statuses
+        assert batches > 0
+
+
+class TestSql:
+    def test_table_and_json(self, db: Path) -> None:
+        """If an aggregation is asked for, then it prints an aligned table, or one JSON object with --json."""
+        query = "SELECT host, count() AS n FROM receiver.records GROUP BY host ORDER BY host"
+        result = receiverctl("sql", "--db", str(db), query)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == ["host   n", "db-1   1", "web-1  1", "web-2  1"]
+        result = receiverctl("sql", "--db", str(db), "--json", query)
+        assert json.loads(result.stdout)["columns"] == ["host", "n"]
+
+    def test_refused_query_exits_2(self, db: Path) -> None:
+        """If the query would write or read files, then exit 2 with the reason."""
+        result = receiverctl("sql", "--db", str(db), "DROP TABLE receiver.records")
+        assert result.returncode == 2 and "read-only" in result.stderr
 
 
 class TestMain:

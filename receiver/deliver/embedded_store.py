@@ -1,0 +1,690 @@
+"""The default store: an embedded ClickHouse (chDB) holding every record, searchable.
+
+With no upstream configured the appliance keeps everything here, and
+``receiverctl search`` and ``receiverctl sql`` read it. It is the ClickHouse
+engine in the delivery process, with the table of the ClickHouse sink
+(:data:`receiver.deliver.clickhouse.CREATE_TABLE`'s columns: one schema and
+one query language from this box to a ClickHouse cluster), a MergeTree on
+local disk:
+
+- ``PARTITION BY`` the hour the appliance received a record, so retention
+  by age (a ``TTL`` that drops whole parts) and by size (the oldest hours
+  first) cost one file operation per hour of data, never a rewrite;
+- ``ORDER BY (time, host, app)``: searches run newest first and stop at
+  their limit; a ``tokenbf_v1`` index on ``message`` lets a word skip the
+  blocks that cannot hold it;
+- a batch is one insert (one part), with ``insert_deduplication_token`` made
+  of its pack ids: a batch resent after a crash inside an insert is skipped
+  (``non_replicated_deduplication_window``).
+
+One process owns the directory (ClickHouse locks it): the delivery process,
+through :class:`EmbeddedStore`. Other processes ask it over its query socket
+(receiver/deliver/store_server.py), or open the directory themselves when
+nobody holds it. Memory is bounded by ``memory_limit_bytes`` (the engine's
+``max_server_memory_usage``, with caches sized under it).
+
+Batches reach the store as Arrow (:func:`arrow_payload`, made in the worker
+processes): the engine reads Arrow columns without a row-by-row conversion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import itertools
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from formats.columns import columns_of
+from formats.record import Record
+from formats.streamlog import STREAMLOG_TAG
+from receiver.deliver.batches import Group
+from receiver.identity import GROUP_TAGS
+
+__all__ = [
+    "COLUMNS",
+    "EmbeddedStore",
+    "StoreError",
+    "StoreLockedError",
+    "StoredRecord",
+    "arrow_payload",
+    "arrow_table",
+    "open_store",
+    "table_from_columns",
+]
+
+log = logging.getLogger("receiver.deliver")
+
+DATABASE = "receiver"
+TABLE = "records"
+QUALIFIED = f"{DATABASE}.{TABLE}"
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "DateTime"),
+    ("time_ns", "UInt32"),
+    ("host", "String"),
+    ("app", "String"),
+    ("severity", "Int8"),
+    ("facility", "Int8"),
+    ("message", "String"),
+    ("source", "String"),
+    ("client_ip", "String"),
+    ("tag", "String"),
+    ("field_keys", "Array(String)"),
+    ("field_values", "Array(String)"),
+    ("flags", "Array(String)"),
+    ("user_defined_id", "String"),
+    ("machine_group", "String"),
+    ("receive_time", "DateTime"),
+    ("hostname", "String"),
+    ("pack_id", "String"),
+    ("pack_row", "UInt32"),
+)
+"""The ClickHouse sink's columns, in its order (receiver/deliver/clickhouse.py)."""
+
+_ARROW_SCHEMA = pa.schema([
+    ("time", pa.uint32()),
+    ("time_ns", pa.uint32()),
+    ("host", pa.string()),
+    ("app", pa.string()),
+    ("severity", pa.int8()),
+    ("facility", pa.int8()),
+    ("message", pa.string()),
+    ("source", pa.string()),
+    ("client_ip", pa.string()),
+    ("tag", pa.string()),
+    ("field_keys", pa.list_(pa.string())),
+    ("field_values", pa.list_(pa.string())),
+    ("flags", pa.list_(pa.string())),
+    ("user_defined_id", pa.string()),
+    ("machine_group", pa.string()),
+    ("receive_time", pa.uint32()),
+    ("hostname", pa.string()),
+    ("pack_id", pa.string()),
+    ("pack_row", pa.uint32()),
+])
+
+_MAX_DATETIME = 2**32 - 1
+_DEDUPLICATION_WINDOW = 1000
+_TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
+_RETENTION_EVERY_SECONDS = 60.0
+_LOCKED = re.compile(r"Cannot lock file|Another server instance")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message names the directory, the problem and the fix."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's directory (the delivery process, normally)."""
+
+
+# -- rows ----------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    """A lone surrogate cannot be UTF-8; the parsers never make one, but a replayed dead letter could."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def arrow_table(groups: Sequence[Group]) -> pa.Table:
+    """The rows of ``groups`` (with their records) as one Arrow table in :data:`COLUMNS`' order."""
+    time_s: list[int] = []
+    time_ns: list[int] = []
+    hosts: list[str] = []
+    apps: list[str] = []
+    severities: list[int] = []
+    facilities: list[int] = []
+    messages: list[str] = []
+    sources: list[str] = []
+    client_ips: list[str] = []
+    tags: list[str] = []
+    keys: list[tuple[str, ...]] = []
+    values: list[list[str]] = []
+    flags: list[tuple[str, ...]] = []
+    identities: list[str] = []
+    machine_groups: list[str] = []
+    receive_times: list[int] = []
+    hostnames: list[str] = []
+    pack_ids: list[str] = []
+    pack_rows: list[int] = []
+    for group in groups:
+        group_tags = dict(group.tags)
+        n = len(group.records)
+        received = group_tags.get("__receive_time__", "")
+        client_ips += [group_tags.get("__client_ip__", group.client_ip)] * n
+        identities += [group_tags.get("__user_defined_id__", "")] * n
+        machine_groups += [group_tags.get("__machine_group__", "")] * n
+        receive_times += [_clamp(int(received)) if received.isdigit() else 0] * n
+        hostnames += [group_tags.get("__hostname__", "")] * n
+        pack_ids += [group.pack_id] * n
+        pack_rows += range(n)
+        for record in group.records:
+            host, app, severity, facility, message = columns_of(record)
+            time_s.append(_clamp(record.time))
+            time_ns.append(record.time_ns if 0 <= record.time_ns < 1_000_000_000 else 0)
+            hosts.append(host)
+            apps.append(app)
+            severities.append(severity)
+            facilities.append(facility)
+            messages.append(message)
+            sources.append(record.source)
+            tags.append(record.tags.get(STREAMLOG_TAG, ""))
+            keys.append(record.keys)
+            values.append(record.values)
+            flags.append(record.flags)
+    columns: list[list[Any]] = [
+        time_s, time_ns, hosts, apps, severities, facilities, messages, sources, client_ips, tags, keys,
+        values, flags, identities, machine_groups, receive_times, hostnames, pack_ids, pack_rows,
+    ]
+    return table_from_columns(columns)
+
+
+def table_from_columns(columns: list[list[Any]]) -> pa.Table:
+    """An Arrow table of the store's columns, given as lists in :data:`COLUMNS`' order."""
+    try:
+        return _table(columns)
+    except (UnicodeEncodeError, pa.ArrowInvalid, OverflowError):
+        cleaned = [_clean_column(column) for column in columns]
+        for index in (0, 15):  # time, receive_time: DateTime holds 1970..2106
+            cleaned[index] = [_clamp(v) for v in cleaned[index]]
+        return _table(cleaned)
+
+
+def _table(columns: list[list[Any]]) -> pa.Table:
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, _ARROW_SCHEMA, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=_ARROW_SCHEMA)
+
+
+def _clean_column(column: list[Any]) -> list[Any]:
+    """A column with lone surrogates replaced in its strings (and in lists of strings)."""
+    first = next(iter(column), None)
+    if isinstance(first, str):
+        return [_clean(v) for v in column]
+    if isinstance(first, list | tuple):
+        return [[_clean(v) for v in row] for row in column]
+    return column
+
+
+def _clamp(seconds: int) -> int:
+    """DateTime holds 1970..2106: a time outside is pinned to the edge instead of failing the batch."""
+    return 0 if seconds < 0 else min(seconds, _MAX_DATETIME)
+
+
+def arrow_payload(group: Group) -> bytes:
+    """A group's rows as an Arrow IPC stream: what worker processes make for the store (``Group.payload``)."""
+    sink = pa.BufferOutputStream()
+    table = arrow_table([group])
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _from_payload(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+# -- records as the store gives them back --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the store keeps it: the record, its columns, and its group's identity."""
+
+    record: Record
+    host: str
+    app: str
+    severity: int
+    facility: int
+    message: str
+    group_tags: tuple[tuple[str, str], ...]
+    pack_id: str
+    received_ns: int
+
+    def to_dict(self) -> dict[str, object]:
+        """The record's :meth:`~formats.record.Record.to_dict` plus its group tags and receive time."""
+        out = self.record.to_dict()
+        out["group_tags"] = dict(self.group_tags)
+        out["received_ns"] = self.received_ns
+        return out
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredRecord:
+        keys = tuple(row["field_keys"])
+        tag = row["tag"]
+        record = Record(
+            int(row["time"]), int(row["time_ns"]), keys, list(row["field_values"]), row["source"],
+            {STREAMLOG_TAG: tag} if tag else {}, tuple(row["flags"]),
+        )
+        received_s = int(row["receive_time"])
+        tag_values = (row["client_ip"], str(received_s), row["hostname"], row["user_defined_id"],
+                      row["machine_group"], row["pack_id"])
+        group_tags = tuple((k, v) for k, v in zip(GROUP_TAGS, tag_values, strict=True) if v)
+        return cls(record, row["host"], row["app"], int(row["severity"]), int(row["facility"]), row["message"],
+                   group_tags, row["pack_id"], received_s * 1_000_000_000)
+
+
+# -- the store -------------------------------------------------------------------
+
+
+def _connection_string(directory: Path, memory_limit_bytes: int, *, readonly: bool) -> str:
+    """The engine's start-up settings: memory bounded, caches sized well under the bound."""
+    cache = max(8 << 20, memory_limit_bytes // 16)
+    settings = {
+        "max_server_memory_usage": memory_limit_bytes,
+        "mark_cache_size": cache,
+        "index_mark_cache_size": cache // 2,
+        "primary_index_cache_size": cache // 2,
+        "uncompressed_cache_size": 0,
+        "query_condition_cache_size": 1 << 20,
+        "background_pool_size": 2,  # merges: the appliance has other work for its cores
+    }
+    query = "&".join(f"{k}={v}" for k, v in settings.items())
+    if readonly:
+        query += "&mode=ro"
+    return f"{directory}?{query}"
+
+
+def open_store(directory: Path, *, memory_limit_bytes: int, readonly: bool = False) -> Any:
+    """A chDB session on ``directory``; :class:`StoreLockedError` when another process holds it."""
+    from chdb import session
+
+    if readonly:
+        if not directory.is_dir():
+            raise StoreError(f"no store in {directory}")
+    else:
+        try:
+            directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store directory {directory}: {e.strerror or e}") from e
+    if _held_by_another_process(directory):
+        raise StoreLockedError(
+            f"the store in {directory} is held by another process (the receiver's delivery process, "
+            "normally): ask it through its query socket, or stop it to open the store here"
+        )
+    try:
+        return session.Session(_connection_string(directory, memory_limit_bytes, readonly=readonly))
+    except Exception as e:
+        if _LOCKED.search(str(e)):
+            raise StoreLockedError(
+                f"the store in {directory} is held by another process (the receiver's delivery process, "
+                "normally): ask it through its query socket, or stop it to open the store here"
+            ) from None
+        raise StoreError(f"cannot open the store in {directory}: {_first_line(e)}") from e
+
+
+def _held_by_another_process(directory: Path) -> bool:
+    """Whether the engine of another process holds ``directory`` (it flocks ``status`` while it runs).
+
+    Asked first because the engine, refused, prints to stderr and raises an
+    error that does not say why.
+    """
+    try:
+        fd = os.open(directory / "status", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no store yet, or not ours to read: the engine will say
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else type(error).__name__
+
+
+class EmbeddedStore:
+    """The owner of one store directory: inserts, retention, and queries.
+
+    Thread-safe: the local sink's thread inserts while query threads read,
+    one statement in the engine at a time (a search is a series of short
+    page queries, so an insert waits for one page, not for the search).
+    """
+
+    def __init__(
+        self, directory: Path, *, max_age_hours: float, max_bytes: int, memory_limit_bytes: int,
+        readonly: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.max_age_hours = max_age_hours
+        self.max_bytes = max_bytes
+        self.memory_limit_bytes = memory_limit_bytes
+        self.readonly = readonly
+        self._session = open_store(directory, memory_limit_bytes=memory_limit_bytes, readonly=readonly)
+        self._lock = threading.Lock()  # one retention pass at a time
+        self._engine = threading.Lock()  # one query in the engine at a time (see _run)
+        self._retention_due = 0.0
+        if not readonly:
+            self._create()
+
+    # -- schema ---------------------------------------------------------------
+
+    def _ttl(self) -> str:
+        return f"receive_time + toIntervalSecond({int(self.max_age_hours * 3600)})"
+
+    def _create(self) -> None:
+        columns = ",\n    ".join(f"{name} {kind}" for name, kind in COLUMNS)
+        self.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        self.query(
+            f"""CREATE TABLE IF NOT EXISTS {QUALIFIED}
+(
+    {columns},
+    INDEX message_tokens message TYPE {_TOKEN_INDEX} GRANULARITY 1
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time)
+ORDER BY (time, host, app)
+TTL {self._ttl()}
+SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only_drop_parts = 1"""
+        )
+        # A reload may change the retention age: the table follows.
+        current = self.query(f"SELECT engine_full FROM system.tables WHERE database = '{DATABASE}' AND name = '{TABLE}'")
+        if self._ttl().replace(" ", "") not in current.replace(" ", ""):
+            self.query(f"ALTER TABLE {QUALIFIED} MODIFY TTL {self._ttl()}")
+
+    # -- queries --------------------------------------------------------------
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
+        # One query at a time: chDB takes its connection's mutex while holding the GIL, and gives
+        # the GIL back to its own threads (an insert reading Python(batch)) while holding the
+        # mutex, so two threads in it at once can deadlock (seen: an insert beside a search).
+        with self._engine:
+            try:
+                return self._session.query(sql, fmt, params=params)
+            except Exception as e:
+                raise StoreError(f"store query failed: {_first_line(e)}") from e
+
+    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None) -> str:
+        """``sql``'s result as text; :class:`StoreError` with the engine's message."""
+        return str(self._run(sql, fmt, params))
+
+    def table(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """``sql``'s result as an Arrow table."""
+        return self._run(sql, "ArrowTable", params)
+
+    # -- writing --------------------------------------------------------------
+
+    def insert(self, tables: Sequence[pa.Table], *, token: str) -> int:
+        """Insert ``tables`` as one part; a second insert with the same ``token`` is skipped. Returns rows."""
+        batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        rows = batch.num_rows
+        if not rows:
+            return 0
+        safe_token = re.sub(r"[^0-9A-Za-z._:-]", "_", token)[:200]
+        # Python(batch): the engine reads the local Arrow table named batch, without a copy.
+        self.query(
+            f"INSERT INTO {QUALIFIED} SETTINGS insert_deduplication_token = '{safe_token}' SELECT * FROM Python(batch)"
+        )
+        self._retention_after_insert()
+        return rows
+
+    def insert_payloads(self, payloads: Sequence[bytes], *, token: str) -> int:
+        """:meth:`insert` of :func:`arrow_payload` bytes (made in worker processes)."""
+        return self.insert([_from_payload(p) for p in payloads], token=token)
+
+    def insert_groups(self, groups: Sequence[Group], *, token: str) -> int:
+        """:meth:`insert` of groups that carry their records."""
+        return self.insert([arrow_table(groups)], token=token)
+
+    # -- retention --------------------------------------------------------------
+
+    def _retention_after_insert(self) -> None:
+        now = time.monotonic()
+        if now >= self._retention_due:
+            self._retention_due = now + _RETENTION_EVERY_SECONDS
+            self.enforce_size()
+
+    def partitions(self) -> list[tuple[str, int, int]]:
+        """(partition, rows, bytes on disk) of the table's active parts, oldest first."""
+        text = self.query(
+            f"SELECT partition, sum(rows), sum(bytes_on_disk) FROM system.parts "
+            f"WHERE database = '{DATABASE}' AND table = '{TABLE}' AND active GROUP BY partition ORDER BY partition"
+        )
+        out = []
+        for line in text.splitlines():
+            partition, rows, size = line.split("\t")
+            out.append((partition, int(rows), int(size)))
+        return out
+
+    def enforce_size(self) -> list[tuple[str, int]]:
+        """Drop the oldest hours while the store is over ``max_bytes`` (never the newest); returns what went."""
+        dropped: list[tuple[str, int]] = []
+        with self._lock:
+            parts = self.partitions()
+            used = sum(size for _, _, size in parts)
+            for partition, rows, size in parts[:-1]:
+                if used <= self.max_bytes:
+                    break
+                self.query(f"ALTER TABLE {QUALIFIED} DROP PARTITION {int(partition)}")
+                used -= size
+                dropped.append((partition, rows))
+        if dropped:
+            log.info(
+                "local store %s over max_bytes (%d): removed the oldest %d hours, %d records",
+                self.directory, self.max_bytes, len(dropped), sum(rows for _, rows in dropped),
+            )
+        return dropped
+
+    def stats(self) -> dict[str, Any]:
+        """Records held, bytes on disk and uncompressed, the oldest and newest receive times."""
+        text = self.query(
+            f"SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes), min(min_time), max(max_time) "
+            f"FROM system.parts WHERE database = '{DATABASE}' AND table = '{TABLE}' AND active",
+            "JSONEachRow",
+        )
+        row = json.loads(text) if text.strip() else {}
+        values = list(row.values())
+        return {
+            "records": int(values[0] or 0) if values else 0,
+            "bytes_on_disk": int(values[1] or 0) if values else 0,
+            "uncompressed_bytes": int(values[2] or 0) if values else 0,
+            "max_bytes": self.max_bytes, "max_age_hours": self.max_age_hours,
+        }
+
+    def count(self) -> int:
+        return int(self.query(f"SELECT count() FROM {QUALIFIED}").strip() or 0)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The rows of ``sql`` as dicts (Arrow underneath: no text parsing)."""
+        yield from self.table(sql, params).to_pylist()
+
+    def close(self) -> None:
+        with self._engine:  # never under a query of another thread
+            session, self._session = self._session, None
+            if session is not None:
+                session.close()
+
+
+# -- search ----------------------------------------------------------------------
+
+_PAGE_ROWS = 2048
+_SELECT = ", ".join(name for name, _ in COLUMNS)
+
+
+def search(
+    store: EmbeddedStore,
+    filter_text: str,
+    *,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int | None = 100,
+    newest_first: bool = True,
+) -> Iterator[StoredRecord]:
+    """The records that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first.
+
+    ``since_ns`` (inclusive) and ``until_ns`` (exclusive) bound the records'
+    own time; ``limit`` None or 0 means all. The filter runs in the engine;
+    where its SQL is not exact (receiver/filters.py says which), each
+    candidate is checked again with the Python predicate that routes use,
+    so a search finds what a route would take. Raises
+    :class:`receiver.filters.FilterError` for a bad filter at the call.
+    """
+    from receiver.filters import parse_filter
+
+    parsed = parse_filter(filter_text)
+    condition, recheck = _filter_condition(parsed, store)
+    return _search(store, condition, parsed.matches if recheck else None, since_ns=since_ns, until_ns=until_ns,
+                   limit=limit or None, newest_first=newest_first)
+
+
+def _filter_condition(parsed: Any, store: EmbeddedStore) -> tuple[str, bool]:
+    """The SQL of a filter for this engine, and whether candidates need the Python predicate too."""
+    to_clickhouse = getattr(parsed, "to_clickhouse", None)
+    if to_clickhouse is not None:
+        compiled = to_clickhouse(store_dialect(store))
+        return compiled.sql, not compiled.exact
+    # A sound pre-filter: every required word occurs in the message (ASCII case folding).
+    words = parsed.required_words()
+    sql = " AND ".join(f"positionCaseInsensitive(message, {_quote(w)}) > 0" for w in words) or "1"
+    return sql, True
+
+
+def store_dialect(store: EmbeddedStore) -> Any:
+    from receiver import filters
+
+    dialect = getattr(filters, "ClickHouseDialect", None)
+    return dialect.from_version(store.query("SELECT version()").strip()) if dialect is not None else None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _search(
+    store: EmbeddedStore,
+    condition: str,
+    matches: Any,
+    *,
+    since_ns: int | None,
+    until_ns: int | None,
+    limit: int | None,
+    newest_first: bool,
+) -> Iterator[StoredRecord]:
+    where = [f"({condition})"]
+    params: dict[str, Any] = {}
+    if since_ns is not None:
+        where.append("(time, time_ns) >= ({since_s:UInt32}, {since_ns:UInt32})")
+        params["since_s"], params["since_ns"] = (max(0, v) for v in divmod(since_ns, 1_000_000_000))
+    if until_ns is not None:
+        where.append("(time, time_ns) < ({until_s:UInt32}, {until_ns:UInt32})")
+        params["until_s"], params["until_ns"] = (max(0, v) for v in divmod(until_ns, 1_000_000_000))
+    direction, compare = ("DESC", "<") if newest_first else ("ASC", ">")
+    key = "time, time_ns, receive_time, pack_id, pack_row"
+    order = ", ".join(f"{k} {direction}" for k in key.split(", "))
+    yielded = 0
+    after: dict[str, Any] | None = None
+    while True:
+        clauses = list(where)
+        page_params = dict(params)
+        if after is not None:
+            clauses.append(
+                f"({key}) {compare} ({{a_time:UInt32}}, {{a_ns:UInt32}}, {{a_received:UInt32}}, "
+                "{a_pack:String}, {a_row:UInt32})"
+            )
+            page_params.update(after)
+        page_rows = _PAGE_ROWS if limit is None or matches is not None else min(_PAGE_ROWS, limit - yielded)
+        sql = (f"SELECT {_SELECT} FROM {QUALIFIED} WHERE {' AND '.join(clauses)} ORDER BY {order} "
+               f"LIMIT {page_rows}")
+        rows = list(store.rows(sql, page_params))
+        for row in rows:
+            stored = StoredRecord.from_row(row)
+            if matches is None or matches(stored.record):
+                yield stored
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+        if len(rows) < page_rows:
+            return
+        last = rows[-1]
+        after = {"a_time": _epoch(last["time"]), "a_ns": last["time_ns"], "a_received": _epoch(last["receive_time"]),
+                 "a_pack": last["pack_id"], "a_row": last["pack_row"]}
+
+
+def _epoch(value: Any) -> int:
+    """A DateTime column's value (a datetime from Arrow) as epoch seconds."""
+    return int(value.timestamp()) if hasattr(value, "timestamp") else int(value)
+
+
+# -- receiverctl sql -----------------------------------------------------------------
+
+SQL_MAX_ROWS = 10_000
+"""The most rows ``receiverctl sql`` returns (more: refine the query, or use --limit)."""
+_SQL_MAX_SECONDS = 60
+_ROOTS = ("SelectWithUnionQuery", "ShowTables", "DescribeQuery", "ShowCreateTableQuery")
+_FORBIDDEN_FUNCTIONS = frozenset({"file"})
+"""Functions that read the host's files as the receiver's user (``file`` is also a scalar function)."""
+
+
+class SqlRefusedError(StoreError):
+    """A query ``receiverctl sql`` does not run; the message says why and what it takes."""
+
+
+def read_only_select(store: EmbeddedStore, sql: str) -> str:
+    """``sql`` if it is one read-only query over the store's tables; :class:`SqlRefusedError` if not.
+
+    The engine's own parser decides (``EXPLAIN AST``): one statement, a
+    SELECT (or SHOW/DESCRIBE), no table functions (``file``, ``url``,
+    ``remote``... would read files or reach hosts as the receiver's user,
+    which its group's members are not), no ``file()`` and no SETTINGS.
+    """
+    text = sql.strip().rstrip(";").strip()
+    if not text:
+        raise SqlRefusedError("give a query, such as: SELECT host, count() FROM receiver.records GROUP BY host")
+    if ";" in _without_literals(text):
+        raise SqlRefusedError("one query at a time: no ';' between statements")
+    try:
+        ast = store.query(f"EXPLAIN AST {text}")
+    except StoreError as e:
+        raise SqlRefusedError(str(e).removeprefix("store query failed: ")) from None
+    lines = [line for line in ast.splitlines() if line.strip()]
+    root = lines[0].split()[0] if lines else ""
+    if root not in _ROOTS:
+        raise SqlRefusedError(f"only SELECT, SHOW and DESCRIBE run here (not {root or 'that'}): the store is read-only")
+    for previous, line in itertools.pairwise(lines):
+        node = line.split()
+        if previous.split()[0] == "TableExpression" and node[0] == "Function":
+            raise SqlRefusedError(f"table functions ({node[1]}) are not allowed: query the store's tables")
+        if node[0] == "Function" and node[1] in _FORBIDDEN_FUNCTIONS:
+            raise SqlRefusedError(f"{node[1]}() is not allowed: it reads the host's files")
+        if node[0] == "Set":
+            raise SqlRefusedError("SETTINGS are not allowed in receiverctl sql")
+    return text
+
+
+def _without_literals(sql: str) -> str:
+    """``sql`` with its quoted strings and identifiers emptied (so a ';' inside one does not count)."""
+    return re.sub(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"", "''", sql)
+
+
+def run_sql(store: EmbeddedStore, sql: str, limit: int | None) -> dict[str, Any]:
+    """A read-only query's result: ``{"columns": [names], "rows": [[values]], "truncated": bool}``."""
+    text = read_only_select(store, sql)
+    rows_max = min(limit or SQL_MAX_ROWS, SQL_MAX_ROWS)
+    if text.split(None, 1)[0].upper() in ("SELECT", "WITH", "("):
+        settings = f"max_execution_time = {_SQL_MAX_SECONDS}"
+        if not store.readonly:  # a store opened read-only refuses to set it again
+            settings += ", readonly = 1"
+        text = f"SELECT * FROM ({text}) LIMIT {rows_max + 1} SETTINGS {settings}"
+    # JSONCompact: the engine's own text for every type (times as "2026-12-06 15:26:23", in UTC).
+    result = json.loads(store.query(text, "JSONCompact") or "{}")
+    names = [column["name"] for column in result.get("meta", [])]
+    rows = result.get("data", [])
+    return {"columns": names, "rows": rows[:rows_max], "truncated": len(rows) > rows_max}
