@@ -1,22 +1,31 @@
-"""The ClickHouse sink: each group is one ``INSERT ... FORMAT JSONEachRow`` over HTTP.
+"""The ClickHouse sink: each group is one ``INSERT ... FORMAT Native`` over HTTP.
 
 One request per group, to ClickHouse's HTTP interface (the body is
 :func:`clickhouse_payload`, made in a worker process when delivery uses
 them, else at send): the query
-``INSERT INTO `db`.`table` FORMAT JSONEachRow`` as the ``query`` URL
-parameter, the rows as a gzip body (``Content-Encoding: gzip``), the
-credentials in the ``X-ClickHouse-User`` / ``X-ClickHouse-Key`` headers, so
-they never appear in a URL that a proxy, a server log or an exception
-message could print. All of this works the same on clickhouse-server 18.16
-(Debian 12's package, checked by tests/integration/test_clickhouse_sink.py)
-and on current releases.
+``INSERT INTO `db`.`table` (time, time_ns, ...) FORMAT Native`` as the
+``query`` URL parameter, the rows as one block of ClickHouse's Native
+format (:func:`native_block`) in ClickHouse's own LZ4 block framing
+(``decompress=1``), the credentials in the ``X-ClickHouse-User`` /
+``X-ClickHouse-Key`` headers, so they never appear in a URL that a proxy, a
+server log or an exception message could print. All of this works the same
+on clickhouse-server 18.16 (Debian 12's package, checked by
+tests/integration/test_clickhouse_sink.py) and on current releases.
 
-The table holds one row per record (:data:`CREATE_TABLE` is the schema,
-docs/sinks/clickhouse.md explains it). It uses only types both 18.16 and
-current releases accept: no DateTime64, Map or LowCardinality (18.16 wants
-an experimental setting for LowCardinality and knows neither of the others).
-``time`` is DateTime (seconds) with the nanoseconds beside it in ``time_ns``,
-as SLS keeps them.
+Why Native and not JSONEachRow: 18.16 spent most of an insert parsing JSON,
+and Native is columnar, so the encoder turns whole columns into bytes with
+joins and ``struct`` instead of formatting each row; docs/sinks/clickhouse.md
+has the measurements.
+
+The table holds one row per record (:data:`COLUMNS`, from which
+:data:`CREATE_TABLE` is made; docs/sinks/clickhouse.md explains it). It uses
+only types both 18.16 and current releases accept: no DateTime64, Map or
+LowCardinality (18.16 wants an experimental setting for LowCardinality and
+knows neither of the others). ``time`` is DateTime (seconds) with the
+nanoseconds beside it in ``time_ns``, as SLS keeps them. A binary format
+carries no conversion: 18.16 stores garbage when a column's type differs
+from the bytes sent, so the sink reads the table's columns (``DESCRIBE``)
+before writing to it and waits, *not-deliverable*, while they differ.
 
 Every answer becomes a :class:`~receiver.deliver.worker.SendOutcome` by
 :func:`classify`, from ClickHouse's exception code: the
@@ -24,7 +33,7 @@ Every answer becomes a :class:`~receiver.deliver.worker.SendOutcome` by
 ``Code: NNN`` that every release puts at the start of the error body (18.16
 sends no such header). Data is given up on (``permanent``, dead-lettered and
 replayable) only when the rows themselves were refused; a wrong password, a
-missing database or table, a full server, a schema that lacks our columns
+missing database or table, a full server, a schema that is not ours
 all keep the group in the spool until someone fixes the cause.
 
 Plain MergeTree does not de-duplicate: a group resent after a crash inside a
@@ -39,22 +48,26 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
-import json.encoder
 import logging
 import math
 import os
 import re
+import struct
 import time
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import accumulate, chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import lz4.block
+from clickhouse_cityhash.cityhash import CityHash128
 import requests
 import urllib3.exceptions
 
-from formats.columns import columns_of
+from formats.columns import Columns, columns_of
+from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
@@ -63,20 +76,22 @@ from receiver.secrets import read_private_file, redact_url
 
 __all__ = [
     "AUTH_CODES",
+    "COLUMNS",
     "CREATE_TABLE",
     "NOT_DELIVERABLE_CODES",
     "PASSWORD_ENV",
     "PERMANENT_CODES",
     "QUOTA_CODES",
+    "SCHEMA_RECHECK_SECONDS",
     "Classified",
     "ClickHouseConfigError",
     "ClickHouseSink",
     "classify",
     "clickhouse_payload",
     "create_table_sql",
-    "encode_rows",
     "exception_code",
     "is_identifier",
+    "native_block",
 ]
 
 log = logging.getLogger("receiver.deliver")
@@ -84,32 +99,35 @@ log = logging.getLogger("receiver.deliver")
 PASSWORD_ENV = "CLICKHOUSE_PASSWORD"
 """Where the password comes from when ``password_file`` is not set."""
 
-CREATE_TABLE = """\
-CREATE TABLE IF NOT EXISTS {table}
-(
-    time DateTime,
-    time_ns UInt32,
-    host String,
-    app String,
-    severity Int8,
-    facility Int8,
-    message String,
-    source String,
-    client_ip String,
-    tag String,
-    field_keys Array(String),
-    field_values Array(String),
-    flags Array(String),
-    user_defined_id String,
-    machine_group String,
-    receive_time DateTime,
-    hostname String,
-    pack_id String,
-    pack_row UInt32
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "DateTime"),
+    ("time_ns", "UInt32"),
+    ("host", "String"),
+    ("app", "String"),
+    ("severity", "Int8"),
+    ("facility", "Int8"),
+    ("message", "String"),
+    ("source", "String"),
+    ("client_ip", "String"),
+    ("tag", "String"),
+    ("field_keys", "Array(String)"),
+    ("field_values", "Array(String)"),
+    ("flags", "Array(String)"),
+    ("user_defined_id", "String"),
+    ("machine_group", "String"),
+    ("receive_time", "DateTime"),
+    ("hostname", "String"),
+    ("pack_id", "String"),
+    ("pack_row", "UInt32"),
 )
-ENGINE = MergeTree()
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (host, app, time)"""
+"""The table's columns in order, as (name, ClickHouse type): what :data:`CREATE_TABLE` declares,
+what every insert names and what :func:`native_block` writes (existing tables have exactly these)."""
+
+CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {table}\n(\n"
+    + ",\n".join(f"    {name} {kind}" for name, kind in COLUMNS)
+    + "\n)\nENGINE = MergeTree()\nPARTITION BY toYYYYMMDD(time)\nORDER BY (host, app, time)"
+)
 """The table the sink creates (``{table}`` is the quoted ``db.table``).
 
 Daily partitions because 18.16 has no TTL: retention is ``ALTER TABLE ...
@@ -156,9 +174,11 @@ PERMANENT_CODES = frozenset({
     69,  # ARGUMENT_OUT_OF_BOUND
     70,  # CANNOT_CONVERT_TYPE
     72,  # CANNOT_PARSE_NUMBER
+    89,  # UNKNOWN_COMPRESSION_METHOD: the body's LZ4 framing arrived damaged
     117,  # INCORRECT_DATA (but "Unknown field": the table lacks a column, see classify)
     131,  # TOO_LARGE_STRING_SIZE
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    40,  # CHECKSUM_DOESNT_MATCH: a compressed block damaged (kept as records, re-encoded at replay)
     354,  # CANNOT_DECOMPRESS (the gzip body arrived damaged)
 })
 
@@ -169,9 +189,14 @@ _MAX_PASSWORD_FILE_BYTES = 4096
 _MAX_DATETIME = 2**32 - 1
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 _CODE_IN_BODY = re.compile(rb"Code:\s*(\d{1,6})")
-_json_string: Callable[[str], str] = json.encoder.encode_basestring
-"""A str as a JSON string literal, non-ASCII kept: what ``json.dumps(ensure_ascii=False)`` uses."""
-_GZIP_LEVEL = 1  # JSON rows shrink ~8x even so; higher levels cost CPU the delivery process needs
+SCHEMA_RECHECK_SECONDS = 10.0
+"""How long a table's columns, once found to be ours, are trusted before ``DESCRIBE`` runs again."""
+_INSERT_COLUMNS = ", ".join(name for name, _ in COLUMNS)
+_INSERT_PARAMS = {"decompress": "1"}  # the body is LZ4 in ClickHouse's own block framing, checksummed
+_LZ4_METHOD = 0x82  # ClickHouse's byte for LZ4 in its compressed-block header
+_LOW_64 = (1 << 64) - 1
+_LZ4_BLOCK_BYTES = 1 << 20  # ClickHouse's own max_compress_block_size: bounds the server's buffer
+_TABLE_TIME_ZONE = re.compile(r"DateTime\('[^'\\]*'\)")
 
 
 class ClickHouseConfigError(ValueError):
@@ -201,53 +226,58 @@ def create_table_sql(database: str, table: str) -> str:
 
 
 # -- rows ----------------------------------------------------------------------
+#
+# A Native block is, after its column and row counts, each column in turn: its name, its type,
+# then every row's value. Numbers are little-endian, a String is its UTF-8 length (a LEB128
+# varint) and bytes, an Array is first every row's end offset (UInt64, counted in elements)
+# then all the elements as one column. Being columnar, a whole column is made by one join or
+# one ``struct.pack`` instead of a Python step per row and value, which is what made this
+# encoder (most of the sink's CPU) fast; the group's own columns are one value repeated.
 
 
-def encode_rows(group: Group) -> bytes:
-    """The group as JSONEachRow: one JSON object a line, UTF-8, in the column order of :data:`CREATE_TABLE`.
+def native_block(group: Group) -> bytes:
+    """The group's rows as one block of ClickHouse's Native format: the columns of :data:`COLUMNS`, in order.
 
-    Times are numbers (seconds since the epoch), which ClickHouse reads as
-    such whatever the server's time zone; a string would be read in that zone.
-    Rows are formatted from JSON-escaped strings rather than ``json.dumps``
-    of a dict per row, which took half again as long (this loop is most of
-    the sink's CPU): the group's own columns are encoded once, and so is
-    each distinct key list (records of one layout share theirs).
+    Values are those JSONEachRow carried before: times outside DateTime's
+    1970..2106 are pinned to its edges, a ``time_ns`` outside 0..999,999,999
+    is 0, a lone surrogate (no parser makes one; a replayed dead letter
+    might) becomes ``?``, and ``pack_row`` is the record's index in the group.
+    The same group gives the same bytes.
     """
+    records = group.records
+    count = len(records)
     tags = dict(group.tags)
-    receive_time = tags.get("__receive_time__", "")
-    shared = json.dumps(
-        {
-            "client_ip": tags.get("__client_ip__", group.client_ip),
-            "user_defined_id": tags.get("__user_defined_id__", ""),
-            "machine_group": tags.get("__machine_group__", ""),
-            "receive_time": _clamp(int(receive_time)) if receive_time.isdigit() else 0,
-            "hostname": tags.get("__hostname__", ""),
-            "pack_id": tags.get("__pack_id__", group.pack_id),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    tail = "," + shared[1:]  # the shared object without its "{", ending each row
-    quote = _json_string
-    key_lists: dict[tuple[str, ...], str] = {}
-    lines = []
-    for index, record in enumerate(group.records):
-        host, app, severity, facility, message = columns_of(record)
-        keys = key_lists.get(record.keys)
-        if keys is None:
-            keys = key_lists[record.keys] = ",".join(map(quote, record.keys))
-        time_ns = record.time_ns if 0 <= record.time_ns < 1_000_000_000 else 0
-        lines.append(
-            f'{{"time":{_clamp(record.time)},"time_ns":{time_ns},"host":{quote(host)},"app":{quote(app)},'
-            f'"severity":{severity},"facility":{facility},"message":{quote(message)},'
-            f'"source":{quote(record.source)},"tag":{quote(record.tags.get(STREAMLOG_TAG, ""))},'
-            f'"field_keys":[{keys}],"field_values":[{",".join(map(quote, record.values))}],'
-            f'"flags":[{",".join(map(quote, record.flags))}],"pack_row":{index}{tail}'
-        )
-    lines.append("")
-    # A lone surrogate cannot come from the parsers (they decode with replacement); "replace"
-    # makes sure one from elsewhere costs a "?" instead of the whole group.
-    return "\n".join(lines).encode("utf-8", "replace")
+    received = tags.get("__receive_time__", "")
+    hosts, apps, severities, facilities, messages = _common_columns(records)
+    keys = [record.keys for record in records]
+    values = [record.values for record in records]
+    flags = [record.flags for record in records]
+    receive_time = _clamp(int(received)) if received.isascii() and received.isdigit() else 0
+    data = {
+        "time": _numbers("I", _datetimes([record.time for record in records])),
+        "time_ns": _numbers("I", _nanoseconds([record.time_ns for record in records])),
+        "host": _strings(hosts),
+        "app": _strings(apps),
+        "severity": _numbers("b", severities),
+        "facility": _numbers("b", facilities),
+        "message": _strings(messages),
+        "source": _strings([record.source for record in records]),
+        "client_ip": _string(tags.get("__client_ip__", group.client_ip)) * count,
+        "tag": _strings([record.tags.get(STREAMLOG_TAG, "") for record in records]),
+        "field_keys": _offsets(keys) + b"".join(map(_ENCODED_KEYS.__getitem__, keys)),
+        "field_values": _offsets(values) + _strings(list(chain.from_iterable(values))),
+        "flags": _offsets(flags) + b"".join(map(_ENCODED_FLAGS.__getitem__, flags)),
+        "user_defined_id": _string(tags.get("__user_defined_id__", "")) * count,
+        "machine_group": _string(tags.get("__machine_group__", "")) * count,
+        "receive_time": struct.pack("<I", receive_time) * count,
+        "hostname": _string(tags.get("__hostname__", "")) * count,
+        "pack_id": _string(tags.get("__pack_id__", group.pack_id)) * count,
+        "pack_row": _numbers("I", range(count)),
+    }
+    parts = [_varint(len(COLUMNS)), _varint(count)]
+    for (name, _), header in zip(COLUMNS, _COLUMN_HEADERS, strict=True):
+        parts += (header, data[name])
+    return b"".join(parts)
 
 
 def _clamp(seconds: int) -> int:
@@ -255,15 +285,259 @@ def _clamp(seconds: int) -> int:
     return 0 if seconds < 0 else min(seconds, _MAX_DATETIME)
 
 
+def _datetimes(seconds: list[int]) -> list[int]:
+    if seconds and (min(seconds) < 0 or max(seconds) > _MAX_DATETIME):
+        return [_clamp(s) for s in seconds]
+    return seconds
+
+
+def _nanoseconds(nanoseconds: list[int]) -> list[int]:
+    if nanoseconds and (min(nanoseconds) < 0 or max(nanoseconds) >= 1_000_000_000):
+        return [ns if 0 <= ns < 1_000_000_000 else 0 for ns in nanoseconds]
+    return nanoseconds
+
+
+def _numbers(code: str, numbers: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(numbers)}{code}", *numbers)
+
+
+def _offsets(lists: Sequence[Sequence[object]]) -> bytes:
+    """An Array column's offsets: where each row's elements end, counted from the column's start."""
+    return struct.pack(f"<{len(lists)}Q", *accumulate(map(len, lists)))
+
+
+def _varint(n: int) -> bytes:
+    """``n`` as ClickHouse writes lengths and counts: LEB128, seven bits a byte, low bits first."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+class _LengthPrefixes(dict[int, str]):
+    """Each length's varint as latin-1 text, so that an ASCII column is joined as text and encoded once."""
+
+    def __missing__(self, length: int) -> str:
+        return _varint(length).decode("latin-1")  # longer than the table: rare, not kept
+
+
+class _LengthBytes(dict[int, bytes]):
+    """Each length's varint as bytes."""
+
+    def __missing__(self, length: int) -> bytes:
+        return _varint(length)
+
+
+_STRINGS_CHUNK = 1024
+_PREFIX_TEXT = _LengthPrefixes((n, _varint(n).decode("latin-1")) for n in range(1 << 14))
+_PREFIX_BYTES = _LengthBytes((n, _varint(n)) for n in range(1 << 14))
+
+
+def _string(text: str) -> bytes:
+    data = text.encode("utf-8", "replace")
+    return _varint(len(data)) + data
+
+
+def _strings(texts: list[str]) -> bytes:
+    """A String column: each value's UTF-8 length and bytes, one after the other."""
+    if len(texts) > _STRINGS_CHUNK:  # one non-ASCII value then slows its chunk only, not the column
+        return b"".join(_strings(texts[i : i + _STRINGS_CHUNK]) for i in range(0, len(texts), _STRINGS_CHUNK))
+    parts: list[Any] = [None] * (2 * len(texts))
+    if "".join(texts).isascii():
+        # Characters are bytes: lengths and text interleave as one str, encoded once.
+        parts[0::2] = map(_PREFIX_TEXT.__getitem__, map(len, texts))
+        parts[1::2] = texts
+        return "".join(parts).encode("latin-1")
+    try:
+        encoded = list(map(str.encode, texts))
+    except UnicodeEncodeError:  # a lone surrogate: "?" instead of the whole group, as before
+        encoded = [text.encode("utf-8", "replace") for text in texts]
+    parts[0::2] = map(_PREFIX_BYTES.__getitem__, map(len, encoded))
+    parts[1::2] = encoded
+    return b"".join(parts)
+
+
+class _EncodedLists(dict[tuple[str, ...], bytes]):
+    """Tuples of strings (the key lists of layouts, flag sets) as their String elements, made once each."""
+
+    def __missing__(self, strings: tuple[str, ...]) -> bytes:
+        if len(self) >= _CACHE_LIMIT:  # layouts are few; this only bounds a pathological sender
+            self.clear()
+        encoded = self[strings] = _strings(list(strings))
+        return encoded
+
+
+_CACHE_LIMIT = 4096
+_ENCODED_KEYS = _EncodedLists()
+_ENCODED_FLAGS = _EncodedLists()
+_COLUMN_HEADERS = tuple(_string(name) + _string(kind) for name, kind in COLUMNS)
+
+
+# -- the common columns, per layout ---------------------------------------------
+#
+# columns_of (formats/columns.py) is the one definition of host, app, severity, facility and
+# message, but it searches a record's keys by name, which cost 2.4 to 3.5 us a record, more
+# than the rest of the encoder. Records of one layout share their keys, so where it finds
+# each column is learnt once per layout, by running it on a probe record whose values are
+# markers and which remembers the positions read: host, app and message are then an index
+# into each record's values, and severity and facility (parsed from text) are computed by
+# columns_of once per distinct text. A layout whose probe answers anything else is left to
+# columns_of, record by record, as is a group that mixes layouts of different plans.
+
+
+class _ReadPositions(list[str]):
+    """A probe's values: remembers which positions were read (iterating reads them all)."""
+
+    def __init__(self, values: list[str]) -> None:
+        super().__init__(values)
+        self.read: set[int] = set()
+
+    def __getitem__(self, index: Any) -> Any:
+        value = super().__getitem__(index)
+        self.read.update(range(len(self))[index] if isinstance(index, slice) else (index % len(self),))
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(range(len(self)))
+        return super().__iter__()
+
+
+class _Levels(dict[Any, tuple[int, int]]):
+    """(severity, facility) by the values they are parsed from (the value alone when there is one)."""
+
+    def __init__(self, level_at: tuple[int, ...], level_keys: tuple[str, ...]) -> None:
+        super().__init__()
+        self.level_at = level_at
+        self.level_keys = level_keys
+
+    def __missing__(self, texts: Any) -> tuple[int, int]:
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        width = max(self.level_at, default=-1) + 1
+        keys, values = ["\x00"] * width, [""] * width
+        for at, key, text in zip(self.level_at, self.level_keys, texts if len(self.level_at) != 1 else (texts,), strict=True):
+            keys[at], values[at] = key, text
+        # These values decide severity and facility (the probe read nothing else), whatever the rest.
+        _, _, severity, facility, _ = columns_of(Record(0, 0, tuple(keys), values, "", {}))
+        levels = self[texts] = (severity, facility)
+        return levels
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where columns_of finds the columns of the layouts that share this plan."""
+
+    host_at: int | None
+    """The host's position (an empty value there means the record's source); None: the source."""
+    app_at: int | None
+    """None: the layout has no app ("")."""
+    message_at: int | None
+    """None: the layout has no message ("")."""
+    level_at: tuple[int, ...]
+    """The positions severity and facility are parsed from."""
+    level_keys: tuple[str, ...]
+    """The keys at those positions."""
+    levels: _Levels = dataclasses.field(compare=False, hash=False)
+
+
+_MARK = "\x00\x01{}\x01\x00"
+_SOURCE_MARK = _MARK.format("source")
+_PLANS: dict[tuple[str, ...], _Plan | None] = {}
+"""By layout (a record's keys); None for a layout columns_of must see record by record."""
+_SHARED_PLANS: dict[_Plan, _Plan] = {}
+"""Layouts that differ only where columns_of does not look share one plan (and its levels)."""
+
+
+def _plan(keys: tuple[str, ...]) -> _Plan | None:
+    try:
+        return _PLANS[keys]
+    except KeyError:  # (not "in" then [...]: another thread may clear the cache in between)
+        pass
+    if len(_PLANS) >= _CACHE_LIMIT:
+        _PLANS.clear()
+        _SHARED_PLANS.clear()
+    markers = [_MARK.format(i) for i in range(len(keys))]
+    probe = _ReadPositions(markers)
+    found: Columns | None
+    try:
+        found = columns_of(Record(0, 0, keys, probe, _SOURCE_MARK, {}))
+    except Exception:  # markers are no real values: such a layout is left to columns_of
+        found = None
+    at = {marker: i for i, marker in enumerate(markers)}
+    plan: _Plan | None = None
+    if found is not None and (found.host in at or found.host == _SOURCE_MARK) and all(
+        text in at or text == "" for text in (found.app, found.message)
+    ):
+        host_at, app_at, message_at = at.get(found.host), at.get(found.app), at.get(found.message)
+        level_at = tuple(sorted(probe.read - {host_at, app_at, message_at}))
+        level_keys = tuple(keys[i] for i in level_at)
+        candidate = _Plan(host_at, app_at, message_at, level_at, level_keys, _Levels(level_at, level_keys))
+        plan = _SHARED_PLANS.setdefault(candidate, candidate)
+    _PLANS[keys] = plan
+    return plan
+
+
+def _common_columns(records: Sequence[Record]) -> tuple[list[str], list[str], list[int], list[int], list[str]]:
+    """columns_of of every record, as five columns: host, app, severity, facility, message."""
+    if not records:
+        return [], [], [], [], []
+    keys = [record.keys for record in records]
+    layouts = {keys[0]} if keys.count(keys[0]) == len(keys) else set(keys)
+    plans = {_plan(layout) for layout in layouts}
+    plan = plans.pop() if len(plans) == 1 else None
+    if plan is None:
+        columns: list[Columns] = [columns_of(record) for record in records]
+        hosts, apps, severities, facilities, messages = (list(column) for column in zip(*columns, strict=True))
+        return hosts, apps, severities, facilities, messages
+    values = [record.values for record in records]
+    count = len(records)
+    if plan.host_at is None:
+        hosts = [record.source for record in records]
+    else:
+        hosts = list(map(itemgetter(plan.host_at), values))
+        if "" in hosts:
+            hosts = [host or record.source for host, record in zip(hosts, records, strict=True)]
+    apps = list(map(itemgetter(plan.app_at), values)) if plan.app_at is not None else [""] * count
+    messages = list(map(itemgetter(plan.message_at), values)) if plan.message_at is not None else [""] * count
+    if plan.level_at:
+        levels = list(map(plan.levels.__getitem__, map(itemgetter(*plan.level_at), values)))
+    else:
+        levels = [plan.levels[()]] * count
+    severities = list(map(itemgetter(0), levels))
+    facilities = list(map(itemgetter(1), levels))
+    return hosts, apps, severities, facilities, messages
+
+
+def _lz4_framed(data: bytes) -> bytes:
+    """``data`` in ClickHouse's compressed-block framing, LZ4, for ``decompress=1``.
+
+    Each block is a 16-byte checksum, the method byte, the block's size with
+    its 9 header bytes and the size of what it holds (both UInt32), then the
+    LZ4 block itself. The checksum is CityHash128 (ClickHouse's own version
+    of it) of the header and the LZ4 block, high 64 bits first, each half
+    little-endian: the server refuses a block damaged on the way.
+    """
+    blocks: list[bytes] = []
+    for start in range(0, len(data), _LZ4_BLOCK_BYTES):
+        chunk = data[start : start + _LZ4_BLOCK_BYTES]
+        compressed = lz4.block.compress(chunk, store_size=False)
+        framed = struct.pack("<BII", _LZ4_METHOD, len(compressed) + 9, len(chunk)) + compressed
+        checksum = CityHash128(framed)
+        blocks += (struct.pack("<QQ", checksum >> 64, checksum & _LOW_64), framed)
+    return b"".join(blocks)
+
+
 def clickhouse_payload(config: ClickHouseSinkConfig, group: Group) -> bytes:
-    """The body of ``group``'s INSERT: its rows gzipped, what worker processes make (``Group.payload``).
+    """The body of ``group``'s INSERT: its Native block, LZ4-framed; what worker processes make (``Group.payload``).
 
     ``config`` is not needed today (every ClickHouse sink encodes alike); it
-    keeps the signature every sink's encoder has. The bytes are the same for
-    the same group (gzip without a time stamp), like the rows themselves.
+    keeps the signature every sink's encoder has. The same group gives the
+    same bytes.
     """
     del config
-    return zlib.compress(encode_rows(group), _GZIP_LEVEL, wbits=31)  # wbits 31: gzip framing, mtime 0
+    return _lz4_framed(native_block(group))
 
 
 # -- answers -------------------------------------------------------------------
@@ -410,7 +684,7 @@ def _check_url(url: str) -> str:
 class ClickHouseSink:
     """Inserts each group into its destination table (``group.destination``) of ``config.database``."""
 
-    def __init__(self, config: ClickHouseSinkConfig) -> None:
+    def __init__(self, config: ClickHouseSinkConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         for what, name in (("database", config.database), ("table", config.table)):
             if not is_identifier(name):
                 raise ClickHouseConfigError(
@@ -426,6 +700,9 @@ class ClickHouseSink:
         self._session = requests.Session()
         self._created: set[str] = set()
         """Tables this sink has created (or found) since it started."""
+        self._clock = clock
+        self._checked: dict[str, float] = {}
+        """Tables whose columns were found to be :data:`COLUMNS`, and when (``clock`` seconds)."""
 
     def __repr__(self) -> str:  # the password stays out
         c = self.config
@@ -468,21 +745,31 @@ class ClickHouseSink:
             outcome = self._create(table)
             if outcome is not None:
                 return outcome
-        query = f"INSERT INTO {_quoted(self.config.database, table)} FORMAT JSONEachRow"
+        checked = self._checked.get(table)
+        if checked is None or self._clock() - checked >= SCHEMA_RECHECK_SECONDS:
+            outcome = self._check_columns(table)
+            if outcome is not None:
+                return outcome
+        query = f"INSERT INTO {_quoted(self.config.database, table)} ({_INSERT_COLUMNS}) FORMAT Native"
         body = group.payload if group.payload is not None else clickhouse_payload(self.config, group)
-        headers = self._headers()
-        headers["Content-Encoding"] = "gzip"  # 18.16 and current releases inflate request bodies
-        outcome, code = self._post({"query": query}, body, headers)
+        outcome, code, _ = self._post({"query": query, **_INSERT_PARAMS}, body, self._headers())
+        if outcome.kind == "ok":
+            return outcome
+        self._checked.pop(table, None)  # whatever went wrong, the next insert looks at the table first
         if code == 60 and table in self._created:
             # Dropped since we created it: create it again on the next attempt.
             self._created.discard(table)
             return SendOutcome("retry", outcome.reason + "; it will be created again")
+        if outcome.kind == "permanent":
+            # Rows are given up only if the table is still ours: one altered since it was checked
+            # refuses (or misreads) our bytes, and then the group waits for the fix instead.
+            return self._check_columns(table) or outcome
         return outcome
 
     def _create(self, table: str) -> SendOutcome | None:
         """Create ``table`` if it does not exist; None when done, else why not."""
         sql = create_table_sql(self.config.database, table)
-        outcome, _ = self._post({}, sql.encode(), self._headers())
+        outcome, _, _ = self._post({}, sql.encode(), self._headers())
         if outcome.kind != "ok":
             hint = "; or create it yourself (docs/sinks/clickhouse.md) and set create_table = false"
             return dataclasses.replace(outcome, reason=f"creating table {self.config.database}.{table}: {outcome.reason}{hint}")
@@ -490,8 +777,55 @@ class ClickHouseSink:
         log.info("%s: table %s.%s is ready (CREATE TABLE IF NOT EXISTS)", self.name, self.config.database, table)
         return None
 
-    def _post(self, params: dict[str, str], body: bytes, headers: dict[str, str | bytes]) -> tuple[SendOutcome, int | None]:
-        """One request: its outcome, and ClickHouse's exception code if it sent one."""
+    def _check_columns(self, table: str) -> SendOutcome | None:
+        """None when ``table`` has the columns of :data:`COLUMNS` with their types, else why not.
+
+        Native carries no conversion: 18.16 stores garbage when a column's type
+        differs from the bytes sent, so a table that is not ours is found
+        here, by ``DESCRIBE``, and its groups wait for an ``ALTER`` (or a route
+        to another table) instead of being written.
+        """
+        where = f"{self.config.database}.{table}"
+        sql = f"DESCRIBE TABLE {_quoted(self.config.database, table)} FORMAT JSONEachRow"
+        outcome, code, content = self._post({}, sql.encode(), self._headers())
+        if code == 60 and table in self._created:
+            # Dropped since we created it: create it again on the next attempt.
+            self._created.discard(table)
+            return SendOutcome("retry", f"reading the columns of {where}: {outcome.reason}; it will be created again")
+        if outcome.kind != "ok":
+            return dataclasses.replace(outcome, reason=f"reading the columns of {where}: {outcome.reason}")
+        found: dict[str, str] = {}
+        try:
+            for line in content.split(b"\n"):
+                if line.strip():
+                    column = json.loads(line)
+                    found.setdefault(str(column["name"]), str(column["type"]))
+        except (ValueError, KeyError, TypeError):
+            return SendOutcome("retry", f"reading the columns of {where}: unreadable answer to DESCRIBE TABLE")
+        missing = [(name, kind) for name, kind in COLUMNS if name not in found]
+        if missing:
+            return SendOutcome(
+                "not-deliverable",
+                f"table {where} has no column {', '.join(name for name, _ in missing)}, which the sink writes: "
+                + "; ".join(f"ALTER TABLE {where} ADD COLUMN {name} {kind}" for name, kind in missing)
+                + " (docs/sinks/clickhouse.md)",
+            )
+        different = [(name, kind) for name, kind in COLUMNS if not _same_type(found[name], kind)]
+        if different:
+            return SendOutcome(
+                "not-deliverable",
+                "; ".join(f"column {name} of {where} is {found[name]}, the sink writes {kind}" for name, kind in different)
+                + " (a binary insert converts nothing): "
+                + "; ".join(f"ALTER TABLE {where} MODIFY COLUMN {name} {kind}" for name, kind in different)
+                + ", or route to a table of the documented schema (docs/sinks/clickhouse.md)",
+            )
+        self._checked[table] = self._clock()
+        return None
+
+    def _post(
+        self, params: dict[str, str], body: bytes, headers: dict[str, str | bytes]
+    ) -> tuple[SendOutcome, int | None, bytes]:
+        """One request: its outcome, ClickHouse's exception code if it sent one, and the answer's body."""
         try:
             try:
                 response = self._session.post(
@@ -510,12 +844,12 @@ class ClickHouseSink:
                 )
         except requests.RequestException as e:
             # requests' messages name the URL (no credentials: they are in headers) and the cause.
-            return SendOutcome("retry", f"{type(e).__name__}: {_first_line(e)}"), None
+            return SendOutcome("retry", f"{type(e).__name__}: {_first_line(e)}"), None, b""
         except Exception as e:  # never raise from send; the text might quote a header: type only
-            return SendOutcome("retry", f"request failed: {type(e).__name__}"), None
+            return SendOutcome("retry", f"request failed: {type(e).__name__}"), None, b""
         answer = classify(response.status_code, response.headers, response.content)
         if answer.kind == "ok":
-            return SendOutcome("ok"), None
+            return SendOutcome("ok"), None, response.content
         code = f", ClickHouse code {answer.code}" if answer.code is not None else ""
         reason = f"HTTP {response.status_code}{code}: {answer.message}" + _hint(answer, self.config)
         if answer.kind == "auth" and self.config.password_file is not None:
@@ -523,7 +857,7 @@ class ClickHouseSink:
                 self._password = self._load_password()  # a rotated password is picked up
             except ClickHouseConfigError as e:
                 reason += f"; re-reading the password failed: {e}"
-        return SendOutcome(answer.kind, reason, answer.retry_after_seconds), answer.code
+        return SendOutcome(answer.kind, reason, answer.retry_after_seconds), answer.code, response.content
 
     def close(self) -> None:
         self._session.close()
@@ -546,6 +880,11 @@ def _hint(answer: Classified, config: ClickHouseSinkConfig) -> str:
     if answer.code == 241:
         return f" (lower max_records, now {config.max_records}, or raise the user's max_memory_usage)"
     return ""
+
+
+def _same_type(theirs: str, ours: str) -> bool:
+    """Whether a column of type ``theirs`` reads the bytes written for ``ours`` as the same values."""
+    return theirs == ours or (ours == "DateTime" and _TABLE_TIME_ZONE.fullmatch(theirs) is not None)
 
 
 def _first_line(error: Any) -> str:
