@@ -62,9 +62,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import lz4.block
-from clickhouse_cityhash.cityhash import CityHash128
 import requests
 import urllib3.exceptions
+from clickhouse_cityhash.cityhash import CityHash128
 
 from formats.columns import Columns, columns_of
 from formats.record import Record
