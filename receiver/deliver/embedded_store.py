@@ -44,7 +44,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from formats.columns import columns_of
+from formats.columns import columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from receiver.deliver.batches import Group
@@ -138,7 +138,11 @@ def _clean(text: str) -> str:
 
 
 def arrow_table(groups: Sequence[Group]) -> pa.Table:
-    """The rows of ``groups`` (with their records) as one Arrow table in :data:`COLUMNS`' order."""
+    """The rows of ``groups`` (with their records) as one Arrow table in :data:`COLUMNS`' order.
+
+    Column by column, from the records' own lists (keys tuples and value
+    lists go to Arrow as they are): this runs for every record delivered.
+    """
     time_s: list[int] = []
     time_ns: list[int] = []
     hosts: list[str] = []
@@ -159,30 +163,30 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
     pack_ids: list[str] = []
     pack_rows: list[int] = []
     for group in groups:
+        records = group.records
+        n = len(records)
         group_tags = dict(group.tags)
-        n = len(group.records)
         received = group_tags.get("__receive_time__", "")
         client_ips += [group_tags.get("__client_ip__", group.client_ip)] * n
         identities += [group_tags.get("__user_defined_id__", "")] * n
         machine_groups += [group_tags.get("__machine_group__", "")] * n
-        receive_times += [_clamp(int(received)) if received.isdigit() else 0] * n
+        receive_times += [_clamp(int(received)) if received.isascii() and received.isdigit() else 0] * n
         hostnames += [group_tags.get("__hostname__", "")] * n
         pack_ids += [group.pack_id] * n
         pack_rows += range(n)
-        for record in group.records:
-            host, app, severity, facility, message = columns_of(record)
-            time_s.append(_clamp(record.time))
-            time_ns.append(record.time_ns if 0 <= record.time_ns < 1_000_000_000 else 0)
-            hosts.append(host)
-            apps.append(app)
-            severities.append(severity)
-            facilities.append(facility)
-            messages.append(message)
-            sources.append(record.source)
-            tags.append(record.tags.get(STREAMLOG_TAG, ""))
-            keys.append(record.keys)
-            values.append(record.values)
-            flags.append(record.flags)
+        host, app, severity, facility, message = columns_of_records(records)
+        hosts += host
+        apps += app
+        severities += severity
+        facilities += facility
+        messages += message
+        time_s += [_clamp(r.time) for r in records]
+        time_ns += [r.time_ns if 0 <= r.time_ns < 1_000_000_000 else 0 for r in records]
+        sources += [r.source for r in records]
+        tags += [r.tags.get(STREAMLOG_TAG, "") for r in records]
+        keys += [r.keys for r in records]
+        values += [r.values for r in records]
+        flags += [r.flags for r in records]
     columns: list[list[Any]] = [
         time_s, time_ns, hosts, apps, severities, facilities, messages, sources, client_ips, tags, keys,
         values, flags, identities, machine_groups, receive_times, hostnames, pack_ids, pack_rows,

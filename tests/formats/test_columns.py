@@ -7,7 +7,7 @@ import zoneinfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from formats.columns import Columns, columns_of, lookup, severity_number
+from formats.columns import Columns, columns_of, columns_of_records, lookup, severity_number
 from formats.parse import make_parser
 from formats.record import Record
 
@@ -72,3 +72,32 @@ def test_never_raises(pairs: list[tuple[str, str]], name: str) -> None:
     columns = columns_of(record)
     assert -1 <= columns.severity <= 7 and -1 <= columns.facility <= 23
     lookup(record, name)
+
+
+_KEYS = st.sampled_from([
+    "hostname", "pri-text", "app-name", "msg", "_hostname_", "_program_", "_severity_", "_facility_", "_content_",
+    "severity", "facility", "source", "programname", "rawmsg", "x", "",
+])
+_VALUES = st.one_of(
+    st.sampled_from(["", "web-1", "user.notice", "local0.err<133>", "3", "warn", "23", "99", "²", "emerg"]),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> list[Record]:
+    layouts = draw(st.lists(st.lists(_KEYS, max_size=6).map(tuple), min_size=1, max_size=3))
+    out = []
+    for _ in range(draw(st.integers(0, 12))):
+        keys = draw(st.sampled_from(layouts))
+        out.append(Record(0, 0, keys, [draw(_VALUES) for _ in keys], draw(st.sampled_from(["", "10.0.0.7"])), {}))
+    return out
+
+
+@given(_records())
+def test_columns_of_records_is_columns_of_each(records: list[Record]) -> None:
+    """If the columns of many records are asked at once (per layout, for encoders), then they are columns_of
+    of each record, whatever the layouts, shared or mixed, and the values."""
+    expected = [columns_of(r) for r in records]
+    got = columns_of_records(records)
+    assert [Columns(*row) for row in zip(*got, strict=True)] == expected if records else got == ([], [], [], [], [])
