@@ -401,6 +401,9 @@ class LimitsConfig:
     0: no limit."""
     cpu_limit_percent: float = 0.0
     """Of one core, over five seconds: above it, reading pauses so ingest stays within it. 0: no limit."""
+    delivery_memory_limit_bytes: int = 1024**3
+    """The delivery process and its workers together (anonymous memory: the embedded store's engine
+    included, its library's file pages not): above it delivery restarts from its cursors. 0: no limit."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

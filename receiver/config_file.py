@@ -607,6 +607,7 @@ _CONTROL_RULES: dict[str, _Rule] = {"socket": _PATH}
 _LIMITS_RULES: dict[str, _Rule] = {
     "memory_limit_bytes": _int(0, note="0: no limit"),
     "cpu_limit_percent": _number(0, 6400, "of one core; 0: no limit"),
+    "delivery_memory_limit_bytes": _int(0, note="0: no limit"),
 }
 
 _METRICS_RULES: dict[str, _Rule] = {

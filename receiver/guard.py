@@ -13,6 +13,12 @@ memory; this receiver never drops what TCP senders send. Instead:
 - **CPU**: when the daemon used more than ``cpu_limit_percent`` of a core
   over the last five seconds, reading pauses for the next second, so ingest
   runs at the rate the limit allows and senders queue the rest.
+- **delivery's memory**: the delivery process and its worker processes
+  (the embedded store's engine runs there) are counted together, as
+  anonymous memory (the engine's library is some 300 MB of file pages the
+  kernel may take back, not memory it holds). Above
+  ``delivery_memory_limit_bytes`` the delivery process is restarted: its
+  cursors are in the spool, so it goes on where it was, and nothing is lost.
 
 Checked once a second on the reactor (a hung reactor is systemd's watchdog's
 business). 0 turns a limit off.
@@ -29,7 +35,7 @@ from typing import Any
 
 from receiver.spool.gate import BackpressureGate
 
-__all__ = ["EXIT_OVER_MEMORY_LIMIT", "ResourceGuard", "cpu_seconds", "resident_bytes"]
+__all__ = ["EXIT_OVER_MEMORY_LIMIT", "ResourceGuard", "anonymous_bytes_of_tree", "cpu_seconds", "resident_bytes"]
 
 log = logging.getLogger("receiver")
 
@@ -48,6 +54,29 @@ def resident_bytes() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0
+
+
+def anonymous_bytes_of_tree(pid: int) -> int:
+    """Anonymous resident memory of process ``pid`` and all its descendants (0 for what has ended)."""
+    total = 0
+    pending = [pid]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            with open(f"/proc/{current}/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(child) for child in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def cpu_seconds() -> float:
@@ -69,6 +98,9 @@ class ResourceGuard:
         clock: Callable[[], float],
         rss: Callable[[], int] = resident_bytes,
         cpu: Callable[[], float] = cpu_seconds,
+        delivery_memory_limit_bytes: int = 0,
+        delivery_memory: Callable[[], int] | None = None,
+        on_delivery_over_memory: Callable[[str], None] | None = None,
     ) -> None:
         self._gate = gate
         self._memory_limit = memory_limit_bytes
@@ -79,12 +111,27 @@ class ResourceGuard:
         self._cpu = cpu
         self._cpu_samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=_CPU_WINDOW + 1)
         self._over = False
+        self._delivery_limit = delivery_memory_limit_bytes
+        self._delivery_memory = delivery_memory
+        self._on_delivery_over = on_delivery_over_memory
 
     def check(self) -> None:
         if self._memory_limit:
             self._check_memory()
         if self._cpu_limit:
             self._check_cpu()
+        if self._delivery_limit and self._delivery_memory is not None and self._on_delivery_over is not None:
+            self._check_delivery()
+
+    def _check_delivery(self) -> None:
+        assert self._delivery_memory is not None and self._on_delivery_over is not None
+        used = self._delivery_memory()
+        if used > self._delivery_limit:
+            self._on_delivery_over(
+                f"the delivery process and its workers hold {used / 2**20:,.0f} MiB, over [limits] "
+                f"delivery_memory_limit_bytes ({self._delivery_limit / 2**20:,.0f} MiB): restarting delivery "
+                "(it goes on from its cursors; nothing is lost)"
+            )
 
     def _check_memory(self) -> None:
         rss = self._rss()

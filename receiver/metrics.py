@@ -59,6 +59,7 @@ _HELP = {
     "receiver_relp_sessions_broken_total": "RELP sessions the receiver ended.",
     "receiver_relp_reading_paused_total": "Times reading from a RELP sender paused, by reason.",
     "receiver_relp_frames_refused_total": "RELP frames answered 500, by reason.",
+    "receiver_delivery_memory_restarts_total": "Delivery restarts over [limits] delivery_memory_limit_bytes.",
     "receiver_backpressure_changes_total": "Times TCP reading paused or resumed.",
 }
 

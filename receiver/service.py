@@ -29,7 +29,7 @@ from receiver.config import Config, ListenerConfig, TlsConfigError
 from receiver.config_snapshot import write_snapshot
 from receiver.control import ControlError, listen_control
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
-from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard
+from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard, anonymous_bytes_of_tree
 from receiver.ingest.relp import RelpFactory
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.tls import TlsServerContext, tls_server_factory
@@ -88,6 +88,7 @@ class ReceiverService:
         self._notify_loops: list[Any] = []
         self.started_monotonic = time.monotonic()
         self.control_port: IListeningPort | None = None
+        self._delivery_restarting = False
         self._last_status = (time.monotonic(), 0)
 
     def start(self) -> None:
@@ -160,12 +161,31 @@ class ReceiverService:
         self.notifier.ready(self.status_line())
         self._notify_loops = self.notifier.start_loops(self.reactor, self.status_line)
         limits = self.config.limits
-        if limits.memory_limit_bytes or limits.cpu_limit_percent:
+        if limits.memory_limit_bytes or limits.cpu_limit_percent or limits.delivery_memory_limit_bytes:
             guard = ResourceGuard(
                 self.gate, memory_limit_bytes=limits.memory_limit_bytes, cpu_limit_percent=limits.cpu_limit_percent,
                 on_over_memory=self._over_memory_limit, clock=time.monotonic,
+                delivery_memory_limit_bytes=limits.delivery_memory_limit_bytes,
+                delivery_memory=self._delivery_memory, on_delivery_over_memory=self._delivery_over_memory_limit,
             )
             self._guard_loop = guard.start(self.reactor)
+
+    def _delivery_memory(self) -> int:
+        pid = self.delivery.pid if self.delivery is not None else None
+        return anonymous_bytes_of_tree(pid) if pid is not None else 0
+
+    def _delivery_over_memory_limit(self, why: str) -> None:
+        if self.delivery is None or self.delivery.pid is None or self._delivery_restarting:
+            return  # already on its way: the next check sees the new process
+        log.error("%s", why)
+        self.telemetry.count("receiver_delivery_memory_restarts_total")
+        self._delivery_restarting = True
+
+        def done(result: object) -> object:
+            self._delivery_restarting = False
+            return result
+
+        self.delivery.restart().addBoth(done)
 
     def _over_memory_limit(self, why: str) -> None:
         log.error("%s", why)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from receiver.guard import ResourceGuard
 from receiver.spool.gate import BackpressureGate
 
@@ -70,3 +72,47 @@ def test_limits_off() -> None:
     fake.cpu = 10**6
     g.check()
     assert not gate.closed and fake.stops == []
+
+
+def test_delivery_over_its_memory_limit_is_restarted() -> None:
+    """If the delivery process and its workers hold more than delivery_memory_limit_bytes, then the guard
+    asks for a restart of delivery (each check while over); under it, nothing."""
+    fake, gate = Fake(), BackpressureGate()
+    held = [500 * MIB]
+    restarts: list[str] = []
+    g = ResourceGuard(
+        gate, memory_limit_bytes=0, cpu_limit_percent=0, on_over_memory=fake.stops.append, clock=lambda: fake.now,
+        rss=lambda: fake.rss, cpu=lambda: fake.cpu, delivery_memory_limit_bytes=1024 * MIB,
+        delivery_memory=lambda: held[0], on_delivery_over_memory=restarts.append,
+    )
+    g.check()
+    assert restarts == []
+    held[0] = 1500 * MIB
+    g.check()
+    assert len(restarts) == 1 and "delivery_memory_limit_bytes" in restarts[0] and "nothing is lost" in restarts[0]
+    assert not gate.closed and fake.stops == []
+
+
+def test_anonymous_memory_of_a_process_tree() -> None:
+    """If a process has a child, then the tree's anonymous memory counts both (and 0 for a gone pid)."""
+    import os
+    import subprocess
+    import sys
+
+    from receiver.guard import anonymous_bytes_of_tree
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 << 20); time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while anonymous_bytes_of_tree(os.getpid()) < anonymous_bytes_of_tree_self() + 60 * MIB:
+            assert time.monotonic() < deadline, "the child's memory was not counted"
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
+    assert anonymous_bytes_of_tree(2**22 + 12345) == 0
+
+
+def anonymous_bytes_of_tree_self() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
