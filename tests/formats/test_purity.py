@@ -11,7 +11,7 @@ import formats
 
 FORMATS_DIR = Path(formats.__file__).parent
 ALLOWED = {
-    "__future__", "collections", "dataclasses", "datetime", "enum", "json", "re",
+    "__future__", "collections", "dataclasses", "datetime", "enum", "json", "operator", "re",
     "struct", "types", "typing", "pyparsing", "formats",
 }
 
