@@ -26,7 +26,21 @@ from formats.logtail_fields import (
 )
 from formats.record import Record
 
-__all__ = ["COLUMN_NAMES", "Columns", "columns_of", "columns_of_records", "lookup", "severity_number"]
+__all__ = [
+    "APP_KEYS",
+    "COLUMN_NAMES",
+    "EQUIVALENT_KEYS",
+    "FACILITY_KEYS",
+    "HOST_KEYS",
+    "MESSAGE_KEYS",
+    "SEVERITY_BY_NAME",
+    "SEVERITY_KEYS",
+    "Columns",
+    "columns_of",
+    "columns_of_records",
+    "lookup",
+    "severity_number",
+]
 
 SEVERITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 _SEVERITY_ALIASES = {"panic": 0, "error": 3, "warn": 4}
@@ -36,33 +50,33 @@ FACILITY_NAMES = (
     "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 )
 """rsyslog's names in ``pri-text`` (13 to 15 differ between systems; the others' names are aliases)."""
-_SEVERITY_BY_NAME = {name: n for n, name in enumerate(SEVERITY_NAMES)} | _SEVERITY_ALIASES
+SEVERITY_BY_NAME = {name: n for n, name in enumerate(SEVERITY_NAMES)} | _SEVERITY_ALIASES
 _FACILITY_BY_NAME = {name: n for n, name in enumerate(FACILITY_NAMES)} | {
     "security": 13, "console": 14, "solaris-cron": 15, "cron2": 15,
 }
 
 # Each column's field names, Logtail's first; the first one a record has wins.
-_HOST_KEYS = (HOSTNAME, "hostname", "source", "fromhost")
-_APP_KEYS = (PROGRAM, "app-name", "programname", "syslogtag")
-_MESSAGE_KEYS = (CONTENT, "msg", "rawmsg")
-_SEVERITY_KEYS = (SEVERITY, "syslogseverity", "severity")
-_FACILITY_KEYS = (FACILITY, "syslogfacility", "facility")
+HOST_KEYS = (HOSTNAME, "hostname", "source", "fromhost")
+APP_KEYS = (PROGRAM, "app-name", "programname", "syslogtag")
+MESSAGE_KEYS = (CONTENT, "msg", "rawmsg")
+SEVERITY_KEYS = (SEVERITY, "syslogseverity", "severity")
+FACILITY_KEYS = (FACILITY, "syslogfacility", "facility")
 _PROCID_KEYS = (PROCESS_ID, "procid")
 _MSGID_KEYS = (MESSAGE_ID, "msgid")
 
 COLUMN_NAMES = ("host", "app", "severity", "facility", "message")
 """The columns every table-shaped sink has, beside time and the full field list."""
 
-_EQUIVALENT: dict[str, tuple[str, ...]] = {}
+EQUIVALENT_KEYS: dict[str, tuple[str, ...]] = {}
 for _name, _keys in (
-    ("host", _HOST_KEYS),
-    ("app", _APP_KEYS),
-    ("message", _MESSAGE_KEYS),
+    ("host", HOST_KEYS),
+    ("app", APP_KEYS),
+    ("message", MESSAGE_KEYS),
     ("procid", _PROCID_KEYS),
     ("msgid", _MSGID_KEYS),
 ):
     for _key in (_name, *_keys):
-        _EQUIVALENT.setdefault(_key, _keys)
+        EQUIVALENT_KEYS.setdefault(_key, _keys)
 
 
 class Columns(NamedTuple):
@@ -103,28 +117,28 @@ def _pri_text(record: Record) -> tuple[int, int]:
         value = int(pri[:-1])
         return value >> 3, value & 7
     facility, _, severity = head.partition(".")
-    return _number(facility, _FACILITY_BY_NAME, 23), _number(severity, _SEVERITY_BY_NAME, 7)
+    return _number(facility, _FACILITY_BY_NAME, 23), _number(severity, SEVERITY_BY_NAME, 7)
 
 
 def severity_number(text: str) -> int:
     """A severity written as a number or a name (``4``, ``warning``, ``warn``); -1 if neither."""
-    return _number(text, _SEVERITY_BY_NAME, 7)
+    return _number(text, SEVERITY_BY_NAME, 7)
 
 
 def columns_of(record: Record) -> Columns:
     """The record's common columns."""
-    severity = _number(_first(record, _SEVERITY_KEYS), _SEVERITY_BY_NAME, 7)
-    facility = _number(_first(record, _FACILITY_KEYS), _FACILITY_BY_NAME, 23)
+    severity = _number(_first(record, SEVERITY_KEYS), SEVERITY_BY_NAME, 7)
+    facility = _number(_first(record, FACILITY_KEYS), _FACILITY_BY_NAME, 23)
     if severity < 0 or facility < 0:
         pri_facility, pri_severity = _pri_text(record)
         severity = severity if severity >= 0 else pri_severity
         facility = facility if facility >= 0 else pri_facility
     return Columns(
-        _first(record, _HOST_KEYS) or record.source,
-        _first(record, _APP_KEYS) or "",
+        _first(record, HOST_KEYS) or record.source,
+        _first(record, APP_KEYS) or "",
         severity,
         facility,
-        _first(record, _MESSAGE_KEYS) or "",
+        _first(record, MESSAGE_KEYS) or "",
     )
 
 
@@ -139,13 +153,13 @@ def lookup(record: Record, name: str) -> str | None:
     value = record.get(name)
     if value is not None:
         return value
-    keys = _EQUIVALENT.get(name)
+    keys = EQUIVALENT_KEYS.get(name)
     if keys is not None:
         found = _first(record, keys)
-        return record.source if found is None and keys is _HOST_KEYS else found
-    if name in ("severity", *_SEVERITY_KEYS):
+        return record.source if found is None and keys is HOST_KEYS else found
+    if name in ("severity", *SEVERITY_KEYS):
         number = columns_of(record).severity
-    elif name in ("facility", *_FACILITY_KEYS):
+    elif name in ("facility", *FACILITY_KEYS):
         number = columns_of(record).facility
     else:
         return None

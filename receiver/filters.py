@@ -50,28 +50,64 @@ joined by ``and``)::
   splits them; matching on word boundaries is what makes
   :meth:`Filter.required_words` a sound index pre-filter.
 
-Filters are compiled once, at parse time, into a tree of small closures:
-routes call :attr:`Filter.evaluate` for every record.
+Parsing gives a small immutable tree (:attr:`Filter.tree`: :class:`And`,
+:class:`Or`, :class:`Not`, :class:`Comparison`, :class:`TextSearch`), which
+is compiled once into a tree of small closures (routes call
+:attr:`Filter.evaluate` for every record) and, on demand, into ClickHouse
+SQL over the table of receiver/deliver/clickhouse.py
+(:meth:`Filter.to_clickhouse`; the section "ClickHouse SQL" below says
+what is exact there and how).
 """
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
+import importlib
 import itertools
+import math
 import operator
 import re
+import sys
 import unicodedata
-from collections.abc import Callable
-from typing import Final, NoReturn, cast
+import warnings
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from typing import Any, Final, NoReturn, TypeAlias, cast
 
 import pyparsing as pp
 
-from formats.columns import columns_of, lookup, severity_number
+# The tables are read, not copied, so the SQL follows formats.columns' equivalences.
+from formats.columns import (
+    APP_KEYS,
+    EQUIVALENT_KEYS,
+    FACILITY_KEYS,
+    HOST_KEYS,
+    MESSAGE_KEYS,
+    SEVERITY_BY_NAME,
+    SEVERITY_KEYS,
+    columns_of,
+    lookup,
+    severity_number,
+)
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 
-__all__ = ["Filter", "FilterError", "parse_filter"]
+__all__ = [
+    "CLICKHOUSE_18_16",
+    "And",
+    "ClickHouseCondition",
+    "ClickHouseDialect",
+    "Comparison",
+    "Filter",
+    "FilterError",
+    "FilterNode",
+    "Not",
+    "Or",
+    "TextSearch",
+    "parse_filter",
+]
 
 _Test = Callable[[Record], bool]
 
@@ -114,6 +150,57 @@ class FilterError(ValueError):
         super().__init__(f"filter: {reason} at {where}\n  {shown}\n  {caret}^")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Comparison:
+    """``field op value``: ``op`` is one of ``= != < <= > >= ~``, ``value`` has its escapes resolved."""
+
+    field: str
+    op: str
+    value: str
+    quoted: bool = False
+    """Whether the value was written in double quotes (then ``*`` and ``?`` are plain characters)."""
+
+    @property
+    def wildcard(self) -> bool:
+        """An unquoted value holding ``*`` or ``?``: a shell-style pattern for ``=`` and ``!=``."""
+        return not self.quoted and ("*" in self.value or "?" in self.value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TextSearch:
+    """A word or "phrase" searched in the message; ``wildcard`` for an unquoted word with ``*`` or ``?``."""
+
+    text: str
+    wildcard: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class And:
+    """Every term holds; no terms at all (the empty filter) matches every record."""
+
+    terms: tuple[FilterNode, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Or:
+    """Some term holds."""
+
+    terms: tuple[FilterNode, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Not:
+    """The term does not hold (the parser cancels ``not not``)."""
+
+    term: FilterNode
+
+
+FilterNode: TypeAlias = Comparison | TextSearch | And | Or | Not
+"""A node of the parse tree. ``And`` and ``Or`` have two terms or more, except the empty ``And``."""
+
+_MATCH_ALL: Final = And(())
+
+
 def _match_all(record: Record) -> bool:
     return True
 
@@ -128,20 +215,24 @@ class Filter:
     unguarded: it raises where ``matches`` says no, for callers that must
     tell "no" from "could not tell" (routing: a record whose route cannot
     be decided goes to the default route, counted, not to the next one).
-    ``text`` is the source as given. Empty or blank text matches every
-    record. Filters are immutable, and equal and hashed by their text.
+    ``text`` is the source as given and ``tree`` its parse tree. Empty or
+    blank text matches every record. Filters are immutable, and equal and
+    hashed by their text.
     """
 
-    __slots__ = ("_words", "evaluate", "matches", "text")
+    __slots__ = ("_words", "evaluate", "matches", "text", "tree")
 
     text: str
+    tree: FilterNode
     matches: _Test
     evaluate: _Test
     _words: tuple[str, ...]
 
     def __init__(self, text: str) -> None:
         """Parse and compile ``text``; raises :class:`FilterError` saying where it is wrong."""
-        test, words = _compile(text)
+        tree = _parse(text)
+        compiled = _closure(tree)
+        test, words = compiled.test, compiled.words
 
         def matches(record: Record) -> bool:
             try:
@@ -150,6 +241,7 @@ class Filter:
                 return False
 
         object.__setattr__(self, "text", text)
+        object.__setattr__(self, "tree", tree)
         object.__setattr__(self, "matches", test if test is _match_all else matches)
         object.__setattr__(self, "evaluate", test)
         object.__setattr__(self, "_words", words)
@@ -168,6 +260,22 @@ class Filter:
         candidate either way, since the words are necessary, not sufficient.
         """
         return self._words
+
+    def to_clickhouse(self, dialect: ClickHouseDialect) -> ClickHouseCondition:
+        """This filter as a boolean SQL expression over the ClickHouse sink's table, for ``dialect``.
+
+        The condition reads the columns of
+        :data:`receiver.deliver.clickhouse.CREATE_TABLE` and selects the rows
+        whose records :attr:`matches` takes, with the same field
+        equivalences and "missing" rules. Where the two engines can read a
+        term differently (see "ClickHouse SQL" below), the SQL selects a
+        superset and ``exact`` is False: run :attr:`matches` on what it
+        returns. Every value is quoted, whatever the filter text holds.
+        """
+        if not isinstance(dialect, ClickHouseDialect):
+            raise TypeError(f"dialect must be a ClickHouseDialect, not {type(dialect).__name__}")
+        upper, lower = _sql_of(self.tree)  # the same for every release today: see ClickHouseDialect
+        return ClickHouseCondition(upper, upper == lower)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a Filter is immutable; parse a new one instead of setting {name}")
@@ -196,10 +304,10 @@ def parse_filter(text: str) -> Filter:
     return Filter(text)
 
 
-def _compile(text: str) -> tuple[_Test, tuple[str, ...]]:
-    """The test and required words of ``text``."""
+def _parse(text: str) -> FilterNode:
+    """The parse tree of ``text``."""
     if not text.strip():
-        return _match_all, ()
+        return _MATCH_ALL
     _check_nesting(text)
     try:
         tokens = _FILTER.parse_string(_plain_spaces(text), parse_all=True)
@@ -209,8 +317,7 @@ def _compile(text: str) -> tuple[_Test, tuple[str, ...]]:
         raise FilterError(f"cannot read the filter ({exc.msg})", text, exc.loc) from None
     except RecursionError:
         raise FilterError("the filter is nested too deeply; simplify it", text, 0) from None
-    node = cast(_Node, tokens[0])
-    return node.test, node.words
+    return cast(FilterNode, tokens[0])
 
 
 # -- Compiled nodes -------------------------------------------------------------
@@ -222,6 +329,19 @@ class _Node:
 
     test: _Test
     words: tuple[str, ...] = ()
+
+
+def _closure(node: FilterNode) -> _Node:
+    """The tree compiled into closures (the tree is checked: this never raises)."""
+    if isinstance(node, Comparison):
+        return _comparison_node(node)
+    if isinstance(node, TextSearch):
+        return _fulltext_node(node.text, node.wildcard)
+    if isinstance(node, Not):
+        return _not(_closure(node.term))
+    if isinstance(node, And):
+        return _all([_closure(t) for t in node.terms]) if node.terms else _Node(_match_all)
+    return _any([_closure(t) for t in node.terms])
 
 
 def _not(node: _Node) -> _Node:
@@ -440,10 +560,35 @@ def _regex(value: _Value) -> re.Pattern[str]:
         ) from None
 
 
-def _string_test(read: Callable[[Record], str | None], op: str, value: _Value, field: str) -> _Test:
+def _check_comparison(field: str, written: _Op, value: _Value) -> None:
+    """Refuse what no record could be compared by: the tree holds only comparisons that compile."""
+    op = written.text
+    if field == "flag" and op in _ORDER:
+        raise _Problem(
+            written.end - len(op),
+            f'flags are names, so "flag" takes =, != or ~, not "{op}"',
+        )
+    if op in _ORDER:
+        if field in _SEVERITY_FIELDS:
+            if _severity(value.text) < 0:
+                raise _Problem(
+                    value.loc,
+                    f'expected a severity after "{op}" (0..7, or a name such as err, warning, '
+                    f"info), found {value.text!r}",
+                )
+        elif _number(value.text) is None:
+            raise _Problem(
+                value.loc,
+                f'"{op}" compares numbers, but {value.text!r} is not one; use = or ~ to compare text',
+            )
+    elif op == "~":
+        _regex(value)
+
+
+def _string_test(read: Callable[[Record], str | None], c: Comparison) -> _Test:
     """A test for = != ~ on one string value."""
-    if op == "~":
-        search = _regex(value).search
+    if c.op == "~":
+        search = re.compile(c.value).search
 
         def found(record: Record) -> bool:
             v = read(record)
@@ -451,15 +596,15 @@ def _string_test(read: Callable[[Record], str | None], op: str, value: _Value, f
 
         return found
 
-    if value.is_glob:
-        fullmatch = _glob_regex(value.text).fullmatch
+    if c.wildcard:
+        fullmatch = _glob_regex(c.value).fullmatch
 
         def equal(record: Record) -> bool:
             v = read(record)
             return v is not None and fullmatch(v) is not None
 
-    elif field in _SEVERITY_FIELDS and _severity(value.text) >= 0:
-        wanted_text = value.text
+    elif c.field in _SEVERITY_FIELDS and _severity(c.value) >= 0:
+        wanted_text = c.value
         wanted = _severity(wanted_text)
 
         def equal(record: Record) -> bool:
@@ -467,12 +612,12 @@ def _string_test(read: Callable[[Record], str | None], op: str, value: _Value, f
             return v is not None and (v == wanted_text or _severity(v) == wanted)
 
     else:
-        wanted_text = value.text
+        wanted_text = c.value
 
         def equal(record: Record) -> bool:
             return read(record) == wanted_text
 
-    if op == "=":
+    if c.op == "=":
         return equal
 
     def unequal(record: Record) -> bool:
@@ -481,22 +626,22 @@ def _string_test(read: Callable[[Record], str | None], op: str, value: _Value, f
     return unequal
 
 
-def _flag_test(op: str, value: _Value) -> _Test:
+def _flag_test(c: Comparison) -> _Test:
     """``flag`` compares with each of the record's flags; ``flag=truncated`` also takes ``truncated:N``."""
-    if op == "~":
-        search = _regex(value).search
+    if c.op == "~":
+        search = re.compile(c.value).search
 
         def one(flag: str) -> bool:
             return search(flag) is not None
 
-    elif value.is_glob:
-        fullmatch = _glob_regex(value.text).fullmatch
+    elif c.wildcard:
+        fullmatch = _glob_regex(c.value).fullmatch
 
         def one(flag: str) -> bool:
             return fullmatch(flag) is not None
 
     else:
-        wanted = value.text
+        wanted = c.value
         prefix = wanted + ":"
 
         def one(flag: str) -> bool:
@@ -505,7 +650,7 @@ def _flag_test(op: str, value: _Value) -> _Test:
     def has(record: Record) -> bool:
         return any(one(flag) for flag in record.flags)
 
-    if op == "!=":
+    if c.op == "!=":
 
         def lacks(record: Record) -> bool:
             return not has(record)
@@ -514,20 +659,12 @@ def _flag_test(op: str, value: _Value) -> _Test:
     return has
 
 
-def _order_test(field: str, op: str, value: _Value) -> _Test:
+def _order_test(c: Comparison) -> _Test:
     """A test for < <= > >=, numeric (severity names allowed on the severity fields)."""
-    compare = _ORDER[op]
-    target: float | None
+    field, compare = c.field, _ORDER[c.op]
     if field in _SEVERITY_FIELDS:
-        target = _severity(value.text)
-        if target < 0:
-            raise _Problem(
-                value.loc,
-                f'expected a severity after "{op}" (0..7, or a name such as err, warning, '
-                f"info), found {value.text!r}",
-            )
         read = _field_reader(field)
-        wanted = target
+        wanted = _severity(c.value)
         # Severity values are a handful of strings: remember each one's verdict.
         verdicts: dict[str, bool] = {}
 
@@ -546,13 +683,7 @@ def _order_test(field: str, op: str, value: _Value) -> _Test:
 
         return ordered
 
-    target = _number(value.text)
-    if target is None:
-        raise _Problem(
-            value.loc,
-            f'"{op}" compares numbers, but {value.text!r} is not one; use = or ~ to compare text',
-        )
-    limit = target
+    limit = cast(float, _number(c.value))
     if field == "time":
 
         def at(record: Record) -> bool:
@@ -572,33 +703,34 @@ def _order_test(field: str, op: str, value: _Value) -> _Test:
     return numeric
 
 
-def _comparison_node(field: str, written: _Op, value: _Value) -> _Node:
-    op = written.text
-    if field == "flag":
-        if op in _ORDER:
-            raise _Problem(
-                written.end - len(op),
-                f'flags are names, so "flag" takes =, != or ~, not "{op}"',
-            )
-        return _Node(_flag_test(op, value))
-    if op in _ORDER:
-        return _Node(_order_test(field, op, value))
-    seconds = _number(value.text) if field == "time" and not value.is_glob else None
-    if seconds is not None and op in ("=", "!="):  # time=1795323666.0 is that second too
+def _time_seconds(c: Comparison) -> float | None:
+    """The second that ``time=`` or ``time!=`` names (``time=1795323666.0`` is that second too)."""
+    if c.field != "time" or c.wildcard or c.op not in ("=", "!="):
+        return None
+    return _number(c.value)
+
+
+def _comparison_node(c: Comparison) -> _Node:
+    if c.field == "flag":
+        return _Node(_flag_test(c))
+    if c.op in _ORDER:
+        return _Node(_order_test(c))
+    seconds = _time_seconds(c)
+    if seconds is not None:
         wanted = seconds
-        if op == "=":
+        if c.op == "=":
             return _Node(lambda record: record.time == wanted)
         return _Node(lambda record: record.time != wanted)
     read: Callable[[Record], str | None]
-    if field == "source":
+    if c.field == "source":
         read = _source
-    elif field == "tag":
+    elif c.field == "tag":
         read = _tag
-    elif field == "time":
+    elif c.field == "time":
         read = _time_text
     else:
-        read = _field_reader(field)
-    return _Node(_string_test(read, op, value, field))
+        read = _field_reader(c.field)
+    return _Node(_string_test(read, c))
 
 
 # -- Full-text terms ------------------------------------------------------------
@@ -620,8 +752,8 @@ def _is_word_char(c: str) -> bool:
 
 
 @functools.cache
-def _word_class() -> str:
-    """A regex alternation matching one word character (as :func:`_is_word_char`).
+def _marks_and_private_use() -> tuple[tuple[int, int], ...]:
+    """The code point ranges of combining marks and private use: the word characters beyond alnum.
 
     Built on first use (about 30 ms): combining marks live in the first two
     planes and plane 14; private use areas are fixed by Unicode.
@@ -635,9 +767,15 @@ def _word_class() -> str:
         elif not mark and start >= 0:
             ranges.append((start, cp - 1))
             start = -1
+    return tuple(ranges)
+
+
+@functools.cache
+def _word_class() -> str:
+    """A regex alternation matching one word character (as :func:`_is_word_char`)."""
     extra = "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in ranges
+        for a, b in _marks_and_private_use()
     )
     return f"(?:[^\\W_]|[{extra}])"
 
@@ -832,7 +970,7 @@ def _make_op(s: str, loc: int, toks: pp.ParseResults) -> _Op:
     return _Op(text, loc + len(text))
 
 
-def _make_comparison(s: str, loc: int, toks: pp.ParseResults) -> _Node:
+def _make_comparison(s: str, loc: int, toks: pp.ParseResults) -> Comparison:
     field = cast(str, toks[0])
     op = cast(_Op, toks[1])
     if len(toks) < 3:
@@ -852,34 +990,35 @@ def _make_comparison(s: str, loc: int, toks: pp.ParseResults) -> _Node:
         raise _Problem(at, f'expected a value after "{op.text}"' + _found(s, at) + hint)
     value = cast(_Value, toks[2])
     _check_end(s, value, "the value" if not value.quoted else f"the value {value.text!r}")
-    return _comparison_node(field, op, value)
+    _check_comparison(field, op, value)
+    return Comparison(field, op.text, value.text, value.quoted)
 
 
-def _make_phrase(s: str, loc: int, toks: pp.ParseResults) -> _Node:
+def _make_phrase(s: str, loc: int, toks: pp.ParseResults) -> TextSearch:
     value = cast(_Value, toks[0])
     _check_end(s, value, f"the phrase {value.text!r}")
-    return _fulltext_node(value.text, wildcard=False)
+    return TextSearch(value.text, wildcard=False)
 
 
-def _make_word(s: str, loc: int, toks: pp.ParseResults) -> _Node:
+def _make_word(s: str, loc: int, toks: pp.ParseResults) -> TextSearch:
     value = cast(_Value, toks[0])
     _check_end(s, value, f"the word {value.text!r}")
-    return _fulltext_node(value.text, wildcard=value.is_glob)
+    return TextSearch(value.text, wildcard=value.is_glob)
 
 
-def _make_not(s: str, loc: int, toks: pp.ParseResults) -> _Node:
-    node = cast(_Node, toks[-1])
-    return _not(node) if (len(toks) - 1) % 2 else node
+def _make_not(s: str, loc: int, toks: pp.ParseResults) -> FilterNode:
+    node = cast(FilterNode, toks[-1])
+    return Not(node) if (len(toks) - 1) % 2 else node
 
 
-def _make_and(s: str, loc: int, toks: pp.ParseResults) -> _Node:
-    nodes = cast(list[_Node], toks.as_list())
-    return nodes[0] if len(nodes) == 1 else _all(nodes)
+def _make_and(s: str, loc: int, toks: pp.ParseResults) -> FilterNode:
+    nodes = cast(list[FilterNode], toks.as_list())
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
-def _make_or(s: str, loc: int, toks: pp.ParseResults) -> _Node:
-    nodes = cast(list[_Node], toks.as_list())
-    return nodes[0] if len(nodes) == 1 else _any(nodes)
+def _make_or(s: str, loc: int, toks: pp.ParseResults) -> FilterNode:
+    nodes = cast(list[FilterNode], toks.as_list())
+    return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
 
 
 def _leftover(s: str, loc: int, toks: pp.ParseResults) -> NoReturn:
@@ -978,3 +1117,928 @@ def _check_nesting(text: str) -> None:
                 )
         elif match[0] == ")":
             depth -= 1
+
+
+# -- ClickHouse SQL -----------------------------------------------------------------
+#
+# A filter becomes a boolean expression over the sink's table (CREATE_TABLE in
+# receiver/deliver/clickhouse.py): host app severity facility message source
+# tag time, flags, and the record's fields as field_keys / field_values.
+#
+# Every node compiles to two expressions, an upper and a lower bound of what
+# the Python predicate takes: equal where the SQL is exact, a superset and a
+# subset where it is not, so "not" of an inexact term stays sound (it swaps
+# them). The answer is the upper bound, exact when both are the same text.
+#
+# What makes the SQL exact:
+# - fields are read as formats.columns.lookup reads them: the field itself,
+#   then its equivalents in their order (multiIf over has(field_keys, ...)),
+#   then the column it falls back to; a missing field takes the Python
+#   predicate's verdict on missing (false, so != is true);
+# - regular expressions are re-written for re2 from Python's own parse of
+#   them, with every character class listed as the code points Python's
+#   re takes (\d, \w, case folding under (?i) differ between the engines);
+#   what re2 cannot say (backreferences, lookaround, Unicode \b away from
+#   the ends) is left out, which gives a superset;
+# - numbers are compared as decimal text against exact thresholds, never
+#   parsed as floats by ClickHouse (18.16 rounds some wrongly by one unit):
+#   where Python reads a value as a float, the threshold is where its
+#   rounding crosses the limit;
+# - full-text terms match the message with İ spelled out first (it is the one
+#   character whose lowercase is two), so each character of the term is a
+#   class of the characters that lowercase to it, and the word boundary is
+#   the class of word characters itself. The one context-dependent lowercase
+#   (Σ: σ, or ς at the end of a word) makes a term with σ or ς inexact.
+#
+# Only functions 18.16 has are used (tests/receiver/test_filter_sql.py runs the
+# SQL there and in chDB's current release).
+
+_Bounds: TypeAlias = tuple[str, str]
+"""(upper, lower): SQL taking a superset and a subset of what the predicate takes."""
+_SQL_TRUE: Final = "1"
+_SQL_FALSE: Final = "0"
+_TRUE: Final[_Bounds] = (_SQL_TRUE, _SQL_TRUE)
+_FALSE: Final[_Bounds] = (_SQL_FALSE, _SQL_FALSE)
+_OLDEST_CLICKHOUSE: Final = (18, 16)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClickHouseDialect:
+    """The ClickHouse release the SQL is for: ``ClickHouseDialect.from_version(<SELECT version()>)``.
+
+    The SQL uses only functions that 18.16, the oldest release the sink
+    supports, already has, so today it is the same for every release; the
+    version is kept so that a newer function can be used where it exists.
+    """
+
+    version: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.version[:2] < _OLDEST_CLICKHOUSE:
+            shown = ".".join(map(str, self.version))
+            raise ValueError(f"ClickHouse {shown} is older than 18.16, the oldest this SQL is written for")
+
+    @classmethod
+    def from_version(cls, text: str) -> ClickHouseDialect:
+        """The dialect of ``text`` as ``SELECT version()`` answers it (``18.16.1``, ``24.8.4.13``)."""
+        match = re.match(r"\s*\d+\.\d+(?:\.\d+)*", text)
+        if match is None:
+            raise ValueError(f"not a ClickHouse version: {text!r}")
+        return cls(tuple(int(part) for part in re.findall(r"\d+", match[0])))
+
+
+CLICKHOUSE_18_16: Final = ClickHouseDialect((18, 16))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClickHouseCondition:
+    """A filter as SQL: ``sql`` a boolean expression; when ``exact`` is False it selects a superset."""
+
+    sql: str
+    exact: bool
+
+
+def _sql_of(node: FilterNode) -> _Bounds:
+    if isinstance(node, Comparison):
+        return _sql_comparison(node)
+    if isinstance(node, TextSearch):
+        return _sql_text_search(node.text, node.wildcard)
+    if isinstance(node, Not):
+        upper, lower = _sql_of(node.term)
+        return _sql_not(lower), _sql_not(upper)
+    parts = [_sql_of(t) for t in node.terms]
+    join = _sql_all if isinstance(node, And) else _sql_any
+    return join([u for u, _ in parts]), join([low for _, low in parts])
+
+
+def _sql_all(parts: Iterable[str]) -> str:
+    kept = [p for p in dict.fromkeys(parts) if p != _SQL_TRUE]
+    if _SQL_FALSE in kept:
+        return _SQL_FALSE
+    if len(kept) <= 1:
+        return kept[0] if kept else _SQL_TRUE
+    return "(" + " AND ".join(kept) + ")"
+
+
+def _sql_any(parts: Iterable[str]) -> str:
+    kept = [p for p in dict.fromkeys(parts) if p != _SQL_FALSE]
+    if _SQL_TRUE in kept:
+        return _SQL_TRUE
+    if len(kept) <= 1:
+        return kept[0] if kept else _SQL_FALSE
+    return "(" + " OR ".join(kept) + ")"
+
+
+def _sql_not(part: str) -> str:
+    return _SQL_FALSE if part == _SQL_TRUE else _SQL_TRUE if part == _SQL_FALSE else f"not({part})"
+
+
+def _both(sql: str) -> _Bounds:
+    return sql, sql
+
+
+def _both_all(parts: Iterable[_Bounds]) -> _Bounds:
+    listed = list(parts)
+    return _sql_all(u for u, _ in listed), _sql_all(low for _, low in listed)
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal, whatever it holds.
+
+    Backslash and quote are escaped, control characters written as ``\\xHH``,
+    and a lone surrogate (which no stored value holds: rows are UTF-8) as the
+    bytes Python's surrogatepass gives it, so the SQL text itself stays valid
+    UTF-8 and the literal equals no stored value.
+    """
+    escaped = text.translate(_SQL_ESCAPES)
+    if _SURROGATE.search(escaped) is not None:
+        escaped = _SURROGATE.sub(
+            lambda m: "".join(f"\\x{b:02X}" for b in m[0].encode("utf-8", "surrogatepass")), escaped
+        )
+    return f"'{escaped}'"
+
+
+_SQL_ESCAPES: Final = {
+    **{cp: f"\\x{cp:02X}" for cp in (*range(0x20), 0x7F)},
+    ord("\\"): "\\\\",
+    ord("'"): "\\'",
+}
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _sql_array(texts: Iterable[str]) -> str:
+    return "[" + ", ".join(map(_sql_string, texts)) + "]"
+
+
+# -- Reading fields in SQL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ValueTest:
+    """One comparison's test of a present value, compiled for the places a value comes from.
+
+    ``text(expr)`` tests a String expression; ``number(column)`` an Int8
+    column where -1 means absent (severity, facility); ``takes_empty`` is
+    the Python predicate's verdict on the empty string.
+    """
+
+    text: Callable[[str], _Bounds]
+    number: Callable[[str], _Bounds]
+    takes_empty: bool
+
+
+def _number_as_text(text: Callable[[str], _Bounds]) -> Callable[[str], _Bounds]:
+    def number(column: str) -> _Bounds:
+        return _both_all([_both(f"{column} >= 0"), text(f"toString({column})")])
+
+    return number
+
+
+_COLUMN_OF_KEYS: Final = {APP_KEYS: "app", MESSAGE_KEYS: "message"}
+"""Key lists whose first present value is a column as it is (host is not: an empty one becomes the source)."""
+_SEVERITY_LOOKUPS: Final = frozenset({"severity", *SEVERITY_KEYS})
+_FACILITY_LOOKUPS: Final = frozenset({"facility", *FACILITY_KEYS})
+
+
+def _sql_has(key: str) -> str:
+    return f"has(field_keys, {_sql_string(key)})"
+
+
+def _sql_field(key: str) -> str:
+    return f"field_values[indexOf(field_keys, {_sql_string(key)})]"
+
+
+def _sql_lookup(name: str, test: _ValueTest) -> _Bounds:
+    """``test`` on :func:`formats.columns.lookup`'s value of ``name``, false where it is None."""
+    cases: list[tuple[str, _Bounds]] = [(_sql_has(name), test.text(_sql_field(name)))]
+    otherwise = _FALSE
+    keys = EQUIVALENT_KEYS.get(name)
+    if keys is not None:
+        column = _COLUMN_OF_KEYS.get(keys)
+        if column is not None:
+            cases.append((f"hasAny(field_keys, {_sql_array(keys)})", test.text(column)))
+        else:
+            cases += [(_sql_has(key), test.text(_sql_field(key))) for key in keys if key != name]
+            if keys is HOST_KEYS:
+                otherwise = test.text("source")
+    elif name in _SEVERITY_LOOKUPS:
+        otherwise = test.number("severity")
+    elif name in _FACILITY_LOOKUPS:
+        otherwise = test.number("facility")
+    if len(cases) == 1 and otherwise == _FALSE and not test.takes_empty:
+        return cases[0][1]  # an absent field reads as "", which the test refuses as it refuses None
+    return _sql_cases(cases, otherwise)
+
+
+def _sql_cases(cases: list[tuple[str, _Bounds]], otherwise: _Bounds) -> _Bounds:
+    def one(side: int) -> str:
+        if not cases:
+            return otherwise[side]
+        arms = ", ".join(f"{condition}, {value[side]}" for condition, value in cases)
+        return f"multiIf({arms}, {otherwise[side]})"
+
+    return one(0), one(1)
+
+
+def _sql_tag(test: _ValueTest) -> _Bounds:
+    """``test`` on the streamlog tag: the row holds "" for no tag, so an empty tag reads as none."""
+    upper, lower = test.text("tag")
+    if not test.takes_empty:
+        return upper, lower
+    return upper, _sql_all(["tag != ''", lower])
+
+
+# -- Comparisons in SQL
+
+
+def _sql_comparison(c: Comparison) -> _Bounds:
+    if c.field == "flag":
+        return _sql_flag(c)
+    if c.field == "time":
+        bounds = _sql_time(c)
+    else:
+        test = _value_test(c)
+        if c.field == "source":
+            bounds = test.text("source")
+        elif c.field == "tag":
+            bounds = _sql_tag(test)
+        else:
+            bounds = _sql_lookup(c.field, test)
+    return (_sql_not(bounds[1]), _sql_not(bounds[0])) if c.op == "!=" else bounds
+
+
+def _value_test(c: Comparison) -> _ValueTest:
+    """The test of ``c`` on one value (for ``!=`` the test of ``=``: the caller negates it)."""
+    value = c.value
+    if c.op == "~":
+        pattern = _re2_search(value)
+        takes_empty = re.search(value, "") is not None
+
+        def search(expr: str) -> _Bounds:
+            return _sql_match(expr, pattern, takes_empty)
+
+        return _ValueTest(search, _number_as_text(search), takes_empty)
+    if c.op in _ORDER:
+        op = c.op
+        if c.field in _SEVERITY_FIELDS:
+            severity_range = _integer_range(op, _severity(value))
+            accepted = [n for n in range(8) if _ORDER[op](n, _severity(value))]
+
+            def severity_text(expr: str) -> _Bounds:
+                return _both(_sql_severity_in(expr, accepted))
+
+            def severity_column(column: str) -> _Bounds:
+                return _both(_sql_all([f"{column} >= 0", _sql_in_range(column, severity_range, 0, 127)]))
+
+            return _ValueTest(severity_text, severity_column, False)
+        limit = cast(float, _number(value))
+        column_range = _integer_range(op, limit)
+
+        def numeric(expr: str) -> _Bounds:
+            return _both(_sql_number_test(expr, op, limit))
+
+        def numeric_column(column: str) -> _Bounds:
+            return _both(_sql_all([f"{column} >= 0", _sql_in_range(column, column_range, 0, 127)]))
+
+        return _ValueTest(numeric, numeric_column, False)
+    if c.wildcard:
+        glob = _both(_re2_glob(value))
+        takes_empty = _glob_regex(value).fullmatch("") is not None
+
+        def glob_test(expr: str) -> _Bounds:
+            return _sql_match(expr, glob, takes_empty)
+
+        return _ValueTest(glob_test, _number_as_text(glob_test), takes_empty)
+    literal = _sql_string(value)
+    # A number column's text is its decimal digits; -1 (absent) is no text at all.
+    canonical = value.isascii() and value.isdigit() and len(value) <= 3 and str(int(value)) == value
+    if c.field in _SEVERITY_FIELDS and _severity(value) >= 0:
+        wanted = _severity(value)
+
+        def severity_equal(expr: str) -> _Bounds:  # the value itself is among the spellings of wanted
+            return _both(_sql_severity_in(expr, [wanted]))
+
+        return _ValueTest(severity_equal, lambda column: _both(f"{column} = {wanted}"), False)
+
+    def equal(expr: str) -> _Bounds:
+        return _both(f"{expr} = {literal}")
+
+    def equal_column(column: str) -> _Bounds:
+        return _both(f"{column} = {value}") if canonical and int(value) <= 127 else _FALSE
+
+    return _ValueTest(equal, equal_column, value == "")
+
+
+def _sql_flag(c: Comparison) -> _Bounds:
+    """Some flag passes (``flag=truncated`` takes ``truncated:70000``); ``!=``: none does."""
+    if c.op == "~":
+        upper, lower = _sql_match("f", _re2_search(c.value), re.search(c.value, "") is not None)
+    elif c.wildcard:
+        upper = lower = _sql_match("f", _both(_re2_glob(c.value)), False)[0]
+    else:
+        upper = lower = (
+            f"(f = {_sql_string(c.value)} OR startsWith(f, {_sql_string(c.value + ':')}))"
+        )
+
+    def exists(test: str) -> str:
+        if test in (_SQL_TRUE, _SQL_FALSE):
+            return "notEmpty(flags)" if test == _SQL_TRUE else _SQL_FALSE
+        return f"arrayExists(f -> {test}, flags)"
+
+    has = exists(upper), exists(lower)
+    return (_sql_not(has[1]), _sql_not(has[0])) if c.op == "!=" else has
+
+
+_MAX_TIME: Final = 2**32 - 1
+"""Record times are whole seconds in [0, 2**32) (formats/_timestamps.py), what DateTime holds."""
+
+
+def _sql_time(c: Comparison) -> _Bounds:
+    if c.op in _ORDER:
+        return _both(_sql_in_range("time", _integer_range(c.op, cast(float, _number(c.value))), 0, _MAX_TIME))
+    seconds = _time_seconds(c)
+    if seconds is not None:
+        return _both(_sql_in_range("time", _integer_range("=", seconds), 0, _MAX_TIME))
+    return _value_test(c).text("toString(toUInt32(time))")
+
+
+def _integer_range(op: str, limit: float) -> tuple[int | None, int | None] | None:
+    """The integers ``n`` with ``n op limit``, as inclusive bounds (None: unbounded), or None for none."""
+    if isinstance(limit, float) and math.isinf(limit):
+        below = op in ("<", "<=")
+        return (None, None) if below == (limit > 0) else None
+    if op == "=":
+        return (int(limit), int(limit)) if limit == int(limit) else None
+    if op == "<":
+        return None, math.ceil(limit) - 1
+    if op == "<=":
+        return None, math.floor(limit)
+    if op == ">":
+        return math.floor(limit) + 1, None
+    return math.ceil(limit), None
+
+
+def _sql_in_range(expr: str, bounds: tuple[int | None, int | None] | None, low: int, high: int) -> str:
+    """``expr`` within ``bounds``, knowing it lies in [low, high]."""
+    if bounds is None:
+        return _SQL_FALSE
+    start = low if bounds[0] is None else max(low, bounds[0])
+    end = high if bounds[1] is None else min(high, bounds[1])
+    if start > end:
+        return _SQL_FALSE
+    if start == end and (start > low or end < high):
+        return f"{expr} = {start}"
+    return _sql_all([f"{expr} >= {start}" if start > low else _SQL_TRUE,
+                     f"{expr} <= {end}" if end < high else _SQL_TRUE])
+
+
+def _sql_severity_in(expr: str, numbers: Iterable[int]) -> str:
+    """Whether :func:`formats.columns.severity_number` of the String ``expr`` is one of ``numbers``.
+
+    Python strips white space (Unicode's), lower-cases (only ASCII letters
+    lower-case into a severity name) and reads ASCII digits with ``int()``,
+    which refuses more than ``sys.get_int_max_str_digits()`` of them.
+    """
+    wanted = sorted(set(numbers) & set(range(8)))
+    if not wanted:
+        return _SQL_FALSE
+    space = _re2_class(_python_class("\\s", 0)) + "*"
+    names = [name for name, number in SEVERITY_BY_NAME.items() if number in wanted]
+    spelled = "|".join(
+        "".join(f"[{c}{c.upper()}]" for c in name) for name in names
+    )
+    digits = "[" + "".join(map(str, wanted)) + "]"
+    name_pattern = _sql_string("\\A" + space + "(?:" + spelled + ")" + space + "\\z")
+    number_pattern = _sql_string("\\A" + space + "0*" + digits + space + "\\z")
+    by_name = f"match({expr}, {name_pattern})"
+    by_number = f"match({expr}, {number_pattern})"
+    limit = sys.get_int_max_str_digits()
+    if limit:
+        by_number = f"({by_number} AND length(replaceRegexpAll({expr}, '[^0-9]', '')) <= {limit})"
+    return _sql_any([by_name, by_number])
+
+
+def _sql_match(expr: str, pattern: tuple[str | None, str | None], takes_empty: bool) -> _Bounds:
+    """``match(expr, pattern)`` for (superset, subset) patterns, None meaning any value, no value."""
+
+    def one(text: str | None, otherwise: str) -> str:
+        if text is None:
+            return otherwise
+        sql = f"match({expr}, {_sql_string(text)})"
+        # re2's \B holds in the empty string and Python's does not: there Python's verdict stands.
+        return f"if({expr} = '', {int(takes_empty)}, {sql})" if "\\B" in text else sql
+
+    upper = one(pattern[0], _SQL_TRUE)
+    return (upper, upper) if pattern[0] == pattern[1] else (upper, one(pattern[1], _SQL_FALSE))
+
+
+# -- Numbers in SQL
+
+_NUMBER_RE2: Final = r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
+_INTEGER_RE2: Final = r"\A[+-]?[0-9]+\z"
+_FRACTION_DIGITS: Final = _sql_string(r"\.([0-9]*)")
+_HUGE_EXPONENT: Final = 10**15
+"""An exponent beyond any threshold's: its digits are not read past 15."""
+_MAX_FLOAT: Final = sys.float_info.max
+_OVERFLOW: Final = Fraction(_MAX_FLOAT) + Fraction(2) ** 970
+"""Half an ulp above the largest double: decimals from here on round to infinity."""
+
+_Threshold: TypeAlias = "bool | tuple[str, Fraction]"
+"""All, none, or the decimals ``d`` with ``d op value``."""
+
+
+def _sql_number_test(expr: str, op: str, limit: float) -> str:
+    """``_number(expr) op limit`` as the Python predicate has it, for a String ``expr``.
+
+    An integer (digits only, as many as ``int()`` takes) compares exactly; any
+    other number as Python's float of it, which is a comparison of the decimal
+    with the point where rounding crosses the limit. The value, its digits
+    without the zeros at either end (``m``) and its power of ten (``p``: the
+    value is ``0.m * 10**p``) are bound once by lambdas.
+    """
+    exactly = _sql_decimal_compare(_integer_threshold(op, limit))
+    rounded = _sql_decimal_compare(_float_threshold(op, limit))
+    if exactly == rounded:
+        body = exactly
+    else:
+        integer = f"match(v, {_sql_string(_INTEGER_RE2)})"
+        digits = sys.get_int_max_str_digits()
+        if digits:
+            integer = f"({integer} AND length(replaceRegexpOne(v, '^[+-]', '')) <= {digits})"
+        body = f"if({integer}, {exactly}, {rounded})"
+    if body in (_SQL_TRUE, _SQL_FALSE):
+        test = _sql_all([f"match(v, {_sql_string(_NUMBER_RE2)})", body])
+    else:
+        fraction = f"extract(v, {_FRACTION_DIGITS})"
+        digits_text = f"replaceRegexpOne(concat(extract(v, '^[+-]?([0-9]*)'), {fraction}), '^0+', '')"
+        exponent = "extract(v, '[eE]([+-]?[0-9]+)$')"
+        scale = (
+            f"if(length(replaceRegexpOne({exponent}, '^[+-]?0*', '')) > 15, "
+            f"if(startsWith({exponent}, '-'), -{_HUGE_EXPONENT}, toInt64({_HUGE_EXPONENT})), "
+            f"toInt64OrZero({exponent}))"
+        )
+        power = f"toInt64(length({digits_text})) - toInt64(length({fraction})) + {scale}"
+        parts = f"arrayExists((m, p) -> {body}, [replaceRegexpOne({digits_text}, '0+$', '')], [{power}])"
+        test = f"(match(v, {_sql_string(_NUMBER_RE2)}) AND {parts})"
+    return f"arrayExists(v -> {test}, [{expr}])"
+
+
+def _integer_threshold(op: str, limit: float) -> _Threshold:
+    if isinstance(limit, float) and math.isinf(limit):
+        return (op in ("<", "<=")) == (limit > 0)
+    return op, Fraction(limit)
+
+
+def _float_threshold(op: str, limit: float) -> _Threshold:
+    """The decimals whose nearest double (Python's float()) is ``op limit``."""
+    if op in ("<", "<="):
+        top = _double_below(limit, strict=op == "<")
+        if top is None:
+            return False
+        if top == math.inf:
+            return True
+        edge = -_OVERFLOW if top == -math.inf else _rounding_edge(top, math.nextafter(top, math.inf))
+        return ("<=" if float(_decimal_text(edge)) <= top else "<"), edge
+    bottom = _double_above(limit, strict=op == ">")
+    if bottom is None:
+        return False
+    if bottom == -math.inf:
+        return True
+    edge = _OVERFLOW if bottom == math.inf else _rounding_edge(math.nextafter(bottom, -math.inf), bottom)
+    return (">=" if float(_decimal_text(edge)) >= bottom else ">"), edge
+
+
+def _rounding_edge(low: float, high: float) -> Fraction:
+    """The midpoint of two neighbouring doubles (or of the largest ones and infinity)."""
+    if high == math.inf:
+        return _OVERFLOW
+    if low == -math.inf:
+        return -_OVERFLOW
+    return (Fraction(low) + Fraction(high)) / 2
+
+
+def _double_below(limit: float, *, strict: bool) -> float | None:
+    """The largest double or infinity ``x`` with ``x < limit`` (``<=`` unless strict); None if none."""
+    if isinstance(limit, float) and math.isinf(limit):
+        if limit > 0:
+            return _MAX_FLOAT if strict else math.inf
+        return None if strict else -math.inf
+    exact = Fraction(limit)
+    if exact > _MAX_FLOAT:
+        return _MAX_FLOAT
+    if exact < -_MAX_FLOAT:
+        return -math.inf
+    nearest = float(limit)
+    if Fraction(nearest) > exact or (strict and Fraction(nearest) == exact):
+        nearest = math.nextafter(nearest, -math.inf)
+    return nearest
+
+
+def _double_above(limit: float, *, strict: bool) -> float | None:
+    below = _double_below(-limit, strict=strict)
+    return None if below is None else -below
+
+
+def _decimal_parts(value: Fraction) -> tuple[int, str, int]:
+    """``value`` as (sign, digits, exponent) with value = sign * 0.digits * 10**exponent.
+
+    The digits have no leading or trailing zero (none at all for 0); the
+    denominator is a power of two (from a double) or one, so they end.
+    """
+    if value == 0:
+        return 0, "", 0
+    magnitude = abs(value)
+    shift = 0
+    while magnitude.denominator != 1:
+        magnitude *= 10
+        shift += 1
+    text = str(magnitude.numerator)
+    digits = text.rstrip("0")
+    return (1 if value > 0 else -1), digits, len(text) - shift
+
+
+def _decimal_text(value: Fraction) -> str:
+    sign, digits, exponent = _decimal_parts(value)
+    return f"{'-' if sign < 0 else ''}0.{digits or '0'}e{exponent}"
+
+
+def _sql_decimal_compare(threshold: _Threshold) -> str:
+    """The number ``v`` (digits ``m``, power ``p``, see _sql_number_test) against a threshold."""
+    if isinstance(threshold, bool):
+        return _SQL_TRUE if threshold else _SQL_FALSE
+    op, value = threshold
+    sign, value_digits, value_power = _decimal_parts(value)
+    # The sign of (v - value): -1, 0 or 1. Beside a value other than 0, v is zero or of the other
+    # sign (as if smaller in size), or of its sign and compared by size: power, then digits.
+    if sign == 0:
+        difference = "multiIf(m = '', 0, startsWith(v, '-'), -1, 1)"
+    else:
+        bigger, smaller = ("1", "-1") if sign > 0 else ("-1", "1")
+        quoted = _sql_string(value_digits)
+        other_side = "m = '' OR " + ("startsWith(v, '-')" if sign > 0 else "NOT startsWith(v, '-')")
+        difference = (
+            f"multiIf({other_side}, {smaller}, p > {value_power}, {bigger}, p < {value_power}, {smaller}, "
+            f"m > {quoted}, {bigger}, m < {quoted}, {smaller}, 0)"
+        )
+    return f"({difference} {op} 0)"
+
+
+# -- Regular expressions in SQL: Python's meaning, written for re2
+
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre: Any = importlib.import_module("re._constants")
+
+_RE2_MAX_REPEAT: Final = 1000
+"""re2 refuses counts above this, and nested counts whose product is above it."""
+_RE2_MAX_COST: Final = 150_000
+"""Class ranges times repetition: beyond it re2 may run out of its memory budget (the query fails)."""
+_RE2_NOTHING: Final = "[^\\x{0}-\\x{10ffff}]"
+_CATEGORIES: Final = {
+    _sre.CATEGORY_DIGIT: "\\d",
+    _sre.CATEGORY_NOT_DIGIT: "\\D",
+    _sre.CATEGORY_SPACE: "\\s",
+    _sre.CATEGORY_NOT_SPACE: "\\S",
+    _sre.CATEGORY_WORD: "\\w",
+    _sre.CATEGORY_NOT_WORD: "\\W",
+}
+_Ranges: TypeAlias = tuple[tuple[int, int], ...]
+
+
+class _Untranslatable(Exception):
+    """Python regex syntax this translation does not know (it then gives up: any value may match)."""
+
+
+@functools.cache
+def _all_characters() -> str:
+    """Every code point but the surrogates (which no stored value holds), in order."""
+    points = array.array("I", itertools.chain(range(0xD800), range(0xE000, 0x110000)))
+    return points.tobytes().decode("utf-32-le" if sys.byteorder == "little" else "utf-32-be")
+
+
+@functools.lru_cache(maxsize=4096)
+def _python_class(spec: str, flags: int) -> _Ranges:
+    """The code points Python's re matches with the one-character pattern ``spec`` under ``flags``."""
+    modes = ("i" if flags & re.IGNORECASE else "") + ("a" if flags & re.ASCII else "")
+    everything = _all_characters()
+    ranges: list[tuple[int, int]] = []
+    for run in re.finditer(f"(?{modes})(?:{spec})+" if modes else f"(?:{spec})+", everything):
+        first, last = ord(everything[run.start()]), ord(everything[run.end() - 1])
+        if first < 0xD800 < last:  # a run across the surrogates' gap
+            ranges += [(first, 0xD7FF), (0xE000, last)]
+        else:
+            ranges.append((first, last))
+    return tuple(ranges)
+
+
+def _re2_char(cp: int) -> str:
+    c = chr(cp)
+    if cp < 0x80:
+        if c.isalnum():
+            return c
+        return "\\" + c if c.isprintable() and c != " " else f"\\x{{{cp:x}}}"
+    return c if c.isprintable() else f"\\x{{{cp:x}}}"
+
+
+def _re2_class(ranges: _Ranges, *, negate: bool = False) -> str:
+    if not ranges:
+        return "(?s:.)" if negate else _RE2_NOTHING
+    if not negate and len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
+        return _re2_char(ranges[0][0])
+    body = "".join(
+        _re2_char(a) if a == b else f"{_re2_char(a)}-{_re2_char(b)}" for a, b in ranges
+    )
+    return f"[{'^' if negate else ''}{body}]"
+
+
+def _re2_literal(text: str) -> str:
+    return "".join(_RE2_NOTHING if _SURROGATE.match(c) else _re2_char(ord(c)) for c in text)
+
+
+def _re2_glob(pattern: str) -> str:
+    """:func:`_glob_regex` for re2: the whole value, ``*`` any run, ``?`` any one character."""
+    body = "".join(
+        "(?s:.*)" if part == "*" else "(?s:.)" if part == "?" else _re2_literal(part)
+        for part in re.split(r"([*?])", pattern)
+        if part
+    )
+    return f"\\A{body}\\z"
+
+
+def _intersect(a: _Ranges, b: _Ranges) -> _Ranges:
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        low, high = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if low <= high:
+            out.append((low, high))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def _union(*sets: _Ranges) -> _Ranges:
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(r for s in sets for r in s):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _re2_search(pattern: str) -> tuple[str | None, str | None]:
+    """``re.search(pattern, value)`` for re2: (superset, subset) patterns, equal when exact.
+
+    None as the superset means "any value"; as the subset, "no value" (the
+    pattern was too large for re2, or used syntax it does not know).
+    """
+    writer = _Re2Writer()
+    try:
+        with warnings.catch_warnings():  # re warned (if it had to) when the filter was parsed
+            warnings.simplefilter("ignore")
+            parsed = _sre_parser.parse(pattern)
+        text = writer.sequence(list(parsed.data), parsed.state.flags, head=True, tail=True, repeat=1)
+    except (_Untranslatable, re.error, RecursionError):
+        return None, None
+    if writer.cost > _RE2_MAX_COST:
+        return None, None
+    return text, (text if writer.exact else None)
+
+
+class _Re2Writer:
+    """Writes one parsed Python pattern as re2 text; ``exact`` turns False where it wrote a superset."""
+
+    def __init__(self) -> None:
+        self.exact = True
+        self.cost = 0
+
+    def loose(self, superset: str) -> str:
+        self.exact = False
+        return superset
+
+    def sequence(self, items: list[tuple[Any, Any]], flags: int, *, head: bool, tail: bool, repeat: int) -> str:
+        out = []
+        for i, (op, av) in enumerate(items):
+            first, last = head and i == 0, tail and i == len(items) - 1
+            if op is _sre.AT and av in (_sre.AT_BOUNDARY, _sre.AT_NON_BOUNDARY) and not flags & re.ASCII:
+                out.append(self.unicode_boundary(av, items, i, flags, first=first, last=last))
+            else:
+                out.append(self.item(op, av, flags, head=first, tail=last, repeat=repeat))
+        return "".join(out)
+
+    def item(self, op: Any, av: Any, flags: int, *, head: bool, tail: bool, repeat: int) -> str:
+        if op is _sre.ANY:
+            self.cost += repeat
+            return "(?s:.)" if flags & re.DOTALL else "[^\\n]"
+        if op in (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN):
+            ranges = self.characters(op, av, flags)
+            self.cost += (len(ranges) + 1) * repeat
+            return _re2_class(ranges)
+        if op is _sre.BRANCH:
+            alternatives = [
+                self.sequence(list(alt.data), flags, head=head, tail=tail, repeat=repeat) for alt in av[1]
+            ]
+            return "(?:" + "|".join(alternatives) + ")"
+        if op is _sre.SUBPATTERN:
+            _, add, remove, sub = av
+            inner_flags = (flags | add) & ~remove
+            return "(?:" + self.sequence(list(sub.data), inner_flags, head=head, tail=tail, repeat=repeat) + ")"
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+            if op is _sre.POSSESSIVE_REPEAT:
+                self.exact = False  # a possessive repeat only refuses matches the greedy one finds
+            return self.repeat(av, flags, repeat)
+        if op is _sre.AT:
+            return self.anchor(av, flags, tail=tail)
+        if op is _sre.ATOMIC_GROUP:
+            self.exact = False  # likewise
+            return "(?:" + self.sequence(list(av.data), flags, head=False, tail=False, repeat=repeat) + ")"
+        if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            return self.loose("")
+        if op is _sre.GROUPREF:
+            return self.loose("(?s:.*)")
+        if op is _sre.GROUPREF_EXISTS:
+            _, yes, no = av
+            branches = [self.sequence(list(yes.data), flags, head=False, tail=False, repeat=repeat)]
+            if no is not None:
+                branches.append(self.sequence(list(no.data), flags, head=False, tail=False, repeat=repeat))
+            return self.loose("(?:" + "|".join(branches) + ("|)" if no is None else ")"))
+        raise _Untranslatable(str(op))
+
+    def characters(self, op: Any, av: Any, flags: int) -> _Ranges:
+        if op is _sre.LITERAL and not flags & re.IGNORECASE:
+            return () if 0xD800 <= av <= 0xDFFF else ((av, av),)
+        if op is _sre.LITERAL:
+            return _python_class(f"\\U{av:08x}", flags & (re.IGNORECASE | re.ASCII))
+        if op is _sre.NOT_LITERAL:
+            return _python_class(f"[^\\U{av:08x}]", flags & (re.IGNORECASE | re.ASCII))
+        parts = []
+        for kind, value in av:
+            if kind is _sre.NEGATE:
+                parts.append("^")
+            elif kind is _sre.LITERAL:
+                parts.append(f"\\U{value:08x}")
+            elif kind is _sre.RANGE:
+                parts.append(f"\\U{value[0]:08x}-\\U{value[1]:08x}")
+            elif kind is _sre.CATEGORY and value in _CATEGORIES:
+                parts.append(_CATEGORIES[value])
+            else:
+                raise _Untranslatable(str(kind))
+        return _python_class("[" + "".join(parts) + "]", flags & (re.IGNORECASE | re.ASCII))
+
+    def repeat(self, av: Any, flags: int, repeat: int) -> str:
+        low, high, sub = av
+        unbounded = high == _sre.MAXREPEAT
+        counted = (low, high) not in ((0, _sre.MAXREPEAT), (1, _sre.MAXREPEAT), (0, 1))
+        count = (low if unbounded else high) if counted else 1
+        if counted and (low > _RE2_MAX_REPEAT or (not unbounded and high > _RE2_MAX_REPEAT)
+                        or repeat * max(count, 1) > _RE2_MAX_REPEAT):
+            self.exact = False  # "at least low, or none" stands for a count re2 refuses
+            inner = self.sequence(list(sub.data), flags, head=False, tail=False, repeat=repeat)
+            return f"(?:{inner})" + ("*" if low == 0 else "+")
+        inner = self.sequence(list(sub.data), flags, head=False, tail=False, repeat=repeat * max(count, 1))
+        if (low, high) == (0, _sre.MAXREPEAT):
+            suffix = "*"
+        elif (low, high) == (1, _sre.MAXREPEAT):
+            suffix = "+"
+        elif (low, high) == (0, 1):
+            suffix = "?"
+        elif unbounded:
+            suffix = f"{{{low},}}"
+        elif low == high:
+            suffix = f"{{{low}}}"
+        else:
+            suffix = f"{{{low},{high}}}"
+        return f"(?:{inner}){suffix}"
+
+    def anchor(self, at: Any, flags: int, *, tail: bool) -> str:
+        multiline = flags & re.MULTILINE
+        if at is _sre.AT_BEGINNING:
+            return "(?m:^)" if multiline else "\\A"
+        if at is _sre.AT_BEGINNING_STRING:
+            return "\\A"
+        if at is _sre.AT_END_STRING:
+            return "\\z"
+        if at is _sre.AT_END:
+            if multiline:
+                return "(?m:$)"
+            # Python's $ also stands before a final newline; taking it is the same at the end.
+            return "(?:\\n?\\z)" if tail else self.loose("")
+        if at is _sre.AT_BOUNDARY:
+            return "\\b"  # ASCII (Unicode ones go to unicode_boundary): re2's \b is the same
+        if at is _sre.AT_NON_BOUNDARY:
+            return "\\B"
+        raise _Untranslatable(str(at))
+
+    def unicode_boundary(self, at: Any, items: list[tuple[Any, Any]], i: int, flags: int, *,
+                         first: bool, last: bool) -> str:
+        """Python's Unicode \\b or \\B, which re2 lacks: written as the character beside it, at an end.
+
+        At the start of the pattern the next item decides what the character
+        before must be (and is taken, which a search allows there); at the
+        end, the one before decides what follows. Elsewhere it is left out.
+        """
+        word = _python_class("\\w", 0)
+        boundary = at is _sre.AT_BOUNDARY
+        for at_end, neighbour in ((False, i + 1), (True, i - 1)):
+            if (last if at_end else first) and 0 <= neighbour < len(items):
+                op, av = items[neighbour]
+                if op not in (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN):
+                    continue
+                beside = self.characters(op, av, flags)
+                if _intersect(beside, word) == beside:
+                    beside_is_word = True
+                elif not _intersect(beside, word):
+                    beside_is_word = False
+                else:
+                    continue
+                self.cost += len(word)
+                if boundary == beside_is_word:  # the other side must be a non-word character or the end
+                    edge = "\\z" if at_end else "\\A"
+                    return f"(?:{edge}|{_re2_class(word, negate=True)})"
+                return _re2_class(word)
+        return self.loose("")
+
+
+# -- Full-text terms in SQL
+
+_DOTTED_CAPITAL_I: Final = "\u0130"
+"""İ: the one character whose lowercase is two (i and U+0307); the SQL spells it so first."""
+_CAPITAL_SIGMA: Final = "\u03a3"
+"""Σ lowercases to σ, or to ς at the end of a word: the one lowercase that depends on context."""
+
+
+@functools.cache
+def _lowercase_sources() -> dict[str, str]:
+    """Each lowercase character, and the other characters whose lowercase it is (İ aside)."""
+    everything = _all_characters().replace(_DOTTED_CAPITAL_I, "")
+    lowered = everything.lower()  # one character each now, so positions line up
+    sources: dict[str, str] = {}
+    block = 4096
+    for start in range(0, len(everything), block):
+        if everything[start : start + block] != lowered[start : start + block]:
+            for c in everything[start : start + block]:
+                low = c.lower()  # one character: Unicode has no other İ (checked by the tests)
+                if low != c:
+                    sources[low] = sources.get(low, "") + c
+    return sources
+
+
+@functools.cache
+def _fulltext_word() -> _Ranges:
+    """The code points :func:`_is_word_char` takes."""
+    return _union(_python_class("[^\\W_]", 0), _marks_and_private_use())
+
+
+def _term_character(c: str) -> tuple[str, str]:
+    """re2 classes (superset, subset) of the characters of a message whose lowercase is ``c``."""
+    sources = ({c} if c.lower() == c else set()) | set(_lowercase_sources().get(c, ""))
+    sources.discard(_DOTTED_CAPITAL_I)
+
+    def of(chars: set[str]) -> str:
+        return _re2_class(_union(*(((ord(s), ord(s)),) for s in chars if not _SURROGATE.match(s))))
+
+    if c not in ("σ", "ς"):
+        exact = of(sources)
+        return exact, exact
+    return of(sources | {_CAPITAL_SIGMA}), of(sources - {_CAPITAL_SIGMA})
+
+
+def _sql_text_search(term: str, wildcard: bool) -> _Bounds:
+    """:func:`_fulltext_node` in SQL: the same pattern, matched against the message in re2."""
+    low = term.lower()
+    pieces = [p for p in re.split(r"([*?])", low) if p] if wildcard else ([low] if low else [])
+    if not pieces:
+        return _TRUE
+    first, last = pieces[0], pieces[-1]
+    bounded_start = not (wildcard and first in "*?") and _is_word_char(first[0])
+    bounded_end = not (wildcard and last in "*?") and _is_word_char(last[-1])
+    inner = pieces[:]
+    while wildcard and inner and inner[0] == "*":
+        del inner[0]
+    while wildcard and inner and inner[-1] == "*":
+        del inner[-1]
+    upper: list[str] = []
+    lower: list[str] = []
+    for piece in inner:
+        if wildcard and piece in ("*", "?"):
+            upper.append("(?s:.*)" if piece == "*" else "(?s:.)")
+            lower.append(upper[-1])
+            continue
+        for c in piece:
+            loose, strict = _term_character(c)
+            upper.append(loose)
+            lower.append(strict)
+    if not upper:
+        return _TRUE
+    word = _fulltext_word()
+    start = f"(?:\\A|{_re2_class(word, negate=True)})" if bounded_start else ""
+    end = f"(?:{_re2_class(word, negate=True)}|\\z)" if bounded_end else ""
+    message = f"replaceAll(message, {_sql_string(_DOTTED_CAPITAL_I)}, {_sql_string('i' + chr(0x307))})"
+
+    def sql(parts: list[str]) -> str:
+        return f"match({message}, {_sql_string(start + ''.join(parts) + end)})"
+
+    return sql(upper), sql(lower)

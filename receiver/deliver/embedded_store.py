@@ -48,6 +48,7 @@ from formats.columns import columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from receiver.deliver.batches import Group
+from receiver.filters import ClickHouseDialect, parse_filter
 from receiver.identity import GROUP_TAGS
 
 __all__ = [
@@ -376,8 +377,15 @@ class EmbeddedStore:
         self._lock = threading.Lock()  # one retention pass at a time
         self._engine = threading.Lock()  # one query in the engine at a time (see _run)
         self._retention_due = 0.0
+        self._dialect: ClickHouseDialect | None = None
         if not readonly:
             self._create()
+
+    def dialect(self) -> ClickHouseDialect:
+        """The SQL dialect of this engine, for :meth:`receiver.filters.Filter.to_clickhouse` (asked once)."""
+        if self._dialect is None:
+            self._dialect = ClickHouseDialect.from_version(self.query("SELECT version()").strip())
+        return self._dialect
 
     # -- schema ---------------------------------------------------------------
 
@@ -541,35 +549,10 @@ def search(
     so a search finds what a route would take. Raises
     :class:`receiver.filters.FilterError` for a bad filter at the call.
     """
-    from receiver.filters import parse_filter
-
     parsed = parse_filter(filter_text)
-    condition, recheck = _filter_condition(parsed, store)
-    return _search(store, condition, parsed.matches if recheck else None, since_ns=since_ns, until_ns=until_ns,
-                   limit=limit or None, newest_first=newest_first)
-
-
-def _filter_condition(parsed: Any, store: EmbeddedStore) -> tuple[str, bool]:
-    """The SQL of a filter for this engine, and whether candidates need the Python predicate too."""
-    to_clickhouse = getattr(parsed, "to_clickhouse", None)
-    if to_clickhouse is not None:
-        compiled = to_clickhouse(store_dialect(store))
-        return compiled.sql, not compiled.exact
-    # A sound pre-filter: every required word occurs in the message (ASCII case folding).
-    words = parsed.required_words()
-    sql = " AND ".join(f"positionCaseInsensitive(message, {_quote(w)}) > 0" for w in words) or "1"
-    return sql, True
-
-
-def store_dialect(store: EmbeddedStore) -> Any:
-    from receiver import filters
-
-    dialect = getattr(filters, "ClickHouseDialect", None)
-    return dialect.from_version(store.query("SELECT version()").strip()) if dialect is not None else None
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    condition = parsed.to_clickhouse(store.dialect())
+    return _search(store, condition.sql, None if condition.exact else parsed.matches, since_ns=since_ns,
+                   until_ns=until_ns, limit=limit or None, newest_first=newest_first)
 
 
 def _search(

@@ -18,7 +18,7 @@ from formats.parse import make_parser
 from formats.record import Record, truncated_flag
 from formats.streamlog import STREAMLOG_TAG
 from receiver import filters
-from receiver.filters import Filter, FilterError, parse_filter
+from receiver.filters import And, Comparison, Filter, FilterError, Not, Or, TextSearch, parse_filter
 
 PARSE = make_parser()
 PEER = "10.0.0.9"
@@ -643,6 +643,58 @@ class TestEmptyAndIdentity:
         for _ in range(3):
             assert f.matches(Record(0, 0, tuple(["y", "x"]), ["0", "1"], "", {}))
             assert not f.matches(Record(0, 0, tuple(["x", "y"]), ["0", "1"], "", {}))
+
+
+class TestTree:
+    """Parsing gives an immutable tree; the closures and the SQL are compiled from it."""
+
+    @pytest.mark.parametrize(
+        ("text", "tree"),
+        [
+            ("", And(())),
+            ("app-name=todo-list", Comparison("app-name", "=", "todo-list")),
+            ('x="a b"', Comparison("x", "=", "a b", quoted=True)),
+            ("x != 1", Comparison("x", "!=", "1")),
+            ("disk", TextSearch("disk")),
+            ("dis*", TextSearch("dis*", wildcard=True)),
+            ('"dis*"', TextSearch("dis*")),
+            ("a b", And((TextSearch("a"), TextSearch("b")))),
+            ("a and b or c", Or((And((TextSearch("a"), TextSearch("b"))), TextSearch("c")))),
+            ("a or b c", Or((TextSearch("a"), And((TextSearch("b"), TextSearch("c")))))),
+            ("(a b) c", And((And((TextSearch("a"), TextSearch("b"))), TextSearch("c")))),
+            ("((a))", TextSearch("a")),
+            ("not a", Not(TextSearch("a"))),
+            ("not not a", TextSearch("a")),
+            ("not not not a", Not(TextSearch("a"))),
+            ('msg~"\\d+" flag=truncated', And((Comparison("msg", "~", "\\d+", quoted=True),
+                                                Comparison("flag", "=", "truncated")))),
+        ],
+    )
+    def test_shapes(self, text: str, tree: object) -> None:
+        """If a filter is parsed, then its tree has the grammar's precedence and no double negation."""
+        assert parse_filter(text).tree == tree
+
+    def test_wildcard_is_unquoted_star_or_question_mark(self) -> None:
+        """If a value is unquoted and holds * or ?, then the comparison is a wildcard."""
+        assert Comparison("host", "=", "web-*").wildcard
+        assert not Comparison("host", "=", "web-*", quoted=True).wildcard
+        assert not Comparison("host", "=", "web-1").wildcard
+
+    def test_nodes_are_immutable(self) -> None:
+        """If someone sets a node's attribute, then it refuses; nodes have no __dict__."""
+        node = parse_filter("a=1 b").tree
+        assert isinstance(node, And)
+        with pytest.raises(AttributeError):
+            node.terms = ()  # type: ignore[misc]
+        assert not hasattr(node, "__dict__")
+        with pytest.raises(AttributeError):
+            parse_filter("x").tree = node
+
+    def test_tree_of_a_refused_filter_is_never_built(self) -> None:
+        """If a comparison cannot compile (bad regex, non-number order), then parsing refuses it."""
+        for text in ("x~(", "x<abc", "flag<3", "_severity_<bogus"):
+            with pytest.raises(FilterError):
+                parse_filter(text)
 
 
 class TestRequiredWords:
