@@ -99,7 +99,7 @@ def search_table(rnd: random.Random, start: int, count: int, now: int) -> pa.Tab
     values = [[h, "user.notice", "0", "todo-list", str(start + i), "-", m] for i, (h, m) in enumerate(zip(hosts, messages, strict=True))]
     times = [now - (count - i) // 1000 for i in range(count)]
     columns = [
-        times, [0] * count, hosts, ["todo-list"] * count, [5] * count, [1] * count, messages, ["10.0.0.7"] * count,
+        times, [0] * count, hosts, ["todo-list"] * count, [5] * count, [1] * count, ["10.0.0.7"] * count,
         ["10.0.0.7"] * count, ["sys_tag"] * count, [keys] * count, values, [()] * count, [""] * count, [""] * count,
         [now] * count, ["appliance"] * count, [f"S-{start}"] * count, list(range(count)),
     ]

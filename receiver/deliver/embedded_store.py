@@ -44,7 +44,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from formats.columns import columns_of_records
+from formats.columns import MESSAGE_KEYS, columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from receiver.deliver.batches import Group
@@ -69,28 +69,61 @@ DATABASE = "receiver"
 TABLE = "records"
 QUALIFIED = f"{DATABASE}.{TABLE}"
 
+_MESSAGE = "multiIf({}, '')".format(", ".join(
+    f"has(field_keys, '{key}'), field_values[indexOf(field_keys, '{key}')]" for key in MESSAGE_KEYS
+))
+"""The message as formats.columns.columns_of finds it: the first of its keys the record has."""
+
+_TOKEN_TEXT = (
+    "if(lengthUTF8(message) = length(message), lower(message), "
+    "lower(replaceRegexpAll(replaceAll(message, '\u212a', 'k'), '[^\\x01-\\x7f]', ' ')))"
+)
+"""The message as the word index sees it: ASCII lower case, every other character a separator.
+
+A word of ASCII letters and digits that a filter finds on word boundaries
+(:meth:`receiver.filters.Filter.required_words`) is always a whole token of
+this text, so ``hasToken`` on it is a sound pre-filter: ClickHouse's tokens
+are runs of ASCII letters and digits and of bytes above 0x7F, so a non-ASCII
+neighbour, which the filter takes as a boundary, must become a separator;
+and the Kelvin sign, the one character that Python lower-cases to an ASCII
+letter, becomes that letter (``İ`` lower-cases to ``i`` and a combining dot,
+a word character, so it never ends an ASCII word).
+"""
+
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "DateTime"),
     ("time_ns", "UInt32"),
-    ("host", "String"),
-    ("app", "String"),
+    ("host", "LowCardinality(String)"),
+    ("app", "LowCardinality(String)"),
     ("severity", "Int8"),
     ("facility", "Int8"),
-    ("message", "String"),
-    ("source", "String"),
-    ("client_ip", "String"),
-    ("tag", "String"),
-    ("field_keys", "Array(String)"),
-    ("field_values", "Array(String)"),
-    ("flags", "Array(String)"),
-    ("user_defined_id", "String"),
-    ("machine_group", "String"),
+    ("message", f"String ALIAS {_MESSAGE}"),
+    ("source", "LowCardinality(String)"),
+    ("client_ip", "LowCardinality(String)"),
+    ("tag", "LowCardinality(String)"),
+    ("field_keys", "Array(LowCardinality(String))"),
+    ("field_values", "Array(String) CODEC(ZSTD(1))"),
+    ("flags", "Array(LowCardinality(String))"),
+    ("user_defined_id", "LowCardinality(String)"),
+    ("machine_group", "LowCardinality(String)"),
     ("receive_time", "DateTime"),
-    ("hostname", "String"),
-    ("pack_id", "String"),
-    ("pack_row", "UInt32"),
+    ("hostname", "LowCardinality(String)"),
+    ("pack_id", "LowCardinality(String)"),
+    ("pack_row", "UInt32 CODEC(Delta, ZSTD(1))"),
 )
-"""The ClickHouse sink's columns, in its order (receiver/deliver/clickhouse.py)."""
+"""The table's columns: the ClickHouse sink's (receiver/deliver/clickhouse.py), stored more compactly.
+
+``message`` is computed from the record's fields (it is one of them, and
+the largest), so it is stored once; repeated strings are dictionary-coded.
+"""
+_STORED = tuple(name for name, kind in COLUMNS if " ALIAS " not in kind)
+"""The columns an insert writes, in :data:`_ARROW_SCHEMA`'s order."""
+_ORDER = "time, time_ns, receive_time, pack_id, pack_row"
+"""The sorting key: the order searches page in (newest first), so a page reads only its own rows."""
+_LAYOUT = "\n".join(
+    [f"{name}\t{kind.split(' ')[0]}\t{'ALIAS' if ' ALIAS ' in kind else ''}" for name, kind in COLUMNS] + [_ORDER]
+)
+"""The table as system.columns and system.tables describe it: a store of another layout is upgraded."""
 
 _ARROW_SCHEMA = pa.schema([
     ("time", pa.uint32()),
@@ -99,7 +132,6 @@ _ARROW_SCHEMA = pa.schema([
     ("app", pa.string()),
     ("severity", pa.int8()),
     ("facility", pa.int8()),
-    ("message", pa.string()),
     ("source", pa.string()),
     ("client_ip", pa.string()),
     ("tag", pa.string()),
@@ -139,7 +171,7 @@ def _clean(text: str) -> str:
 
 
 def arrow_table(groups: Sequence[Group]) -> pa.Table:
-    """The rows of ``groups`` (with their records) as one Arrow table in :data:`COLUMNS`' order.
+    """The rows of ``groups`` (with their records) as one Arrow table of the stored columns.
 
     Column by column, from the records' own lists (keys tuples and value
     lists go to Arrow as they are): this runs for every record delivered.
@@ -150,7 +182,6 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
     apps: list[str] = []
     severities: list[int] = []
     facilities: list[int] = []
-    messages: list[str] = []
     sources: list[str] = []
     client_ips: list[str] = []
     tags: list[str] = []
@@ -175,12 +206,11 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
         hostnames += [group_tags.get("__hostname__", "")] * n
         pack_ids += [group.pack_id] * n
         pack_rows += range(n)
-        host, app, severity, facility, message = columns_of_records(records)
+        host, app, severity, facility, _ = columns_of_records(records)  # message: computed from the fields
         hosts += host
         apps += app
         severities += severity
         facilities += facility
-        messages += message
         time_s += [_clamp(r.time) for r in records]
         time_ns += [r.time_ns if 0 <= r.time_ns < 1_000_000_000 else 0 for r in records]
         sources += [r.source for r in records]
@@ -189,19 +219,19 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
         values += [r.values for r in records]
         flags += [r.flags for r in records]
     columns: list[list[Any]] = [
-        time_s, time_ns, hosts, apps, severities, facilities, messages, sources, client_ips, tags, keys,
+        time_s, time_ns, hosts, apps, severities, facilities, sources, client_ips, tags, keys,
         values, flags, identities, machine_groups, receive_times, hostnames, pack_ids, pack_rows,
     ]
     return table_from_columns(columns)
 
 
 def table_from_columns(columns: list[list[Any]]) -> pa.Table:
-    """An Arrow table of the store's columns, given as lists in :data:`COLUMNS`' order."""
+    """An Arrow table of the stored columns (:data:`COLUMNS` but ``message``), given as lists in their order."""
     try:
         return _table(columns)
     except (UnicodeEncodeError, pa.ArrowInvalid, OverflowError):
         cleaned = [_clean_column(column) for column in columns]
-        for index in (0, 15):  # time, receive_time: DateTime holds 1970..2106
+        for index in (_STORED.index("time"), _STORED.index("receive_time")):  # DateTime holds 1970..2106
             cleaned[index] = [_clamp(v) for v in cleaned[index]]
         return _table(cleaned)
 
@@ -393,24 +423,63 @@ class EmbeddedStore:
         return f"receive_time + toIntervalSecond({int(self.max_age_hours * 3600)})"
 
     def _create(self) -> None:
-        columns = ",\n    ".join(f"{name} {kind}" for name, kind in COLUMNS)
         self.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-        self.query(
-            f"""CREATE TABLE IF NOT EXISTS {QUALIFIED}
-(
-    {columns},
-    INDEX message_tokens message TYPE {_TOKEN_INDEX} GRANULARITY 1
-)
-ENGINE = MergeTree
-PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time)
-ORDER BY (time, host, app)
-TTL {self._ttl()}
-SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only_drop_parts = 1"""
-        )
+        if self._layout(TABLE) not in (None, _LAYOUT):
+            self._upgrade()
+        self._create_table(QUALIFIED)
         # A reload may change the retention age: the table follows.
         current = self.query(f"SELECT engine_full FROM system.tables WHERE database = '{DATABASE}' AND name = '{TABLE}'")
         if self._ttl().replace(" ", "") not in current.replace(" ", ""):
             self.query(f"ALTER TABLE {QUALIFIED} MODIFY TTL {self._ttl()}")
+
+    def _layout(self, table: str) -> str | None:
+        """The columns (name, type, alias or not) and sorting key of ``table``; None if there is none."""
+        where = f"database = '{DATABASE}' AND table = '{table}'"
+        columns = self.query(f"SELECT name, type, default_kind FROM system.columns WHERE {where} ORDER BY position")
+        if not columns.strip():
+            return None
+        key = self.query(f"SELECT sorting_key FROM system.tables WHERE database = '{DATABASE}' AND name = '{table}'")
+        return columns.strip() + "\n" + key.strip()
+
+    def _upgrade(self) -> None:
+        """Move the records of a table an earlier build made into this build's table, an hour at a time.
+
+        Each hour is copied, then dropped from the old table; the copy carries
+        a deduplication token, so an upgrade cut short by a crash resumes
+        without copying an hour twice.
+        """
+        old = f"{DATABASE}.{TABLE}_upgrading"
+        if self._layout(f"{TABLE}_upgrading") is None:
+            self.query(f"RENAME TABLE {QUALIFIED} TO {old}")
+        self._create_table(QUALIFIED)
+        hours = self.query(f"SELECT DISTINCT partition_id FROM system.parts WHERE database = '{DATABASE}' "
+                           f"AND table = '{TABLE}_upgrading' AND active ORDER BY partition_id").split()
+        log.warning("local store: %s holds a table of an earlier layout; upgrading it, %d hours of records",
+                    self.directory, len(hours))
+        for n, hour in enumerate(hours, 1):
+            self.query(
+                f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) SETTINGS insert_deduplication_token = "
+                f"'upgrade-{hour}', max_threads = 1, max_insert_threads = 1 "
+                f"SELECT {', '.join(_STORED)} FROM {old} WHERE _partition_id = '{hour}'"
+            )
+            self.query(f"ALTER TABLE {old} DROP PARTITION ID '{hour}'")
+            log.info("local store: upgraded %d of %d hours", n, len(hours))
+        self.query(f"DROP TABLE {old}")
+
+    def _create_table(self, qualified: str) -> None:
+        columns = ",\n    ".join(f"{name} {kind}" for name, kind in COLUMNS)
+        self.query(
+            f"""CREATE TABLE IF NOT EXISTS {qualified}
+(
+    {columns},
+    INDEX message_tokens {_TOKEN_TEXT} TYPE {_TOKEN_INDEX} GRANULARITY 1
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time)
+ORDER BY ({_ORDER})
+TTL {self._ttl()}
+SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only_drop_parts = 1"""
+        )
 
     # -- queries --------------------------------------------------------------
 
@@ -443,7 +512,8 @@ SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only
         safe_token = re.sub(r"[^0-9A-Za-z._:-]", "_", token)[:200]
         # Python(batch): the engine reads the local Arrow table named batch, without a copy.
         self.query(
-            f"INSERT INTO {QUALIFIED} SETTINGS insert_deduplication_token = '{safe_token}' SELECT * FROM Python(batch)"
+            f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) "
+            f"SETTINGS insert_deduplication_token = '{safe_token}' SELECT * FROM Python(batch)"
         )
         self._retention_after_insert()
         return rows
@@ -551,8 +621,10 @@ def search(
     """
     parsed = parse_filter(filter_text)
     condition = parsed.to_clickhouse(store.dialect())
-    return _search(store, condition.sql, None if condition.exact else parsed.matches, since_ns=since_ns,
-                   until_ns=until_ns, limit=limit or None, newest_first=newest_first)
+    # The words every match holds, as the word index can check them (see _TOKEN_TEXT).
+    words = [f"hasToken({_TOKEN_TEXT}, '{word}')" for word in parsed.required_words()]
+    return _search(store, " AND ".join([*words, f"({condition.sql})"]), None if condition.exact else parsed.matches,
+                   since_ns=since_ns, until_ns=until_ns, limit=limit or None, newest_first=newest_first)
 
 
 def _search(
@@ -574,7 +646,7 @@ def _search(
         where.append("(time, time_ns) < ({until_s:UInt32}, {until_ns:UInt32})")
         params["until_s"], params["until_ns"] = (max(0, v) for v in divmod(until_ns, 1_000_000_000))
     direction, compare = ("DESC", "<") if newest_first else ("ASC", ">")
-    key = "time, time_ns, receive_time, pack_id, pack_row"
+    key = _ORDER
     order = ", ".join(f"{k} {direction}" for k in key.split(", "))
     yielded = 0
     after: dict[str, Any] | None = None

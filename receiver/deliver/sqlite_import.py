@@ -95,7 +95,7 @@ class SqliteImport:
                      f", from row {last_id + 1}" if last_id else "")
             while not self._stop.is_set():
                 rows = conn.execute(
-                    "SELECT r.id, r.time, r.time_ns, r.host, r.app, r.severity, r.facility, r.message, r.source, "
+                    "SELECT r.id, r.time, r.time_ns, r.host, r.app, r.severity, r.facility, r.source, "
                     "r.tag, r.fields, r.flags, r.pack_id, r.received_ns, p.group_tags, p.first_id "
                     "FROM records AS r LEFT JOIN packs AS p ON p.pack_id = r.pack_id "
                     "WHERE r.id > ? ORDER BY r.id LIMIT ?",
@@ -124,12 +124,12 @@ def _chunk_table(rows: list[tuple[Any, ...]]) -> pa.Table:
     from receiver.deliver.embedded_store import table_from_columns
 
     columns: dict[str, list[Any]] = {name: [] for name in (
-        "time", "time_ns", "host", "app", "severity", "facility", "message", "source", "client_ip", "tag",
+        "time", "time_ns", "host", "app", "severity", "facility", "source", "client_ip", "tag",
         "field_keys", "field_values", "flags", "user_defined_id", "machine_group", "receive_time", "hostname",
         "pack_id", "pack_row",
     )}
     tags_cache: dict[str, dict[str, str]] = {}
-    for (row_id, time_s, time_ns, host, app, severity, facility, message, source, tag, fields, flags, pack_id,
+    for (row_id, time_s, time_ns, host, app, severity, facility, source, tag, fields, flags, pack_id,
          received_ns, group_tags, first_id) in rows:
         tags = tags_cache.get(group_tags or "")
         if tags is None:
@@ -141,7 +141,6 @@ def _chunk_table(rows: list[tuple[Any, ...]]) -> pa.Table:
         columns["app"].append(app)
         columns["severity"].append(severity)
         columns["facility"].append(facility)
-        columns["message"].append(message)
         columns["source"].append(source)
         columns["client_ip"].append(tags.get("__client_ip__", ""))
         columns["tag"].append(tag or "")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from formats.parse import make_parser
 from formats.record import Record
@@ -33,7 +35,7 @@ from receiver.deliver.embedded_store import (
 from receiver.deliver.sinks import LocalSink
 from receiver.deliver.sqlite_import import SqliteImport
 from receiver.deliver.store_server import StoreClient, StoreServer, stored_line
-from receiver.filters import FilterError
+from receiver.filters import FilterError, parse_filter
 
 PARSE = make_parser()
 NOW = int(time.time())
@@ -177,6 +179,49 @@ class TestSearch:
         assert found == [str(n) for n in range(50)]
         assert [s.record.get("procid") for s in search(store, "number 4*", limit=0)] == ["4", *(str(n) for n in range(40, 50))]
 
+    def test_a_page_reads_only_its_own_rows(self, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If the newest page of a common word is asked, then the engine stops reading there.
+
+        The table is sorted in search order, so a page is a read in order that
+        ends at its limit, not a sort of every match.
+        """
+        records = [ali(n, t=NOW - 100_000 + n // 10, msg=f"refused {n}") for n in range(100_000)]
+        store.insert_groups([group(records[i : i + 10_000], f"P-{i}") for i in range(0, 100_000, 10_000)], token="P")
+        asked: list[str] = []
+        rows = store.rows
+        monkeypatch.setattr(store, "rows", lambda sql, params=None: (asked.append(sql), rows(sql, params))[1])
+        assert [s.message for s in search(store, "refused", limit=3)] == ["refused 99999", "refused 99998", "refused 99997"]
+        statistics = json.loads(store.query(asked[0], "JSON"))["statistics"]
+        assert 0 < statistics["rows_read"] < 50_000
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=st.data())
+    def test_the_word_index_never_hides_a_match(self, store: EmbeddedStore, data: st.DataObject) -> None:
+        """If a word search runs, then it finds exactly what the filter's predicate takes, whatever surrounds
+        the word: non-ASCII neighbours, the Kelvin sign (lower-cased to k), dotted capital I, combining marks."""
+        words = st.from_regex(r"[a-zA-Z0-9]{1,5}", fullmatch=True).map(
+            lambda w: w.replace("K", "\u212a") if "K" in w and len(w) % 2 else w)
+        between = st.sampled_from([" ", "-", "_", ".", "", "\u2014", "\u00a0", "\u00e9", "\u0301", "\u4e2d", "\u0130",
+                                   "\u212a", "\u00df"])
+        texts = data.draw(st.lists(st.lists(st.tuples(words, between), min_size=1, max_size=5).map(
+            lambda pairs: "".join(w + b for w, b in pairs)), min_size=1, max_size=6))
+        term = data.draw(st.sampled_from(texts).flatmap(lambda t: st.sampled_from(t.replace("\u2014", " ").split())))
+        term = data.draw(st.sampled_from([term, term.lower(), term.upper(), term[1:], term[:-1]]))
+        host = f"h-{len(texts)}-{abs(hash((tuple(texts), term)))}"
+        records = [ali(n, host=host, msg=t) for n, t in enumerate(texts)]
+        store.insert_groups([group(records, f"P-{host}")], token=f"P-{host}")
+        quoted = term.replace("\\", "\\\\").replace('"', '\\"')
+        wanted = parse_filter(f'"{quoted}"')
+        expected = sorted(r.get("msg") or "" for r in records if wanted.matches(r))
+        assert sorted(messages(search(store, f'host="{host}" and "{quoted}"', limit=0))) == expected
+
+    def test_the_message_is_stored_once(self, store: EmbeddedStore) -> None:
+        """If a record is stored, then its message is one of its fields, not a second copy beside them."""
+        store.insert_groups([group([ali(1, msg="only once")], "P-1")], token="P-1")
+        assert store.query("SELECT name, default_kind FROM system.columns WHERE database = 'receiver' "
+                           "AND table = 'records' AND name = 'message'").split("\t")[1].strip() == "ALIAS"
+        assert store.query("SELECT message FROM receiver.records").strip() == "only once"
+
 
 class TestRetention:
     def test_records_older_than_max_age_are_not_kept(self, tmp_path: Path) -> None:
@@ -213,6 +258,39 @@ class TestRetention:
             assert messages(search(store, "", limit=0)) == ["1h ago"]
             stats = store.stats()
             assert stats["records"] == 1 and stats["bytes_on_disk"] > 0
+        finally:
+            store.close()
+
+
+class TestUpgrade:
+    def test_a_store_of_the_earlier_layout_is_moved_into_this_one(self, tmp_path: Path) -> None:
+        """If the directory holds the table an earlier build made (message stored twice, sorted by host),
+        then opening it moves every record, hour by hour, into this build's table, and search finds them."""
+        from receiver.deliver import embedded_store
+
+        old_columns = ", ".join(
+            f"{name} {'String' if name == 'message' else kind.split(' ')[0].replace('LowCardinality(String)', 'String')}"
+            for name, kind in embedded_store.COLUMNS
+        )
+        session = embedded_store.open_store(tmp_path / "store", memory_limit_bytes=256 << 20, readonly=False)
+        try:
+            session.query("CREATE DATABASE receiver")
+            session.query(f"CREATE TABLE receiver.records ({old_columns}) ENGINE = MergeTree "
+                          "PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time) ORDER BY (time, host, app)")
+            for hour, text in ((2, "two hours ago"), (1, "an hour ago")):
+                received = NOW - hour * 3600
+                session.query(
+                    "INSERT INTO receiver.records (time, host, message, field_keys, field_values, receive_time, pack_id) "
+                    f"VALUES ({received}, 'web-1', '{text}', ['msg'], ['{text}'], {received}, 'P-{hour}')")
+        finally:
+            session.close()
+        store = open_store(tmp_path / "store")
+        try:
+            assert messages(search(store, "")) == ["an hour ago", "two hours ago"]
+            assert messages(search(store, "hour")) == ["an hour ago"]
+            assert store.query("SHOW TABLES FROM receiver").split() == ["records"]
+            assert "ALIAS" in store.query("SELECT default_kind FROM system.columns WHERE table = 'records' "
+                                          "AND name = 'message'")
         finally:
             store.close()
 
