@@ -2,17 +2,19 @@
 
 With no upstream configured the appliance keeps everything here, and
 ``receiverctl search`` and ``receiverctl sql`` read it. It is the ClickHouse
-engine in the delivery process, with the table of the ClickHouse sink
-(:data:`receiver.deliver.clickhouse.CREATE_TABLE`'s columns: one schema and
-one query language from this box to a ClickHouse cluster), a MergeTree on
-local disk:
+engine in the delivery process, with the columns of the ClickHouse sink
+(:data:`receiver.deliver.clickhouse.COLUMNS`: one schema and one query
+language from this box to a ClickHouse cluster), a MergeTree on local disk:
 
+- ``message`` is computed from the record's fields, where it already is, so
+  it is stored once; repeated strings are dictionary-coded, field values
+  compressed with ZSTD;
 - ``PARTITION BY`` the hour the appliance received a record, so retention
   by age (a ``TTL`` that drops whole parts) and by size (the oldest hours
   first) cost one file operation per hour of data, never a rewrite;
-- ``ORDER BY (time, host, app)``: searches run newest first and stop at
-  their limit; a ``tokenbf_v1`` index on ``message`` lets a word skip the
-  blocks that cannot hold it;
+- ``ORDER BY`` the order searches page in, newest first, so a page reads its
+  own rows and stops; a ``tokenbf_v1`` index on the message's words
+  (:data:`_TOKEN_TEXT`) lets a word search skip the blocks that cannot hold it;
 - a batch is one insert (one part), with ``insert_deduplication_token`` made
   of its pack ids: a batch resent after a crash inside an insert is skipped
   (``non_replicated_deduplication_window``).
