@@ -34,6 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from receiver import __version__
+from receiver.unix_http import UnixHTTPConnection
 
 __all__ = ["ControlError", "ControlResource", "get_json", "listen_control"]
 
@@ -228,28 +229,12 @@ def listen_control(reactor: Any, service: Any, path: Path) -> Any:
     return port
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("receiver", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self._path))
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def get_json(path: Path, endpoint: str, *, method: str = "GET", timeout: float = 10.0) -> Any:
     """``method endpoint`` of the daemon at ``path``, its JSON answer; ControlError in one line when it
     is not there or refuses (the error's text is the daemon's reason)."""
     if not path.exists():
         raise ControlError(f"no receiver is running with control socket {path} (no such file)")
-    connection = _UnixConnection(path, timeout)
+    connection = UnixHTTPConnection(path, timeout)
     try:
         connection.request(method, endpoint)
         response = connection.getresponse()

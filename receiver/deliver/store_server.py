@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.deliver.embedded_store import EmbeddedStore, StoredRecord, StoreError, run_sql, search
+from receiver.unix_http import UnixHTTPConnection
 
 __all__ = ["StoreClient", "StoreServer", "StoreUnavailableError", "store_socket"]
 
@@ -205,22 +206,6 @@ def _remove_stale(path: Path) -> None:
 # -- the client side (receiverctl) -------------------------------------------------
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("store", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self._path))
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class StoreClient:
     """Asks the store served on ``path``; :class:`StoreUnavailableError` when nothing answers there."""
 
@@ -228,11 +213,11 @@ class StoreClient:
         self.path = path
         self.timeout = timeout
 
-    def _post(self, endpoint: str, body: dict[str, Any]) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+    def _post(self, endpoint: str, body: dict[str, Any]) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
         """The connection (the caller closes it) and the answer to ``POST endpoint``."""
         if not self.path.exists():
             raise StoreUnavailableError(f"no store answers on {self.path} (no such file)")
-        connection = _UnixConnection(self.path, self.timeout)
+        connection = UnixHTTPConnection(self.path, self.timeout)
         try:
             data = json.dumps(body).encode()
             connection.request("POST", endpoint, body=data, headers={"Content-Type": "application/json"})
