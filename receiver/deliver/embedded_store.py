@@ -148,6 +148,8 @@ _ARROW_SCHEMA = pa.schema([
     ("pack_row", pa.uint32()),
 ])
 
+_UPGRADING = f"{TABLE}_upgrading"
+"""Where a table of an earlier layout waits while its records move into the new one."""
 _MAX_DATETIME = 2**32 - 1
 _DEDUPLICATION_WINDOW = 1000
 _TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
@@ -426,7 +428,7 @@ class EmbeddedStore:
 
     def _create(self) -> None:
         self.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-        if self._layout(TABLE) not in (None, _LAYOUT):
+        if self._layout(TABLE) not in (None, _LAYOUT) or self._layout(_UPGRADING) is not None:
             self._upgrade()
         self._create_table(QUALIFIED)
         # A reload may change the retention age: the table follows.
@@ -446,22 +448,26 @@ class EmbeddedStore:
     def _upgrade(self) -> None:
         """Move the records of a table an earlier build made into this build's table, an hour at a time.
 
-        Each hour is copied, then dropped from the old table; the copy carries
-        a deduplication token, so an upgrade cut short by a crash resumes
-        without copying an hour twice.
+        The old table is renamed aside; each hour is copied, then dropped from
+        it. This runs at open, before any insert, so the new table holds only
+        copied hours: an upgrade cut short resumes (at the next open) by
+        dropping the hour it was copying from the new table and copying it
+        again, so no record is lost or copied twice.
         """
-        old = f"{DATABASE}.{TABLE}_upgrading"
-        if self._layout(f"{TABLE}_upgrading") is None:
+        old = f"{DATABASE}.{_UPGRADING}"
+        if self._layout(_UPGRADING) is None:
             self.query(f"RENAME TABLE {QUALIFIED} TO {old}")
         self._create_table(QUALIFIED)
         hours = self.query(f"SELECT DISTINCT partition_id FROM system.parts WHERE database = '{DATABASE}' "
-                           f"AND table = '{TABLE}_upgrading' AND active ORDER BY partition_id").split()
+                           f"AND table = '{_UPGRADING}' AND active ORDER BY partition_id").split()
         log.warning("local store: %s holds a table of an earlier layout; upgrading it, %d hours of records",
                     self.directory, len(hours))
         for n, hour in enumerate(hours, 1):
+            self.query(f"ALTER TABLE {QUALIFIED} DROP PARTITION ID '{hour}'")  # a copy cut short, if any
+            # insert_deduplicate = 0: the blocks of a copy cut short would otherwise be skipped as seen.
             self.query(
-                f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) SETTINGS insert_deduplication_token = "
-                f"'upgrade-{hour}', max_threads = 1, max_insert_threads = 1 "
+                f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) "
+                "SETTINGS insert_deduplicate = 0, max_threads = 1, max_insert_threads = 1 "
                 f"SELECT {', '.join(_STORED)} FROM {old} WHERE _partition_id = '{hour}'"
             )
             self.query(f"ALTER TABLE {old} DROP PARTITION ID '{hour}'")

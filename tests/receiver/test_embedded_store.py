@@ -295,6 +295,39 @@ class TestUpgrade:
             store.close()
 
 
+    def test_an_upgrade_cut_short_goes_on_at_the_next_open(self, tmp_path: Path) -> None:
+        """If an upgrade stopped while copying an hour, then the next open copies that hour again,
+        once, and the rest after it: no record lost, none twice."""
+        from receiver.deliver import embedded_store
+
+        store = open_store(tmp_path / "store")
+        try:  # the new table, holding a part of the first hour's copy, as a crash would leave it
+            store.insert_groups([group([ali(1, msg="first", t=NOW - 7200)], "P-1", received=NOW - 7200)], token="x")
+        finally:
+            store.close()
+        old_columns = ", ".join(
+            f"{name} {'String' if name == 'message' else kind.split(' ')[0]}" for name, kind in embedded_store.COLUMNS
+        )
+        session = embedded_store.open_store(tmp_path / "store", memory_limit_bytes=256 << 20, readonly=False)
+        try:  # the old table, renamed aside, still holding both hours
+            session.query(f"CREATE TABLE receiver.records_upgrading ({old_columns}) ENGINE = MergeTree "
+                          "PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time) ORDER BY (time, host, app)")
+            for hour, texts in ((2, ("first", "second")), (1, ("third",))):
+                received = NOW - hour * 3600
+                for text in texts:
+                    session.query(
+                        "INSERT INTO receiver.records_upgrading (time, message, field_keys, field_values, receive_time) "
+                        f"VALUES ({received}, '{text}', ['msg'], ['{text}'], {received})")
+        finally:
+            session.close()
+        store = open_store(tmp_path / "store")
+        try:
+            assert sorted(messages(search(store, "", limit=0))) == ["first", "second", "third"]
+            assert store.query("SHOW TABLES FROM receiver").split() == ["records"]
+        finally:
+            store.close()
+
+
 class TestSql:
     def test_read_only_aggregations(self, store: EmbeddedStore) -> None:
         """If an operator aggregates, then the rows come with their column names, bounded by the limit."""
