@@ -69,6 +69,7 @@ from formats.columns import columns_of_records
 from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
+from receiver.deliver.records_table import COLUMNS, MAX_DATETIME, clamp_datetime, group_columns
 from receiver.deliver.worker import OutcomeKind, SendOutcome
 from receiver.secrets import read_private_file, redact_url
 
@@ -96,30 +97,6 @@ log = logging.getLogger("receiver.deliver")
 
 PASSWORD_ENV = "CLICKHOUSE_PASSWORD"
 """Where the password comes from when ``password_file`` is not set."""
-
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("time", "DateTime"),
-    ("time_ns", "UInt32"),
-    ("host", "String"),
-    ("app", "String"),
-    ("severity", "Int8"),
-    ("facility", "Int8"),
-    ("message", "String"),
-    ("source", "String"),
-    ("client_ip", "String"),
-    ("tag", "String"),
-    ("field_keys", "Array(String)"),
-    ("field_values", "Array(String)"),
-    ("flags", "Array(String)"),
-    ("user_defined_id", "String"),
-    ("machine_group", "String"),
-    ("receive_time", "DateTime"),
-    ("hostname", "String"),
-    ("pack_id", "String"),
-    ("pack_row", "UInt32"),
-)
-"""The table's columns in order, as (name, ClickHouse type): what :data:`CREATE_TABLE` declares,
-what every insert names and what :func:`native_block` writes (existing tables have exactly these)."""
 
 CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS {table}\n(\n"
@@ -184,7 +161,6 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 """A longer Retry-After (from a proxy in front) is cut to this."""
 _MAX_MESSAGE_CHARS = 300
 _MAX_PASSWORD_FILE_BYTES = 4096
-_MAX_DATETIME = 2**32 - 1
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 _CODE_IN_BODY = re.compile(rb"Code:\s*(\d{1,6})")
 SCHEMA_RECHECK_SECONDS = 10.0
@@ -244,13 +220,11 @@ def native_block(group: Group) -> bytes:
     """
     records = group.records
     count = len(records)
-    tags = dict(group.tags)
-    received = tags.get("__receive_time__", "")
+    same = group_columns(group)
     hosts, apps, severities, facilities, messages = columns_of_records(records)
     keys = [record.keys for record in records]
     values = [record.values for record in records]
     flags = [record.flags for record in records]
-    receive_time = _clamp(int(received)) if received.isascii() and received.isdigit() else 0
     data = {
         "time": _numbers("I", _datetimes([record.time for record in records])),
         "time_ns": _numbers("I", _nanoseconds([record.time_ns for record in records])),
@@ -260,16 +234,16 @@ def native_block(group: Group) -> bytes:
         "facility": _numbers("b", facilities),
         "message": _strings(messages),
         "source": _strings([record.source for record in records]),
-        "client_ip": _string(tags.get("__client_ip__", group.client_ip)) * count,
+        "client_ip": _string(same.client_ip) * count,
         "tag": _strings([record.tags.get(STREAMLOG_TAG, "") for record in records]),
         "field_keys": _offsets(keys) + b"".join(map(_ENCODED_KEYS.__getitem__, keys)),
         "field_values": _offsets(values) + _strings(list(chain.from_iterable(values))),
         "flags": _offsets(flags) + b"".join(map(_ENCODED_FLAGS.__getitem__, flags)),
-        "user_defined_id": _string(tags.get("__user_defined_id__", "")) * count,
-        "machine_group": _string(tags.get("__machine_group__", "")) * count,
-        "receive_time": struct.pack("<I", receive_time) * count,
-        "hostname": _string(tags.get("__hostname__", "")) * count,
-        "pack_id": _string(tags.get("__pack_id__", group.pack_id)) * count,
+        "user_defined_id": _string(same.user_defined_id) * count,
+        "machine_group": _string(same.machine_group) * count,
+        "receive_time": struct.pack("<I", same.receive_time) * count,
+        "hostname": _string(same.hostname) * count,
+        "pack_id": _string(same.pack_id) * count,
         "pack_row": _numbers("I", range(count)),
     }
     parts = [_varint(len(COLUMNS)), _varint(count)]
@@ -278,14 +252,9 @@ def native_block(group: Group) -> bytes:
     return b"".join(parts)
 
 
-def _clamp(seconds: int) -> int:
-    """DateTime holds 1970..2106: a time outside is pinned to the edge instead of failing the group."""
-    return 0 if seconds < 0 else min(seconds, _MAX_DATETIME)
-
-
 def _datetimes(seconds: list[int]) -> list[int]:
-    if seconds and (min(seconds) < 0 or max(seconds) > _MAX_DATETIME):
-        return [_clamp(s) for s in seconds]
+    if seconds and (min(seconds) < 0 or max(seconds) > MAX_DATETIME):
+        return [clamp_datetime(s) for s in seconds]
     return seconds
 
 

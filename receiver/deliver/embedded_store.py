@@ -3,7 +3,7 @@
 With no upstream configured the appliance keeps everything here, and
 ``receiverctl search`` and ``receiverctl sql`` read it. It is the ClickHouse
 engine in the delivery process, with the columns of the ClickHouse sink
-(:data:`receiver.deliver.clickhouse.COLUMNS`: one schema and one query
+(:data:`receiver.deliver.records_table.COLUMNS`: one schema and one query
 language from this box to a ClickHouse cluster), a MergeTree on local disk:
 
 - ``message`` is computed from the record's fields, where it already is, so
@@ -49,12 +49,15 @@ import pyarrow as pa
 from formats.columns import MESSAGE_KEYS, columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
+from receiver.deliver import records_table
 from receiver.deliver.batches import Group
+from receiver.deliver.records_table import clamp_datetime, group_columns
 from receiver.filters import ClickHouseDialect, parse_filter
 from receiver.identity import GROUP_TAGS
 
 __all__ = [
     "COLUMNS",
+    "STORED_COLUMNS",
     "EmbeddedStore",
     "StoreError",
     "StoreLockedError",
@@ -92,33 +95,29 @@ letter, becomes that letter (``İ`` lower-cases to ``i`` and a combining dot,
 a word character, so it never ends an ASCII word).
 """
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("time", "DateTime"),
-    ("time_ns", "UInt32"),
-    ("host", "LowCardinality(String)"),
-    ("app", "LowCardinality(String)"),
-    ("severity", "Int8"),
-    ("facility", "Int8"),
-    ("message", f"String ALIAS {_MESSAGE}"),
-    ("source", "LowCardinality(String)"),
-    ("client_ip", "LowCardinality(String)"),
-    ("tag", "LowCardinality(String)"),
-    ("field_keys", "Array(LowCardinality(String))"),
-    ("field_values", "Array(String) CODEC(ZSTD(1))"),
-    ("flags", "Array(LowCardinality(String))"),
-    ("user_defined_id", "LowCardinality(String)"),
-    ("machine_group", "LowCardinality(String)"),
-    ("receive_time", "DateTime"),
-    ("hostname", "LowCardinality(String)"),
-    ("pack_id", "LowCardinality(String)"),
-    ("pack_row", "UInt32 CODEC(Delta, ZSTD(1))"),
-)
-"""The table's columns: the ClickHouse sink's (receiver/deliver/clickhouse.py), stored more compactly.
+_STORAGE = {  # the types this store gives the shared columns (the rest keep the sink's)
+    "host": "LowCardinality(String)",
+    "app": "LowCardinality(String)",
+    "message": f"String ALIAS {_MESSAGE}",
+    "source": "LowCardinality(String)",
+    "client_ip": "LowCardinality(String)",
+    "tag": "LowCardinality(String)",
+    "field_keys": "Array(LowCardinality(String))",
+    "field_values": "Array(String) CODEC(ZSTD(1))",
+    "flags": "Array(LowCardinality(String))",
+    "user_defined_id": "LowCardinality(String)",
+    "machine_group": "LowCardinality(String)",
+    "hostname": "LowCardinality(String)",
+    "pack_id": "LowCardinality(String)",
+    "pack_row": "UInt32 CODEC(Delta, ZSTD(1))",
+}
+COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _STORAGE.get(name, kind)) for name, kind in records_table.COLUMNS)
+"""The table's columns: the ClickHouse sink's (:data:`receiver.deliver.records_table.COLUMNS`), stored more compactly.
 
 ``message`` is computed from the record's fields (it is one of them, and
 the largest), so it is stored once; repeated strings are dictionary-coded.
 """
-_STORED = tuple(name for name, kind in COLUMNS if " ALIAS " not in kind)
+STORED_COLUMNS = tuple(name for name, kind in COLUMNS if " ALIAS " not in kind)
 """The columns an insert writes, in :data:`_ARROW_SCHEMA`'s order."""
 _ORDER = "time, time_ns, receive_time, pack_id, pack_row"
 """The sorting key: the order searches page in (newest first), so a page reads only its own rows."""
@@ -150,7 +149,6 @@ _ARROW_SCHEMA = pa.schema([
 
 _UPGRADING = f"{TABLE}_upgrading"
 """Where a table of an earlier layout waits while its records move into the new one."""
-_MAX_DATETIME = 2**32 - 1
 _DEDUPLICATION_WINDOW = 1000
 _TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
 _RETENTION_EVERY_SECONDS = 60.0
@@ -201,21 +199,20 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
     for group in groups:
         records = group.records
         n = len(records)
-        group_tags = dict(group.tags)
-        received = group_tags.get("__receive_time__", "")
-        client_ips += [group_tags.get("__client_ip__", group.client_ip)] * n
-        identities += [group_tags.get("__user_defined_id__", "")] * n
-        machine_groups += [group_tags.get("__machine_group__", "")] * n
-        receive_times += [_clamp(int(received)) if received.isascii() and received.isdigit() else 0] * n
-        hostnames += [group_tags.get("__hostname__", "")] * n
-        pack_ids += [group.pack_id] * n
+        same = group_columns(group)
+        client_ips += [same.client_ip] * n
+        identities += [same.user_defined_id] * n
+        machine_groups += [same.machine_group] * n
+        receive_times += [same.receive_time] * n
+        hostnames += [same.hostname] * n
+        pack_ids += [same.pack_id] * n
         pack_rows += range(n)
         host, app, severity, facility, _ = columns_of_records(records)  # message: computed from the fields
         hosts += host
         apps += app
         severities += severity
         facilities += facility
-        time_s += [_clamp(r.time) for r in records]
+        time_s += [clamp_datetime(r.time) for r in records]
         time_ns += [r.time_ns if 0 <= r.time_ns < 1_000_000_000 else 0 for r in records]
         sources += [r.source for r in records]
         tags += [r.tags.get(STREAMLOG_TAG, "") for r in records]
@@ -235,8 +232,8 @@ def table_from_columns(columns: list[list[Any]]) -> pa.Table:
         return _table(columns)
     except (UnicodeEncodeError, pa.ArrowInvalid, OverflowError):
         cleaned = [_clean_column(column) for column in columns]
-        for index in (_STORED.index("time"), _STORED.index("receive_time")):  # DateTime holds 1970..2106
-            cleaned[index] = [_clamp(v) for v in cleaned[index]]
+        for index in (STORED_COLUMNS.index("time"), STORED_COLUMNS.index("receive_time")):  # DateTime holds 1970..2106
+            cleaned[index] = [clamp_datetime(v) for v in cleaned[index]]
         return _table(cleaned)
 
 
@@ -253,11 +250,6 @@ def _clean_column(column: list[Any]) -> list[Any]:
     if isinstance(first, list | tuple):
         return [[_clean(v) for v in row] for row in column]
     return column
-
-
-def _clamp(seconds: int) -> int:
-    """DateTime holds 1970..2106: a time outside is pinned to the edge instead of failing the batch."""
-    return 0 if seconds < 0 else min(seconds, _MAX_DATETIME)
 
 
 def arrow_payload(group: Group) -> bytes:
@@ -466,9 +458,9 @@ class EmbeddedStore:
             self.query(f"ALTER TABLE {QUALIFIED} DROP PARTITION ID '{hour}'")  # a copy cut short, if any
             # insert_deduplicate = 0: the blocks of a copy cut short would otherwise be skipped as seen.
             self.query(
-                f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) "
+                f"INSERT INTO {QUALIFIED} ({', '.join(STORED_COLUMNS)}) "
                 "SETTINGS insert_deduplicate = 0, max_threads = 1, max_insert_threads = 1 "
-                f"SELECT {', '.join(_STORED)} FROM {old} WHERE _partition_id = '{hour}'"
+                f"SELECT {', '.join(STORED_COLUMNS)} FROM {old} WHERE _partition_id = '{hour}'"
             )
             self.query(f"ALTER TABLE {old} DROP PARTITION ID '{hour}'")
             log.info("local store: upgraded %d of %d hours", n, len(hours))
@@ -520,7 +512,7 @@ SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only
         safe_token = re.sub(r"[^0-9A-Za-z._:-]", "_", token)[:200]
         # Python(batch): the engine reads the local Arrow table named batch, without a copy.
         self.query(
-            f"INSERT INTO {QUALIFIED} ({', '.join(_STORED)}) "
+            f"INSERT INTO {QUALIFIED} ({', '.join(STORED_COLUMNS)}) "
             f"SETTINGS insert_deduplication_token = '{safe_token}' SELECT * FROM Python(batch)"
         )
         self._retention_after_insert()

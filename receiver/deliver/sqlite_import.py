@@ -121,13 +121,9 @@ class SqliteImport:
 
 
 def _chunk_table(rows: list[tuple[Any, ...]]) -> pa.Table:
-    from receiver.deliver.embedded_store import table_from_columns
+    from receiver.deliver.embedded_store import STORED_COLUMNS, table_from_columns
 
-    columns: dict[str, list[Any]] = {name: [] for name in (
-        "time", "time_ns", "host", "app", "severity", "facility", "source", "client_ip", "tag",
-        "field_keys", "field_values", "flags", "user_defined_id", "machine_group", "receive_time", "hostname",
-        "pack_id", "pack_row",
-    )}
+    columns: dict[str, list[Any]] = {name: [] for name in STORED_COLUMNS}
     tags_cache: dict[str, dict[str, str]] = {}
     for (row_id, time_s, time_ns, host, app, severity, facility, source, tag, fields, flags, pack_id,
          received_ns, group_tags, first_id) in rows:
