@@ -24,8 +24,6 @@ import http.client
 import json
 import logging
 import os
-import socket
-import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from receiver import __version__
-from receiver.unix_http import UnixHTTPConnection
+from receiver.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 
 __all__ = ["ControlError", "ControlResource", "get_json", "listen_control"]
 
@@ -198,28 +196,18 @@ def listen_control(reactor: Any, service: Any, path: Path) -> Any:
     """Serve the API on ``path`` (mode 0660); raises ControlError if another receiver answers there."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        found = path.lstat()
-    except FileNotFoundError:
-        found = None
-    if found is not None and not stat.S_ISSOCK(found.st_mode):
+        remove_stale_socket(path)  # left by a receiver that did not stop cleanly
+    except SocketPathTakenError as e:
+        if e.answering:
+            raise ControlError(
+                f"another receiver answers on {path}: two receivers must not share a state directory; "
+                "stop it, or give this one its own [control] socket and state_directory"
+            ) from None
         # Only a socket left by a crash is ours to remove: anything else at that path is someone's file.
         raise ControlError(
             f"{path} exists and is not a socket; the receiver removes only a stale control socket there. "
             "Move that file away, or set [control] socket to another path"
-        )
-    if found is not None:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()  # left by a receiver that did not stop cleanly
-        else:
-            raise ControlError(
-                f"another receiver answers on {path}: two receivers must not share a state directory; "
-                "stop it, or give this one its own [control] socket and state_directory"
-            )
-        finally:
-            probe.close()
+        ) from None
     site = Site(ControlResource(service))
     site.noisy = False
     site.log = lambda request: None  # type: ignore[method-assign]  # receiverctl polls: no access log

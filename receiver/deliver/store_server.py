@@ -27,16 +27,14 @@ import http.server
 import json
 import logging
 import os
-import socket
 import socketserver
-import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from receiver.deliver.embedded_store import EmbeddedStore, StoredRecord, StoreError, run_sql, search
-from receiver.unix_http import UnixHTTPConnection
+from receiver.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 
 __all__ = ["StoreClient", "StoreServer", "StoreUnavailableError", "store_socket"]
 
@@ -187,20 +185,11 @@ class StoreServer:
 def _remove_stale(path: Path) -> None:
     """Remove a socket left by a delivery process that did not stop cleanly (never any other file)."""
     try:
-        found = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(found.st_mode):
-        raise StoreError(f"{path} exists and is not a socket: move it away (the store's queries answer there)")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()
-    else:
-        raise StoreError(f"another process answers on {path}: two receivers must not share a state directory")
-    finally:
-        probe.close()
+        remove_stale_socket(path)
+    except SocketPathTakenError as e:
+        if e.answering:
+            raise StoreError(f"another process answers on {path}: two receivers must not share a state directory") from None
+        raise StoreError(f"{path} exists and is not a socket: move it away (the store's queries answer there)") from None
 
 
 # -- the client side (receiverctl) -------------------------------------------------
