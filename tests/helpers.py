@@ -1,9 +1,11 @@
-"""Helpers shared by the tests: fixtures on disk and chunked replays."""
+"""Helpers shared by the tests: fixtures on disk, chunked replays, generated filters."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+
+from hypothesis import strategies as st
 
 from formats.framing import StreamDeframer
 
@@ -41,3 +43,17 @@ def deframe(data: bytes | Iterable[bytes], **options: object) -> tuple[list[byte
         frames += deframer.feed(piece)
     frames += deframer.finish()
     return frames, deframer
+
+
+@st.composite
+def filter_expressions(draw: st.DrawFn, terms: st.SearchStrategy[str], depth: int = 3) -> str:
+    """Filter texts (receiver/filters.py) joining ``terms`` with and, or, not, juxtaposition and parentheses."""
+    if depth == 0 or draw(st.booleans()):
+        return draw(terms)
+    shape = draw(st.sampled_from(["and", "or", "not", "juxta", "paren"]))
+    if shape == "not":
+        return "not " + draw(filter_expressions(terms, depth - 1))
+    if shape == "paren":
+        return "(" + draw(filter_expressions(terms, depth - 1)) + ")"
+    left, right = draw(filter_expressions(terms, depth - 1)), draw(filter_expressions(terms, depth - 1))
+    return f"{left} {'' if shape == 'juxta' else shape + ' '}{right}"

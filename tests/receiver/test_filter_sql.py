@@ -38,6 +38,7 @@ from receiver.filters import (
     FilterError,
     parse_filter,
 )
+from tests.helpers import filter_expressions
 from tests.support.clickhouse import ClickHouseServer, ClickHouseUser
 
 pytestmark = pytest.mark.integration
@@ -409,26 +410,13 @@ def text_searches(draw: st.DrawFn) -> str:
     return word if BARE.fullmatch(word) and word.lower() not in ("and", "or", "not") else quoted(word)
 
 
-@st.composite
-def filter_texts(draw: st.DrawFn, depth: int = 3) -> str:
-    if depth == 0 or draw(st.booleans()):
-        return draw(comparisons() | text_searches())
-    shape = draw(st.sampled_from(["and", "or", "not", "juxta", "paren"]))
-    if shape == "not":
-        return "not " + draw(filter_texts(depth - 1))
-    if shape == "paren":
-        return "(" + draw(filter_texts(depth - 1)) + ")"
-    left, right = draw(filter_texts(depth - 1)), draw(filter_texts(depth - 1))
-    return f"{left} {'' if shape == 'juxta' else shape + ' '}{right}"
-
-
 class TestEnginesAgree:
     """Hypothesis: for generated records and filters, the predicate, chDB and 18.16 take the same rows."""
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         records=st.lists(parsed_records() | made_records(), min_size=1, max_size=8),
-        texts=st.lists(filter_texts(), min_size=1, max_size=4),
+        texts=st.lists(filter_expressions(comparisons() | text_searches()), min_size=1, max_size=4),
     )
     def test_same_rows(self, engines: Engines, records: list[Record], texts: list[str]) -> None:
         """If the SQL is exact, then both engines take the predicate's rows; if not, a superset of them."""

@@ -19,6 +19,7 @@ from formats.record import Record, truncated_flag
 from formats.streamlog import STREAMLOG_TAG
 from receiver import filters
 from receiver.filters import And, Comparison, Filter, FilterError, Not, Or, TextSearch, parse_filter
+from tests.helpers import filter_expressions
 
 PARSE = make_parser()
 PEER = "10.0.0.9"
@@ -770,19 +771,6 @@ TERMS = st.sampled_from(
 )
 
 
-@st.composite
-def boolean_filters(draw: st.DrawFn, depth: int = 3) -> str:
-    if depth == 0 or draw(st.booleans()):
-        return draw(TERMS)
-    shape = draw(st.sampled_from(["and", "or", "not", "juxta", "paren"]))
-    if shape == "not":
-        return "not " + draw(boolean_filters(depth - 1))
-    if shape == "paren":
-        return "(" + draw(boolean_filters(depth - 1)) + ")"
-    left, right = draw(boolean_filters(depth - 1)), draw(boolean_filters(depth - 1))
-    return f"{left} {'' if shape == 'juxta' else shape + ' '}{right}"
-
-
 def fts_tokens(message: str) -> set[str]:
     """What FTS5's unicode61 would index, near enough for ASCII words: lower-cased alnum runs."""
     return {w.lower() for w in re.findall(r"[^\W_]+", message)}
@@ -805,7 +793,7 @@ class TestProperties:
     @settings(
         max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
-    @given(text=boolean_filters(), message=messages())
+    @given(text=filter_expressions(TERMS), message=messages())
     def test_required_words_are_sound(
         self, fts: sqlite3.Connection, text: str, message: str
     ) -> None:
