@@ -35,7 +35,9 @@ __all__ = [
     "MESSAGE_KEYS",
     "SEVERITY_BY_NAME",
     "SEVERITY_KEYS",
+    "ColumnPlan",
     "Columns",
+    "column_plan",
     "columns_of",
     "columns_of_records",
     "lookup",
@@ -221,7 +223,7 @@ class _Levels(dict[Any, tuple[int, int]]):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Plan:
+class ColumnPlan:
     """Where columns_of finds the columns of the layouts that share this plan."""
 
     host_at: int | None
@@ -239,13 +241,15 @@ class _Plan:
 
 _MARK = "\x00\x01{}\x01\x00"
 _SOURCE_MARK = _MARK.format("source")
-_PLANS: dict[tuple[str, ...], _Plan | None] = {}
+_PLANS: dict[tuple[str, ...], ColumnPlan | None] = {}
 """By layout (a record's keys); None for a layout columns_of must see record by record."""
-_SHARED_PLANS: dict[_Plan, _Plan] = {}
+_SHARED_PLANS: dict[ColumnPlan, ColumnPlan] = {}
 """Layouts that differ only where columns_of does not look share one plan (and its levels)."""
 
 
-def _plan(keys: tuple[str, ...]) -> _Plan | None:
+def column_plan(keys: tuple[str, ...]) -> ColumnPlan | None:
+    """Where :func:`columns_of` finds each column in records of layout ``keys``; None for a layout it
+    must see record by record."""
     try:
         return _PLANS[keys]
     except KeyError:  # (not "in" then [...]: another thread may clear the cache in between)
@@ -261,14 +265,14 @@ def _plan(keys: tuple[str, ...]) -> _Plan | None:
     except Exception:  # markers are no real values: such a layout is left to columns_of
         found = None
     at = {marker: i for i, marker in enumerate(markers)}
-    plan: _Plan | None = None
+    plan: ColumnPlan | None = None
     if found is not None and (found.host in at or found.host == _SOURCE_MARK) and all(
         text in at or text == "" for text in (found.app, found.message)
     ):
         host_at, app_at, message_at = at.get(found.host), at.get(found.app), at.get(found.message)
         level_at = tuple(sorted(probe.read - {host_at, app_at, message_at}))
         level_keys = tuple(keys[i] for i in level_at)
-        candidate = _Plan(host_at, app_at, message_at, level_at, level_keys, _Levels(level_at, level_keys))
+        candidate = ColumnPlan(host_at, app_at, message_at, level_at, level_keys, _Levels(level_at, level_keys))
         plan = _SHARED_PLANS.setdefault(candidate, candidate)
     _PLANS[keys] = plan
     return plan
@@ -283,7 +287,7 @@ def columns_of_records(records: Sequence[Record]) -> tuple[list[str], list[str],
         return [], [], [], [], []
     keys = [record.keys for record in records]
     layouts = {keys[0]} if keys.count(keys[0]) == len(keys) else set(keys)
-    plans = {_plan(layout) for layout in layouts}
+    plans = {column_plan(layout) for layout in layouts}
     plan = plans.pop() if len(plans) == 1 else None
     if plan is None:
         columns: list[Columns] = [columns_of(record) for record in records]

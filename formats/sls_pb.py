@@ -34,7 +34,17 @@ from types import MappingProxyType
 from formats.errors import SlsDecodeError
 from formats.record import Record
 
-__all__ = ["DecodedLog", "DecodedLogGroup", "decode_log_group", "encode_log_group"]
+__all__ = [
+    "SMALL_LENGTHS",
+    "DecodedLog",
+    "DecodedLogGroup",
+    "content_head",
+    "decode_log_group",
+    "encode_log_group",
+    "log_group_tail",
+    "log_head",
+    "time_part",
+]
 
 _UINT32_MAX = 0xFFFFFFFF
 _NS_PER_SECOND = 1_000_000_000
@@ -59,8 +69,19 @@ _TAG_TIME = b"\x08"  # Log.Time, varint
 _TIME_NS = struct.Struct("<BI").pack  # Log.Time_ns: tag 0x25, then fixed32
 
 # Tag plus length for every small length: one list index instead of a varint.
-_SMALL = 16384
+SMALL_LENGTHS = _SMALL = 16384
+"""Lengths below this have their heads tabled (here, and in formats/sls_pb_columns.py)."""
 _LOG_HEAD = [_TAG_LOG + _varint(n) for n in range(_SMALL)]
+
+
+def log_head(size: int) -> bytes:
+    """What precedes a ``Log`` of ``size`` bytes in the ``LogGroup``: its tag and length."""
+    return _LOG_HEAD[size] if size < _SMALL else _TAG_LOG + _varint(size)
+
+
+def time_part(seconds: int) -> bytes:
+    """A ``Log``'s ``Time`` field (``seconds`` within 0..2**32-1)."""
+    return _TAG_TIME + _varint(seconds)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -92,6 +113,12 @@ def _key_part(key: str) -> bytes:
             _key_parts[key] = part
             _heads[key] = {}
     return part
+
+
+def content_head(key: str, value_length: int) -> bytes:
+    """What precedes a value of ``value_length`` bytes in the content of ``key``: the content's tag and
+    length, the key's tag, length and bytes, the value's tag and length."""
+    return _head(key, value_length)
 
 
 def _head(key: str, value_length: int) -> bytes:
@@ -172,10 +199,10 @@ def _encode_logs(records: Sequence[Record], flags_field: str | None) -> list[byt
     """The ``Logs`` entries of a group, as pieces to join."""
     out: list[bytes] = []
     append = out.append
-    log_head = _LOG_HEAD
+    log_heads = _LOG_HEAD
     # No int or tuple sentinels: they could match a record's.
     last_time: int | None = None
-    time_part = b""
+    time_bytes = b""
     last_keys: tuple[str, ...] | None = None
     layout: list[Mapping[int, bytes]] = []
     width = 0
@@ -185,7 +212,7 @@ def _encode_logs(records: Sequence[Record], flags_field: str | None) -> list[byt
             if not 0 <= t <= _UINT32_MAX:
                 raise ValueError(f"record time {t} is not a uint32")
             last_time = t
-            time_part = _TAG_TIME + _varint(t)
+            time_bytes = _TAG_TIME + _varint(t)
         keys = record.keys
         if keys is not last_keys:
             layout = _layout(keys)
@@ -194,7 +221,7 @@ def _encode_logs(records: Sequence[Record], flags_field: str | None) -> list[byt
         values = record.values
         if len(values) != width:  # cheaper than zip(strict=True)
             raise ValueError(f"record has {len(keys)} keys and {len(values)} values")
-        parts = [time_part]
+        parts = [time_bytes]
         add = parts.append
         try:
             # Lengths checked above; any keyword makes zip() slower here.
@@ -203,7 +230,7 @@ def _encode_logs(records: Sequence[Record], flags_field: str | None) -> list[byt
                 add(lengths[len(vb)])
                 add(vb)
         except KeyError:
-            parts = [time_part]
+            parts = [time_bytes]
             add = parts.append
             _contents(parts, keys, values)
         if flags_field is not None and record.flags:
@@ -217,7 +244,7 @@ def _encode_logs(records: Sequence[Record], flags_field: str | None) -> list[byt
             add(_TIME_NS(0x25, ns))
         body = b"".join(parts)
         size = len(body)
-        append(log_head[size] if size < _SMALL else _TAG_LOG + _varint(size))
+        append(log_heads[size] if size < _SMALL else _TAG_LOG + _varint(size))
         append(body)
     return out
 
@@ -251,6 +278,16 @@ def encode_log_group(
     except UnicodeEncodeError:
         clean_flags_field = None if flags_field is None else _clean(flags_field)
         pieces = _encode_logs([_clean_record(r) for r in records], clean_flags_field)
+    pieces.append(log_group_tail(topic=topic, source=source, tags=tags, machine_uuid=machine_uuid))
+    return b"".join(pieces)
+
+
+def log_group_tail(
+    *, topic: str = "", source: str = "", tags: Sequence[tuple[str, str]] = (), machine_uuid: str = ""
+) -> bytes:
+    """What follows the ``Logs`` in a ``LogGroup``: ``Topic``, ``Source``, ``MachineUUID`` (empty ones
+    left out) and the ``LogTags`` in order, as :func:`encode_log_group` writes them."""
+    pieces = []
     if topic:
         pieces.append(_length_delimited(b"\x1a", _utf8(topic)))
     if source:

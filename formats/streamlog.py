@@ -173,6 +173,18 @@ class StreamlogParser:
         self._strip_rfc3164_space = leading_space == "strip-rfc3164"
         self.versions: tuple[str, ...] = tuple(self._layouts)
 
+    @property
+    def strips_rfc3164_space(self) -> bool:
+        """Whether ``msg`` loses the one space rsyslog leaves in front of it on RFC 3164 input."""
+        return self._strip_rfc3164_space
+
+    def layout(self, version: str) -> tuple[tuple[str, ...], int, int] | None:
+        """How lines of ``version`` are read: their field names (``msg`` last), how many times the
+        line is split, and where protocol-version sits among the fields (-1: nowhere); None for a
+        version this parser does not know."""
+        layout = self._layouts.get(version)
+        return None if layout is None else layout[:3]
+
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One line (without its LF) into a record; never raises."""
         if frame[-1:] in (b"\0", b"\r"):

@@ -45,12 +45,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from formats.columns import MESSAGE_KEYS, columns_of_records
+from formats.columns import MESSAGE_KEYS, column_plan, columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
+from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver import records_table
-from receiver.deliver.batches import Group
+from receiver.deliver.batches import BatchColumns, Group
 from receiver.deliver.records_table import clamp_datetime, group_columns
 from receiver.filters import ClickHouseDialect, parse_filter
 from receiver.identity import GROUP_TAGS
@@ -63,8 +65,10 @@ __all__ = [
     "StoreLockedError",
     "StoredRecord",
     "arrow_payload",
+    "arrow_payload_of_rows",
     "arrow_table",
     "open_store",
+    "stored_rows",
     "table_from_columns",
 ]
 
@@ -254,11 +258,101 @@ def _clean_column(column: list[Any]) -> list[Any]:
 
 def arrow_payload(group: Group) -> bytes:
     """A group's rows as an Arrow IPC stream: what worker processes make for the store (``Group.payload``)."""
+    return _ipc(arrow_table([group]))
+
+
+def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    table = arrow_table([group])
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def stored_rows(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
+    """The stored columns but the group's of a batch's chunks: what :func:`arrow_table` makes of their
+    records, made a column at a time. None when some chunk's layout needs
+    :func:`formats.columns.columns_of` record by record."""
+    made = []
+    for chunk in chunks:
+        columns = _stored_columns(chunk)
+        if columns is None:
+            return None
+        made.append(columns)
+    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+
+
+def _stored_columns(columns: StreamlogColumns) -> dict[str, pa.Array] | None:
+    plan = column_plan(columns.keys)
+    if plan is None or len(plan.level_at) > 1:
+        return None
+    n = len(columns)
+    values = columns.values
+    source = columns.source
+    if plan.host_at is None:
+        host = source
+    else:
+        host = pc.list_element(values, plan.host_at)
+        host = pc.if_else(pc.equal(host, ""), source, host)  # as columns_of: an empty host is the source
+    app = pc.list_element(values, plan.app_at) if plan.app_at is not None else pa.repeat(pa.scalar(""), n)
+    if plan.level_at:
+        texts = pc.list_element(values, plan.level_at[0])
+        distinct = pc.unique(texts)
+        levels = [plan.levels[text] for text in distinct.to_pylist()]
+        at = pc.index_in(texts, value_set=distinct)
+        severity = pc.take(pa.array([level[0] for level in levels], pa.int8()), at)
+        facility = pc.take(pa.array([level[1] for level in levels], pa.int8()), at)
+    else:
+        only = plan.levels[()]
+        severity, facility = pa.repeat(pa.scalar(only[0], pa.int8()), n), pa.repeat(pa.scalar(only[1], pa.int8()), n)
+    return {
+        "time": pc.cast(columns.time, pa.uint32()),  # the parser keeps times within 0..2**32-1, DateTime's range
+        "time_ns": _repeated(0, pa.uint32(), n),
+        "host": host,
+        "app": app,
+        "severity": severity,
+        "facility": facility,
+        "source": source,
+        "tag": columns.tag,
+        "field_keys": _repeated(columns.keys, pa.list_(pa.string()), n),
+        "field_values": values,
+        "flags": _repeated((), pa.list_(pa.string()), n),
+    }
+
+
+_REPEATS: dict[tuple[Any, pa.DataType], pa.Array] = {}
+"""Arrays of one value repeated, by value and type: few (a layout's keys, no flags, 0), each
+made once at a capacity and sliced, because ``pa.repeat`` of a list costs 0.2 us a row."""
+
+
+def _repeated(value: Any, kind: pa.DataType, n: int) -> pa.Array:
+    made = _REPEATS.get((value, kind))
+    if made is None or len(made) < n:
+        if len(_REPEATS) >= 64:
+            _REPEATS.clear()
+        made = _REPEATS[(value, kind)] = pa.repeat(pa.scalar(value, kind), max(n, 2 * len(made or ()), 1024))
+    return made.slice(0, n)
+
+
+def arrow_payload_of_rows(group: Group, stored: BatchColumns) -> bytes:
+    """:func:`arrow_payload` of a group built from columns, given :func:`stored_rows` of its batch."""
+    n = group.record_count
+    same = group_columns(group)
+    constants = {
+        "client_ip": pa.scalar(same.client_ip), "user_defined_id": pa.scalar(same.user_defined_id),
+        "machine_group": pa.scalar(same.machine_group), "receive_time": pa.scalar(same.receive_time, pa.uint32()),
+        "hostname": pa.scalar(same.hostname), "pack_id": pa.scalar(same.pack_id),
+    }
+    rows = stored.rows_of(group)
+    columns = []
+    for field in _ARROW_SCHEMA:
+        name = field.name
+        if name == "pack_row":
+            columns.append(pa.array(range(n), pa.uint32()))
+        elif name in constants:
+            columns.append(pa.repeat(constants[name], n))
+        else:
+            columns.append(rows[name])
+    return _ipc(pa.Table.from_arrays(columns, schema=_ARROW_SCHEMA))
 
 
 def _from_payload(payload: bytes) -> pa.Table:

@@ -38,7 +38,7 @@ from receiver.deliver.building import (
     start_pool,
 )
 from receiver.deliver.dead_letters import DeadLetters
-from receiver.deliver.sinks import build_sink, payload_encoder
+from receiver.deliver.sinks import build_sink, column_encoder, payload_encoder
 from receiver.deliver.stats import write_stats
 from receiver.deliver.worker import SinkWorker, full_jitter_backoff
 from receiver.spool.store import SpoolStore
@@ -164,7 +164,7 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
         sink = build_sink(sink_config, config)
         plan = SinkPlan(
             sink.name, pack_id_prefix(spool_id, sink.name), sink.max_records, sink.max_bytes,
-            payload_encoder(sink_config),
+            payload_encoder(sink_config), column_encoder(sink_config),
         )
         builder = BatchBuilder(config)  # this sink's own: its router counts unknown tags for this sink alone
         rebuild = functools.partial(builder.build, plan)

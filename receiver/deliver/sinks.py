@@ -16,7 +16,9 @@ from typing import Any
 
 import requests
 
-from formats.sls_pb import encode_log_group
+from formats.sls_pb import encode_log_group, log_group_tail
+from formats.sls_pb_columns import encode_logs, joined
+from formats.streamlog_columns import StreamlogColumns
 from receiver.config import (
     ClickHouseSinkConfig,
     Config,
@@ -25,10 +27,10 @@ from receiver.config import (
     SinkConfig,
     SlsSinkConfig,
 )
-from receiver.deliver.batches import Group
+from receiver.deliver.batches import BatchColumns, ColumnEncoder, Group
 from receiver.deliver.worker import SendOutcome, Sink
 
-__all__ = ["LocalSink", "SlsSink", "build_sink", "default_destination", "payload_encoder", "sls_payload"]
+__all__ = ["LocalSink", "SlsSink", "build_sink", "column_encoder", "default_destination", "payload_encoder", "sls_payload"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -69,6 +71,36 @@ def payload_encoder(sink: SinkConfig) -> Callable[[Group], bytes] | None:
 
         return functools.partial(http_payload, sink)
     return None
+
+
+def column_encoder(sink: SinkConfig) -> ColumnEncoder | None:
+    """How worker processes make the sink's payloads straight from columns, where the sink can."""
+    if isinstance(sink, LocalSinkConfig):
+        from receiver.deliver.embedded_store import arrow_payload_of_rows, stored_rows
+
+        return ColumnEncoder(stored_rows, arrow_payload_of_rows)
+    if isinstance(sink, SlsSinkConfig):
+        return ColumnEncoder(sls_logs, functools.partial(sls_payload_of_rows, sink))
+    return None
+
+
+def sls_logs(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
+    """Every row's ``Log`` (formats/sls_pb_columns.py), for SLS groups to take their rows from; None when
+    some row needs its record (a value of 16 KiB or more)."""
+    made = []
+    for chunk in chunks:
+        logs = encode_logs(chunk.time, chunk.keys, chunk.values)
+        if logs is None:
+            return None
+        made.append({"logs": logs})
+    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+
+
+def sls_payload_of_rows(config: SlsSinkConfig, group: Group, logs: BatchColumns) -> bytes:
+    """:func:`sls_payload` of a group built from columns, given :func:`sls_logs` of its batch."""
+    return joined(logs.rows_of(group)["logs"]) + log_group_tail(
+        topic=config.topic, source=group.source, tags=group.tags
+    )
 
 
 def local_payload(group: Group) -> bytes:

@@ -7,8 +7,19 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from formats.sls_pb import decode_log_group
-from receiver.config import Config, LocalSinkConfig, SlsSinkConfig, default_config
+from receiver.config import (
+    Config,
+    ListenerConfig,
+    LocalSinkConfig,
+    RouteConfig,
+    SlsSinkConfig,
+    default_config,
+)
 from receiver.deliver.batches import Group
 from receiver.deliver.building import (
     BatchBuilder,
@@ -19,7 +30,7 @@ from receiver.deliver.building import (
     start_pool,
 )
 from receiver.deliver.dead_letters import DeadLetters
-from receiver.deliver.sinks import payload_encoder, sls_payload
+from receiver.deliver.sinks import column_encoder, payload_encoder, sls_payload
 from receiver.deliver.worker import SendOutcome, SinkWorker
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
@@ -127,12 +138,12 @@ def test_rejected_encoded_group_is_kept_with_its_records(tmp_path: Path) -> None
 def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> None:
     """If a worker process prepares a group's rows for the local store (Arrow), then they are the rows made
     here from the records themselves."""
-    import pyarrow as pa
-
     from receiver.deliver.embedded_store import arrow_table
 
     config = dataclasses.replace(config_for(tmp_path), deliver=dataclasses.replace(default_config().deliver))
-    plan = SinkPlan("local", "P", 100, 1 << 20, payload_encoder(LocalSinkConfig()))
+    plan = SinkPlan(
+        "local", "P", 100, 1 << 20, payload_encoder(LocalSinkConfig()), column_encoder(LocalSinkConfig())
+    )
     segments: Segments = [(1, segment("10.0.0.7", lines(30)))]
     pool = start_pool(config, 1)
     try:
@@ -160,3 +171,109 @@ def test_a_group_the_encoder_refuses_comes_back_as_records(tmp_path: Path) -> No
     built = BatchBuilder(config_for(tmp_path)).build(plan, 1, segments, encode=True)
     assert [g.payload for g in built.groups] == [b"encoded", None]
     assert built.groups[1].records[0].get("msg") == "boom"
+
+
+# -- batches built from columns ----------------------------------------------------
+
+LOCAL_PLAN = SinkPlan(
+    "local", "P", 100, 1 << 20, payload_encoder(LocalSinkConfig()), column_encoder(LocalSinkConfig())
+)
+SLS_PLAN = SinkPlan("sls", "P", 100, 1 << 20, payload_encoder(SLS), column_encoder(SLS))
+
+
+def stream_line(tag: str, source: str, n: int, *, rfc3164: bool = False, size: int = 0) -> bytes:
+    protocol, space = ("0", " ") if rfc3164 else ("1", "")
+    return (
+        f"0.1 {tag} {1795323666 + n} {source} web-{n % 3} user.notice {protocol} app {n} - {space}line {n} "
+        + "x" * size
+    ).encode()
+
+
+SOURCES = st.sampled_from(["10.0.0.7", "10.0.0.8", "127.0.0.1"])
+TAGS = st.sampled_from(["sys_tag", "audit", "noise", "other"])
+
+
+@st.composite
+def spool_segments(draw: st.DrawFn) -> Segments:
+    """Segments of entries from a few peers and listeners: streamlog lines (runs of one source and tag,
+    and mixed ones), and in one batch of four an entry only the record path reads."""
+    batch: list[tuple[int, list[Entry]]] = []
+    n = 0
+    for seq in range(1, draw(st.integers(1, 4)) + 1):
+        entries = []
+        for _ in range(draw(st.integers(1, 3))):
+            frames = []
+            for _ in range(draw(st.integers(1, 6))):
+                count = draw(st.integers(1, 40))
+                tag, source = draw(TAGS), draw(SOURCES)
+                rfc3164, size = draw(st.booleans()), draw(st.sampled_from([0, 0, 0, 300, 5000, 20000]))
+                frames += [stream_line(tag, source, n + i, rfc3164=rfc3164, size=size) for i in range(count)]
+                n += count
+            listener = draw(st.sampled_from(["tcp-11111", "tcp-11111", "removed"]))
+            peer = draw(st.sampled_from(["10.0.0.7", "10.0.0.9", "::1"]))
+            received = T0 + seq * 10**9 + len(entries) * 600_000_000  # some entries a second later
+            entries.append(Entry(received, peer, 1, listener, "tcp", frames))
+        batch.append((seq, entries))
+    if draw(st.integers(0, 3)) == 0:
+        _, entries = draw(st.sampled_from(batch))
+        at = draw(st.integers(0, len(entries) - 1))
+        if draw(st.booleans()):
+            entries[at] = dataclasses.replace(entries[at], listener="syslog-only")
+        else:
+            odd = draw(st.sampled_from([b"<13>Jan  1 00:00:00 h a: m", b"0.1 short", b"\xff"]))
+            entries[at].frames.insert(draw(st.integers(0, len(entries[at].frames))), odd)
+    return [(seq, encode_segment(entries)) for seq, entries in batch]
+
+
+ROUTES = st.sampled_from([
+    (),
+    (RouteConfig(sink="local", tag="audit", destination="audit"),),
+    (RouteConfig(tag="noise", drop=True), RouteConfig(sink="sls", tag="other")),
+    (RouteConfig(sink="local", tag="sys_tag"), RouteConfig(sink="sls")),
+])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    segments=spool_segments(), routes=ROUTES, plan=st.sampled_from([LOCAL_PLAN, SLS_PLAN]),
+    max_records=st.sampled_from([1, 7, 100]), max_bytes=st.sampled_from([1, 4000, 1 << 20]),
+)
+def test_groups_built_from_columns_are_the_groups_built_from_records(
+    segments: Segments, routes: tuple[RouteConfig, ...], plan: SinkPlan, max_records: int, max_bytes: int
+) -> None:
+    """If a batch is built from columns, then it is the batch built from records: the same groups in the
+    same order, with the same pack ids and tags, the same rows for the local store and the same bytes for
+    SLS, the same counts of unknown tags and dropped records; and where a line needs the record path, the
+    whole batch takes it."""
+    config = dataclasses.replace(
+        default_config(), state_directory=Path("/nonexistent"), sinks=(LocalSinkConfig(), SLS), routes=routes,
+        listeners=(*default_config().listeners, ListenerConfig(name="syslog-only", transport="tcp", format="rfc5424")),
+    )
+    by_records = dataclasses.replace(plan, max_records=max_records, max_bytes=max_bytes, column_encoder=None)
+    by_columns = dataclasses.replace(plan, max_records=max_records, max_bytes=max_bytes)
+    expected = BatchBuilder(config).build(by_records, 3, segments, encode=True)
+    builder = BatchBuilder(config)
+    built = builder.build(by_columns, 3, segments, encode=True)
+    assert [(g.pack_id, g.tags, g.destination, g.source, g.client_ip, g.count) for g in built.groups] == [
+        (g.pack_id, g.tags, g.destination, g.source, g.client_ip, g.count) for g in expected.groups
+    ]
+    for group, reference in zip(built.groups, expected.groups, strict=True):
+        assert group.payload is not None and reference.payload is not None
+        if plan is SLS_PLAN:
+            assert group.payload == reference.payload
+        else:
+            assert pa.ipc.open_stream(group.payload).read_all().equals(pa.ipc.open_stream(reference.payload).read_all())
+    assert (built.unknown_tags, built.dropped) == (expected.unknown_tags, expected.dropped)
+
+
+def test_plain_streamlog_batches_are_built_from_columns(tmp_path: Path) -> None:
+    """If a batch holds only streamlog lines, then it is built from columns; if one line is syslog, then
+    from records."""
+    config = config_for(tmp_path)
+    builder = BatchBuilder(dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, default_sink="local")))
+    plan = LOCAL_PLAN
+    builder.build(plan, 1, [(1, segment("10.0.0.7", lines(30)))], encode=True)
+    assert builder.column_batches == 1
+    builder.build(plan, 2, [(2, segment("10.0.0.7", [*lines(3), b"<13>Jan  1 00:00:00 h a: m"]))], encode=True)
+    assert builder.column_batches == 1
+
