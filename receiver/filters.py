@@ -107,6 +107,7 @@ __all__ = [
     "Or",
     "TextSearch",
     "parse_filter",
+    "sql_string",
 ]
 
 _Test = Callable[[Record], bool]
@@ -1242,7 +1243,7 @@ def _both_all(parts: Iterable[_Bounds]) -> _Bounds:
     return _sql_all(u for u, _ in listed), _sql_all(low for _, low in listed)
 
 
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
     """``text`` as a ClickHouse string literal, whatever it holds.
 
     Backslash and quote are escaped, control characters written as ``\\xHH``,
@@ -1267,7 +1268,7 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _sql_array(texts: Iterable[str]) -> str:
-    return "[" + ", ".join(map(_sql_string, texts)) + "]"
+    return "[" + ", ".join(map(sql_string, texts)) + "]"
 
 
 # -- Reading fields in SQL
@@ -1301,11 +1302,11 @@ _FACILITY_LOOKUPS: Final = frozenset({"facility", *FACILITY_KEYS})
 
 
 def _sql_has(key: str) -> str:
-    return f"has(field_keys, {_sql_string(key)})"
+    return f"has(field_keys, {sql_string(key)})"
 
 
 def _sql_field(key: str) -> str:
-    return f"field_values[indexOf(field_keys, {_sql_string(key)})]"
+    return f"field_values[indexOf(field_keys, {sql_string(key)})]"
 
 
 def _sql_lookup(name: str, test: _ValueTest) -> _Bounds:
@@ -1409,7 +1410,7 @@ def _value_test(c: Comparison) -> _ValueTest:
             return _sql_match(expr, glob, takes_empty)
 
         return _ValueTest(glob_test, _number_as_text(glob_test), takes_empty)
-    literal = _sql_string(value)
+    literal = sql_string(value)
     # A number column's text is its decimal digits; -1 (absent) is no text at all.
     canonical = value.isascii() and value.isdigit() and len(value) <= 3 and str(int(value)) == value
     if c.field in _SEVERITY_FIELDS and _severity(value) >= 0:
@@ -1437,7 +1438,7 @@ def _sql_flag(c: Comparison) -> _Bounds:
         upper = lower = _sql_match("f", _both(_re2_glob(c.value)), False)[0]
     else:
         upper = lower = (
-            f"(f = {_sql_string(c.value)} OR startsWith(f, {_sql_string(c.value + ':')}))"
+            f"(f = {sql_string(c.value)} OR startsWith(f, {sql_string(c.value + ':')}))"
         )
 
     def exists(test: str) -> str:
@@ -1508,8 +1509,8 @@ def _sql_severity_in(expr: str, numbers: Iterable[int]) -> str:
         "".join(f"[{c}{c.upper()}]" for c in name) for name in names
     )
     digits = "[" + "".join(map(str, wanted)) + "]"
-    name_pattern = _sql_string("\\A" + space + "(?:" + spelled + ")" + space + "\\z")
-    number_pattern = _sql_string("\\A" + space + "0*" + digits + space + "\\z")
+    name_pattern = sql_string("\\A" + space + "(?:" + spelled + ")" + space + "\\z")
+    number_pattern = sql_string("\\A" + space + "0*" + digits + space + "\\z")
     by_name = f"match({expr}, {name_pattern})"
     by_number = f"match({expr}, {number_pattern})"
     limit = sys.get_int_max_str_digits()
@@ -1524,7 +1525,7 @@ def _sql_match(expr: str, pattern: tuple[str | None, str | None], takes_empty: b
     def one(text: str | None, otherwise: str) -> str:
         if text is None:
             return otherwise
-        sql = f"match({expr}, {_sql_string(text)})"
+        sql = f"match({expr}, {sql_string(text)})"
         # re2's \B holds in the empty string and Python's does not: there Python's verdict stands.
         return f"if({expr} = '', {int(takes_empty)}, {sql})" if "\\B" in text else sql
 
@@ -1536,7 +1537,7 @@ def _sql_match(expr: str, pattern: tuple[str | None, str | None], takes_empty: b
 
 _NUMBER_RE2: Final = r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
 _INTEGER_RE2: Final = r"\A[+-]?[0-9]+\z"
-_FRACTION_DIGITS: Final = _sql_string(r"\.([0-9]*)")
+_FRACTION_DIGITS: Final = sql_string(r"\.([0-9]*)")
 _HUGE_EXPONENT: Final = 10**15
 """An exponent beyond any threshold's: its digits are not read past 15."""
 _MAX_FLOAT: Final = sys.float_info.max
@@ -1561,13 +1562,13 @@ def _sql_number_test(expr: str, op: str, limit: float) -> str:
     if exactly == rounded:
         body = exactly
     else:
-        integer = f"match(v, {_sql_string(_INTEGER_RE2)})"
+        integer = f"match(v, {sql_string(_INTEGER_RE2)})"
         digits = sys.get_int_max_str_digits()
         if digits:
             integer = f"({integer} AND length(replaceRegexpOne(v, '^[+-]', '')) <= {digits})"
         body = f"if({integer}, {exactly}, {rounded})"
     if body in (_SQL_TRUE, _SQL_FALSE):
-        test = _sql_all([f"match(v, {_sql_string(_NUMBER_RE2)})", body])
+        test = _sql_all([f"match(v, {sql_string(_NUMBER_RE2)})", body])
     else:
         fraction = f"extract(v, {_FRACTION_DIGITS})"
         digits_text = f"replaceRegexpOne(concat(extract(v, '^[+-]?([0-9]*)'), {fraction}), '^0+', '')"
@@ -1579,7 +1580,7 @@ def _sql_number_test(expr: str, op: str, limit: float) -> str:
         )
         power = f"toInt64(length({digits_text})) - toInt64(length({fraction})) + {scale}"
         parts = f"arrayExists((m, p) -> {body}, [replaceRegexpOne({digits_text}, '0+$', '')], [{power}])"
-        test = f"(match(v, {_sql_string(_NUMBER_RE2)}) AND {parts})"
+        test = f"(match(v, {sql_string(_NUMBER_RE2)}) AND {parts})"
     return f"arrayExists(v -> {test}, [{expr}])"
 
 
@@ -1674,7 +1675,7 @@ def _sql_decimal_compare(threshold: _Threshold) -> str:
         difference = "multiIf(m = '', 0, startsWith(v, '-'), -1, 1)"
     else:
         bigger, smaller = ("1", "-1") if sign > 0 else ("-1", "1")
-        quoted = _sql_string(value_digits)
+        quoted = sql_string(value_digits)
         other_side = "m = '' OR " + ("startsWith(v, '-')" if sign > 0 else "NOT startsWith(v, '-')")
         difference = (
             f"multiIf({other_side}, {smaller}, p > {value_power}, {bigger}, p < {value_power}, {smaller}, "
@@ -2036,9 +2037,9 @@ def _sql_text_search(term: str, wildcard: bool) -> _Bounds:
     word = _fulltext_word()
     start = f"(?:\\A|{_re2_class(word, negate=True)})" if bounded_start else ""
     end = f"(?:{_re2_class(word, negate=True)}|\\z)" if bounded_end else ""
-    message = f"replaceAll(message, {_sql_string(_DOTTED_CAPITAL_I)}, {_sql_string('i' + chr(0x307))})"
+    message = f"replaceAll(message, {sql_string(_DOTTED_CAPITAL_I)}, {sql_string('i' + chr(0x307))})"
 
     def sql(parts: list[str]) -> str:
-        return f"match({message}, {_sql_string(start + ''.join(parts) + end)})"
+        return f"match({message}, {sql_string(start + ''.join(parts) + end)})"
 
     return sql(upper), sql(lower)

@@ -1,13 +1,15 @@
 """``receiverctl search`` and ``receiverctl sql``: what the embedded local store holds.
 
     receiverctl search EXPR [--since WHEN] [--until WHEN] [--limit N] [--oldest-first] [--json]
-                       [-c CONFIG | --db DIR]
+                       [-c CONFIG | --db DIR] [--sink NAME [--table TABLE]]
     receiverctl sql QUERY [--limit N] [--json] [-c CONFIG | --db DIR]
 
 While the receiver runs, its delivery process holds the store (the engine
 locks the directory): both commands ask it on its query socket
 (receiver/deliver/store_server.py). When nothing answers there, they open
 the directory themselves, read-only. Either way the output is the same.
+``search --sink`` reads a ClickHouse sink's table on its server instead,
+with the same filter compiled to the same SQL, and prints the same lines.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     s.add_argument("--limit", type=int, default=100, metavar="N", help="at most N records (default 100; 0 for all)")
     s.add_argument("--oldest-first", action="store_true", help="the oldest matching records, oldest first")
     s.add_argument("--json", action="store_true", help="one JSON object per record: the record and its group's tags")
+    s.add_argument("--sink", metavar="NAME", help="search this ClickHouse sink's table on its server instead (with -c)")
+    s.add_argument("--table", metavar="TABLE", help="with --sink: this table of the sink's database (a route's destination)")
     _where(s)
     s.set_defaults(run=_search, usage_error=usage_error)
 
@@ -92,7 +96,7 @@ class _Store:
         if args.db is not None:
             self.directory, self.why, self.socket = args.db, "given by --db", None
             return
-        config, source = self._config(args)
+        config, source = _config_of(args)
         local = [sink for sink in config.sinks if isinstance(sink, LocalSinkConfig)]
         if not local:
             raise self.usage_error(
@@ -103,15 +107,6 @@ class _Store:
         self.socket = store_socket(config.control_socket)
         self.legacy = config.state_directory / "local.db"
 
-    def _config(self, args: argparse.Namespace) -> tuple[Config, str]:
-        if args.config is None:
-            return default_config(), "the built-in defaults (no -c CONFIG)"
-        from receiver.config_file import ConfigError, load_config
-
-        try:
-            return load_config(args.config).config, str(args.config)
-        except ConfigError as e:
-            raise self.usage_error(str(e)) from e
 
     def client(self) -> Any | None:
         """The running receiver's store client, or None when nothing answers."""
@@ -140,11 +135,23 @@ class _Store:
             raise self.usage_error(str(e)) from e
 
 
+def _config_of(args: argparse.Namespace) -> tuple[Config, str]:
+    """The configuration ``-c`` names (else the built-in one), and how to name where it came from."""
+    if args.config is None:
+        return default_config(), "the built-in defaults (no -c CONFIG)"
+    from receiver.config_file import ConfigError, load_config
+
+    try:
+        return load_config(args.config).config, str(args.config)
+    except ConfigError as e:
+        raise args.usage_error(str(e)) from e
+
+
 # -- search -----------------------------------------------------------------------
 
 
 def _search(args: argparse.Namespace) -> int:
-    from receiver.deliver.embedded_store import StoreError, search
+    from receiver.deliver.embedded_store import search
     from receiver.deliver.store_server import StoreUnavailableError, stored_line
     from receiver.filters import FilterError, parse_filter
 
@@ -161,9 +168,13 @@ def _search(args: argparse.Namespace) -> int:
         parse_filter(args.expr)  # a bad filter is a usage error before anything is asked
     except FilterError as e:
         raise usage_error(str(e).splitlines()[0]) from e
+    if args.table is not None and args.sink is None:
+        raise usage_error("--table names a table of a ClickHouse sink: give --sink NAME too")
+    if args.sink is not None:
+        if args.db is not None:
+            raise usage_error("--sink searches a sink of the configuration (-c CONFIG), --db a local store: give one")
+        return _print_records(args, _sink_lines(args, request))
     where = _Store(args)
-    out = sys.stdout
-    found = 0
 
     def lines() -> Iterator[dict[str, Any]]:
         client = where.client()
@@ -181,8 +192,17 @@ def _search(args: argparse.Namespace) -> int:
         finally:
             store.close()
 
+    return _print_records(args, lines())
+
+
+def _print_records(args: argparse.Namespace, lines: Iterator[dict[str, Any]]) -> int:
+    from receiver.deliver.clickhouse import ClickHouseQueryError
+    from receiver.deliver.embedded_store import StoreError
+
+    out = sys.stdout
+    found = 0
     try:
-        for line in lines():
+        for line in lines:
             found += 1
             columns = line.pop("columns")
             if args.json:
@@ -190,10 +210,40 @@ def _search(args: argparse.Namespace) -> int:
             else:
                 out.write(record_line(int(line["time"]), int(line["time_ns"]), columns["host"], columns["app"],
                                       int(columns["severity"]), columns["message"]))
-    except StoreError as e:
-        raise usage_error(str(e)) from e
+    except (StoreError, ClickHouseQueryError) as e:
+        raise args.usage_error(str(e)) from e
     out.flush()
     return 0 if found else 1
+
+
+def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The lines of ``search --sink``: the records of a ClickHouse sink's table, as the store's search gives them."""
+    from receiver.config import ClickHouseSinkConfig
+    from receiver.deliver.clickhouse import ClickHouseConfigError, ClickHouseSink
+    from receiver.deliver.embedded_store import search_table
+    from receiver.deliver.store_server import stored_line
+
+    config, source = _config_of(args)
+    sinks = {sink.name: sink for sink in config.sinks}
+    chosen = sinks.get(args.sink)
+    if chosen is None:
+        raise args.usage_error(
+            f"{source} has no sink named {args.sink!r} (it has: {', '.join(sorted(sinks)) or 'none'})"
+        )
+    if not isinstance(chosen, ClickHouseSinkConfig):
+        hint = "; search the local store without --sink" if isinstance(chosen, LocalSinkConfig) else ""
+        raise args.usage_error(f"sink {args.sink!r} is of type {chosen.type}: --sink searches ClickHouse sinks{hint}")
+    try:
+        sink = ClickHouseSink(chosen)
+        table = sink.search_table(args.table)
+    except ClickHouseConfigError as e:
+        raise args.usage_error(f"sink {args.sink!r}: {e}") from e
+    try:
+        for stored in search_table(table, args.expr, since_ns=request["since_ns"], until_ns=request["until_ns"],
+                                   limit=args.limit, newest_first=request["newest_first"]):
+            yield stored_line(stored)
+    finally:
+        sink.close()
 
 
 # -- sql --------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,10 @@ from formats.columns import columns_of_records
 from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
+from receiver.deliver.embedded_store import SearchTable
 from receiver.deliver.records_table import COLUMNS, MAX_DATETIME, clamp_datetime, group_columns
 from receiver.deliver.worker import OutcomeKind, SendOutcome
+from receiver.filters import ClickHouseDialect
 from receiver.secrets import read_private_file, redact_url
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "SCHEMA_RECHECK_SECONDS",
     "Classified",
     "ClickHouseConfigError",
+    "ClickHouseQueryError",
     "ClickHouseSink",
     "classify",
     "clickhouse_payload",
@@ -693,6 +696,49 @@ class ClickHouseSink:
 
     def close(self) -> None:
         self._session.close()
+
+    # -- reading ------------------------------------------------------------------
+
+    def select(self, sql: str) -> bytes:
+        """The answer to ``sql``, run read-only (``readonly=2``); :class:`ClickHouseQueryError` if none."""
+        outcome, _, content = self._post(
+            {"readonly": "2", "max_execution_time": str(_SELECT_MAX_SECONDS)}, sql.encode(), self._headers()
+        )
+        if outcome.kind != "ok":
+            raise ClickHouseQueryError(f"ClickHouse at {redact_url(self.config.url)}: {outcome.reason}")
+        return content
+
+    def search_table(self, table: str | None = None) -> SearchTable:
+        """``table`` (default: the sink's own) as :func:`receiver.deliver.embedded_store.search_table`
+        searches it: the filter's SQL runs on the server, a page of rows at a time."""
+        name = table or self.config.table
+        if not is_identifier(name):
+            raise ClickHouseConfigError(f"ClickHouse table {name!r} is not a plain identifier")
+        try:
+            dialect = ClickHouseDialect.from_version(self.select("SELECT version()").decode())
+        except ValueError as e:
+            raise ClickHouseQueryError(f"ClickHouse at {redact_url(self.config.url)}: {e}") from e
+
+        def rows(sql: str) -> Iterator[dict[str, Any]]:
+            for line in self.select(f"{sql} FORMAT JSONEachRow").split(b"\n"):
+                if line.strip():
+                    row = json.loads(line)
+                    # Epoch seconds, whatever the server's time zone (see _SEARCH_SELECT).
+                    row["time"], row["receive_time"] = row.pop("time_s"), row.pop("receive_time_s")
+                    yield row
+
+        return SearchTable(_quoted(self.config.database, name), _SEARCH_SELECT, rows, dialect, word_index=False)
+
+
+class ClickHouseQueryError(Exception):
+    """A query the server did not answer; the message says why (credentials stay out)."""
+
+
+_SELECT_MAX_SECONDS = 60
+_SEARCH_SELECT = ", ".join(
+    f"toUInt32({name}) AS {name}_s" if kind == "DateTime" else name for name, kind in COLUMNS
+)
+"""The columns a search reads: DateTime as epoch seconds (JSON would write them in the server's zone)."""
 
 
 def _hint(answer: Classified, config: ClickHouseSinkConfig) -> str:

@@ -40,7 +40,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,14 @@ from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver import records_table
 from receiver.deliver.batches import BatchColumns, Group
 from receiver.deliver.records_table import clamp_datetime, group_columns
-from receiver.filters import ClickHouseDialect, parse_filter
+from receiver.filters import ClickHouseDialect, parse_filter, sql_string
 from receiver.identity import GROUP_TAGS
 
 __all__ = [
     "COLUMNS",
     "STORED_COLUMNS",
     "EmbeddedStore",
+    "SearchTable",
     "StoreError",
     "StoreLockedError",
     "StoredRecord",
@@ -68,6 +69,8 @@ __all__ = [
     "arrow_payload_of_rows",
     "arrow_table",
     "open_store",
+    "search",
+    "search_table",
     "stored_rows",
     "table_from_columns",
 ]
@@ -695,6 +698,21 @@ _PAGE_ROWS = 2048
 _SELECT = ", ".join(name for name, _ in COLUMNS)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchTable:
+    """A table of records that :func:`search_table` searches: the local store's, or a ClickHouse sink's."""
+
+    name: str
+    """The table, qualified."""
+    select: str
+    """The columns of a :class:`StoredRecord` row, as the SELECT list that gives them."""
+    rows: Callable[[str], Iterable[dict[str, Any]]]
+    """The rows a query answers, as dicts."""
+    dialect: ClickHouseDialect
+    word_index: bool
+    """Whether the table has the word index on :data:`_TOKEN_TEXT` (then words are checked with it first)."""
+
+
 def search(
     store: EmbeddedStore,
     filter_text: str,
@@ -704,7 +722,22 @@ def search(
     limit: int | None = 100,
     newest_first: bool = True,
 ) -> Iterator[StoredRecord]:
-    """The records that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first.
+    """:func:`search_table` of the local store."""
+    table = SearchTable(QUALIFIED, _SELECT, store.rows, store.dialect(), word_index=True)
+    return search_table(table, filter_text, since_ns=since_ns, until_ns=until_ns, limit=limit,
+                        newest_first=newest_first)
+
+
+def search_table(
+    table: SearchTable,
+    filter_text: str,
+    *,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int | None = 100,
+    newest_first: bool = True,
+) -> Iterator[StoredRecord]:
+    """The records of ``table`` that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first.
 
     ``since_ns`` (inclusive) and ``until_ns`` (exclusive) bound the records'
     own time; ``limit`` None or 0 means all. The filter runs in the engine;
@@ -714,15 +747,15 @@ def search(
     :class:`receiver.filters.FilterError` for a bad filter at the call.
     """
     parsed = parse_filter(filter_text)
-    condition = parsed.to_clickhouse(store.dialect())
+    condition = parsed.to_clickhouse(table.dialect)
     # The words every match holds, as the word index can check them (see _TOKEN_TEXT).
-    words = [f"hasToken({_TOKEN_TEXT}, '{word}')" for word in parsed.required_words()]
-    return _search(store, " AND ".join([*words, f"({condition.sql})"]), None if condition.exact else parsed.matches,
+    words = [f"hasToken({_TOKEN_TEXT}, '{word}')" for word in parsed.required_words()] if table.word_index else []
+    return _search(table, " AND ".join([*words, f"({condition.sql})"]), None if condition.exact else parsed.matches,
                    since_ns=since_ns, until_ns=until_ns, limit=limit or None, newest_first=newest_first)
 
 
 def _search(
-    store: EmbeddedStore,
+    table: SearchTable,
     condition: str,
     matches: Any,
     *,
@@ -731,32 +764,23 @@ def _search(
     limit: int | None,
     newest_first: bool,
 ) -> Iterator[StoredRecord]:
+    # Values are written into the SQL (every ClickHouse takes literals; 18.16 has no query parameters).
     where = [f"({condition})"]
-    params: dict[str, Any] = {}
     if since_ns is not None:
-        where.append("(time, time_ns) >= ({since_s:UInt32}, {since_ns:UInt32})")
-        params["since_s"], params["since_ns"] = (max(0, v) for v in divmod(since_ns, 1_000_000_000))
+        where.append("(time, time_ns) >= ({}, {})".format(*(max(0, v) for v in divmod(since_ns, 1_000_000_000))))
     if until_ns is not None:
-        where.append("(time, time_ns) < ({until_s:UInt32}, {until_ns:UInt32})")
-        params["until_s"], params["until_ns"] = (max(0, v) for v in divmod(until_ns, 1_000_000_000))
+        where.append("(time, time_ns) < ({}, {})".format(*(max(0, v) for v in divmod(until_ns, 1_000_000_000))))
     direction, compare = ("DESC", "<") if newest_first else ("ASC", ">")
     key = _ORDER
     order = ", ".join(f"{k} {direction}" for k in key.split(", "))
     yielded = 0
-    after: dict[str, Any] | None = None
+    after: str | None = None
     while True:
-        clauses = list(where)
-        page_params = dict(params)
-        if after is not None:
-            clauses.append(
-                f"({key}) {compare} ({{a_time:UInt32}}, {{a_ns:UInt32}}, {{a_received:UInt32}}, "
-                "{a_pack:String}, {a_row:UInt32})"
-            )
-            page_params.update(after)
+        clauses = [*where, f"({key}) {compare} {after}"] if after is not None else where
         page_rows = _PAGE_ROWS if limit is None or matches is not None else min(_PAGE_ROWS, limit - yielded)
-        sql = (f"SELECT {_SELECT} FROM {QUALIFIED} WHERE {' AND '.join(clauses)} ORDER BY {order} "
+        sql = (f"SELECT {table.select} FROM {table.name} WHERE {' AND '.join(clauses)} ORDER BY {order} "
                f"LIMIT {page_rows}")
-        rows = list(store.rows(sql, page_params))
+        rows = list(table.rows(sql))
         for row in rows:
             stored = StoredRecord.from_row(row)
             if matches is None or matches(stored.record):
@@ -767,8 +791,8 @@ def _search(
         if len(rows) < page_rows:
             return
         last = rows[-1]
-        after = {"a_time": _epoch(last["time"]), "a_ns": last["time_ns"], "a_received": _epoch(last["receive_time"]),
-                 "a_pack": last["pack_id"], "a_row": last["pack_row"]}
+        after = (f"({_epoch(last['time'])}, {int(last['time_ns'])}, {_epoch(last['receive_time'])}, "
+                 f"{sql_string(str(last['pack_id']))}, {int(last['pack_row'])})")
 
 
 def _epoch(value: Any) -> int:

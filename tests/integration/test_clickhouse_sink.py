@@ -20,6 +20,8 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -824,3 +826,87 @@ def test_throughput_200k_streamlog(
     record_property("clickhouse_rows_per_second_payload", round(send_rate))
     record_property("clickhouse_encode_rows_per_second", round(encode_rate))
     assert inline_rate > 5_000, "far below what this sink should reach on loopback: something regressed"
+
+
+# -- receiverctl search --sink --------------------------------------------------------------
+
+
+def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+
+
+class TestSearch:
+    def test_the_server_answers_what_the_local_store_answers(
+        self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str, password_file: Path, tmp_path: Path
+    ) -> None:
+        """If the same groups go to a ClickHouse sink and to a local store, then ``receiverctl search --sink``
+        prints for every filter exactly what ``receiverctl search`` prints from the store: the same records
+        in the same order (5,000 of them: pages of 2,048 follow one another), whole or limited, either way."""
+        from receiver.deliver.embedded_store import EmbeddedStore
+        from tests.integration.programs import to_toml
+
+        apps, severities = ("todo-list", "api", "cron"), ("user.notice", "local0.err", "daemon.warning")
+        frames = [
+            b"0.1 sys_tag %d 10.0.0.%d web-%d %s 1 %s %d - request %d %s"
+            % (1_700_000_000 + i // 7, i % 5, i % 4, severities[i % 3].encode(), apps[i % 3].encode(), i, i,
+               b"hello world" if i % 10 == 0 else b"timeout")
+            for i in range(5000)
+        ] + [RFC5424, RFC3164]
+        records = records_of(*frames)
+        batch = [make_group(records[i : i + 1000], table) for i in range(0, len(records), 1000)]
+        sink = make_sink()
+        for group in batch:
+            send_ok(sink, group)
+        store = EmbeddedStore(tmp_path / "store", max_age_hours=1e6, max_bytes=1 << 40, memory_limit_bytes=256 << 20)
+        try:
+            store.insert_groups(batch, token="all")
+        finally:
+            store.close()
+        config = tmp_path / "receiver.toml"
+        config.write_text(to_toml({
+            "state_directory": str(tmp_path / "state"),
+            "sinks": [{"name": "ch", "type": "clickhouse", "url": clickhouse.url, "table": table, "user": "writer",
+                       "password_file": str(password_file)}],
+            "deliver": {"default_sink": "ch"},
+        }))
+        for expr, options in (
+            ("", ("--limit", "0")),
+            ("hello", ("--limit", "0")),
+            ("app-name=todo-list and not severity<=3", ("--limit", "0", "--oldest-first")),
+            ('host=web-1 "request 1"', ("--limit", "25")),
+            ("message=/timeout$/", ("--limit", "3000", "--json")),
+            ("nothing-matches-this", ()),
+        ):
+            local = receiverctl("search", expr, "--db", str(tmp_path / "store"), *options)
+            remote = receiverctl("search", expr, "-c", str(config), "--sink", "ch", *options)
+            assert remote.returncode == local.returncode, (expr, remote.stderr)
+            assert remote.stdout == local.stdout, expr
+            assert local.returncode == 1 or len(local.stdout.splitlines()) > 0
+        assert len(receiverctl("search", "", "-c", str(config), "--sink", "ch", "--limit", "0").stdout.splitlines()) == 5002
+
+    def test_what_cannot_be_searched_is_said(self, clickhouse: ClickHouseServer, tmp_path: Path) -> None:
+        """If --sink names no sink, a sink of another type, or a server that refuses, then receiverctl says
+        which and how to go on, with exit status 2 and no password in what it prints."""
+        from tests.integration.programs import to_toml
+
+        config = tmp_path / "receiver.toml"
+        config.write_text(to_toml({
+            "state_directory": str(tmp_path / "state"),
+            "sinks": [
+                {"name": "ch", "type": "clickhouse", "url": clickhouse.url, "table": "nowhere", "user": "writer"},
+                {"name": "local", "type": "local"},
+            ],
+            "deliver": {"default_sink": "ch"},
+        }))
+        missing = receiverctl("search", "", "-c", str(config), "--sink", "other")
+        assert missing.returncode == 2 and "no sink named 'other'" in missing.stderr and "ch, local" in missing.stderr
+        local = receiverctl("search", "", "-c", str(config), "--sink", "local")
+        assert local.returncode == 2 and "search the local store without --sink" in local.stderr
+        refused = receiverctl("search", "", "-c", str(config), "--sink", "ch")  # no password: the server refuses
+        assert refused.returncode == 2 and "ClickHouse at" in refused.stderr, refused.stderr
+        assert WRITER_PASSWORD not in refused.stderr
+        table_alone = receiverctl("search", "", "-c", str(config), "--table", "t")
+        assert table_alone.returncode == 2 and "give --sink NAME too" in table_alone.stderr
