@@ -17,7 +17,7 @@ keep a rejected group as a dead letter).
 A sink that can encode from columns (:class:`ColumnEncoder`; the local
 store) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
-(:func:`build_column_groups`) and encoded from the columns, at a third of
+(receiver/deliver/column_groups.py) and encoded from the columns, at a third of
 the cost. Any batch it cannot read so (a syslog frame, a flagged frame, a
 route with a filter) is built from records, with the same result.
 """
@@ -40,17 +40,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from formats.parse import ParseFunction, make_parser
 from formats.streamlog import StreamlogParser, format_table
-from formats.streamlog_columns import parse_streamlog_columns
 from receiver.config import Config
-from receiver.deliver.batches import (
-    ColumnChunk,
-    ColumnEncoder,
-    Group,
-    Route,
-    Router,
-    build_column_groups,
-    build_groups,
-)
+from receiver.deliver.batches import ColumnEncoder, Group, Route, Router, build_groups
 from receiver.identity import Identities, MachineGroups, appliance_hostname
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
@@ -226,6 +217,12 @@ class BatchBuilder:
     ) -> list[Group] | None:
         """The encoded groups :meth:`build` makes of ``entries``, made from columns; None (nothing
         counted, nothing changed) when some entry needs reading line by line."""
+        from formats.streamlog_columns import parse_streamlog_columns
+        from receiver.deliver.column_groups import (  # Arrow: loaded here only
+            ColumnChunk,
+            build_column_groups,
+        )
+
         chunks: list[ColumnChunk] = []
         # Consecutive entries of one sender and listener are read as one chunk: an entry is one read
         # of a connection (a few hundred lines), and each chunk costs some thirty Arrow calls.

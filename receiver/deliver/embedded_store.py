@@ -52,7 +52,8 @@ from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver import records_table
-from receiver.deliver.batches import BatchColumns, Group
+from receiver.deliver.batches import Group
+from receiver.deliver.column_groups import BatchColumns
 from receiver.deliver.records_table import clamp_datetime, group_columns
 from receiver.filters import ClickHouseDialect, parse_filter, sql_string
 from receiver.identity import GROUP_TAGS

@@ -12,13 +12,11 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from formats.sls_pb import encode_log_group, log_group_tail
-from formats.sls_pb_columns import encode_logs, joined
-from formats.streamlog_columns import StreamlogColumns
 from receiver.config import (
     ClickHouseSinkConfig,
     Config,
@@ -27,8 +25,12 @@ from receiver.config import (
     SinkConfig,
     SlsSinkConfig,
 )
-from receiver.deliver.batches import BatchColumns, ColumnEncoder, Group
+from receiver.deliver.batches import ColumnEncoder, Group
 from receiver.deliver.worker import SendOutcome, Sink
+
+if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
+    from formats.streamlog_columns import StreamlogColumns
+    from receiver.deliver.column_groups import BatchColumns
 
 __all__ = ["LocalSink", "SlsSink", "build_sink", "column_encoder", "default_destination", "payload_encoder", "sls_payload"]
 
@@ -87,6 +89,9 @@ def column_encoder(sink: SinkConfig) -> ColumnEncoder | None:
 def sls_logs(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
     """Every row's ``Log`` (formats/sls_pb_columns.py), for SLS groups to take their rows from; None when
     some row needs its record (a value of 16 KiB or more)."""
+    from formats.sls_pb_columns import encode_logs
+    from receiver.deliver.column_groups import BatchColumns
+
     made = []
     for chunk in chunks:
         logs = encode_logs(chunk.time, chunk.keys, chunk.values)
@@ -98,6 +103,8 @@ def sls_logs(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
 
 def sls_payload_of_rows(config: SlsSinkConfig, group: Group, logs: BatchColumns) -> bytes:
     """:func:`sls_payload` of a group built from columns, given :func:`sls_logs` of its batch."""
+    from formats.sls_pb_columns import joined
+
     return joined(logs.rows_of(group)["logs"]) + log_group_tail(
         topic=config.topic, source=group.source, tags=group.tags
     )

@@ -1,0 +1,178 @@
+"""Groups built from columns: a batch's streamlog lines as rows of Arrow columns, never as records.
+
+:func:`build_column_groups` makes of a batch the groups
+:func:`receiver.deliver.batches.build_groups` makes, with the same names and
+tags, each holding rows of the batch's chunks instead of records; a sink's
+:class:`~receiver.deliver.batches.ColumnEncoder` then encodes a group from
+:class:`BatchColumns`. Only worker processes of sinks that encode from
+columns load this (and Arrow with it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from formats.record import Record
+from formats.streamlog_columns import StreamlogColumns
+from receiver.deliver.batches import Group, Router, hostname_field, name_and_tag
+
+__all__ = ["BatchColumns", "ColumnChunk", "build_column_groups"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchColumns:
+    """What a :class:`ColumnEncoder` prepares: columns of a batch's chunks laid one after the other."""
+
+    columns: dict[str, pa.Array]
+    starts: list[int]
+    """Each chunk's first row in ``columns``."""
+
+    @classmethod
+    def of(cls, chunks: Sequence[dict[str, pa.Array]], lengths: Sequence[int]) -> BatchColumns | None:
+        """The columns of ``chunks`` (``lengths`` rows each) one after the other; None for no chunk."""
+        if not chunks:
+            return None
+        starts = list(itertools.accumulate(lengths[:-1], initial=0))
+        if len(chunks) == 1:
+            return cls(dict(chunks[0]), starts)
+        return cls({name: pa.concat_arrays([chunk[name] for chunk in chunks]) for name in chunks[0]}, starts)
+
+    def rows_of(self, group: Group) -> dict[str, pa.Array]:
+        """Each column's rows of ``group`` (a group of :func:`build_column_groups`), in order."""
+        starts = self.starts
+        (chunk, first), *others = group.rows
+        if not others and isinstance(first, range) and first.step == 1:
+            return {name: array.slice(starts[chunk] + first.start, len(first)) for name, array in self.columns.items()}
+        # A relay's lines alternate between senders, and a group is one sender's: pick its rows.
+        picks = pa.array(itertools.chain.from_iterable(
+            range(starts[chunk] + rows.start, starts[chunk] + rows.stop)
+            if isinstance(rows, range) and rows.step == 1 else (starts[chunk] + row for row in rows)
+            for chunk, rows in group.rows
+        ), pa.int64())
+        return {name: array.take(picks) for name, array in self.columns.items()}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ColumnChunk:
+    """The frames of consecutive spool entries from one peer, read into columns: what
+    :func:`build_column_groups` groups."""
+
+    columns: StreamlogColumns
+    peer: str
+    entry_starts: list[int]
+    """The first row of each entry."""
+    receive_times_ns: list[int]
+    """When each entry was received."""
+
+    def receive_time_ns(self, row: int) -> int:
+        """When the entry holding ``row`` was received."""
+        return self.receive_times_ns[bisect.bisect_right(self.entry_starts, row) - 1]
+
+
+def _rows_by_key(
+    columns: StreamlogColumns, destinations: Mapping[str, str | None]
+) -> list[tuple[str | None, str, Sequence[int]]]:
+    """A chunk's rows by group key (destination, from the tag, and source), in order, the keys in the
+    order of their first row."""
+    if len(destinations) == 1 and pc.count_distinct(columns.source).as_py() == 1:
+        return [(next(iter(destinations.values())), columns.source[0].as_py(), range(len(columns)))]
+    # One number a key, then a stable sort by it: each key's rows in order, in C.
+    tags = pc.dictionary_encode(columns.tag)
+    sources = pc.dictionary_encode(columns.source)
+    numbered: dict[str | None, int] = {}
+    destination_of_tag = [numbered.setdefault(destinations[tag], len(numbered)) for tag in tags.dictionary.to_pylist()]
+    width = len(sources.dictionary)
+    key_ids = pc.add(
+        pc.multiply(pc.take(pa.array(destination_of_tag, pa.int64()), tags.indices), width),
+        pc.cast(sources.indices, pa.int64()),
+    )
+    order = pc.array_sort_indices(key_ids)
+    runs = pc.run_end_encode(pc.take(key_ids, order))
+    rows_in_order = order.to_pylist()
+    destination_names, source_names = list(numbered), sources.dictionary.to_pylist()
+    found = []
+    start = 0
+    for end, key_id in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+        rows = rows_in_order[start:end]
+        found.append((rows[0], destination_names[key_id // width], source_names[key_id % width], rows))
+        start = end
+    found.sort(key=lambda key: key[0])
+    return [(destination, source, rows) for _, destination, source, rows in found]
+
+
+def build_column_groups(
+    chunks: Sequence[ColumnChunk],
+    *,
+    sink: str,
+    router: Router,
+    hostname: str,
+    identities: Sequence[str],
+    machine_groups: Callable[[str, str], tuple[str, ...]],
+    pack_prefix: str,
+    first_seq: int,
+    max_records: int,
+    max_bytes: int,
+) -> list[Group]:
+    """The groups :func:`build_groups` makes of the same entries, when every entry is a chunk and no
+    route has a filter: the same groups, names and tags, with ``rows`` instead of ``records``.
+
+    A chunk's rows are taken a group key (destination, source, peer) at a
+    time, many rows at once, by build_groups' own rule: a group closes when it
+    holds ``max_records`` or the next row would take it past ``max_bytes``, and
+    a new group takes its first row whatever its size. Groups are then put in
+    the order build_groups leaves them in (closed ones by the row that closed
+    them, then the open ones by when their key first came), and a test holds
+    the two functions to the same groups.
+    """
+    open_groups: dict[tuple[str, str, str], Group] = {}
+    closed: list[tuple[tuple[int, int], Group]] = []
+    receive_s: dict[int, int] = {}
+    for index, chunk in enumerate(chunks):
+        columns = chunk.columns
+        peer = chunk.peer
+        destinations: dict[str, str | None] = {}
+        for counted in pc.value_counts(columns.tag).to_pylist():
+            route = router.route_tag(counted["values"], counted["counts"])
+            destinations[counted["values"]] = route.destination if route.sink == sink and not route.drop else None
+        sizes = columns.frame_bytes.to_pylist()
+        for destination, source, rows in _rows_by_key(columns, destinations):
+            if destination is None:
+                continue
+            key = (destination, source, peer)
+            group = open_groups.get(key)
+            at = 0
+            while at < len(rows):
+                row = rows[at]
+                if group is None or group.record_count >= max_records or group.raw_bytes + sizes[row] > max_bytes:
+                    if group is not None:
+                        closed.append(((index, row), group))
+                    received = chunk.receive_time_ns(row)
+                    group = Group(destination, source, peer, [], [], "", receive_time_ns=received)
+                    open_groups[key] = group  # (a key keeps its place: the first group's)
+                    receive_s[id(group)] = received // 1_000_000_000
+                room = rows[at : at + max_records - group.record_count]
+                sums = list(itertools.accumulate((sizes[r] for r in room), initial=group.raw_bytes))
+                taken = max(bisect.bisect_right(sums, max_bytes) - 1, 1)  # a new group's first row always fits
+                group.rows.append((index, room[:taken]))
+                group.record_count += taken
+                group.raw_bytes = sums[taken]
+                at += taken
+    closed.sort(key=lambda item: item[0])
+    done = [group for _, group in closed]
+    done.extend(open_groups.values())
+
+    def first_hostname(group: Group) -> str:
+        chunk_index, rows = group.rows[0]
+        columns = chunks[chunk_index].columns
+        return hostname_field(Record(0, 0, columns.keys, columns.values[rows[0]].as_py(), "", {}))
+
+    return name_and_tag(
+        done, receive_s, first_hostname, hostname=hostname, identities=identities,
+        machine_groups=machine_groups, pack_prefix=pack_prefix, first_seq=first_seq,
+    )
