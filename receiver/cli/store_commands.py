@@ -220,7 +220,7 @@ def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[d
     """The lines of ``search --sink``: the records of a ClickHouse sink's table, as the store's search gives them."""
     from receiver.config import ClickHouseSinkConfig
     from receiver.deliver.clickhouse import ClickHouseConfigError, ClickHouseSink
-    from receiver.deliver.embedded_store import search_table
+    from receiver.deliver.embedded_store import search
     from receiver.deliver.store_server import stored_line
 
     config, source = _config_of(args)
@@ -239,8 +239,8 @@ def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[d
     except ClickHouseConfigError as e:
         raise args.usage_error(f"sink {args.sink!r}: {e}") from e
     try:
-        for stored in search_table(table, args.expr, since_ns=request["since_ns"], until_ns=request["until_ns"],
-                                   limit=args.limit, newest_first=request["newest_first"]):
+        for stored in search(table, args.expr, since_ns=request["since_ns"], until_ns=request["until_ns"],
+                             limit=args.limit, newest_first=request["newest_first"]):
             yield stored_line(stored)
     finally:
         sink.close()

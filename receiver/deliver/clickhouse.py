@@ -709,7 +709,7 @@ class ClickHouseSink:
         return content
 
     def search_table(self, table: str | None = None) -> SearchTable:
-        """``table`` (default: the sink's own) as :func:`receiver.deliver.embedded_store.search_table`
+        """``table`` (default: the sink's own) as :func:`receiver.deliver.embedded_store.search`
         searches it: the filter's SQL runs on the server, a page of rows at a time."""
         name = table or self.config.table
         if not is_identifier(name):

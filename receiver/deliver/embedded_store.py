@@ -71,7 +71,6 @@ __all__ = [
     "arrow_table",
     "open_store",
     "search",
-    "search_table",
     "stored_rows",
     "table_from_columns",
 ]
@@ -701,7 +700,7 @@ _SELECT = ", ".join(name for name, _ in COLUMNS)
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SearchTable:
-    """A table of records that :func:`search_table` searches: the local store's, or a ClickHouse sink's."""
+    """A table of records that :func:`search` searches: the local store's, or a ClickHouse sink's."""
 
     name: str
     """The table, qualified."""
@@ -715,7 +714,7 @@ class SearchTable:
 
 
 def search(
-    store: EmbeddedStore,
+    source: EmbeddedStore | SearchTable,
     filter_text: str,
     *,
     since_ns: int | None = None,
@@ -723,22 +722,8 @@ def search(
     limit: int | None = 100,
     newest_first: bool = True,
 ) -> Iterator[StoredRecord]:
-    """:func:`search_table` of the local store."""
-    table = SearchTable(QUALIFIED, _SELECT, store.rows, store.dialect(), word_index=True)
-    return search_table(table, filter_text, since_ns=since_ns, until_ns=until_ns, limit=limit,
-                        newest_first=newest_first)
-
-
-def search_table(
-    table: SearchTable,
-    filter_text: str,
-    *,
-    since_ns: int | None = None,
-    until_ns: int | None = None,
-    limit: int | None = 100,
-    newest_first: bool = True,
-) -> Iterator[StoredRecord]:
-    """The records of ``table`` that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first.
+    """The records that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first, in
+    the local store or in another table of records (a ClickHouse sink's, on its server).
 
     ``since_ns`` (inclusive) and ``until_ns`` (exclusive) bound the records'
     own time; ``limit`` None or 0 means all. The filter runs in the engine;
@@ -747,6 +732,10 @@ def search_table(
     so a search finds what a route would take. Raises
     :class:`receiver.filters.FilterError` for a bad filter at the call.
     """
+    table = (
+        SearchTable(QUALIFIED, _SELECT, source.rows, source.dialect(), word_index=True)
+        if isinstance(source, EmbeddedStore) else source
+    )
     parsed = parse_filter(filter_text)
     condition = parsed.to_clickhouse(table.dialect)
     # The words every match holds, as the word index can check them (see _TOKEN_TEXT).
