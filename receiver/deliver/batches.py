@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # (Arrow is loaded only where batches are built from columns:
 __all__ = [
     "ColumnEncoder",
     "Group",
+    "Grouping",
     "Route",
     "Router",
     "build_groups",
@@ -186,26 +187,38 @@ def pack_sequence(first_seq: int, index: int) -> int:
     return (first_seq << 32) | index
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Grouping:
+    """How one batch's records become one sink's groups: their bounds, names and tags."""
+
+    sink: str
+    hostname: str
+    """The appliance's (``__hostname__``)."""
+    identities: Sequence[str]
+    machine_groups: Callable[[str, str], tuple[str, ...]]
+    """The machine groups of a sender: (its address, the host its first record names)."""
+    pack_prefix: str
+    first_seq: int
+    """The batch's first segment (pack ids are numbered from it)."""
+    max_records: int
+    max_bytes: int
+
+
 def build_groups(
     entries: Iterable[SpoolEntry],
+    grouping: Grouping,
     *,
-    sink: str,
     parsers: Mapping[str, ParseFunction],
     default_parser: ParseFunction,
     router: Router,
-    hostname: str,
-    identities: Sequence[str],
-    machine_groups: Callable[[str, str], tuple[str, ...]],
-    pack_prefix: str,
-    first_seq: int,
-    max_records: int,
-    max_bytes: int,
 ) -> list[Group]:
-    """The groups ``sink`` sends for ``entries`` (segments from ``first_seq`` on), in arrival order.
+    """The groups ``grouping.sink`` sends for ``entries`` (segments from ``grouping.first_seq`` on), in
+    arrival order.
 
     A group holds at most ``max_records`` records and ``max_bytes`` frame
     bytes; records routed to other sinks are left out.
     """
+    sink, max_records, max_bytes = grouping.sink, grouping.max_records, grouping.max_bytes
     open_groups: dict[tuple[str, str, str], Group] = {}
     done: list[Group] = []
     receive_s: dict[int, int] = {}  # id(group) -> earliest receive time
@@ -233,10 +246,7 @@ def build_groups(
             group.records.append(record)
             group.raw_bytes += len(frame)
     done.extend(open_groups.values())
-    return name_and_tag(
-        done, receive_s, lambda group: hostname_field(group.records[0]), hostname=hostname,
-        identities=identities, machine_groups=machine_groups, pack_prefix=pack_prefix, first_seq=first_seq,
-    )
+    return name_and_tag(done, receive_s, lambda group: hostname_field(group.records[0]), grouping)
 
 
 def hostname_field(record: Record) -> str:
@@ -245,17 +255,10 @@ def hostname_field(record: Record) -> str:
 
 
 def name_and_tag(
-    done: list[Group],
-    receive_s: dict[int, int],
-    first_hostname: Callable[[Group], str],
-    *,
-    hostname: str,
-    identities: Sequence[str],
-    machine_groups: Callable[[str, str], tuple[str, ...]],
-    pack_prefix: str,
-    first_seq: int,
+    done: list[Group], receive_s: dict[int, int], first_hostname: Callable[[Group], str], grouping: Grouping
 ) -> list[Group]:
     """``done`` ordered by first arrival (so delivery follows arrival per sender), named and tagged."""
+    pack_prefix, first_seq = grouping.pack_prefix, grouping.first_seq
     order = {id(g): n for n, g in enumerate(done)}
     done.sort(key=lambda g: (receive_s[id(g)], order[id(g)]))
     prefixes: dict[str, str] = {}
@@ -267,9 +270,9 @@ def name_and_tag(
         group.tags = group_tags(
             client_ip=group.client_ip,
             receive_time_s=receive_s[id(group)],
-            hostname=hostname,
-            identities=identities,
-            machine_groups=machine_groups(group.client_ip, first_hostname(group)),
+            hostname=grouping.hostname,
+            identities=grouping.identities,
+            machine_groups=grouping.machine_groups(group.client_ip, first_hostname(group)),
             pack_id=group.pack_id,
         )
     return done

@@ -41,7 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from formats.parse import ParseFunction, make_parser
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config import Config
-from receiver.deliver.batches import ColumnEncoder, Group, Route, Router, build_groups
+from receiver.deliver.batches import ColumnEncoder, Group, Grouping, Route, Router, build_groups
 from receiver.identity import Identities, MachineGroups, appliance_hostname
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
@@ -190,10 +190,8 @@ class BatchBuilder:
             self.column_batches += 1
             return Built(groups, damaged, router.unknown_tags - unknown_before, router.dropped - dropped_before)
         groups = build_groups(
-            entries, sink=plan.sink, parsers=self.parsers, default_parser=self.default_parser,
-            router=self.router, hostname=self.hostname, identities=self.identities.current(),
-            machine_groups=self.machine_groups.of, pack_prefix=plan.pack_prefix, first_seq=first_seq,
-            max_records=plan.max_records, max_bytes=plan.max_bytes,
+            entries, self._grouping(plan, first_seq), parsers=self.parsers, default_parser=self.default_parser,
+            router=self.router,
         )
         if encode and plan.encoder is not None:
             for group in groups:
@@ -211,6 +209,12 @@ class BatchBuilder:
             errors, router.last_filter_error if errors else None,
         )
 
+
+    def _grouping(self, plan: SinkPlan, first_seq: int) -> Grouping:
+        return Grouping(
+            plan.sink, self.hostname, self.identities.current(), self.machine_groups.of, plan.pack_prefix,
+            first_seq, plan.max_records, plan.max_bytes,
+        )
 
     def _build_from_columns(
         self, plan: SinkPlan, encoder: ColumnEncoder, first_seq: int, entries: Sequence[SpoolEntry]
@@ -250,11 +254,7 @@ class BatchBuilder:
             return None
         router = self.router
         counted = router.unknown_tags, router.dropped
-        groups = build_column_groups(
-            chunks, sink=plan.sink, router=router, hostname=self.hostname, identities=self.identities.current(),
-            machine_groups=self.machine_groups.of, pack_prefix=plan.pack_prefix, first_seq=first_seq,
-            max_records=plan.max_records, max_bytes=plan.max_bytes,
-        )
+        groups = build_column_groups(chunks, self._grouping(plan, first_seq), router=router)
         try:
             for group in groups:
                 group.payload = encoder.encode(group, prepared)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.record import Record
 from formats.streamlog_columns import StreamlogColumns
-from receiver.deliver.batches import Group, Router, hostname_field, name_and_tag
+from receiver.deliver.batches import Group, Grouping, Router, hostname_field, name_and_tag
 
 __all__ = ["BatchColumns", "ColumnChunk", "build_column_groups"]
 
@@ -106,19 +106,7 @@ def _rows_by_key(
     return [(destination, source, rows) for _, destination, source, rows in found]
 
 
-def build_column_groups(
-    chunks: Sequence[ColumnChunk],
-    *,
-    sink: str,
-    router: Router,
-    hostname: str,
-    identities: Sequence[str],
-    machine_groups: Callable[[str, str], tuple[str, ...]],
-    pack_prefix: str,
-    first_seq: int,
-    max_records: int,
-    max_bytes: int,
-) -> list[Group]:
+def build_column_groups(chunks: Sequence[ColumnChunk], grouping: Grouping, *, router: Router) -> list[Group]:
     """The groups :func:`build_groups` makes of the same entries, when every entry is a chunk and no
     route has a filter: the same groups, names and tags, with ``rows`` instead of ``records``.
 
@@ -130,6 +118,7 @@ def build_column_groups(
     them, then the open ones by when their key first came), and a test holds
     the two functions to the same groups.
     """
+    sink, max_records, max_bytes = grouping.sink, grouping.max_records, grouping.max_bytes
     open_groups: dict[tuple[str, str, str], Group] = {}
     closed: list[tuple[tuple[int, int], Group]] = []
     receive_s: dict[int, int] = {}
@@ -172,7 +161,4 @@ def build_column_groups(
         columns = chunks[chunk_index].columns
         return hostname_field(Record(0, 0, columns.keys, columns.values[rows[0]].as_py(), "", {}))
 
-    return name_and_tag(
-        done, receive_s, first_hostname, hostname=hostname, identities=identities,
-        machine_groups=machine_groups, pack_prefix=pack_prefix, first_seq=first_seq,
-    )
+    return name_and_tag(done, receive_s, first_hostname, grouping)

@@ -16,6 +16,7 @@ from formats.parse import make_parser
 from formats.record import Record
 from receiver.deliver.batches import (
     Group,
+    Grouping,
     Route,
     Router,
     build_groups,
@@ -44,11 +45,11 @@ def spool_entry(frames: list[bytes], *, seq: int = 1, peer: str = "10.0.0.7", at
 def groups(
     entries: Sequence[SpoolEntry], router: Router, *, sink: str = "local", max_records: int = 100, first_seq: int = 7
 ) -> list[Group]:
-    return build_groups(
-        entries, sink=sink, parsers={}, default_parser=PARSE, router=router, hostname="appliance",
-        identities=("fleet",), machine_groups=lambda ip, host: ("web",) if host.startswith("web") else (),
-        pack_prefix="ABCDEF0123456789", first_seq=first_seq, max_records=max_records, max_bytes=1 << 20,
+    grouping = Grouping(
+        sink, "appliance", ("fleet",), lambda ip, host: ("web",) if host.startswith("web") else (),
+        "ABCDEF0123456789", first_seq, max_records, 1 << 20,
     )
+    return build_groups(entries, grouping, parsers={}, default_parser=PARSE, router=router)
 
 
 DEFAULT = Route("local", "local")
