@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from formats.parse import ParseFunction
@@ -26,6 +26,7 @@ from receiver.spool.reader import SpoolEntry
 
 if TYPE_CHECKING:  # (Arrow is loaded only where batches are built from columns: receiver/deliver/column_groups.py)
     from formats.streamlog_columns import StreamlogColumns
+    from receiver.deliver.column_groups import RecordRows
 
 __all__ = [
     "ColumnEncoder",
@@ -34,6 +35,7 @@ __all__ = [
     "Route",
     "Router",
     "build_groups",
+    "entry_records",
     "hostname_field",
     "name_and_tag",
     "pack_id_prefix",
@@ -204,6 +206,16 @@ class Grouping:
     max_bytes: int
 
 
+def entry_records(entry: SpoolEntry, parse: ParseFunction) -> Iterator[tuple[bytes, Record]]:
+    """Each frame of ``entry`` with its record (the deframer's flags in front of the parser's)."""
+    flags_of = entry.frame_flags
+    for i, frame in enumerate(entry.frames):
+        record = parse(frame, entry.peer, entry.receive_time_ns)
+        if flags_of:
+            record.with_flags(flags_of.get(i, ()))
+        yield frame, record
+
+
 def build_groups(
     entries: Iterable[SpoolEntry],
     grouping: Grouping,
@@ -223,14 +235,9 @@ def build_groups(
     done: list[Group] = []
     receive_s: dict[int, int] = {}  # id(group) -> earliest receive time
     for entry in entries:
-        parse = parsers.get(entry.listener, default_parser)
         peer = entry.peer
-        flags_of = entry.frame_flags
         seconds = entry.receive_time_ns // 1_000_000_000
-        for i, frame in enumerate(entry.frames):
-            record = parse(frame, peer, entry.receive_time_ns)
-            if flags_of:
-                record.with_flags(flags_of.get(i, ()))
+        for frame, record in entry_records(entry, parsers.get(entry.listener, default_parser)):
             route = router.route(record)
             if route.sink != sink:
                 continue
@@ -282,8 +289,9 @@ def name_and_tag(
 class ColumnEncoder:
     """How a sink encodes a group built from columns (module-level functions: workers are sent them)."""
 
-    prepare: Callable[[Sequence[StreamlogColumns]], Any]
-    """What the sink makes of a batch's chunks before its groups take their rows from it; None
-    when it needs records for them."""
+    prepare: Callable[[Sequence[StreamlogColumns | RecordRows]], Any]
+    """What the sink makes of a batch's chunks (lines read as columns, or frames parsed as records)
+    before its groups take their rows from it; None when it cannot (the batch is then built from
+    records)."""
     encode: Callable[[Group, Any], bytes]
     """A group's payload, given what ``prepare`` made of its batch."""

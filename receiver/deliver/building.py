@@ -41,7 +41,15 @@ from concurrent.futures import ProcessPoolExecutor
 from formats.parse import ParseFunction, make_parser
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config import Config
-from receiver.deliver.batches import ColumnEncoder, Group, Grouping, Route, Router, build_groups
+from receiver.deliver.batches import (
+    ColumnEncoder,
+    Group,
+    Grouping,
+    Route,
+    Router,
+    build_groups,
+    entry_records,
+)
 from receiver.identity import Identities, MachineGroups, appliance_hostname
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
@@ -219,36 +227,40 @@ class BatchBuilder:
     def _build_from_columns(
         self, plan: SinkPlan, encoder: ColumnEncoder, first_seq: int, entries: Sequence[SpoolEntry]
     ) -> list[Group] | None:
-        """The encoded groups :meth:`build` makes of ``entries``, made from columns; None (nothing
-        counted, nothing changed) when some entry needs reading line by line."""
-        from formats.streamlog_columns import parse_streamlog_columns
+        """The encoded groups :meth:`build` makes of ``entries``, made from columns (frames that cannot
+        be read so are parsed as records and encoded by the sink's ``prepare``); None (nothing counted,
+        nothing changed) when the sink cannot encode some of them so."""
+        from formats.streamlog_columns import StreamlogColumns, parse_streamlog_columns
         from receiver.deliver.column_groups import (  # Arrow: loaded here only
             ColumnChunk,
+            RecordRows,
             build_column_groups,
         )
 
         chunks: list[ColumnChunk] = []
         # Consecutive entries of one sender and listener are read as one chunk: an entry is one read
         # of a connection (a few hundred lines), and each chunk costs some thirty Arrow calls.
-        for (listener, peer), run in itertools.groupby(
+        for (listener, peer), same in itertools.groupby(
             (entry for entry in entries if entry.frames), key=lambda entry: (entry.listener, entry.peer)
         ):
-            parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
-            if parser is None:
-                return None
+            run = list(same)
             frames: list[bytes] = []
             starts: list[int] = []
-            receive_times: list[int] = []
             for entry in run:
-                if entry.frame_flags or entry.frames[0][:1] == b"<":
-                    return None  # ("<": an auto listener reads it as syslog, whatever the streamlog versions)
                 starts.append(len(frames))
-                receive_times.append(entry.receive_time_ns)
                 frames += entry.frames
-            columns = parse_streamlog_columns(parser, frames, peer)
-            if columns is None:
-                return None
-            chunks.append(ColumnChunk(columns, peer, starts, receive_times))
+            parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
+            columns: StreamlogColumns | RecordRows | None = None
+            if parser is not None and not any(entry.frame_flags for entry in run) and not (
+                # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
+                any(version.startswith("<") for version in parser.versions) and any(f[:1] == b"<" for f in frames)
+            ):
+                columns = parse_streamlog_columns(parser, frames, peer)
+            if columns is None:  # these frames are read as the record road reads them
+                parse = self.parsers.get(listener, self.default_parser)
+                records = [record for entry in run for _, record in entry_records(entry, parse)]
+                columns = RecordRows.of(records, frames)
+            chunks.append(ColumnChunk(columns, peer, starts, [entry.receive_time_ns for entry in run]))
         prepared = encoder.prepare([chunk.columns for chunk in chunks])
         if prepared is None:
             return None

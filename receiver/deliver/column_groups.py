@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.record import Record
+from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver.batches import Group, Grouping, Router, hostname_field, name_and_tag
 
-__all__ = ["BatchColumns", "ColumnChunk", "build_column_groups"]
+__all__ = ["BatchColumns", "ColumnChunk", "RecordRows", "build_column_groups"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,11 +60,35 @@ class BatchColumns:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ColumnChunk:
-    """The frames of consecutive spool entries from one peer, read into columns: what
-    :func:`build_column_groups` groups."""
+class RecordRows:
+    """Frames that could not be read as columns (syslog, flagged, odd lines), parsed one by one: a
+    chunk's rows as records, with the columns grouping needs."""
 
-    columns: StreamlogColumns
+    records: list[Record]
+    source: pa.StringArray
+    tag: pa.StringArray
+    """The streamlog tag, null for a record without one."""
+    frame_bytes: pa.Int32Array
+
+    @classmethod
+    def of(cls, records: list[Record], frames: Sequence[bytes]) -> RecordRows:
+        return cls(
+            records,
+            pa.array([record.source for record in records], pa.string()),
+            pa.array([record.tags.get(STREAMLOG_TAG) for record in records], pa.string()),
+            pa.array([len(frame) for frame in frames], pa.int32()),
+        )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ColumnChunk:
+    """The frames of consecutive spool entries from one peer, read into columns (or, where they cannot
+    be, parsed as records): what :func:`build_column_groups` groups."""
+
+    columns: StreamlogColumns | RecordRows
     peer: str
     entry_starts: list[int]
     """The first row of each entry."""
@@ -76,7 +101,7 @@ class ColumnChunk:
 
 
 def _rows_by_key(
-    columns: StreamlogColumns, destinations: Mapping[str, str | None]
+    columns: StreamlogColumns | RecordRows, destinations: Mapping[str | None, str | None]
 ) -> list[tuple[str | None, str, Sequence[int]]]:
     """A chunk's rows by group key (destination, from the tag, and source), in order, the keys in the
     order of their first row."""
@@ -86,10 +111,13 @@ def _rows_by_key(
     tags = pc.dictionary_encode(columns.tag)
     sources = pc.dictionary_encode(columns.source)
     numbered: dict[str | None, int] = {}
-    destination_of_tag = [numbered.setdefault(destinations[tag], len(numbered)) for tag in tags.dictionary.to_pylist()]
+    destination_of_tag = [
+        numbered.setdefault(destinations.get(tag), len(numbered)) for tag in (*tags.dictionary.to_pylist(), None)
+    ]  # (the last for records without a tag, whose index is null)
     width = len(sources.dictionary)
+    tag_index = pc.fill_null(tags.indices, len(destination_of_tag) - 1)
     key_ids = pc.add(
-        pc.multiply(pc.take(pa.array(destination_of_tag, pa.int64()), tags.indices), width),
+        pc.multiply(pc.take(pa.array(destination_of_tag, pa.int64()), tag_index), width),
         pc.cast(sources.indices, pa.int64()),
     )
     order = pc.array_sort_indices(key_ids)
@@ -125,7 +153,7 @@ def build_column_groups(chunks: Sequence[ColumnChunk], grouping: Grouping, *, ro
     for index, chunk in enumerate(chunks):
         columns = chunk.columns
         peer = chunk.peer
-        destinations: dict[str, str | None] = {}
+        destinations: dict[str | None, str | None] = {}
         for counted in pc.value_counts(columns.tag).to_pylist():
             route = router.route_tag(counted["values"], counted["counts"])
             destinations[counted["values"]] = route.destination if route.sink == sink and not route.drop else None
@@ -159,6 +187,8 @@ def build_column_groups(chunks: Sequence[ColumnChunk], grouping: Grouping, *, ro
     def first_hostname(group: Group) -> str:
         chunk_index, rows = group.rows[0]
         columns = chunks[chunk_index].columns
+        if isinstance(columns, RecordRows):
+            return hostname_field(columns.records[rows[0]])
         return hostname_field(Record(0, 0, columns.keys, columns.values[rows[0]].as_py(), "", {}))
 
     return name_and_tag(done, receive_s, first_hostname, grouping)

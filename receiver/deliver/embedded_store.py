@@ -53,7 +53,7 @@ from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver import records_table
 from receiver.deliver.batches import Group
-from receiver.deliver.column_groups import BatchColumns
+from receiver.deliver.column_groups import BatchColumns, RecordRows
 from receiver.deliver.records_table import clamp_datetime, group_columns
 from receiver.filters import ClickHouseDialect, parse_filter, sql_string
 from receiver.identity import GROUP_TAGS
@@ -185,52 +185,34 @@ def arrow_table(groups: Sequence[Group]) -> pa.Table:
     Column by column, from the records' own lists (keys tuples and value
     lists go to Arrow as they are): this runs for every record delivered.
     """
-    time_s: list[int] = []
-    time_ns: list[int] = []
-    hosts: list[str] = []
-    apps: list[str] = []
-    severities: list[int] = []
-    facilities: list[int] = []
-    sources: list[str] = []
-    client_ips: list[str] = []
-    tags: list[str] = []
-    keys: list[tuple[str, ...]] = []
-    values: list[list[str]] = []
-    flags: list[tuple[str, ...]] = []
-    identities: list[str] = []
-    machine_groups: list[str] = []
-    receive_times: list[int] = []
-    hostnames: list[str] = []
-    pack_ids: list[str] = []
-    pack_rows: list[int] = []
+    lists: dict[str, list[Any]] = {name: [] for name in STORED_COLUMNS}
     for group in groups:
-        records = group.records
-        n = len(records)
+        n = len(group.records)
         same = group_columns(group)
-        client_ips += [same.client_ip] * n
-        identities += [same.user_defined_id] * n
-        machine_groups += [same.machine_group] * n
-        receive_times += [same.receive_time] * n
-        hostnames += [same.hostname] * n
-        pack_ids += [same.pack_id] * n
-        pack_rows += range(n)
-        host, app, severity, facility, _ = columns_of_records(records)  # message: computed from the fields
-        hosts += host
-        apps += app
-        severities += severity
-        facilities += facility
-        time_s += [clamp_datetime(r.time) for r in records]
-        time_ns += [r.time_ns if 0 <= r.time_ns < 1_000_000_000 else 0 for r in records]
-        sources += [r.source for r in records]
-        tags += [r.tags.get(STREAMLOG_TAG, "") for r in records]
-        keys += [r.keys for r in records]
-        values += [r.values for r in records]
-        flags += [r.flags for r in records]
-    columns: list[list[Any]] = [
-        time_s, time_ns, hosts, apps, severities, facilities, sources, client_ips, tags, keys,
-        values, flags, identities, machine_groups, receive_times, hostnames, pack_ids, pack_rows,
-    ]
-    return table_from_columns(columns)
+        for name in ("client_ip", "user_defined_id", "machine_group", "receive_time", "hostname", "pack_id"):
+            lists[name] += [getattr(same, name)] * n
+        lists["pack_row"] += range(n)
+        for name, column in _record_lists(group.records).items():
+            lists[name] += column
+    return table_from_columns([lists[name] for name in STORED_COLUMNS])
+
+
+def _record_lists(records: Sequence[Record]) -> dict[str, list[Any]]:
+    """The stored columns but the group's, of ``records``, as lists."""
+    host, app, severity, facility, _ = columns_of_records(records)  # message: computed from the fields
+    return {
+        "time": [clamp_datetime(r.time) for r in records],
+        "time_ns": [r.time_ns if 0 <= r.time_ns < 1_000_000_000 else 0 for r in records],
+        "host": host,
+        "app": app,
+        "severity": severity,
+        "facility": facility,
+        "source": [r.source for r in records],
+        "tag": [r.tags.get(STREAMLOG_TAG, "") for r in records],
+        "field_keys": [r.keys for r in records],
+        "field_values": [r.values for r in records],
+        "flags": [r.flags for r in records],
+    }
 
 
 def table_from_columns(columns: list[list[Any]]) -> pa.Table:
@@ -271,17 +253,29 @@ def _ipc(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def stored_rows(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
+def stored_rows(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
     """The stored columns but the group's of a batch's chunks: what :func:`arrow_table` makes of their
     records, made a column at a time. None when some chunk's layout needs
     :func:`formats.columns.columns_of` record by record."""
     made = []
     for chunk in chunks:
-        columns = _stored_columns(chunk)
+        columns = _records_stored(chunk.records) if isinstance(chunk, RecordRows) else _stored_columns(chunk)
         if columns is None:
             return None
         made.append(columns)
     return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+
+
+def _records_stored(records: Sequence[Record]) -> dict[str, pa.Array]:
+    """What :func:`arrow_table` makes of ``records`` (but their group's columns), as arrays."""
+    arrays = {}
+    for name, column in _record_lists(records).items():
+        kind = _ARROW_SCHEMA.field(name).type
+        try:
+            arrays[name] = pa.array(column, kind)
+        except (UnicodeEncodeError, pa.ArrowInvalid, OverflowError):  # as table_from_columns cleans them
+            arrays[name] = pa.array(_clean_column(column), kind)
+    return arrays
 
 
 def _stored_columns(columns: StreamlogColumns) -> dict[str, pa.Array] | None:

@@ -30,7 +30,7 @@ from receiver.deliver.worker import SendOutcome, Sink
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     from formats.streamlog_columns import StreamlogColumns
-    from receiver.deliver.column_groups import BatchColumns
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
 
 __all__ = ["LocalSink", "SlsSink", "build_sink", "column_encoder", "default_destination", "payload_encoder", "sls_payload"]
 
@@ -86,15 +86,23 @@ def column_encoder(sink: SinkConfig) -> ColumnEncoder | None:
     return None
 
 
-def sls_logs(chunks: Sequence[StreamlogColumns]) -> BatchColumns | None:
+def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
     """Every row's ``Log`` (formats/sls_pb_columns.py), for SLS groups to take their rows from; None when
     some row needs its record (a value of 16 KiB or more)."""
+    import pyarrow as pa
+
     from formats.sls_pb_columns import encode_logs
-    from receiver.deliver.column_groups import BatchColumns
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
 
     made = []
     for chunk in chunks:
-        logs = encode_logs(chunk.time, chunk.keys, chunk.values)
+        if isinstance(chunk, RecordRows):
+            try:  # each record's Log, as sls_payload writes it (its flags as a content)
+                logs = pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records], pa.binary())
+            except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
+                return None
+        else:
+            logs = encode_logs(chunk.time, chunk.keys, chunk.values)
         if logs is None:
             return None
         made.append({"logs": logs})
