@@ -18,8 +18,9 @@ A sink that can encode from columns (:class:`ColumnEncoder`; the local
 store) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
 (receiver/deliver/column_groups.py) and encoded from the columns, at a third of
-the cost. Any batch it cannot read so (a syslog frame, a flagged frame, a
-route with a filter) is built from records, with the same result.
+the cost. A sender's frames that cannot be read so (syslog, flagged, odd
+lines) are parsed as records inside the batch; a batch whose routes have
+filters is built from records. Either way the result is the same.
 """
 
 from __future__ import annotations
