@@ -349,8 +349,9 @@ class TcpStream:
         return self
 
     def _peer_closed(self) -> bool:
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if readable:
+        poller = select.poll()  # not select(): it refuses descriptors numbered 1024 or more
+        poller.register(self.sock, select.POLLIN)
+        if poller.poll(0):
             try:
                 data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:

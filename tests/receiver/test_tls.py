@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
+from twisted.internet.pollreactor import PollReactor
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.selectreactor import SelectReactor
 from twisted.internet.task import Clock
 from twisted.internet.threads import blockingCallFromThread
 from twisted.python.failure import Failure
@@ -168,9 +168,13 @@ def server_settings(pki: Pki, **changes: Any) -> TlsConfig:
 
 
 @pytest.fixture(scope="module")
-def reactor() -> Iterator[SelectReactor]:
-    """A reactor of the tests' own, running in a thread until the module's tests end."""
-    own = SelectReactor()
+def reactor() -> Iterator[PollReactor]:
+    """A reactor of the tests' own, running in a thread until the module's tests end.
+
+    poll, not select: earlier tests in the same process leave descriptors open (chDB keeps a few
+    per thread it ran), and select() refuses any numbered 1024 or more.
+    """
+    own = PollReactor()
     thread = threading.Thread(target=own.run, kwargs={"installSignalHandlers": False}, daemon=True)
     thread.start()
     yield own
@@ -211,7 +215,7 @@ class CheckingReceiver(Protocol):
 
 
 class CheckingFactory(Factory):
-    def __init__(self, context: TlsServerContext, reactor: SelectReactor) -> None:
+    def __init__(self, context: TlsServerContext, reactor: PollReactor) -> None:
         self.context = context
         self.reactor = reactor
         self.refusals: list[str] = []
@@ -221,7 +225,7 @@ class CheckingFactory(Factory):
 
 
 @pytest.fixture
-def listen(reactor: SelectReactor) -> Iterator[Any]:
+def listen(reactor: PollReactor) -> Iterator[Any]:
     """``listen(context)``: a TLS listener on 127.0.0.1; returns its port and its factory."""
     ports: list[Any] = []
 
