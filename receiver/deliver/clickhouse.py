@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import lz4.block
@@ -69,11 +69,13 @@ from formats.columns import columns_of_records
 from formats.streamlog import STREAMLOG_TAG
 from receiver.config import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.embedded_store import SearchTable
 from receiver.deliver.records_table import COLUMNS, MAX_DATETIME, clamp_datetime, group_columns
 from receiver.deliver.worker import OutcomeKind, SendOutcome
 from receiver.filters import ClickHouseDialect
 from receiver.secrets import read_private_file, redact_url
+
+if TYPE_CHECKING:  # (the store's module brings Arrow and chDB: only `receiverctl search --sink` needs it)
+    from receiver.deliver.embedded_store import SearchTable
 
 __all__ = [
     "AUTH_CODES",
@@ -711,6 +713,8 @@ class ClickHouseSink:
     def search_table(self, table: str | None = None) -> SearchTable:
         """``table`` (default: the sink's own) as :func:`receiver.deliver.embedded_store.search`
         searches it: the filter's SQL runs on the server, a page of rows at a time."""
+        from receiver.deliver.embedded_store import SearchTable
+
         name = table or self.config.table
         if not is_identifier(name):
             raise ClickHouseConfigError(f"ClickHouse table {name!r} is not a plain identifier")
