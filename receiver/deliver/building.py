@@ -14,8 +14,8 @@ encoded groups come back with their records left behind (``payload`` set,
 build a batch again in-process when it needs the records themselves (to
 keep a rejected group as a dead letter).
 
-A sink that can encode from columns (:class:`ColumnEncoder`; the local
-store) has batches of streamlog lines built without records: the lines are
+A sink that can encode from columns (:class:`ColumnEncoder`: the local
+store, SLS) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
 (receiver/deliver/column_groups.py) and encoded from the columns, at a third of
 the cost. A sender's frames that cannot be read so (syslog, flagged, odd
@@ -217,7 +217,6 @@ class BatchBuilder:
             groups, damaged, router.unknown_tags - unknown_before, router.dropped - dropped_before,
             errors, router.last_filter_error if errors else None,
         )
-
 
     def _grouping(self, plan: SinkPlan, first_seq: int) -> Grouping:
         return Grouping(
