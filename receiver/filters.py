@@ -164,7 +164,12 @@ class Comparison:
     @property
     def wildcard(self) -> bool:
         """An unquoted value holding ``*`` or ``?``: a shell-style pattern for ``=`` and ``!=``."""
-        return not self.quoted and ("*" in self.value or "?" in self.value)
+        return _is_glob(self.value, self.quoted)
+
+
+def _is_glob(text: str, quoted: bool) -> bool:
+    """Whether a value as written is a shell-style pattern: unquoted, with ``*`` or ``?`` in it."""
+    return not quoted and ("*" in text or "?" in text)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -888,10 +893,6 @@ class _Value:
     loc: int
     end: int
 
-    @property
-    def is_glob(self) -> bool:
-        return not self.quoted and ("*" in self.text or "?" in self.text)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Op:
@@ -1004,7 +1005,7 @@ def _make_phrase(s: str, loc: int, toks: pp.ParseResults) -> TextSearch:
 def _make_word(s: str, loc: int, toks: pp.ParseResults) -> TextSearch:
     value = cast(_Value, toks[0])
     _check_end(s, value, f"the word {value.text!r}")
-    return TextSearch(value.text, wildcard=value.is_glob)
+    return TextSearch(value.text, wildcard=_is_glob(value.text, value.quoted))
 
 
 def _make_not(s: str, loc: int, toks: pp.ParseResults) -> FilterNode:
