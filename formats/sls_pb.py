@@ -117,8 +117,11 @@ def _key_part(key: str) -> bytes:
 
 def content_head(key: str, value_length: int) -> bytes:
     """What precedes a value of ``value_length`` bytes in the content of ``key``: the content's tag and
-    length, the key's tag, length and bytes, the value's tag and length."""
-    return _head(key, value_length)
+    length, the key's tag, length and bytes, the value's tag and length. Not cached here (the
+    column encoder tables every length of a key; that must not use up :func:`_head`'s room)."""
+    key_part = _key_part(key)
+    value_head = _TAG_2 + _varint(value_length)
+    return _TAG_2 + _varint(len(key_part) + len(value_head) + value_length) + key_part + value_head
 
 
 def _head(key: str, value_length: int) -> bytes:
@@ -127,10 +130,7 @@ def _head(key: str, value_length: int) -> bytes:
     lengths = _heads.get(key)
     if lengths is not None and value_length in lengths:
         return lengths[value_length]
-    key_part = _key_part(key)
-    value_head = _TAG_2 + _varint(value_length)
-    content_length = len(key_part) + len(value_head) + value_length
-    head = _TAG_2 + _varint(content_length) + key_part + value_head
+    head = content_head(key, value_length)
     lengths = _heads.get(key)
     if lengths is not None and _head_count < _MAX_HEADS:
         lengths[value_length] = head

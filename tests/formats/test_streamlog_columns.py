@@ -120,3 +120,25 @@ def test_a_value_too_long_for_the_tables_is_left_to_the_records() -> None:
     columns = parse_streamlog_columns(parser, frames, PEER)
     assert columns is not None
     assert encode_logs(columns.time, columns.keys, columns.values) is None
+
+
+def test_the_column_tables_leave_the_record_encoders_room() -> None:
+    """If Logs are made from columns (which tables every length of each key), then the record encoder's
+    bounded cache of heads is not used up by it: records encoded later still find room there. (In a
+    fresh interpreter: other tests of this process may have filled the cache already.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from formats import sls_pb\n"
+        "from formats.streamlog import StreamlogParser\n"
+        "from formats.streamlog_columns import parse_streamlog_columns\n"
+        "from formats.sls_pb_columns import encode_logs\n"
+        "columns = parse_streamlog_columns(StreamlogParser(), [b'0.1 t 1795323666 10.0.0.7 h user.notice 1 a 1 - m'], '')\n"
+        "assert encode_logs(columns.time, columns.keys, columns.values) is not None\n"
+        "print(sls_pb._head_count)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).parents[2], check=True).stdout
+    assert int(out) == 0
