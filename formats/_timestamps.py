@@ -5,6 +5,10 @@ Messages in a burst share their second, so the expensive part of a timestamp
 ``YYYY-MM-DDTHH:MM:SS`` text; fractions and numeric offsets are read by
 position. Zones are ``tzinfo`` objects handed in by the caller: this module
 never reads the zone database itself.
+
+Classic (BSD) timestamps often carry no year; :class:`ClassicTimes` chooses
+it by the year rule: the latest year that puts the time at most a tolerance
+after the receive time.
 """
 
 from __future__ import annotations
@@ -12,7 +16,17 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-__all__ = ["MAX_EPOCH_SECONDS", "UTC", "Rfc3339Reader", "epoch_seconds", "month_number", "year_of"]
+__all__ = [
+    "DEFAULT_FUTURE_TOLERANCE_S",
+    "DEFAULT_UNCERTAIN_YEAR_AGE_S",
+    "MAX_EPOCH_SECONDS",
+    "UTC",
+    "ClassicTimes",
+    "Rfc3339Reader",
+    "epoch_seconds",
+    "month_number",
+    "year_of",
+]
 
 UTC = _dt.UTC
 MAX_EPOCH_SECONDS = 2**32 - 1
@@ -47,6 +61,24 @@ _STRICT = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d\d):(\d\d))"
 )
 _SECOND_PREFIX = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d")
+
+DEFAULT_FUTURE_TOLERANCE_S = 2 * 86_400
+"""How far after the receive time a yearless timestamp may be and keep the later year.
+
+Two days: a sender that writes local time without a zone, read in another
+zone, is up to 26 hours off (UTC-12 to UTC+14), and its clock may be off a
+little more; a longer tolerance would date a real message from just under a
+year ago into next year.
+"""
+DEFAULT_UNCERTAIN_YEAR_AGE_S = 30 * 86_400
+"""A yearless timestamp dated more than this before the receive time is flagged ``uncertain-year``.
+
+Thirty days: longer than the outages after which senders replay queued
+messages (so those are not flagged), shorter than the jump of a clock reset
+to its boot default (Cisco's ``*Mar  1``), whose year is then a guess.
+"""
+_NEVER_NS = 1 << 80  # beyond any receive time: a bound that never expires a cache entry
+_YEARS_BACK = 9  # Feb 29 may be 8 years back (2104, then 2096)
 
 
 def month_number(abbreviation: str) -> int:
@@ -193,3 +225,125 @@ class Rfc3339Reader:
         if seconds is None or not 0 <= seconds <= MAX_EPOCH_SECONDS:
             return None
         return seconds, ns
+
+
+ClassicTime = tuple[int | None, int, int, int, int]
+"""(seconds or None when not a time, ns, valid from, valid until, flag after): see :meth:`ClassicTimes.read`."""
+
+
+class ClassicTimes:
+    """Times of classic (BSD) timestamps, whose year may be missing.
+
+    **The year rule.** Without a year, the time gets the latest year that
+    puts it at most ``future_tolerance_s`` after the receive time (to the
+    nanosecond): a syslog time is almost never in the future, while a device
+    may replay, or report with a wrong clock, times long past. So
+    ``Dec 31 23:59:59`` received on 1 January is the old year, ``Jan  1
+    00:00:05`` received on 31 December 23:59:58 the new one (5 seconds ahead),
+    ``May  1`` received in December this year's May, and ``Feb 29`` the latest
+    leap year that fits. A time so chosen more than ``uncertain_year_age_s``
+    before the receive time is flagged: its year is a guess.
+
+    Results are cached by the caller's key (the timestamp's text, and its
+    zone when that can vary) with the receive times for which they hold:
+    a yearless result holds while the receive time stays in
+    [time - tolerance, next candidate time - tolerance), so a hit is one
+    lookup and two comparisons, and a burst of equal stamps costs one
+    calendar computation whatever the clock does. One instance belongs to one
+    parser (not shared between threads).
+    """
+
+    __slots__ = ("_cache", "_default_tz", "_tolerance_ns", "_uncertain_ns")
+
+    def __init__(
+        self,
+        *,
+        default_tz: _dt.tzinfo = UTC,
+        future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
+        uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
+    ) -> None:
+        # A tolerance of a year or more would make every date "this year or the next": no rule at all.
+        if not 0 <= future_tolerance_s < 300 * 86_400:
+            raise ValueError(f"future_tolerance_s must be 0 to 300 days in seconds, not {future_tolerance_s!r}")
+        if uncertain_year_age_s < 0:
+            raise ValueError(f"uncertain_year_age_s must be 0 or more, not {uncertain_year_age_s!r}")
+        self._default_tz = default_tz
+        self._tolerance_ns = future_tolerance_s * 1_000_000_000
+        self._uncertain_ns = uncertain_year_age_s * 1_000_000_000
+        self._cache: dict[str, ClassicTime] = {}
+
+    @property
+    def default_tz(self) -> _dt.tzinfo:
+        return self._default_tz
+
+    def cached(self, key: str, receive_time_ns: int) -> ClassicTime | None:
+        """The result for ``key`` if one is cached that holds at ``receive_time_ns``."""
+        found = self._cache.get(key)
+        if found is not None and found[2] <= receive_time_ns < found[3]:
+            return found
+        return None
+
+    def read(
+        self,
+        key: str,
+        receive_time_ns: int,
+        year: int | None,
+        month: int,
+        day: int,
+        hour: int,
+        minute: int,
+        second: int,
+        ns: int,
+        tz: _dt.tzinfo | None = None,
+    ) -> ClassicTime:
+        """The time of these fields (``year`` None: by the year rule), cached under ``key``.
+
+        Returns ``(seconds, ns, valid_from, valid_until, flag_after)``:
+        ``seconds`` is None when the fields are not a time a record can
+        carry; the result holds for receive times in [valid_from,
+        valid_until); a receive time after ``flag_after`` makes the year
+        uncertain. ``tz`` (default: the default zone) is the zone of the wall time.
+        """
+        zone = self._default_tz if tz is None else tz
+        if year is not None:
+            result: ClassicTime = (
+                epoch_seconds(year, month, day, hour, minute, second, zone), ns, -_NEVER_NS, _NEVER_NS, _NEVER_NS,
+            )
+        else:
+            result = self._by_year_rule(receive_time_ns, month, day, hour, minute, second, ns, zone)
+        cache = self._cache
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = result
+        return result
+
+    def _by_year_rule(
+        self, receive_time_ns: int, month: int, day: int, hour: int, minute: int, second: int, ns: int,
+        zone: _dt.tzinfo,
+    ) -> ClassicTime:
+        tolerance = self._tolerance_ns
+        latest = receive_time_ns + tolerance  # the latest time the rule allows
+        top = year_of(latest // 1_000_000_000, zone)  # any later year is after `latest`
+        chosen = None
+        after = None  # the earliest candidate time after `latest`
+        for y in range(top, top - _YEARS_BACK, -1):
+            seconds = epoch_seconds(y, month, day, hour, minute, second, zone)
+            if seconds is None:
+                continue  # not a date that year (Feb 29), or out of range
+            t = seconds * 1_000_000_000 + ns
+            if t <= latest:
+                chosen = seconds
+                break
+            after = t
+        if after is None:
+            for y in range(top + 1, top + _YEARS_BACK):
+                seconds = epoch_seconds(y, month, day, hour, minute, second, zone)
+                if seconds is not None:
+                    after = seconds * 1_000_000_000 + ns
+                    break
+        valid_until = _NEVER_NS if after is None else after - tolerance
+        if chosen is None:
+            # Not a date in any year, or only before 1970: earlier receive times change nothing.
+            return (None, ns, -_NEVER_NS, valid_until, _NEVER_NS)
+        t = chosen * 1_000_000_000 + ns
+        return (chosen, ns, t - tolerance, valid_until, t + self._uncertain_ns)

@@ -24,7 +24,7 @@ import datetime as _dt
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from formats._timestamps import UTC
+from formats._timestamps import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_UNCERTAIN_YEAR_AGE_S, UTC
 from formats.errors import FormatDefinitionError
 from formats.framing import message_bytes
 from formats.logtail_fields import raw_record
@@ -47,18 +47,28 @@ def make_parser(
     leading_space: LeadingSpace = "strip-rfc3164",
     strict_rfc5424: bool = False,
     default_tz: _dt.tzinfo = UTC,
+    future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
+    uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
 ) -> ParseFunction:
     """The parse function for one set of settings.
 
     ``streamlog_formats`` maps versions to layouts (default: the built-in
     ``0.1``); ``default_tz`` is the zone of timestamps that carry no offset.
+    ``future_tolerance_s`` and ``uncertain_year_age_s`` set the year rule of
+    timestamps without a year (:class:`formats._timestamps.ClassicTimes`).
+    A setting out of range raises :class:`FormatDefinitionError`.
     """
     streamlog = StreamlogParser(
         streamlog_formats if streamlog_formats is not None else format_table(),
         leading_space=leading_space,
     )
     rfc5424 = Rfc5424Parser(strict=strict_rfc5424, default_tz=default_tz)
-    rfc3164 = Rfc3164Parser(default_tz=default_tz)
+    try:
+        rfc3164 = Rfc3164Parser(
+            default_tz=default_tz, future_tolerance_s=future_tolerance_s, uncertain_year_age_s=uncertain_year_age_s
+        )
+    except ValueError as e:
+        raise FormatDefinitionError(str(e)) from None
     if format == "streamlog":
         return _never_raising(streamlog.parse)
     if format == "rfc5424":

@@ -16,6 +16,7 @@ __all__ = [
     "FLAG_INVALID_UTF8",
     "FLAG_PARSE_ERROR",
     "FLAG_TRUNCATED",
+    "FLAG_UNCERTAIN_YEAR",
     "Record",
     "truncated_flag",
 ]
@@ -34,6 +35,10 @@ FLAG_INVALID_UTF8 = "invalid-utf8"
 """Bytes that are not UTF-8 were replaced by U+FFFD; the spool keeps the originals."""
 FLAG_BAD_TIMESTAMP = "bad-timestamp"
 """The frame's timestamp could not be read; the record carries the receive time."""
+FLAG_UNCERTAIN_YEAR = "uncertain-year"
+"""The timestamp had no year, and the year rule dated it far before the receive time
+(over 30 days by default): the sender's clock was reset or wrong, or it replays old
+messages, and the year may be wrong."""
 FLAG_BAD_PRI = "bad-pri"
 """The PRI was out of range or malformed; priority, facility and severity are -1."""
 FLAG_BAD_STRUCTURED_DATA = "bad-structured-data"

@@ -7,10 +7,14 @@
 - TIMESTAMP is ``Mmm dd hh:mm:ss`` (day space- or zero-padded, optional
   fraction), the same with a year (``Mmm dd yyyy hh:mm:ss`` as Cisco writes,
   or ``Mmm dd hh:mm:ss yyyy``), or ISO 8601 with or without an offset (rsyslog's
-  RSYSLOG_ForwardFormat, loggen). Without a year, the year is the one that
-  puts the time nearest the receive time, so ``Dec 31 23:59:59`` received on
-  1 January belongs to the old year. Without an offset the time is wall-clock
-  time in ``default_tz``.
+  RSYSLOG_ForwardFormat, loggen). Without a year, the year is the latest
+  that puts the time at most ``future_tolerance_s`` (default two days) after
+  the receive time (:class:`formats._timestamps.ClassicTimes`): ``Dec 31
+  23:59:59`` received on 1 January is the old year, ``May  1`` received in
+  December this year's May. A time so dated more than
+  ``uncertain_year_age_s`` (default 30 days) before the receive time is
+  flagged ``uncertain-year``. Without an offset the time is wall-clock time in
+  ``default_tz``.
 - HOSTNAME is only looked for after a timestamp, and only when the next word
   is not itself a TAG (``name:`` or ``name[pid]``), so ``Oct 11 22:14:15
   su: ...`` has no hostname and program ``su``. Without one, ``_hostname_``
@@ -30,10 +34,24 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from formats._timestamps import UTC, Rfc3339Reader, epoch_seconds, month_number, year_of
+from formats._timestamps import (
+    DEFAULT_FUTURE_TOLERANCE_S,
+    DEFAULT_UNCERTAIN_YEAR_AGE_S,
+    UTC,
+    ClassicTime,
+    ClassicTimes,
+    Rfc3339Reader,
+    month_number,
+)
 from formats.framing import message_bytes
 from formats.logtail_fields import PROCESS_ID, RAW_PRI, RAW_TIMESTAMP, SYSLOG_KEYS, raw_key_table
-from formats.record import FLAG_BAD_PRI, FLAG_BAD_TIMESTAMP, FLAG_INVALID_UTF8, Record
+from formats.record import (
+    FLAG_BAD_PRI,
+    FLAG_BAD_TIMESTAMP,
+    FLAG_INVALID_UTF8,
+    FLAG_UNCERTAIN_YEAR,
+    Record,
+)
 from formats.rfc5424 import PRI_STRINGS
 
 __all__ = ["Rfc3164Parser", "looks_like_rfc3164_timestamp"]
@@ -43,9 +61,6 @@ _NO_TAGS: dict[str, str] = {}  # shared; records' tags are replaced, never mutat
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
 _WITH_RAW = raw_key_table((SYSLOG_KEYS, _KEYS_WITH_PID))
 _BOM = "\ufeff"
-_CACHE_LIMIT = 4096
-_DAY_NS = 86_400 * 1_000_000_000
-_AMBIGUOUS_SECONDS = 150 * 86_400
 
 # "Mmm dd hh:mm:ss", optionally ".fff", optionally a year before or after the time.
 _CLASSIC = re.compile(
@@ -74,15 +89,19 @@ def looks_like_rfc3164_timestamp(head: bytes) -> bool:
 class Rfc3164Parser:
     """Parses RFC 3164 frames; settings fixed at construction, :meth:`parse` never raises."""
 
-    __slots__ = ("_cache", "_cache_day", "_default_tz", "_iso")
+    __slots__ = ("_iso", "_times")
 
-    def __init__(self, *, default_tz: _dt.tzinfo = UTC) -> None:
-        self._default_tz = default_tz
+    def __init__(
+        self,
+        *,
+        default_tz: _dt.tzinfo = UTC,
+        future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
+        uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
+    ) -> None:
         self._iso = Rfc3339Reader(default_tz=default_tz)
-        # classic timestamp text -> (seconds, ns); valid for one receive day,
-        # since the inferred year depends on when the message came.
-        self._cache: dict[str, tuple[int, int] | None] = {}
-        self._cache_day = -1
+        self._times = ClassicTimes(
+            default_tz=default_tz, future_tolerance_s=future_tolerance_s, uncertain_year_age_s=uncertain_year_age_s
+        )
 
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One frame into a record."""
@@ -101,8 +120,10 @@ class Rfc3164Parser:
             pri = int(pri_text)
             if pri < 192 and host[-1] != ":" and month_number(stamp[:3]):
                 when = self._classic_time(stamp, receive_time_ns)
-                if when is not None:
-                    seconds, ns = when
+                if when is not None and when[0] is not None:
+                    seconds, ns, flag_after = when[0], when[1], when[4]
+                    if receive_time_ns > flag_after:
+                        flags = (*flags, FLAG_UNCERTAIN_YEAR)
                     content = text[usual.end() :]
                     if content[:1] == _BOM:
                         content = content[1:]
@@ -135,7 +156,7 @@ class Rfc3164Parser:
                 flags = (*flags, FLAG_BAD_PRI)
 
         # TIMESTAMP
-        when: tuple[int, int] | None = None
+        when: tuple[int | None, int] | ClassicTime | None = None
         has_timestamp = False
         ts_start = pos
         c = text[pos : pos + 1]
@@ -144,6 +165,8 @@ class Rfc3164Parser:
             if m is not None and month_number(m.group(1)):
                 has_timestamp = True
                 when = self._classic_time(m.group(), receive_time_ns, m)
+                if when is not None and receive_time_ns > when[4]:
+                    flags = (*flags, FLAG_UNCERTAIN_YEAR)
                 pos = m.end()
         elif "0" <= c <= "9" and _ISO_START.match(text, pos):
             space = text.find(" ", pos)
@@ -151,13 +174,13 @@ class Rfc3164Parser:
             has_timestamp = True
             when = self._iso.read(text[pos:end])
             pos = end
-        if when is None:
+        if when is None or when[0] is None:
             if has_timestamp:
                 flags = (*flags, FLAG_BAD_TIMESTAMP)
                 raw = (*raw, (RAW_TIMESTAMP, text[ts_start:pos]))
             seconds, ns = divmod(receive_time_ns, 1_000_000_000)
         else:
-            seconds, ns = when
+            seconds, ns = when[0], when[1]
         if has_timestamp:
             if text[pos : pos + 1] == ":":  # Cisco IOS: "Mar  1 2019 10:11:12: %LINK-..."
                 pos += 1
@@ -208,44 +231,19 @@ class Rfc3164Parser:
             values += [value for _, value in raw]
         return Record(seconds, ns, keys, values, peer, _NO_TAGS, flags)
 
-    def _classic_time(
-        self, key: str, receive_time_ns: int, m: re.Match[str] | None = None
-    ) -> tuple[int, int] | None:
-        """The time of a classic timestamp ``key`` (its match, if at hand), cached per receive day."""
-        day = receive_time_ns // _DAY_NS
-        cache = self._cache
-        if day != self._cache_day or len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-            self._cache_day = day
-        try:
-            return cache[key]
-        except KeyError:
-            pass
+    def _classic_time(self, key: str, receive_time_ns: int, m: re.Match[str] | None = None) -> ClassicTime | None:
+        """The time of a classic timestamp ``key`` (its match, if at hand); None if it is not one."""
+        times = self._times
+        found = times.cached(key, receive_time_ns)
+        if found is not None:
+            return found
         if m is None:
             m = _CLASSIC.fullmatch(key)
             if m is None:
                 return None
         month_name, d, year_before, h, mi, s, frac, year_after = m.groups()
-        mo = month_number(month_name)
         year = year_before or year_after
-        tz = self._default_tz
-        value: tuple[int, int] | None = None
-        ns = int(frac.ljust(9, "0")) if frac else 0
-        if year:
-            seconds = epoch_seconds(int(year), mo, int(d), int(h), int(mi), int(s), tz)
-            value = None if seconds is None else (seconds, ns)
-        else:
-            receive_s = receive_time_ns // 1_000_000_000
-            receive_year = year_of(receive_s, tz)
-            best = None
-            for y in (receive_year - 1, receive_year, receive_year + 1):
-                seconds = epoch_seconds(y, mo, int(d), int(h), int(mi), int(s), tz)
-                if seconds is not None and (best is None or abs(seconds - receive_s) < abs(best - receive_s)):
-                    best = seconds
-            value = None if best is None else (best, ns)
-            if best is not None and abs(best - receive_s) > _AMBIGUOUS_SECONDS:
-                # Half a year away: the nearest year may change within the
-                # day, so this one is not cached.
-                return value
-        cache[key] = value
-        return value
+        return times.read(
+            key, receive_time_ns, int(year) if year else None, month_number(month_name),
+            int(d), int(h), int(mi), int(s), int(frac.ljust(9, "0")) if frac else 0,
+        )

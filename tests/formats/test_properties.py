@@ -247,21 +247,88 @@ class TestFramingModel:
         assert d.feed(data) + d.finish() == [prefix, b"<13>next"]
 
 
-class TestYearInference:
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+ZONES = [dt.UTC, zoneinfo.ZoneInfo("Asia/Tokyo"), zoneinfo.ZoneInfo("America/New_York"), zoneinfo.ZoneInfo("Pacific/Kiritimati")]
+
+
+def year_rule_oracle(
+    received_ns: int, month: int, day: int, clock: dt.time, tz: dt.tzinfo, tolerance_s: int
+) -> int | None:
+    """The year rule by brute force: of every year a record can carry, the latest whose time is at most
+    ``tolerance_s`` after the receive time (seconds of that time; None when no year fits)."""
+    best = None
+    for year in range(1969, 2107):
+        try:
+            wall = dt.datetime.combine(dt.date(year, month, day), clock, tzinfo=tz)
+        except ValueError:
+            continue
+        seconds = int(wall.timestamp())
+        if 0 <= seconds <= 2**32 - 1 and seconds * 10**9 <= received_ns + tolerance_s * 10**9:
+            best = seconds
+    return best
+
+
+class TestYearRule:
     @PROFILE
     @given(
-        received=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)),
-        skew_s=st.integers(min_value=-150 * 86400, max_value=150 * 86400),
+        received_ns=st.integers(min_value=0, max_value=(2**32 - 1) * 10**9),
+        month=st.integers(min_value=1, max_value=12),
+        day=st.integers(min_value=1, max_value=31),
+        clock=st.times(),
+        tz=st.sampled_from(ZONES),
+        tolerance_s=st.sampled_from([0, 1, 3600, 2 * 86_400, 10 * 86_400]),
     )
-    def test_nearest_year(self, received: dt.datetime, skew_s: int) -> None:
-        """If a sender's clock is within 150 days of ours, then the inferred year is its real year."""
+    @example(received_ns=0, month=11, day=14, clock=dt.time(22, 13, 20), tz=dt.UTC, tolerance_s=2 * 86_400)
+    @example(received_ns=1_830_297_600 * 10**9, month=2, day=29, clock=dt.time(12), tz=dt.UTC, tolerance_s=0)
+    def test_latest_year_never_beyond_tolerance(
+        self, received_ns: int, month: int, day: int, clock: dt.time, tz: dt.tzinfo, tolerance_s: int
+    ) -> None:
+        """If any stamp without a year is received at any time, then its time is at most the tolerance after
+        the receive time and its year is the latest that is; when no year fits, the stamp is kept unread."""
+        clock = clock.replace(microsecond=0)
+        stamp = f"{MONTH_NAMES[month - 1]} {day:2d} {clock:%H:%M:%S}"
+        parse = make_parser(format="rfc3164", default_tz=tz, future_tolerance_s=tolerance_s)
+        record = parse(f"<13>{stamp} host app: m".encode(), "", received_ns)
+        want = year_rule_oracle(received_ns, month, day, clock, tz, tolerance_s)
+        if want is None:
+            assert "bad-timestamp" in record.flags and record.get("_raw_timestamp_") == stamp
+        else:
+            assert record.time == want and record.time * 10**9 <= received_ns + tolerance_s * 10**9
+            assert "bad-timestamp" not in record.flags
+
+    @PROFILE
+    @given(
+        received=st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+        skew_s=st.integers(min_value=-330 * 86400, max_value=2 * 86400),
+        tz=st.sampled_from(ZONES),
+    )
+    def test_sender_clock_within_the_window_reads_back(self, received: dt.datetime, skew_s: int, tz: dt.tzinfo) -> None:
+        """If a sender's time is between 330 days before and 2 days after ours, then the year read is its real
+        year, flagged uncertain-year exactly when over 30 days old."""
         received = received.replace(tzinfo=dt.UTC, microsecond=0)
-        sent = received + dt.timedelta(seconds=skew_s)
+        sent = (received + dt.timedelta(seconds=skew_s)).astimezone(tz)
         if sent.month == 2 and sent.day == 29:
-            return  # ambiguous without a year by nature
+            return  # the rule may pick it; it is checked against the oracle above
         frame = f"<13>{sent:%b} {sent.day:2d} {sent:%H:%M:%S} host app: m".encode()
-        record = make_parser(format="rfc3164")(frame, "", int(received.timestamp()) * 10**9)
+        record = make_parser(format="rfc3164", default_tz=tz)(frame, "", int(received.timestamp()) * 10**9)
+        wall = sent.replace(tzinfo=None)
+        if wall.replace(tzinfo=tz, fold=0).timestamp() != wall.replace(tzinfo=tz, fold=1).timestamp():
+            return  # a wall time that occurs twice (clocks going back) reads as its first occurrence
         assert record.time == int(sent.timestamp())
+        assert ("uncertain-year" in record.flags) == (-skew_s > 30 * 86400)
+
+    @PROFILE
+    @given(
+        received=st.lists(st.integers(min_value=1_790_000_000, max_value=1_830_000_000), min_size=1, max_size=12),
+        stamps=st.lists(st.sampled_from(["Jan  1 00:00:05", "Dec 31 23:59:59", "Feb 29 12:00:00", "Jul  4 10:00:00.5"]),
+                        min_size=1, max_size=12),
+    )
+    def test_cache_never_changes_an_answer(self, received: list[int], stamps: list[str]) -> None:
+        """If one parser sees stamps at receive times in any order, then every record is what a fresh parser makes."""
+        shared = make_parser(format="rfc3164")
+        for i, seconds in enumerate(received * 2):
+            frame = f"<13>{stamps[i % len(stamps)]} host app: m".encode()
+            assert shared(frame, "", seconds * 10**9) == make_parser(format="rfc3164")(frame, "", seconds * 10**9)
 
 
 class TestParserBugsAreContained:

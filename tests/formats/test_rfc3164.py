@@ -57,33 +57,162 @@ class TestLogtailFacts:
         assert f["_content_"] == "pam_unix(su-l:session): session opened"
 
 
-class TestYearInference:
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+DAY_S = 86_400
+
+
+def stamp_of(when: dt.datetime) -> bytes:
+    """``Mmm dd hh:mm:ss`` of a wall time, day space-padded, as BSD syslog writes it."""
+    return f"{MONTHS[when.month - 1]} {when.day:2d} {when:%H:%M:%S}".encode()
+
+
+def dated(stamp: bytes, received: str, **options: object) -> tuple[str, list[str]]:
+    """(the record time as ISO 8601 in UTC, flags) of ``<13>stamp h a: m`` received at ``received``."""
+    r = parse(b"<13>" + stamp + b" h a: m", at(received), **options)
+    return dt.datetime.fromtimestamp(r["time"], dt.UTC).isoformat(), r["flags"]  # type: ignore[arg-type, return-value]
+
+
+class TestYearRule:
+    """The latest year that puts the time at most the tolerance (default 2 days) after the receive time."""
+
     def test_new_year_crossing(self) -> None:
         """If 'Dec 31 23:59:59' is received on 1 January, then it is dated the old year."""
-        r = parse(b"<13>Dec 31 23:59:59 h app: m", at("2027-01-01T00:00:05+00:00"))
-        assert r["time"] == epoch("2026-12-31T23:59:59+00:00")
+        assert dated(b"Dec 31 23:59:59", "2027-01-01T00:00:10+00:00") == ("2026-12-31T23:59:59+00:00", [])
 
     def test_early_january_seen_in_december(self) -> None:
-        """If 'Jan  1 00:00:01' arrives on 31 December (sender clock ahead), then it is the new year."""
-        r = parse(b"<13>Jan  1 00:00:01 h app: m", at("2026-12-31T23:59:58+00:00"))
-        assert r["time"] == epoch("2027-01-01T00:00:01+00:00")
+        """If 'Jan  1 00:00:05' arrives on 31 December 23:59:58 (7 s ahead, within tolerance), then it is the new year."""
+        assert dated(b"Jan  1 00:00:05", "2026-12-31T23:59:58+00:00") == ("2027-01-01T00:00:05+00:00", [])
+
+    def test_never_next_may(self) -> None:
+        """If 'May  1' is received on 6 December, then it is this year's May (flagged: 7 months old), never next May."""
+        assert dated(b"May  1 12:00:01", "2026-12-06T10:00:00+00:00") == ("2026-05-01T12:00:01+00:00", ["uncertain-year"])
+
+    def test_clock_reset_to_january(self) -> None:
+        """If a device whose clock was reset sends 'Jan  1 00:00:05' in December, then it is this January, flagged."""
+        assert dated(b"Jan  1 00:00:05", "2026-12-06T10:00:00+00:00") == ("2026-01-01T00:00:05+00:00", ["uncertain-year"])
 
     def test_same_year(self) -> None:
-        """If a recent date is received, then it is the receive year."""
+        """If a recent date is received, then it is the receive year and not flagged."""
         assert parse(b"<13>Nov 21 10:00:00 h a: m")["time"] == epoch("2026-11-21T10:00:00+00:00")
+        assert parse(b"<13>Nov 21 10:00:00 h a: m")["flags"] == []
 
-    def test_cache_does_not_leak_across_days(self) -> None:
-        """If one parser sees the same text on different receive days, then each gets its own year."""
+    @pytest.mark.parametrize("month", range(1, 13))
+    def test_every_month_boundary(self, month: int) -> None:
+        """If a stamp is a few seconds either side of a month's end, then it keeps its month's year;
+        a stamp more than the tolerance ahead goes a year back."""
+        year = 2026
+        next_month = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
+        last_second = next_month - dt.timedelta(seconds=1)
+        after = (next_month + dt.timedelta(seconds=10)).isoformat()
+        before = (next_month - dt.timedelta(seconds=2)).isoformat()
+        # Received just after the boundary: the month that ended is not in the future.
+        assert dated(stamp_of(last_second), after) == (last_second.isoformat(), [])
+        # Received just before it: the next month's first seconds are within the tolerance.
+        first = next_month + dt.timedelta(seconds=5)
+        assert dated(stamp_of(first), before) == (first.isoformat(), [])
+        # Three days ahead of the clock is past the tolerance: the year before.
+        ahead = next_month + dt.timedelta(days=3)
+        assert dated(stamp_of(ahead), before) == (ahead.replace(year=ahead.year - 1).isoformat(), ["uncertain-year"])
+
+    @pytest.mark.parametrize("month", range(1, 13))
+    def test_clock_at_1_january(self, month: int) -> None:
+        """If the clock reads 1 January 00:00:30, then every date of the year gone is last year's,
+        and the first two days of January this year's."""
+        received = "2027-01-01T00:00:30+00:00"
+        assert dated(f"{MONTHS[month - 1]} 15 08:00:00".encode(), received)[0] == f"2026-{month:02d}-15T08:00:00+00:00"
+        assert dated(b"Jan  2 23:00:00", received)[0] == "2027-01-02T23:00:00+00:00"
+        assert dated(b"Jan  3 00:00:31", received)[0] == "2026-01-03T00:00:31+00:00"
+
+    @pytest.mark.parametrize("month", range(1, 13))
+    def test_clock_at_31_december(self, month: int) -> None:
+        """If the clock reads 31 December 23:59:30, then every date of the year is this year's,
+        and the first day of January next year's."""
+        received = "2026-12-31T23:59:30+00:00"
+        assert dated(f"{MONTHS[month - 1]} 15 08:00:00".encode(), received)[0] == f"2026-{month:02d}-15T08:00:00+00:00"
+        assert dated(b"Dec 31 23:59:59", received)[0] == "2026-12-31T23:59:59+00:00"
+        assert dated(b"Jan  1 00:00:00", received)[0] == "2027-01-01T00:00:00+00:00"
+        assert dated(b"Jan  2 23:59:30", received)[0] == "2027-01-02T23:59:30+00:00"
+        assert dated(b"Jan  2 23:59:31", received)[0] == "2026-01-02T23:59:31+00:00"
+
+    @pytest.mark.parametrize(
+        ("received", "want"),
+        [
+            ("2028-03-01T00:00:00+00:00", "2028-02-29T12:00:00+00:00"),  # just past: this year's
+            ("2028-02-28T13:00:00+00:00", "2028-02-29T12:00:00+00:00"),  # 23 hours ahead: within tolerance
+            ("2028-02-26T12:00:00+00:00", "2024-02-29T12:00:00+00:00"),  # 3 days ahead: the leap year before
+            ("2029-01-10T00:00:00+00:00", "2028-02-29T12:00:00+00:00"),
+            ("2027-03-01T00:00:00+00:00", "2024-02-29T12:00:00+00:00"),
+            ("2104-01-10T00:00:00+00:00", "2096-02-29T12:00:00+00:00"),  # 2100 is not a leap year
+        ],
+    )
+    def test_feb_29(self, received: str, want: str) -> None:
+        """If 'Feb 29' has no year, then it is the latest leap year that fits the rule."""
+        assert dated(b"Feb 29 12:00:00", received)[0] == want
+
+    def test_default_zone(self) -> None:
+        """If the default zone is Tokyo, then the New Year that counts is Tokyo's."""
+        tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+        # 2026-12-31T15:00:10Z is 1 January 00:00:10 in Tokyo: Tokyo's Dec 31 is the old year.
+        assert dated(b"Dec 31 23:59:59", "2026-12-31T15:00:10+00:00", default_tz=tokyo)[0] == "2026-12-31T14:59:59+00:00"
+        # 2026-12-31T14:59:58Z is 31 December 23:59:58 in Tokyo: Tokyo's Jan 1 is 7 s ahead.
+        assert dated(b"Jan  1 00:00:05", "2026-12-31T14:59:58+00:00", default_tz=tokyo)[0] == "2026-12-31T15:00:05+00:00"
+
+    def test_zone_decides_the_year(self) -> None:
+        """If the same stamp and clock are read in two zones, then the tolerance counts in real time, not wall time."""
+        los_angeles = zoneinfo.ZoneInfo("America/Los_Angeles")
+        # Jan  1 20:00 is 44 h after 2026-12-31T00:00Z in UTC (within 2 days), 52 h after in Los Angeles (past it).
+        assert dated(b"Jan  1 20:00:00", "2026-12-31T00:00:00+00:00")[0] == "2027-01-01T20:00:00+00:00"
+        assert dated(b"Jan  1 20:00:00", "2026-12-31T00:00:00+00:00", default_tz=los_angeles)[0] == "2026-01-02T04:00:00+00:00"
+
+    def test_dst_fall_back(self) -> None:
+        """If a stamp falls in the hour that repeats when clocks go back, then its first reading is used."""
+        new_york = zoneinfo.ZoneInfo("America/New_York")
+        assert dated(b"Nov  1 01:30:00", "2026-11-02T12:00:00+00:00", default_tz=new_york)[0] == "2026-11-01T05:30:00+00:00"
+
+    def test_tolerance_parameter(self) -> None:
+        """If the tolerance is 0, then a stamp 7 s ahead goes a year back; if 10 days, then 9 days ahead stays."""
+        assert dated(b"Jan  1 00:00:05", "2026-12-31T23:59:58+00:00", future_tolerance_s=0)[0] == "2026-01-01T00:00:05+00:00"
+        assert dated(b"Jan  9 00:00:00", "2026-12-31T00:00:00+00:00", future_tolerance_s=10 * DAY_S)[0] == (
+            "2027-01-09T00:00:00+00:00"
+        )
+
+    def test_uncertain_year_threshold(self) -> None:
+        """If the chosen time is more than the age threshold (default 30 days) old, then uncertain-year is set."""
+        assert dated(b"Oct 23 05:00:00", "2026-11-22T05:00:00+00:00")[1] == []  # exactly 30 days
+        assert dated(b"Oct 23 04:59:59", "2026-11-22T05:00:00+00:00")[1] == ["uncertain-year"]
+        assert dated(b"Nov 21 05:00:00", "2026-11-22T05:00:00+00:00", uncertain_year_age_s=3600)[1] == ["uncertain-year"]
+
+    def test_year_sent_is_never_uncertain(self) -> None:
+        """If the stamp carries its year, then it is used as sent and never flagged, however old."""
+        assert dated(b"Mar  1 2019 10:11:12", "2026-11-22T05:00:00+00:00") == ("2019-03-01T10:11:12+00:00", [])
+
+    def test_flag_on_the_general_path(self) -> None:
+        """If an old yearless stamp comes in a line the fast path does not read, then it is flagged all the same."""
+        r = parse(b"Jan  5 10:00:00.25 h a: m", at("2026-12-06T10:00:00+00:00"))
+        assert r["flags"] == ["uncertain-year"]
+        assert (r["time"], r["time_ns"]) == (epoch("2026-01-05T10:00:00+00:00"), 250_000_000)
+
+    def test_cache_holds_only_while_the_answer_does(self) -> None:
+        """If one parser sees the same text at receive times on both sides of a year change, in any order,
+        then each gets the year a fresh parser gives."""
         p = Rfc3164Parser()
-        frame = b"<13>Dec 31 23:59:59 h a: m"
-        old = p.parse(frame, PEER, at("2027-01-01T00:00:05+00:00")).time
-        new = p.parse(frame, PEER, at("2027-12-31T23:59:59+00:00")).time
-        assert (old, new) == (epoch("2026-12-31T23:59:59+00:00"), epoch("2027-12-31T23:59:59+00:00"))
+        frame = b"<13>Jan  1 00:00:05 h a: m"
+        times = ["2026-12-29T23:59:00+00:00", "2026-12-30T00:00:06+00:00", "2026-12-30T00:00:04+00:00",
+                 "2027-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00", "2027-12-30T00:00:05+00:00"]
+        for received in times + times[::-1]:
+            assert p.parse(frame, PEER, at(received)) == Rfc3164Parser().parse(frame, PEER, at(received)), received
 
-    def test_feb_29(self) -> None:
-        """If 'Feb 29' is received in a non-leap year, then the nearest leap year is chosen."""
-        r = parse(b"<13>Feb 29 12:00:00 h a: m", at("2029-01-10T00:00:00+00:00"))
-        assert r["time"] == epoch("2028-02-29T12:00:00+00:00")
+    def test_unrepresentable_year(self) -> None:
+        """If the rule's year is before 1970 (a clock at the epoch), then the stamp is unreadable, kept as sent."""
+        r = parse(b"<13>Nov 14 22:13:20 h a: m", 0)
+        assert r["flags"] == ["bad-timestamp"] and r["time"] == 0
+        assert r["fields"]["_raw_timestamp_"] == "Nov 14 22:13:20"  # type: ignore[index]
+
+    @pytest.mark.parametrize("bad", [-1, 300 * DAY_S])
+    def test_settings_checked(self, bad: int) -> None:
+        """If the tolerance is negative or 300 days or more, then the parser is refused at construction."""
+        with pytest.raises(ValueError, match="future_tolerance_s"):
+            Rfc3164Parser(future_tolerance_s=bad)
 
 
 class TestTimestamps:
@@ -200,7 +329,7 @@ class TestHeader:
     @pytest.mark.parametrize("pri", [b"<192>", b"<999>"])
     def test_pri_out_of_range(self, pri: bytes) -> None:
         """If the PRI is over 191, then priority values are -1 and the record is flagged."""
-        r = parse(pri + b"Oct 11 22:14:15 h a: m")
+        r = parse(pri + b"Nov 21 22:14:15 h a: m")
         assert r["flags"] == ["bad-pri"]
         assert r["fields"]["_program_"] == "a"  # type: ignore[index]
         assert list(r["fields"].items())[-1] == ("_raw_pri_", pri.decode()[1:-1])  # type: ignore[attr-defined]
