@@ -29,7 +29,7 @@ from formats.errors import FormatDefinitionError
 from formats.framing import message_bytes
 from formats.logtail_fields import raw_record
 from formats.record import FLAG_INVALID_UTF8, FLAG_PARSE_ERROR, Record
-from formats.rfc3164 import Rfc3164Parser, looks_like_rfc3164_timestamp
+from formats.rfc3164 import Dialect, Rfc3164Parser, looks_like_rfc3164_timestamp
 from formats.rfc5424 import Rfc5424Parser
 from formats.streamlog import LeadingSpace, StreamlogFormat, StreamlogParser, format_table
 
@@ -49,6 +49,7 @@ def make_parser(
     default_tz: _dt.tzinfo = UTC,
     future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
     uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
+    dialect: Dialect = "auto",
 ) -> ParseFunction:
     """The parse function for one set of settings.
 
@@ -56,6 +57,8 @@ def make_parser(
     ``0.1``); ``default_tz`` is the zone of timestamps that carry no offset.
     ``future_tolerance_s`` and ``uncertain_year_age_s`` set the year rule of
     timestamps without a year (:class:`formats._timestamps.ClassicTimes`).
+    ``dialect`` (``auto``, ``cisco``, ``none``) says whether RFC 3164 frames
+    are read for network devices' headers and codes (:mod:`formats.cisco`).
     A setting out of range raises :class:`FormatDefinitionError`.
     """
     streamlog = StreamlogParser(
@@ -65,7 +68,10 @@ def make_parser(
     rfc5424 = Rfc5424Parser(strict=strict_rfc5424, default_tz=default_tz)
     try:
         rfc3164 = Rfc3164Parser(
-            default_tz=default_tz, future_tolerance_s=future_tolerance_s, uncertain_year_age_s=uncertain_year_age_s
+            default_tz=default_tz,
+            future_tolerance_s=future_tolerance_s,
+            uncertain_year_age_s=uncertain_year_age_s,
+            dialect=dialect,
         )
     except ValueError as e:
         raise FormatDefinitionError(str(e)) from None

@@ -21,6 +21,14 @@
   is the peer address.
 - Cisco's colon after the timestamp (IOS) or after the hostname (ASA,
   ``fw01 : %ASA-6-302013: ...``) is skipped.
+- Device dialects (``dialect``, default ``auto``; :mod:`formats.cisco`): a
+  Cisco IOS or NX-OS header after the PRI (``<189>1234: *Mar  1
+  18:46:11.123: %SYS-5-CONFIG_I: ...``) gives the time, host and ``_device_``
+  fields; a message code where the TAG would be (``%ASA-6-302013:``,
+  ``%%01SHELL/5/CMDRECORD(s):``) is the program and is split into
+  ``_device_facility_``, ``_device_severity_`` and ``_device_mnemonic_``, the
+  text after it the content. ``none`` reads such lines as plain RFC 3164;
+  ``cisco`` takes any IOS-shaped header, even without a mark of Cisco's own.
 - TAG is ``name:``, ``name[pid]:`` or ``name[pid]``; a lone ``-`` (rsyslog's
   rendering of an absent APP-NAME) is an empty program. A word without a colon
   or a pid is content, not a TAG. CONTENT starts after exactly one space.
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from typing import Literal
 
 from formats._timestamps import (
     DEFAULT_FUTURE_TOLERANCE_S,
@@ -42,6 +51,19 @@ from formats._timestamps import (
     ClassicTimes,
     Rfc3339Reader,
     month_number,
+)
+from formats.cisco import (
+    DEVICE_CLOCK_MARK,
+    DEVICE_FACILITY,
+    DEVICE_MNEMONIC,
+    DEVICE_SEQUENCE,
+    DEVICE_SEVERITY,
+    DEVICE_TIMEZONE,
+    DEVICE_UPTIME,
+    CiscoHeader,
+    read_code,
+    read_header,
+    zone_of,
 )
 from formats.framing import message_bytes
 from formats.logtail_fields import PROCESS_ID, RAW_PRI, RAW_TIMESTAMP, SYSLOG_KEYS, raw_key_table
@@ -54,13 +76,19 @@ from formats.record import (
 )
 from formats.rfc5424 import PRI_STRINGS
 
-__all__ = ["Rfc3164Parser", "looks_like_rfc3164_timestamp"]
+__all__ = ["DIALECTS", "Dialect", "Rfc3164Parser", "looks_like_rfc3164_timestamp"]
+
+Dialect = Literal["auto", "cisco", "none"]
+DIALECTS: tuple[Dialect, ...] = ("auto", "cisco", "none")
 
 _UNKNOWN_PRI = ("-1", "-1", "-1")
 _NO_TAGS: dict[str, str] = {}  # shared; records' tags are replaced, never mutated
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
 _WITH_RAW = raw_key_table((SYSLOG_KEYS, _KEYS_WITH_PID))
 _BOM = "\ufeff"
+# Records of one shape share one keys tuple (the SLS encoder reuses a layout
+# while the keys are the same object); device fields make many shapes.
+_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 # "Mmm dd hh:mm:ss", optionally ".fff", optionally a year before or after the time.
 _CLASSIC = re.compile(
@@ -89,7 +117,7 @@ def looks_like_rfc3164_timestamp(head: bytes) -> bool:
 class Rfc3164Parser:
     """Parses RFC 3164 frames; settings fixed at construction, :meth:`parse` never raises."""
 
-    __slots__ = ("_iso", "_times")
+    __slots__ = ("_dialect", "_iso", "_times")
 
     def __init__(
         self,
@@ -97,7 +125,11 @@ class Rfc3164Parser:
         default_tz: _dt.tzinfo = UTC,
         future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
         uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
+        dialect: Dialect = "auto",
     ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+        self._dialect = dialect
         self._iso = Rfc3339Reader(default_tz=default_tz)
         self._times = ClassicTimes(
             default_tz=default_tz, future_tolerance_s=future_tolerance_s, uncertain_year_age_s=uncertain_year_age_s
@@ -118,7 +150,8 @@ class Rfc3164Parser:
         if usual is not None:
             pri_text, stamp, host, program, pid = usual.groups()
             pri = int(pri_text)
-            if pri < 192 and host[-1] != ":" and month_number(stamp[:3]):
+            # A device's code where the TAG would be ("%ASA-6-..."): the general path reads it.
+            if pri < 192 and host[-1] != ":" and month_number(stamp[:3]) and (program[0] != "%" or self._dialect == "none"):
                 when = self._classic_time(stamp, receive_time_ns)
                 if when is not None and when[0] is not None:
                     seconds, ns, flag_after = when[0], when[1], when[4]
@@ -154,6 +187,11 @@ class Rfc3164Parser:
                 pos = gt + 1
             else:
                 flags = (*flags, FLAG_BAD_PRI)
+
+        if self._dialect != "none":
+            header = read_header(text, pos, forced=self._dialect == "cisco")
+            if header is not None:
+                return self._device_record(text, flags, pri_strings, raw, header, peer, receive_time_ns)
 
         # TIMESTAMP
         when: tuple[int | None, int] | ClassicTime | None = None
@@ -200,7 +238,13 @@ class Rfc3164Parser:
                 if text.startswith(": ", pos):  # Cisco ASA: "fw01 : %ASA-6-302013: ..."
                     pos += 2
                 tag = _TAG.match(text, pos)
-        if tag is not None:
+        code = read_code(text, pos) if self._dialect != "none" and text[pos : pos + 1] == "%" else None
+        device: tuple[tuple[str, str], ...] = ()
+        if code is not None:
+            program = code.program
+            pos = code.end
+            device = ((DEVICE_FACILITY, code.facility), (DEVICE_SEVERITY, code.severity), (DEVICE_MNEMONIC, code.mnemonic))
+        elif tag is not None:
             name, tag_pid, colon = tag.groups()
             if tag_pid is not None or colon:
                 program = name
@@ -226,10 +270,61 @@ class Rfc3164Parser:
         if pid:
             values.append(pid)
             keys = _KEYS_WITH_PID
+        if device:
+            return _with_fields(seconds, ns, keys, values, (*device, *raw), peer, flags)
         if raw:
             keys = _WITH_RAW[keys, tuple(key for key, _ in raw)]
             values += [value for _, value in raw]
         return Record(seconds, ns, keys, values, peer, _NO_TAGS, flags)
+
+    def _device_record(
+        self,
+        text: str,
+        flags: tuple[str, ...],
+        pri_strings: tuple[str, str, str],
+        raw: tuple[tuple[str, str], ...],
+        header: CiscoHeader,
+        peer: str,
+        receive_time_ns: int,
+    ) -> Record:
+        """The record of a line with a Cisco IOS or NX-OS header (:func:`formats.cisco.read_header`)."""
+        device: list[tuple[str, str]] = []
+        if header.sequence:
+            device.append((DEVICE_SEQUENCE, header.sequence))
+        if header.clock_mark:
+            device.append((DEVICE_CLOCK_MARK, header.clock_mark))
+        if header.zone:
+            device.append((DEVICE_TIMEZONE, header.zone))
+        if header.uptime:
+            device.append((DEVICE_UPTIME, header.uptime))
+        seconds, ns = divmod(receive_time_ns, 1_000_000_000)
+        if header.stamp is not None:
+            zone = header.zone
+            key = header.stamp if zone is None else f"{header.stamp} {zone}"
+            times = self._times
+            when = times.cached(key, receive_time_ns) or times.read(
+                key, receive_time_ns, header.year, header.month, header.day, header.hour, header.minute,
+                header.second, header.ns, None if zone is None else zone_of(zone),
+            )
+            if when[0] is None:
+                flags = (*flags, FLAG_BAD_TIMESTAMP)
+                raw = (*raw, (RAW_TIMESTAMP, header.stamp))
+            else:
+                seconds, ns = when[0], when[1]
+                if receive_time_ns > when[4]:
+                    flags = (*flags, FLAG_UNCERTAIN_YEAR)
+        pos = header.end
+        program = ""
+        code = read_code(text, pos)
+        if code is not None:
+            program = code.program
+            pos = code.end
+            device += [(DEVICE_FACILITY, code.facility), (DEVICE_SEVERITY, code.severity), (DEVICE_MNEMONIC, code.mnemonic)]
+        content = text[pos:]
+        values = [
+            program, *pri_strings, str(seconds * 1_000_000_000 + ns), header.host or peer, peer, content,
+        ]
+        return _with_fields(seconds, ns, SYSLOG_KEYS, values, (*device, *raw), peer, flags)
 
     def _classic_time(self, key: str, receive_time_ns: int, m: re.Match[str] | None = None) -> ClassicTime | None:
         """The time of a classic timestamp ``key`` (its match, if at hand); None if it is not one."""
@@ -247,3 +342,21 @@ class Rfc3164Parser:
             key, receive_time_ns, int(year) if year else None, month_number(month_name),
             int(d), int(h), int(mi), int(s), int(frac.ljust(9, "0")) if frac else 0,
         )
+
+
+def _with_fields(
+    seconds: int,
+    ns: int,
+    keys: tuple[str, ...],
+    values: list[str],
+    more: tuple[tuple[str, str], ...],
+    peer: str,
+    flags: tuple[str, ...],
+) -> Record:
+    """A record of ``keys`` and ``values`` followed by the ``more`` fields, its keys tuple shared by its shape."""
+    all_keys = keys + tuple(key for key, _ in more)
+    shared = _LAYOUTS.get(all_keys)
+    if shared is None:
+        shared = _LAYOUTS.setdefault(all_keys, all_keys)
+    values += [value for _, value in more]
+    return Record(seconds, ns, shared, values, peer, _NO_TAGS, flags)
