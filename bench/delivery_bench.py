@@ -222,8 +222,8 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
     """The sink's TOML, a count of what its upstream holds, and the upstream's own CPU seconds."""
     no_cpu: Callable[[], float] = lambda: 0.0  # noqa: E731 - in-process stand-ins: part of the bench's CPU
     if sink == "local":
-        from receiver.deliver.embedded_store import StoreError
-        from receiver.deliver.store_server import StoreClient, StoreUnavailableError
+        from receiver.deliver.sinks.local.server import StoreClient, StoreUnavailableError
+        from receiver.deliver.sinks.local.store import StoreError
 
         client = StoreClient(workdir / "state" / "store.sock", timeout=30)
 

@@ -424,7 +424,7 @@ class OurReceiver(Receiver):
             return f"{VENV_BIN / 'receiver'} missing (make venv)"
         import importlib
 
-        for module in ("receiver.cli.daemon", "receiver.config_file", "receiver.spool"):
+        for module in ("receiver.cli.daemon", "receiver.config.file", "receiver.spool"):
             try:
                 importlib.import_module(module)
             except ImportError as e:

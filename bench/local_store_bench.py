@@ -28,7 +28,12 @@ import pyarrow as pa
 
 from formats.parse import make_parser
 from receiver.deliver.batches import Group
-from receiver.deliver.embedded_store import EmbeddedStore, arrow_payload, search, table_from_columns
+from receiver.deliver.sinks.local.store import (
+    EmbeddedStore,
+    arrow_payload,
+    search,
+    table_from_columns,
+)
 
 PARSE = make_parser()
 WORDS = (

@@ -96,11 +96,11 @@ SIZES_LISTENER_TOML = "max_frame_bytes = 131072\n"
 STAGE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("deframe", ("/formats/framing.py", "/formats/relp.py")),
     ("spool", ("/receiver/spool/",)),
-    ("encode (LogGroup, lz4, signature)", ("/formats/sls_pb.py", "/formats/ndjson.py", "/receiver/deliver/sls/",
-                                           "/receiver/deliver/http_signatures.py")),
+    ("encode (LogGroup, lz4, signature)", ("/formats/sls_pb.py", "/formats/ndjson.py", "/receiver/deliver/sinks/sls/",
+                                           "/receiver/deliver/sinks/http_signatures.py")),
     ("parse", ("/formats/",)),
     ("send (requests, urllib3, http.client)", ("/requests/", "/urllib3/", "/http/client.py", "/socket.py", "/ssl.py")),
-    ("route, group, tag", ("/receiver/deliver/batches.py", "/receiver/identity.py", "/receiver/filters.py")),
+    ("route, group, tag", ("/receiver/deliver/batches.py", "/receiver/config/identity.py", "/receiver/filters/expression.py")),
     ("between processes (pickle, pool)", ("/multiprocessing/", "/concurrent/futures/", "/pickle.py")),
     ("read (reactor, TCP protocol)", ("/twisted/", "/receiver/ingest/")),
 )

@@ -47,7 +47,7 @@ def deframe(data: bytes | Iterable[bytes], **options: object) -> tuple[list[byte
 
 @st.composite
 def filter_expressions(draw: st.DrawFn, terms: st.SearchStrategy[str], depth: int = 3) -> str:
-    """Filter texts (receiver/filters.py) joining ``terms`` with and, or, not, juxtaposition and parentheses."""
+    """Filter texts (receiver/filters/expression.py) joining ``terms`` with and, or, not, juxtaposition and parentheses."""
     if depth == 0 or draw(st.booleans()):
         return draw(terms)
     shape = draw(st.sampled_from(["and", "or", "not", "juxta", "paren"]))

@@ -24,8 +24,8 @@ from receiver.cli.ctl import _argument_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-TELEMETRY = ROOT / "receiver" / "telemetry.py"
-METRICS = ROOT / "receiver" / "metrics.py"
+TELEMETRY = ROOT / "receiver" / "telemetry" / "events.py"
+METRICS = ROOT / "receiver" / "service" / "metrics.py"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
 OPERATOR_GUIDE = DOCS / "operator-guide.md"
 
@@ -65,7 +65,7 @@ def counted_names(path: Path) -> set[str]:
 
 
 def telemetry_counters() -> set[str]:
-    """Every counter receiver/telemetry.py counts.
+    """Every counter receiver/telemetry/events.py counts.
 
     Most go through ``self.count("name", ...)``; ``received()`` builds its two
     counter keys by hand for speed, so every metric-shaped string constant of
@@ -79,7 +79,7 @@ def telemetry_counters() -> set[str]:
 
 
 def exposed_metrics() -> set[str]:
-    """Every metric family name receiver/metrics.py exposes (its ``_HELP`` keys and ``f.add`` names)."""
+    """Every metric family name receiver/service/metrics.py exposes (its ``_HELP`` keys and ``f.add`` names)."""
     return {name for name in _string_constants(METRICS) if METRIC_NAME.match(name)}
 
 

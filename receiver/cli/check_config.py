@@ -20,8 +20,14 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from receiver.config import Config, ListenerConfig, LocalSinkConfig, SlsSinkConfig, default_config
-from receiver.config_file import ConfigError, load_config
+from receiver.config.file import ConfigError, load_config
+from receiver.config.model import (
+    Config,
+    ListenerConfig,
+    LocalSinkConfig,
+    SlsSinkConfig,
+    default_config,
+)
 
 __all__ = ["EXIT_INVALID", "check_config", "describe_listener"]
 
@@ -70,8 +76,8 @@ def sink_problems(config: Config) -> tuple[list[str], list[str]]:
     EnvironmentFile=), which need not be this shell's: missing here, they
     are a note, not an error.
     """
-    from receiver.deliver.sinks import build_sink
-    from receiver.deliver.sls.auth import CredentialsError
+    from receiver.deliver.registry import build_sink
+    from receiver.deliver.sinks.sls.auth import CredentialsError
 
     problems: list[str] = []
     notes: list[str] = []
@@ -93,7 +99,7 @@ def sink_problems(config: Config) -> tuple[list[str], list[str]]:
 def tls_problems(config: Config) -> tuple[list[str], list[str]]:
     """Why TLS listeners could not start (their certificate and key files, read as the daemon reads
     them), and what they can start with but should be seen to (an expired certificate, a readable key)."""
-    from receiver.config import TlsConfigError
+    from receiver.config.model import TlsConfigError
     from receiver.ingest.tls import TlsServerContext
 
     problems: list[str] = []

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.cli import config_of
-from receiver.config import ListenerConfig
+from receiver.config.model import ListenerConfig
 
 __all__ = ["DEFAULT_CA_FILE", "SenderTls", "add_commands", "rsyslog_snippet"]
 
@@ -254,7 +254,7 @@ def _warn_if_unnamed(certificate_file: Path, peer: str) -> None:
 
 
 def _identity(args: argparse.Namespace) -> int:
-    from receiver.identity import Identities, MachineGroups
+    from receiver.config.identity import Identities, MachineGroups
 
     config = config_of(args)
     identities = Identities(config.identity.user_defined_id_file, clock=time.monotonic)

@@ -56,9 +56,9 @@ from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
 from receiver.cli.store_commands import add_commands as add_store_commands
 from receiver.cli.store_commands import record_line, time_ns_of
 from receiver.cli.tls import add_commands as add_tls_commands
-from receiver.config import Config, default_config
+from receiver.config.model import Config, default_config
+from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 from receiver.spool import SpoolReader
-from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = ["main"]
 
@@ -280,7 +280,7 @@ def _receive_time_ns(text: str | None) -> int:
 
 def _spool_config(args: argparse.Namespace) -> tuple[Path, Config]:
     if args.config is not None:
-        from receiver.config_file import ConfigError, load_config
+        from receiver.config.file import ConfigError, load_config
 
         try:
             config = load_config(args.config).config
@@ -375,7 +375,7 @@ _TAIL_POLL_SECONDS = 0.2
 def _tail(args: argparse.Namespace) -> int:
     from formats.columns import columns_of
     from receiver.deliver.building import parsers_for
-    from receiver.filters import FilterError, parse_filter
+    from receiver.filters.expression import FilterError, parse_filter
 
     if args.lines < 0:
         raise UsageError(f"-n {args.lines}: give a number of records")

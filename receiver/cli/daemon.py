@@ -11,27 +11,20 @@ SIGTERM or SIGINT stops gracefully: nothing read is lost.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
-import os
-import resource
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from receiver import __version__
-from receiver.config import Config, default_config
+from receiver.config.model import Config
+from receiver.runtime.process import load_or_report, raise_file_limit, set_up_process
 
 __all__ = ["main"]
 
 log = logging.getLogger("receiver")
-
-# Records and frames form no reference cycles; a high first threshold keeps
-# the collector from rescanning every live batch dozens of times.
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,68 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_receiver(config, args.config)
 
 
-def load_or_report(path: Path | None) -> Config | None:
-    """The configuration in ``path`` (defaults without one), or None after printing why not."""
-    if path is None:
-        return default_config()
-    from receiver.config_file import ConfigError, load_config
-
-    try:
-        loaded = load_config(path)
-    except ConfigError as e:
-        print(f"receiver: {e}", file=sys.stderr)
-        return None
-    for warning in loaded.warnings:
-        print(f"receiver: warning: {warning}", file=sys.stderr)
-    return loaded.config
-
-
-STATE_UMASK = 0o027
-"""Files the receiver creates (spool, stores, dead letters, its configuration snapshot) are for its user
-and group only: 0640 files, 0750 directories, also where no systemd ``UMask=`` sets it (``make run``)."""
-
-
-def restrict_file_modes() -> None:
-    """Apply :data:`STATE_UMASK` to this process and the processes it starts."""
-    os.umask(STATE_UMASK)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def raise_file_limit(config: Config) -> None:
-    """Allow as many open files as the listeners' connection limits need (up to the hard limit)."""
-    wanted = sum(listener.max_connections for listener in config.listeners if listener.transport == "tcp") + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        log.warning(
-            "open files are limited to %d, fewer than the %d the connection limits need; "
-            "raise LimitNOFILE (systemd) or ulimit -n", soft, wanted,
-        )
-
-
 def run_receiver(config: Config, config_path: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
-    restrict_file_modes()
-    configure_logging(config.logging.level)
-    gc.set_threshold(*GC_THRESHOLDS)
+    set_up_process(config)
     raise_file_limit(config)
 
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
-    from receiver.service import ListenError, ReceiverService
+    from receiver.service.lifecycle import ListenError, ReceiverService
 
     # Twisted's own messages (unhandled errors above all) go to the same log.
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)

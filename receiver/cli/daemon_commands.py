@@ -1,4 +1,4 @@
-"""``receiverctl status`` and ``receiverctl stats``: ask the running daemon (receiver/control.py).
+"""``receiverctl status`` and ``receiverctl stats``: ask the running daemon (receiver/service/control.py).
 
     receiverctl status [--json] [-c CONFIG | --socket PATH]
     receiverctl stats [--json] [-c CONFIG | --socket PATH]
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver.config import default_config
-from receiver.control import ControlError, get_json
+from receiver.config.model import default_config
+from receiver.service.control import ControlError, get_json
 
 __all__ = ["add_commands"]
 
@@ -53,7 +53,7 @@ def _socket(args: argparse.Namespace) -> Path:
         here = default_config().control_socket
         # From an operator's shell the unit's $RUNTIME_DIRECTORY is not set: find the service's socket.
         return SYSTEMD_CONTROL_SOCKET if not here.exists() and SYSTEMD_CONTROL_SOCKET.exists() else here
-    from receiver.config_file import ConfigError, load_config
+    from receiver.config.file import ConfigError, load_config
 
     try:
         return load_config(args.config).config.control_socket

@@ -6,7 +6,7 @@
 
 While the receiver runs, its delivery process holds the store (the engine
 locks the directory): both commands ask it on its query socket
-(receiver/deliver/store_server.py). When nothing answers there, they open
+(receiver/deliver/sinks/local/server.py). When nothing answers there, they open
 the directory themselves, read-only. Either way the output is the same.
 ``search --sink`` reads a ClickHouse sink's table on its server instead,
 with the same filter compiled to the same SQL, and prints the same lines.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from formats.text import escape_unprintable, escape_unprintable_json
-from receiver.config import Config, LocalSinkConfig, default_config
+from receiver.config.model import Config, LocalSinkConfig, default_config
 
 __all__ = ["add_commands", "record_line", "time_ns_of"]
 
@@ -89,8 +89,8 @@ class _Store:
     """Where a local store is, and how to reach it: its query socket, else its directory."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from receiver.deliver.sinks import local_store_directory
-        from receiver.deliver.store_server import store_socket
+        from receiver.deliver.sinks.local.server import store_socket
+        from receiver.deliver.sinks.local.sink import local_store_directory
 
         self.usage_error: type[Exception] = args.usage_error
         if args.db is not None:
@@ -112,13 +112,13 @@ class _Store:
         """The running receiver's store client, or None when nothing answers."""
         if self.socket is None or not self.socket.exists():
             return None
-        from receiver.deliver.store_server import StoreClient
+        from receiver.deliver.sinks.local.server import StoreClient
 
         return StoreClient(self.socket)
 
     def open(self) -> Any:
         """The store opened here, read-only (nobody holds it)."""
-        from receiver.deliver.embedded_store import EmbeddedStore, StoreError
+        from receiver.deliver.sinks.local.store import EmbeddedStore, StoreError
 
         if not (self.directory / "metadata").exists():
             hint = ""
@@ -139,7 +139,7 @@ def _config_of(args: argparse.Namespace) -> tuple[Config, str]:
     """The configuration ``-c`` names (else the built-in one), and how to name where it came from."""
     if args.config is None:
         return default_config(), "the built-in defaults (no -c CONFIG)"
-    from receiver.config_file import ConfigError, load_config
+    from receiver.config.file import ConfigError, load_config
 
     try:
         return load_config(args.config).config, str(args.config)
@@ -151,9 +151,9 @@ def _config_of(args: argparse.Namespace) -> tuple[Config, str]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from receiver.deliver.embedded_store import search
-    from receiver.deliver.store_server import StoreUnavailableError, stored_line
-    from receiver.filters import FilterError, parse_filter
+    from receiver.deliver.sinks.local.server import StoreUnavailableError, stored_line
+    from receiver.deliver.sinks.local.store import search
+    from receiver.filters.expression import FilterError, parse_filter
 
     usage_error = args.usage_error
     if args.limit < 0:
@@ -196,8 +196,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _print_records(args: argparse.Namespace, lines: Iterator[dict[str, Any]]) -> int:
-    from receiver.deliver.clickhouse import ClickHouseQueryError
-    from receiver.deliver.embedded_store import StoreError
+    from receiver.deliver.sinks.clickhouse import ClickHouseQueryError
+    from receiver.deliver.sinks.local.store import StoreError
 
     out = sys.stdout
     found = 0
@@ -218,10 +218,10 @@ def _print_records(args: argparse.Namespace, lines: Iterator[dict[str, Any]]) ->
 
 def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The lines of ``search --sink``: the records of a ClickHouse sink's table, as the store's search gives them."""
-    from receiver.config import ClickHouseSinkConfig
-    from receiver.deliver.clickhouse import ClickHouseConfigError, ClickHouseSink
-    from receiver.deliver.embedded_store import search
-    from receiver.deliver.store_server import stored_line
+    from receiver.config.model import ClickHouseSinkConfig
+    from receiver.deliver.sinks.clickhouse import ClickHouseConfigError, ClickHouseSink
+    from receiver.deliver.sinks.local.server import stored_line
+    from receiver.deliver.sinks.local.store import search
 
     config, source = _config_of(args)
     sinks = {sink.name: sink for sink in config.sinks}
@@ -250,8 +250,8 @@ def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[d
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from receiver.deliver.embedded_store import StoreError, run_sql
-    from receiver.deliver.store_server import StoreUnavailableError
+    from receiver.deliver.sinks.local.server import StoreUnavailableError
+    from receiver.deliver.sinks.local.store import StoreError, run_sql
 
     usage_error = args.usage_error
     if args.limit < 1:

@@ -16,17 +16,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from formats.parse import ParseFunction
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
-from receiver.identity import group_tags
+from receiver.config.identity import group_tags
 from receiver.spool.reader import SpoolEntry
-
-if TYPE_CHECKING:  # (Arrow is loaded only where batches are built from columns: receiver/deliver/column_groups.py)
-    from formats.streamlog_columns import StreamlogColumns
-    from receiver.deliver.column_groups import RecordRows
 
 __all__ = [
     "ColumnEncoder",
@@ -289,8 +285,10 @@ def name_and_tag(
 class ColumnEncoder:
     """How a sink encodes a group built from columns (module-level functions: workers are sent them)."""
 
-    prepare: Callable[[Sequence[StreamlogColumns | RecordRows]], Any]
-    """What the sink makes of a batch's chunks (lines read as columns, or frames parsed as records)
+    prepare: Callable[[Sequence[Any]], Any]
+    """What the sink makes of a batch's chunks (lines read as columns, or frames parsed as records: each a
+    ``StreamlogColumns`` or a ``RecordRows`` of receiver/deliver/column_groups.py, which this module leaves
+    out of its imports so that Arrow stays out of processes that never build from columns)
     before its groups take their rows from it; None when it cannot (the batch is then built from
     records)."""
     encode: Callable[[Group, Any], bytes]

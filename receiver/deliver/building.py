@@ -26,7 +26,6 @@ filters is built from records. Either way the result is the same.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import itertools
 import logging
 import multiprocessing
@@ -41,7 +40,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from formats.parse import ParseFunction, make_parser
 from formats.streamlog import StreamlogParser, format_table
-from receiver.config import Config
+from receiver.config.identity import Identities, MachineGroups, appliance_hostname
+from receiver.config.model import Config
 from receiver.deliver.batches import (
     ColumnEncoder,
     Group,
@@ -51,7 +51,7 @@ from receiver.deliver.batches import (
     build_groups,
     entry_records,
 )
-from receiver.identity import Identities, MachineGroups, appliance_hostname
+from receiver.runtime.process import set_up_process
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
 
@@ -134,8 +134,8 @@ def streamlog_parsers_for(config: Config) -> tuple[dict[str, StreamlogParser | N
 
 
 def router_for(config: Config) -> Router:
-    from receiver.deliver.sinks import default_destination
-    from receiver.filters import parse_filter
+    from receiver.deliver.registry import default_destination
+    from receiver.filters.expression import parse_filter
 
     sinks = {sink.name: sink for sink in config.sinks}
 
@@ -285,13 +285,10 @@ _worker_builder: BatchBuilder | None = None
 
 def _init_worker(config: Config, delivery_pid: int) -> None:
     global _worker_builder
-    from receiver.cli.daemon import GC_THRESHOLDS, configure_logging
-
     # Ctrl-C and SIGTERM are the delivery process's to handle: it stops the pool when it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(config.logging.level)
-    gc.set_threshold(*GC_THRESHOLDS)  # as in the other processes: parsing makes no cycles
+    set_up_process(config)
     _worker_builder = BatchBuilder(config)
     _exit_with(delivery_pid)
 

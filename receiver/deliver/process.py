@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import logging
 import os
 import signal
@@ -26,8 +25,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
-from receiver.config import Config, SinkConfig
-from receiver.config_snapshot import SnapshotError, read_snapshot
+from receiver.config.model import Config, SinkConfig
+from receiver.config.snapshot import SnapshotError, read_snapshot
 from receiver.deliver.batches import pack_id_prefix
 from receiver.deliver.building import (
     BatchBuilder,
@@ -38,9 +37,10 @@ from receiver.deliver.building import (
     start_pool,
 )
 from receiver.deliver.dead_letters import DeadLetters
-from receiver.deliver.sinks import build_sink, column_encoder, payload_encoder
+from receiver.deliver.registry import build_sink, column_encoder, payload_encoder
 from receiver.deliver.stats import write_stats
 from receiver.deliver.worker import SinkWorker, full_jitter_backoff
+from receiver.runtime.process import load_or_report, set_up_process
 from receiver.spool.store import SpoolStore
 
 __all__ = ["build_processes", "main", "run_delivery"]
@@ -52,13 +52,6 @@ _STATS_EVERY_SECONDS = 2.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from receiver.cli.daemon import (
-        GC_THRESHOLDS,
-        configure_logging,
-        load_or_report,
-        restrict_file_modes,
-    )
-
     parser = argparse.ArgumentParser(prog="receiver-deliver", description="Deliver spooled frames to the sinks.")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("-c", "--config", type=Path, help="a configuration file")
@@ -76,12 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"receiver-deliver: cannot read the daemon's configuration {args.snapshot}: {e}", file=sys.stderr)
             return 2
     else:
-        config = load_or_report(args.config)
+        config = load_or_report(args.config, "receiver-deliver")
     if config is None:
         return 2
-    restrict_file_modes()  # inherited from the daemon; set again when run on its own
-    configure_logging(config.logging.level)
-    gc.set_threshold(*GC_THRESHOLDS)
+    set_up_process(config)  # the file modes are the daemon's already; set again when run on its own
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -7,7 +7,7 @@ after ingest has committed everything: it finishes the request in flight,
 its cursors are already on disk, and the next start resumes from them.
 
 The delivery process gets the configuration the daemon runs, written to the
-state directory (receiver/config_snapshot.py), never the configuration file.
+state directory (receiver/config/snapshot.py), never the configuration file.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def delivery_command(snapshot: Path) -> list[str]:
     """How to start the delivery process for the configuration the daemon runs.
 
     ``snapshot`` is that configuration as the daemon wrote it
-    (receiver/config_snapshot.py), not the configuration file: the file may
+    (receiver/config/snapshot.py), not the configuration file: the file may
     have changed since, and the daemon keeps some settings until restart.
     """
     return [sys.executable, "-m", "receiver.deliver.process", "--exit-with-parent", "--snapshot", str(snapshot.resolve())]

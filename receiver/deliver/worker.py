@@ -31,15 +31,16 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from receiver.deliver.batches import Group
 from receiver.deliver.building import Built, Segments
 from receiver.deliver.dead_letters import DamagedDeadLetterError, DeadLetters
+from receiver.deliver.outcomes import OutcomeKind, SendOutcome, Sink
 from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
 
-__all__ = ["SendOutcome", "Sink", "SinkWorker", "WorkerStats"]
+__all__ = ["SinkWorker", "WorkerStats", "full_jitter_backoff"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -47,35 +48,6 @@ _REPLAY_CHECK_SECONDS = 1.0
 _SUCCESSES_PER_STEP = 8
 _BATCH_STORED_BYTES = 1024 * 1024
 """Stored (lz4) segment bytes one batch reads at most, some 4 to 8 MiB of log text."""
-
-
-OutcomeKind = Literal["ok", "retry", "quota", "auth", "clock-skew", "not-deliverable", "permanent"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """How an upstream answered one request: every answer is one of these kinds, with a reason."""
-
-    kind: OutcomeKind
-    reason: str = ""
-    retry_after_seconds: float | None = None
-
-
-class Sink(Protocol):
-    """An upstream: local store, SLS, ClickHouse, HTTP."""
-
-    name: str
-    max_records: int
-    max_bytes: int
-
-    def send(self, group: Group) -> SendOutcome:
-        """Deliver one group; never raises (network trouble is an outcome).
-
-        A sink may also have ``send_batch(groups) -> SendOutcome``: the worker
-        then hands it a batch's groups in one call (the embedded store
-        inserts them as one part)."""
-
-    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(slots=True)

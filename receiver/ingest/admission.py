@@ -1,4 +1,4 @@
-"""How fast a source may send: per-source rate limits (which sources may send at all: receiver.networks).
+"""How fast a source may send: per-source rate limits (which sources may send at all: receiver.config.networks).
 
 Pure bookkeeping with time passed in; the listeners act on the answers:
 a source outside a listener's networks is refused at accept (TCP, RELP,

@@ -54,15 +54,15 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from formats.framing import StreamDeframer, flags_by_index
-from receiver.config import ListenerConfig
+from receiver.config.model import ListenerConfig
+from receiver.config.networks import SourceNetworks
 from receiver.ingest.addresses import peer_of
 from receiver.ingest.admission import SourceRateLimits
 from receiver.ingest.tls import TlsServerContext, arm_handshake_timeout
-from receiver.networks import SourceNetworks
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry
 from receiver.spool.writer import SpoolWriter
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 
 __all__ = ["StreamFactory", "StreamReceiver"]
 

@@ -47,7 +47,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from formats.text import escape_unprintable
-from receiver.config import TlsConfig, TlsConfigError, normal_fingerprint
+from receiver.config.model import TlsConfig, TlsConfigError, normal_fingerprint
 
 __all__ = [
     "TlsServerContext",

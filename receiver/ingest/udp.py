@@ -23,13 +23,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 
 from formats.framing import DatagramDeframer, FlaggedFrame
-from receiver.config import ListenerConfig
+from receiver.config.model import ListenerConfig
+from receiver.config.networks import SourceNetworks
 from receiver.ingest.addresses import peer_of
 from receiver.ingest.admission import SourceRateLimits
-from receiver.networks import SourceNetworks
 from receiver.spool.segment import Entry
 from receiver.spool.writer import SpoolWriter
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 
 __all__ = ["DatagramReceiver", "kernel_drops", "set_receive_buffer"]
 

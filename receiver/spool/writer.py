@@ -34,11 +34,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from receiver.config import SpoolConfig
+from receiver.config.model import SpoolConfig
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 
 __all__ = ["SpoolWriter"]
 

@@ -33,9 +33,10 @@ from hypothesis import HealthCheck, given, settings
 
 from formats.parse import make_parser
 from formats.record import Record
-from receiver.config import ClickHouseSinkConfig
+from receiver.config.identity import group_tags
+from receiver.config.model import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.clickhouse import (
+from receiver.deliver.sinks.clickhouse import (
     COLUMNS,
     CREATE_TABLE,
     PASSWORD_ENV,
@@ -46,7 +47,6 @@ from receiver.deliver.clickhouse import (
     clickhouse_payload,
     create_table_sql,
 )
-from receiver.identity import group_tags
 from tests.integration.programs import LOOPBACK, free_port
 from tests.receiver.test_clickhouse_rows import expected_rows, groups
 from tests.support.clickhouse import ClickHouseQueryError, ClickHouseServer, ClickHouseUser
@@ -845,7 +845,7 @@ class TestSearch:
         """If the same groups go to a ClickHouse sink and to a local store, then ``receiverctl search --sink``
         prints for every filter exactly what ``receiverctl search`` prints from the store: the same records
         in the same order (5,000 of them: pages of 2,048 follow one another), whole or limited, either way."""
-        from receiver.deliver.embedded_store import EmbeddedStore
+        from receiver.deliver.sinks.local.store import EmbeddedStore
         from tests.integration.programs import to_toml
 
         apps, severities = ("todo-list", "api", "cron"), ("user.notice", "local0.err", "daemon.warning")

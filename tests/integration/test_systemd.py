@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.systemd import Notifier, watchdog_interval_seconds
+from receiver.service.systemd import Notifier, watchdog_interval_seconds
 from tests.integration.conftest import MakeReceiver
 from tests.integration.programs import ProgramMissingError, send_tcp
 

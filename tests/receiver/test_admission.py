@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from receiver.config.networks import SourceNetworks
 from receiver.ingest import admission
 from receiver.ingest.admission import SourceRateLimits, TokenBucket
-from receiver.networks import SourceNetworks
 
 
 class TestSourceNetworks:

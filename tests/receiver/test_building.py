@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formats.sls_pb import decode_log_group
-from receiver.config import (
+from receiver.config.model import (
     Config,
     ListenerConfig,
     LocalSinkConfig,
@@ -30,8 +30,10 @@ from receiver.deliver.building import (
     start_pool,
 )
 from receiver.deliver.dead_letters import DeadLetters
-from receiver.deliver.sinks import column_encoder, payload_encoder, sls_payload
-from receiver.deliver.worker import SendOutcome, SinkWorker
+from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.registry import column_encoder, payload_encoder
+from receiver.deliver.sinks.sls.sink import sls_payload
+from receiver.deliver.worker import SinkWorker
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
 
@@ -138,7 +140,7 @@ def test_rejected_encoded_group_is_kept_with_its_records(tmp_path: Path) -> None
 def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> None:
     """If a worker process prepares a group's rows for the local store (Arrow), then they are the rows made
     here from the records themselves."""
-    from receiver.deliver.embedded_store import arrow_table
+    from receiver.deliver.sinks.local.store import arrow_table
 
     config = dataclasses.replace(config_for(tmp_path), deliver=dataclasses.replace(default_config().deliver))
     plan = SinkPlan(

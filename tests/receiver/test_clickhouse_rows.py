@@ -23,9 +23,14 @@ from formats.columns import columns_of
 from formats.parse import make_parser
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
-from receiver.config import ClickHouseSinkConfig
+from receiver.config.model import ClickHouseSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.clickhouse import COLUMNS, CREATE_TABLE, clickhouse_payload, native_block
+from receiver.deliver.sinks.clickhouse import (
+    COLUMNS,
+    CREATE_TABLE,
+    clickhouse_payload,
+    native_block,
+)
 
 PARSE = make_parser(format="auto")
 MAX_DATETIME = 2**32 - 1

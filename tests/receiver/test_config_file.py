@@ -12,7 +12,9 @@ import pytest
 
 from formats.streamlog import StreamlogFormat
 from receiver.cli.check_config import check_config
-from receiver.config import (
+from receiver.config.file import ConfigError, LoadedConfig, load_config
+from receiver.config.identity import MachineGroup
+from receiver.config.model import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
     Config,
@@ -34,8 +36,6 @@ from receiver.config import (
     default_config,
     default_state_directory,
 )
-from receiver.config_file import ConfigError, LoadedConfig, load_config
-from receiver.identity import MachineGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"

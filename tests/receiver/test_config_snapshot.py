@@ -1,4 +1,4 @@
-"""The configuration the daemon runs, written for the delivery process: receiver/config_snapshot.py."""
+"""The configuration the daemon runs, written for the delivery process: receiver/config/snapshot.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from formats.streamlog import StreamlogFormat
-from receiver.config import (
+from receiver.config.identity import MachineGroup
+from receiver.config.model import (
     ClickHouseSinkConfig,
     Config,
     HttpSinkConfig,
@@ -22,14 +23,13 @@ from receiver.config import (
     TlsConfig,
     default_config,
 )
-from receiver.config_snapshot import (
+from receiver.config.snapshot import (
     SnapshotError,
     config_from_json,
     config_to_json,
     read_snapshot,
     write_snapshot,
 )
-from receiver.identity import MachineGroup
 
 
 def everything(tmp_path: Path) -> Config:

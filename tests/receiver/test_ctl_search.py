@@ -20,8 +20,8 @@ import pytest
 from formats.parse import make_parser
 from formats.record import Record
 from receiver.deliver.batches import Group
-from receiver.deliver.embedded_store import EmbeddedStore
-from receiver.deliver.store_server import StoreServer
+from receiver.deliver.sinks.local.server import StoreServer
+from receiver.deliver.sinks.local.store import EmbeddedStore
 
 PARSE = make_parser()
 NOW = int(time.time())

@@ -25,7 +25,8 @@ from receiver.deliver.batches import (
 )
 from receiver.deliver.building import Built, Segments, decode_segments
 from receiver.deliver.dead_letters import DeadLetters
-from receiver.deliver.worker import SendOutcome, SinkWorker
+from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.worker import SinkWorker
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
@@ -103,7 +104,7 @@ class TestRouter:
     def test_a_real_filter_on_a_malformed_record_is_a_counted_error(self) -> None:
         """If a configured filter meets a record it cannot be evaluated on (values shorter than keys), then
         routing counts it as a filter error, while tail and search just see no match."""
-        from receiver.filters import parse_filter
+        from receiver.filters.expression import parse_filter
 
         compiled = parse_filter("app-name=alerts")
         router = Router([Route("pager", "alerts", matches=compiled.evaluate, name="alerts")], DEFAULT)

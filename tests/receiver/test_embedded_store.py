@@ -21,9 +21,12 @@ from hypothesis import strategies as st
 
 from formats.parse import make_parser
 from formats.record import Record
-from receiver.config import LocalSinkConfig
+from receiver.config.model import LocalSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.embedded_store import (
+from receiver.deliver.sinks.local.server import StoreClient, StoreServer, stored_line
+from receiver.deliver.sinks.local.sink import LocalSink
+from receiver.deliver.sinks.local.sqlite_import import SqliteImport
+from receiver.deliver.sinks.local.store import (
     EmbeddedStore,
     SqlRefusedError,
     StoreError,
@@ -32,10 +35,7 @@ from receiver.deliver.embedded_store import (
     run_sql,
     search,
 )
-from receiver.deliver.sinks import LocalSink
-from receiver.deliver.sqlite_import import SqliteImport
-from receiver.deliver.store_server import StoreClient, StoreServer, stored_line
-from receiver.filters import FilterError, parse_filter
+from receiver.filters.expression import FilterError, parse_filter
 
 PARSE = make_parser()
 NOW = int(time.time())
@@ -172,7 +172,7 @@ class TestSearch:
 
     def test_pages_beyond_one_query(self, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
         """If more records match than one page holds, then every one comes, once, in order, across pages."""
-        monkeypatch.setattr("receiver.deliver.embedded_store._PAGE_ROWS", 7)
+        monkeypatch.setattr("receiver.deliver.sinks.local.store._PAGE_ROWS", 7)
         records = [ali(n, t=NOW - n) for n in range(50)]
         store.insert_groups([group(records, "P-7")], token="P-7")
         found = [s.record.get("procid") for s in search(store, "message", limit=0)]
@@ -266,7 +266,7 @@ class TestUpgrade:
     def test_a_store_of_the_earlier_layout_is_moved_into_this_one(self, tmp_path: Path) -> None:
         """If the directory holds the table an earlier build made (message stored twice, sorted by host),
         then opening it moves every record, hour by hour, into this build's table, and search finds them."""
-        from receiver.deliver import embedded_store
+        from receiver.deliver.sinks.local import store as embedded_store
 
         old_columns = ", ".join(
             f"{name} {'String' if name == 'message' else kind.split(' ')[0].replace('LowCardinality(String)', 'String')}"
@@ -298,7 +298,7 @@ class TestUpgrade:
     def test_an_upgrade_cut_short_goes_on_at_the_next_open(self, tmp_path: Path) -> None:
         """If an upgrade stopped while copying an hour, then the next open copies that hour again,
         once, and the rest after it: no record lost, none twice."""
-        from receiver.deliver import embedded_store
+        from receiver.deliver.sinks.local import store as embedded_store
 
         store = open_store(tmp_path / "store")
         try:  # the new table, holding a part of the first hour's copy, as a crash would leave it
@@ -400,7 +400,7 @@ class TestOtherProcesses:
 
         code = (
             "from pathlib import Path\n"
-            "from receiver.deliver.embedded_store import EmbeddedStore, StoreLockedError\n"
+            "from receiver.deliver.sinks.local.store import EmbeddedStore, StoreLockedError\n"
             "try:\n"
             f"    EmbeddedStore(Path({str(store.directory)!r}), max_age_hours=1, max_bytes=1,"
             " memory_limit_bytes=1<<28, readonly=True)\n"
@@ -475,7 +475,7 @@ class TestSqliteImport:
     def test_an_interrupted_import_resumes(self, store: EmbeddedStore, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
         """If the import is stopped midway, then the next one goes on from where it was: every row once."""
-        monkeypatch.setattr("receiver.deliver.sqlite_import._CHUNK_ROWS", 40)
+        monkeypatch.setattr("receiver.deliver.sinks.local.sqlite_import._CHUNK_ROWS", 40)
         source = legacy_sqlite(tmp_path / "local.db", 200)
         first = SqliteImport(source, store)
         real_insert = store.insert

@@ -3,9 +3,9 @@
 One clickhouse-server (the one ``tests/install-programs.sh`` installed: 18.16
 on Debian 12) is started for the module, beside a chDB session (ClickHouse's
 current release in-process), each with the sink's table
-(:func:`receiver.deliver.clickhouse.create_table_sql`). Records go in as
+(:func:`receiver.deliver.sinks.clickhouse.create_table_sql`). Records go in as
 JSONEachRow rows (:func:`rows_of`) and every filter's
-:meth:`~receiver.filters.Filter.to_clickhouse` runs on both. Without
+:meth:`~receiver.filters.expression.Filter.to_clickhouse` runs on both. Without
 clickhouse-server these tests fail (ProgramMissingError says to run
 tests/install-programs.sh); they never skip.
 """
@@ -30,8 +30,8 @@ from formats.columns import columns_of
 from formats.parse import make_parser
 from formats.record import Record, truncated_flag
 from formats.streamlog import STREAMLOG_TAG
-from receiver.deliver.clickhouse import create_table_sql
-from receiver.filters import (
+from receiver.deliver.sinks.clickhouse import create_table_sql
+from receiver.filters.expression import (
     CLICKHOUSE_18_16,
     ClickHouseDialect,
     Filter,
@@ -56,7 +56,7 @@ MAX_TIME = 2**32 - 1
 def rows_of(records: Sequence[Record], pack_id: str) -> bytes:
     """The records as the ClickHouse sink's rows, JSONEachRow.
 
-    Column for column what receiver/deliver/clickhouse.py writes (its
+    Column for column what receiver/deliver/sinks/clickhouse.py writes (its
     ``encode_rows``, now being replaced by a binary encoder): host, app,
     severity, facility and message from :func:`formats.columns.columns_of`,
     the fields as ``field_keys`` / ``field_values`` in order, the flags, the

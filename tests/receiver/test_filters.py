@@ -17,8 +17,17 @@ from formats.columns import columns_of, lookup
 from formats.parse import make_parser
 from formats.record import Record, truncated_flag
 from formats.streamlog import STREAMLOG_TAG
-from receiver import filters
-from receiver.filters import And, Comparison, Filter, FilterError, Not, Or, TextSearch, parse_filter
+from receiver.filters import expression as filters
+from receiver.filters.expression import (
+    And,
+    Comparison,
+    Filter,
+    FilterError,
+    Not,
+    Or,
+    TextSearch,
+    parse_filter,
+)
 from tests.helpers import filter_expressions
 
 PARSE = make_parser()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from receiver.guard import ResourceGuard
+from receiver.service.guard import ResourceGuard
 from receiver.spool.gate import BackpressureGate
 
 MIB = 2**20
@@ -99,7 +99,7 @@ def test_anonymous_memory_of_a_process_tree() -> None:
     import subprocess
     import sys
 
-    from receiver.guard import anonymous_bytes_of_tree
+    from receiver.service.guard import anonymous_bytes_of_tree
 
     child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 << 20); time.sleep(30)"])
     try:

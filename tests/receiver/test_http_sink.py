@@ -25,9 +25,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from formats.ndjson import decode_ndjson
 from formats.record import Record
-from receiver.config import HttpSinkConfig
+from receiver.config.model import HttpSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.http_signatures import (
+from receiver.deliver.sinks.http import (
+    COVERED_COMPONENTS,
+    MAX_RETRY_AFTER_SECONDS,
+    HttpSink,
+    HttpSinkError,
+    classify_response,
+    load_signing_key,
+    parse_retry_after,
+)
+from receiver.deliver.sinks.http_signatures import (
     Ed25519SigningKey,
     Ed25519VerifyKey,
     HmacSha256Key,
@@ -44,15 +53,6 @@ from receiver.deliver.http_signatures import (
     sign_request,
     signature_base,
     verify_request,
-)
-from receiver.deliver.http_sink import (
-    COVERED_COMPONENTS,
-    MAX_RETRY_AFTER_SECONDS,
-    HttpSink,
-    HttpSinkError,
-    classify_response,
-    load_signing_key,
-    parse_retry_after,
 )
 from tests.support.http_verifier import HttpVerifier
 

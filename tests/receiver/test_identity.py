@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from receiver.identity import (
+from receiver.config.identity import (
     ENV_USER_DEFINED_ID,
     Identities,
     MachineGroup,

@@ -11,13 +11,13 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from receiver.config import ListenerConfig
+from receiver.config.model import ListenerConfig
 from receiver.ingest.addresses import normalize_ip
 from receiver.ingest.tcp import StreamFactory, StreamReceiver
 from receiver.ingest.udp import DatagramReceiver
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 from tests.helpers import chunks
 
 TCP = ListenerConfig(name="tcp-test", transport="tcp", max_connections=3, max_connections_per_source=2,

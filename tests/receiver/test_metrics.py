@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from receiver.deliver.stats import LATENCY_BUCKETS, Histogram
-from receiver.metrics import render
+from receiver.service.metrics import render
 from receiver.spool.store import SpoolMeta
 
 NOW = 1_795_323_666 * 10**9

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from formats.record import Record
-from receiver.config import ClickHouseSinkConfig, HttpSinkConfig, SlsSinkConfig
+from receiver.config.model import ClickHouseSinkConfig, HttpSinkConfig, SlsSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.clickhouse import ClickHouseSink
-from receiver.deliver.http_sink import HttpSink
-from receiver.deliver.sinks import SlsSink
+from receiver.deliver.sinks.clickhouse import ClickHouseSink
+from receiver.deliver.sinks.http import HttpSink
+from receiver.deliver.sinks.sls.sink import SlsSink
 
 TOKEN = "redirect-query-token"
 

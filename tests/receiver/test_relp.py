@@ -16,7 +16,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 from formats.relp import encode_frame, offers, response
 from receiver.cli.tls import write_selfsigned
-from receiver.config import ListenerConfig, TlsConfig
+from receiver.config.model import ListenerConfig, TlsConfig
 from receiver.ingest.relp import (
     END_GRACE_SECONDS,
     MAX_REFUSED_FRAMES,
@@ -27,7 +27,7 @@ from receiver.ingest.relp import (
 from receiver.ingest.tls import TlsServerContext, tls_server_factory
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 from tests.helpers import chunks
 
 RELP = ListenerConfig(name="relp-test", transport="relp", keepalive_seconds=0)

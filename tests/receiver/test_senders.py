@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import receiver.senders as senders_module
-from receiver.senders import Senders
-from receiver.telemetry import Telemetry
+import receiver.telemetry.senders as senders_module
+from receiver.telemetry.events import Telemetry
+from receiver.telemetry.senders import Senders
 
 
 class Clock:

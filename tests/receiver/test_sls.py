@@ -31,10 +31,9 @@ from hypothesis import strategies as st
 
 from formats.record import Record
 from formats.sls_pb import encode_log_group
-from receiver.config import SlsSinkConfig
+from receiver.config.model import SlsSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.sinks import SlsSink
-from receiver.deliver.sls.auth import (
+from receiver.deliver.sinks.sls.auth import (
     Credentials,
     CredentialsError,
     credentials_from_env,
@@ -43,8 +42,8 @@ from receiver.deliver.sls.auth import (
     sign_v4,
     v1_string_to_sign,
 )
-from receiver.deliver.sls.errors import MAX_RETRY_AFTER_SECONDS, classify
-from receiver.deliver.sls.request import (
+from receiver.deliver.sinks.sls.errors import MAX_RETRY_AFTER_SECONDS, classify
+from receiver.deliver.sinks.sls.request import (
     PreparedRequest,
     SlsEndpoint,
     SlsRequestError,
@@ -53,6 +52,7 @@ from receiver.deliver.sls.request import (
     hash_key_of,
     http_date,
 )
+from receiver.deliver.sinks.sls.sink import SlsSink
 from tests.support.sls_server import SlsTestServer
 
 NOW = _dt.datetime(2022, 1, 3, 4, 5, 6, tzinfo=_dt.UTC)
@@ -329,7 +329,7 @@ class TestBuild:
 
     def test_zstd_without_a_module_says_what_to_do(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """If no zstd module is importable (a broken install), then the error says what to install."""
-        monkeypatch.setattr("receiver.deliver.sls.request._zstd_compressor", lambda: None)
+        monkeypatch.setattr("receiver.deliver.sinks.sls.request._zstd_compressor", lambda: None)
         with pytest.raises(SlsRequestError) as caught:
             check_put_logs_options(compress="zstd", signature="v1", region=None)
         assert "zstandard" in str(caught.value) and "lz4" in str(caught.value)
@@ -788,7 +788,7 @@ def sink(sls_server: SlsTestServer, keys_file: Path) -> Iterator[SlsSink]:
 
 
 class TestSlsSink:
-    """The sink in receiver/deliver/sinks.py against the test server."""
+    """The sink in receiver/deliver/registry.py against the test server."""
 
     @pytest.mark.parametrize("signature", ["v1", "v4"])
     @pytest.mark.parametrize("route_by_hash_key", [False, True])

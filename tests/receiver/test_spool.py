@@ -19,13 +19,13 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 
 from formats.framing import FlaggedFrame
-from receiver.config import SpoolConfig
+from receiver.config.model import SpoolConfig
 from receiver.spool import SpoolReader
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
 from receiver.spool.store import RefusedValueError, SpoolDamagedError, SpoolStore
 from receiver.spool.writer import SpoolWriter
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 
 NOW_NS = 1_800_000_000 * 10**9
 NOISE = random.Random(1)  # incompressible frames, so stored bytes are predictable

@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from receiver.cli.ctl import main as receiverctl
 from receiver.cli.tls import SelfSigned, SelfSignedError, write_selfsigned
-from receiver.config import TlsConfig, TlsConfigError
+from receiver.config.model import TlsConfig, TlsConfigError
 from receiver.ingest.tls import (
     TlsServerContext,
     arm_handshake_timeout,

@@ -14,7 +14,7 @@ what docs/sinks/http.md tells a collector to do:
    (or ``repeat_status``), and counting it in ``repeats``.
 
 The signature checks are written here from RFC 9421 and RFC 9530 on their
-own, without ``receiver.deliver.http_signatures``: a misreading shared by
+own, without ``receiver.deliver.sinks.http_signatures``: a misreading shared by
 signer and verifier would otherwise pass unseen. (That module is checked
 against the RFC's own test vectors in tests/receiver/test_http_sink.py.)
 

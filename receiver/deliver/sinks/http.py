@@ -40,9 +40,11 @@ import requests
 
 from formats.ndjson import encode_ndjson
 from receiver import __version__
-from receiver.config import HttpSinkConfig
+from receiver.config.model import HttpSinkConfig
+from receiver.config.secrets import read_private_file, redact_url
 from receiver.deliver.batches import Group
-from receiver.deliver.http_signatures import (
+from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.sinks.http_signatures import (
     Ed25519SigningKey,
     HmacSha256Key,
     RequestView,
@@ -52,8 +54,6 @@ from receiver.deliver.http_signatures import (
     normalize_target_uri,
     sign_request,
 )
-from receiver.deliver.worker import SendOutcome
-from receiver.secrets import read_private_file, redact_url
 
 __all__ = [
     "COVERED_COMPONENTS",

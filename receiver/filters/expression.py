@@ -54,7 +54,7 @@ Parsing gives a small immutable tree (:attr:`Filter.tree`: :class:`And`,
 :class:`Or`, :class:`Not`, :class:`Comparison`, :class:`TextSearch`), which
 is compiled once into a tree of small closures (routes call
 :attr:`Filter.evaluate` for every record) and, on demand, into ClickHouse
-SQL over the table of receiver/deliver/clickhouse.py
+SQL over the table of receiver/deliver/sinks/clickhouse.py
 (:meth:`Filter.to_clickhouse`; the section "ClickHouse SQL" below says
 what is exact there and how).
 """
@@ -271,7 +271,7 @@ class Filter:
         """This filter as a boolean SQL expression over the ClickHouse sink's table, for ``dialect``.
 
         The condition reads the columns of
-        :data:`receiver.deliver.clickhouse.CREATE_TABLE` and selects the rows
+        :data:`receiver.deliver.sinks.clickhouse.CREATE_TABLE` and selects the rows
         whose records :attr:`matches` takes, with the same field
         equivalences and "missing" rules. Where the two engines can read a
         term differently (see "ClickHouse SQL" below), the SQL selects a
@@ -1124,7 +1124,7 @@ def _check_nesting(text: str) -> None:
 # -- ClickHouse SQL -----------------------------------------------------------------
 #
 # A filter becomes a boolean expression over the sink's table (CREATE_TABLE in
-# receiver/deliver/clickhouse.py): host app severity facility message source
+# receiver/deliver/sinks/clickhouse.py): host app severity facility message source
 # tag time, flags, and the record's fields as field_keys / field_values.
 #
 # Every node compiles to two expressions, an upper and a lower bound of what

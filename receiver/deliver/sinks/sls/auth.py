@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from receiver.secrets import read_private_file
+from receiver.config.secrets import read_private_file
 
 __all__ = [
     "ENV_ACCESS_KEY_ID",

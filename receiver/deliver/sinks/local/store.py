@@ -3,7 +3,7 @@
 With no upstream configured the appliance keeps everything here, and
 ``receiverctl search`` and ``receiverctl sql`` read it. It is the ClickHouse
 engine in the delivery process, with the columns of the ClickHouse sink
-(:data:`receiver.deliver.records_table.COLUMNS`: one schema and one query
+(:data:`receiver.deliver.sinks.records_table.COLUMNS`: one schema and one query
 language from this box to a ClickHouse cluster), a MergeTree on local disk:
 
 - ``message`` is computed from the record's fields, where it already is, so
@@ -21,7 +21,7 @@ language from this box to a ClickHouse cluster), a MergeTree on local disk:
 
 One process owns the directory (ClickHouse locks it): the delivery process,
 through :class:`EmbeddedStore`. Other processes ask it over its query socket
-(receiver/deliver/store_server.py), or open the directory themselves when
+(receiver/deliver/sinks/local/server.py), or open the directory themselves when
 nobody holds it. Memory is bounded by ``memory_limit_bytes`` (the engine's
 ``max_server_memory_usage``, with caches sized under it).
 
@@ -51,12 +51,13 @@ from formats.columns import MESSAGE_KEYS, column_plan, columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
-from receiver.deliver import records_table
+from receiver.config.identity import GROUP_TAGS
 from receiver.deliver.batches import Group
 from receiver.deliver.column_groups import BatchColumns, RecordRows
-from receiver.deliver.records_table import clamp_datetime, group_columns
-from receiver.filters import ClickHouseDialect, parse_filter, sql_string
-from receiver.identity import GROUP_TAGS
+from receiver.deliver.outcomes import first_line
+from receiver.deliver.sinks import records_table
+from receiver.deliver.sinks.records_table import clamp_datetime, group_columns
+from receiver.filters.expression import ClickHouseDialect, parse_filter, sql_string
 
 __all__ = [
     "COLUMNS",
@@ -93,7 +94,7 @@ _TOKEN_TEXT = (
 """The message as the word index sees it: ASCII lower case, every other character a separator.
 
 A word of ASCII letters and digits that a filter finds on word boundaries
-(:meth:`receiver.filters.Filter.required_words`) is always a whole token of
+(:meth:`receiver.filters.expression.Filter.required_words`) is always a whole token of
 this text, so ``hasToken`` on it is a sound pre-filter: ClickHouse's tokens
 are runs of ASCII letters and digits and of bytes above 0x7F, so a non-ASCII
 neighbour, which the filter takes as a boundary, must become a separator;
@@ -119,7 +120,7 @@ _STORAGE = {  # the types this store gives the shared columns (the rest keep the
     "pack_row": "UInt32 CODEC(Delta, ZSTD(1))",
 }
 COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _STORAGE.get(name, kind)) for name, kind in records_table.COLUMNS)
-"""The table's columns: the ClickHouse sink's (:data:`receiver.deliver.records_table.COLUMNS`), stored more compactly.
+"""The table's columns: the ClickHouse sink's (:data:`receiver.deliver.sinks.records_table.COLUMNS`), stored more compactly.
 
 ``message`` is computed from the record's fields (it is one of them, and
 the largest), so it is stored once; repeated strings are dictionary-coded.
@@ -442,7 +443,7 @@ def open_store(directory: Path, *, memory_limit_bytes: int, readonly: bool = Fal
                 f"the store in {directory} is held by another process (the receiver's delivery process, "
                 "normally): ask it through its query socket, or stop it to open the store here"
             ) from None
-        raise StoreError(f"cannot open the store in {directory}: {_first_line(e)}") from e
+        raise StoreError(f"cannot open the store in {directory}: {first_line(e, 500)}") from e
 
 
 def _held_by_another_process(directory: Path) -> bool:
@@ -467,10 +468,6 @@ def _held_by_another_process(directory: Path) -> bool:
     finally:
         os.close(fd)
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:500] if text else type(error).__name__
 
 
 class EmbeddedStore:
@@ -499,7 +496,7 @@ class EmbeddedStore:
             self._create()
 
     def dialect(self) -> ClickHouseDialect:
-        """The SQL dialect of this engine, for :meth:`receiver.filters.Filter.to_clickhouse` (asked once)."""
+        """The SQL dialect of this engine, for :meth:`receiver.filters.expression.Filter.to_clickhouse` (asked once)."""
         if self._dialect is None:
             self._dialect = ClickHouseDialect.from_version(self.query("SELECT version()").strip())
         return self._dialect
@@ -582,7 +579,7 @@ SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only
             try:
                 return self._session.query(sql, fmt, params=params)
             except Exception as e:
-                raise StoreError(f"store query failed: {_first_line(e)}") from e
+                raise StoreError(f"store query failed: {first_line(e, 500)}") from e
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None) -> str:
         """``sql``'s result as text; :class:`StoreError` with the engine's message."""
@@ -716,15 +713,15 @@ def search(
     limit: int | None = 100,
     newest_first: bool = True,
 ) -> Iterator[StoredRecord]:
-    """The records that match ``filter_text`` (the grammar of :mod:`receiver.filters`), newest first, in
+    """The records that match ``filter_text`` (the grammar of :mod:`receiver.filters.expression`), newest first, in
     the local store or in another table of records (a ClickHouse sink's, on its server).
 
     ``since_ns`` (inclusive) and ``until_ns`` (exclusive) bound the records'
     own time; ``limit`` None or 0 means all. The filter runs in the engine;
-    where its SQL is not exact (receiver/filters.py says which), each
+    where its SQL is not exact (receiver/filters/expression.py says which), each
     candidate is checked again with the Python predicate that routes use,
     so a search finds what a route would take. Raises
-    :class:`receiver.filters.FilterError` for a bad filter at the call.
+    :class:`receiver.filters.expression.FilterError` for a bad filter at the call.
     """
     table = (
         SearchTable(QUALIFIED, _SELECT, source.rows, source.dialect(), word_index=True)

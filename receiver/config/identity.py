@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from receiver.networks import SourceNetworks
+from receiver.config.networks import SourceNetworks
 
 __all__ = [
     "DEFAULT_USER_DEFINED_ID_FILE",

@@ -35,7 +35,7 @@ import math
 from collections.abc import Mapping
 from typing import Literal
 
-from receiver.secrets import redact_url
+from receiver.config.secrets import redact_url
 
 __all__ = [
     "AUTH_CODES",
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 OutcomeKind = Literal["ok", "retry", "quota", "auth", "clock-skew", "not-deliverable", "permanent"]
-"""The same vocabulary as :class:`receiver.deliver.worker.SendOutcome` (kept here so this package
+"""The same vocabulary as :class:`receiver.deliver.outcomes.SendOutcome` (kept here so this package
 imports nothing of the delivery process)."""
 
 QUOTA_CODES = frozenset({"WriteQuotaExceed", "ShardWriteQuotaExceed"})

@@ -121,7 +121,7 @@ class SqliteImport:
 
 
 def _chunk_table(rows: list[tuple[Any, ...]]) -> pa.Table:
-    from receiver.deliver.embedded_store import STORED_COLUMNS, table_from_columns
+    from receiver.deliver.sinks.local.store import STORED_COLUMNS, table_from_columns
 
     columns: dict[str, list[Any]] = {name: [] for name in STORED_COLUMNS}
     tags_cache: dict[str, dict[str, str]] = {}

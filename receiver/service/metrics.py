@@ -2,7 +2,7 @@
 
 What is exposed (docs/metrics.md lists every family):
 
-- ingest and spool counters, as the daemon's :class:`~receiver.telemetry.Telemetry`
+- ingest and spool counters, as the daemon's :class:`~receiver.telemetry.events.Telemetry`
   counts them (connections, frames and bytes received, truncated, refused,
   UDP drops, commits, backpressure, discards), with their labels;
 - gauges read at scrape time: open connections, what the spool holds and
@@ -188,7 +188,7 @@ def process_figures() -> dict[str, float]:
 
 
 class MetricsResource(Resource):
-    """``/metrics`` of a running :class:`~receiver.service.ReceiverService`."""
+    """``/metrics`` of a running :class:`~receiver.service.lifecycle.ReceiverService`."""
 
     isLeaf = True
 

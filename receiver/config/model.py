@@ -3,7 +3,7 @@
 One TOML file (``receiver run -c FILE``) fills these; without a file the
 defaults below are the appliance: TCP and UDP on port 11111 on every IPv4
 and IPv6 address, a spool under ``$STATE_DIRECTORY`` (systemd) or ``./var``.
-``receiver.config_file`` reads and validates files; this module only says
+``receiver.config.file`` reads and validates files; this module only says
 what a configuration is.
 """
 
@@ -18,7 +18,7 @@ from typing import Literal
 from formats.framing import DEFAULT_MAX_FRAME_BYTES, Framing
 from formats.parse import Format
 from formats.streamlog import LeadingSpace, StreamlogFormat
-from receiver.identity import DEFAULT_USER_DEFINED_ID_FILE, MachineGroup
+from receiver.config.identity import DEFAULT_USER_DEFINED_ID_FILE, MachineGroup
 
 __all__ = [
     "DEFAULT_LISTENERS",
@@ -394,7 +394,7 @@ class DeliverConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    """Self-protection (receiver/guard.py): slow senders near a limit, restart over it; never drop."""
+    """Self-protection (receiver/service/guard.py): slow senders near a limit, restart over it; never drop."""
 
     memory_limit_bytes: int = 2 * 1024**3
     """The daemon's resident memory: above 90% TCP reading pauses; above it, a clean stop and restart.

@@ -1,10 +1,10 @@
-"""Reading a configuration file into :class:`receiver.config.Config`.
+"""Reading a configuration file into :class:`receiver.config.model.Config`.
 
     loaded = load_config(Path("/etc/syslog-receiver/receiver.toml"))
     loaded.config     # the Config
     loaded.warnings   # things that work but are probably not what was meant
 
-A file is TOML laid out like the dataclasses of ``receiver.config``; a file
+A file is TOML laid out like the dataclasses of ``receiver.config.model``; a file
 whose name ends in ``.json`` is read as Logtail's ``ilogtail_config.json``.
 Every problem in a file is reported, not just the first: :class:`ConfigError`
 carries them all, one line each, and every line names the file, the line, the
@@ -37,7 +37,8 @@ from formats.errors import FormatDefinitionError
 from formats.framing import Framing
 from formats.parse import Format
 from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
-from receiver.config import (
+from receiver.config.identity import MachineGroup
+from receiver.config.model import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
     ClientCertificates,
@@ -66,9 +67,8 @@ from receiver.config import (
     WhenFull,
     default_state_directory,
 )
-from receiver.identity import MachineGroup
-from receiver.secrets import redact_url
-from receiver.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
+from receiver.config.secrets import redact_url
+from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = [
     "LOGTAIL_STREAMLOG_PORT",
@@ -123,7 +123,7 @@ def load_config(path: Path) -> LoadedConfig:
 
     Raises :class:`ConfigError` listing every problem. Relative paths in the
     file are relative to the file's directory; omitted keys take the
-    defaults of ``receiver.config``.
+    defaults of ``receiver.config.model``.
     """
     display = str(path)
     try:
@@ -997,7 +997,7 @@ def _read_delivery(
     sinks: Sequence[SinkConfig], base: Path,
 ) -> tuple[DeliverConfig, tuple[RouteConfig, ...]]:
     """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
-    from receiver.filters import FilterError, parse_filter
+    from receiver.filters.expression import FilterError, parse_filter
 
     values = _read_table(report, section, ("deliver",), _DELIVER_RULES, "[deliver]", base)
     names = [sink.name for sink in sinks]

@@ -1,7 +1,7 @@
 """The records table that both ClickHouse engines hold: its columns, and the values a group gives each row.
 
-The ClickHouse sink (receiver/deliver/clickhouse.py, Native blocks to a
-server) and the local store (receiver/deliver/embedded_store.py, Arrow into
+The ClickHouse sink (receiver/deliver/sinks/clickhouse.py, Native blocks to a
+server) and the local store (receiver/deliver/sinks/local/store.py, Arrow into
 chDB) write the same columns from the same groups; what they share is here,
 so that a record reads the same from either. Each lays the table out in its
 own way (types, order, indexes) and encodes the rows in its own format.

@@ -33,8 +33,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from receiver.deliver.embedded_store import EmbeddedStore, StoredRecord, StoreError, run_sql, search
-from receiver.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
+from receiver.deliver.sinks.local.store import (
+    EmbeddedStore,
+    StoredRecord,
+    StoreError,
+    run_sql,
+    search,
+)
+from receiver.runtime.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 
 __all__ = ["StoreClient", "StoreServer", "StoreUnavailableError", "store_socket"]
 
@@ -95,7 +101,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._json(404, {"error": "no such endpoint; there are POST /search, POST /sql and GET /stats"})
 
     def do_POST(self) -> None:
-        from receiver.filters import FilterError
+        from receiver.filters.expression import FilterError
 
         path = self.path.rstrip("/")
         try:

@@ -27,7 +27,7 @@ carries no conversion: 18.16 stores garbage when a column's type differs
 from the bytes sent, so the sink reads the table's columns (``DESCRIBE``)
 before writing to it and waits, *not-deliverable*, while they differ.
 
-Every answer becomes a :class:`~receiver.deliver.worker.SendOutcome` by
+Every answer becomes a :class:`~receiver.deliver.outcomes.SendOutcome` by
 :func:`classify`, from ClickHouse's exception code: the
 ``X-ClickHouse-Exception-Code`` header of newer servers, else the
 ``Code: NNN`` that every release puts at the start of the error body (18.16
@@ -67,15 +67,20 @@ from clickhouse_cityhash.cityhash import CityHash128
 
 from formats.columns import columns_of_records
 from formats.streamlog import STREAMLOG_TAG
-from receiver.config import ClickHouseSinkConfig
+from receiver.config.model import ClickHouseSinkConfig
+from receiver.config.secrets import read_private_file, redact_url
 from receiver.deliver.batches import Group
-from receiver.deliver.records_table import COLUMNS, MAX_DATETIME, clamp_datetime, group_columns
-from receiver.deliver.worker import OutcomeKind, SendOutcome
-from receiver.filters import ClickHouseDialect
-from receiver.secrets import read_private_file, redact_url
+from receiver.deliver.outcomes import OutcomeKind, SendOutcome, first_line
+from receiver.deliver.sinks.records_table import (
+    COLUMNS,
+    MAX_DATETIME,
+    clamp_datetime,
+    group_columns,
+)
+from receiver.filters.expression import ClickHouseDialect
 
 if TYPE_CHECKING:  # (the store's module brings Arrow and chDB: only `receiverctl search --sink` needs it)
-    from receiver.deliver.embedded_store import SearchTable
+    from receiver.deliver.sinks.local.store import SearchTable
 
 __all__ = [
     "AUTH_CODES",
@@ -681,7 +686,7 @@ class ClickHouseSink:
                 )
         except requests.RequestException as e:
             # requests' messages name the URL (no credentials: they are in headers) and the cause.
-            return SendOutcome("retry", f"{type(e).__name__}: {_first_line(e)}"), None, b""
+            return SendOutcome("retry", f"{type(e).__name__}: {first_line(e, _MAX_MESSAGE_CHARS)}"), None, b""
         except Exception as e:  # never raise from send; the text might quote a header: type only
             return SendOutcome("retry", f"request failed: {type(e).__name__}"), None, b""
         answer = classify(response.status_code, response.headers, response.content)
@@ -711,9 +716,9 @@ class ClickHouseSink:
         return content
 
     def search_table(self, table: str | None = None) -> SearchTable:
-        """``table`` (default: the sink's own) as :func:`receiver.deliver.embedded_store.search`
+        """``table`` (default: the sink's own) as :func:`receiver.deliver.sinks.local.store.search`
         searches it: the filter's SQL runs on the server, a page of rows at a time."""
-        from receiver.deliver.embedded_store import SearchTable
+        from receiver.deliver.sinks.local.store import SearchTable
 
         name = table or self.config.table
         if not is_identifier(name):
@@ -768,7 +773,3 @@ def _same_type(theirs: str, ours: str) -> bool:
     """Whether a column of type ``theirs`` reads the bytes written for ``ours`` as the same values."""
     return theirs == ours or (ours == "DateTime" and _TABLE_TIME_ZONE.fullmatch(theirs) is not None)
 
-
-def _first_line(error: Any) -> str:
-    text = str(error)
-    return text.splitlines()[0][:_MAX_MESSAGE_CHARS] if text else type(error).__name__

@@ -32,7 +32,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from receiver import __version__
-from receiver.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
+from receiver.runtime.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 
 __all__ = ["ControlError", "ControlResource", "get_json", "listen_control"]
 
@@ -46,7 +46,7 @@ class ControlError(Exception):
 
 
 class ControlResource(Resource):
-    """The API of a running :class:`~receiver.service.ReceiverService`."""
+    """The API of a running :class:`~receiver.service.lifecycle.ReceiverService`."""
 
     isLeaf = True
 
@@ -71,7 +71,7 @@ class ControlResource(Resource):
     def render_POST(self, request: Request) -> bytes | int:
         from twisted.web.server import NOT_DONE_YET
 
-        from receiver.service import ReloadError
+        from receiver.service.reload import ReloadError
 
         request.setHeader(b"content-type", b"application/json")
         path = request.path.rstrip(b"/")
@@ -102,8 +102,8 @@ class ControlResource(Resource):
 
 def status_of(service: Any) -> dict[str, Any]:
     """What ``receiverctl status`` shows."""
+    from receiver.config.identity import Identities
     from receiver.deliver.stats import read_stats
-    from receiver.identity import Identities
 
     config = service.config
     telemetry = service.telemetry
@@ -170,7 +170,7 @@ def status_of(service: Any) -> dict[str, Any]:
 def senders_of(service: Any) -> dict[str, Any]:
     """What ``receiverctl senders`` shows. Machine groups by network only: hostnames are in the
     records, which delivery parses; the daemon does not."""
-    from receiver.identity import MachineGroups
+    from receiver.config.identity import MachineGroups
 
     groups = MachineGroups(service.config.machine_groups)
     return {"senders": service.telemetry.senders.snapshot(lambda peer: groups.of(peer, ""))}

@@ -6,7 +6,7 @@ configuration file says now. The two differ after the file was edited and
 not reloaded, and after a reload that changed settings a running daemon
 keeps until restart (the spool, the state directory) together with ones it
 applies (sinks): a delivery process that read the file would then read a
-spool nobody writes. So the daemon writes the :class:`~receiver.config.Config`
+spool nobody writes. So the daemon writes the :class:`~receiver.config.model.Config`
 it runs to ``running-config.json`` in its state directory (before it starts
 delivery, and at every reload) and delivery reads that.
 
@@ -27,7 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from receiver.config import Config, SinkConfig
+from receiver.config.model import Config, SinkConfig
 
 __all__ = ["SNAPSHOT_NAME", "SnapshotError", "config_from_json", "config_to_json", "read_snapshot", "write_snapshot"]
 

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from receiver.senders import Senders
+from receiver.telemetry.senders import Senders
 
 __all__ = ["Telemetry"]
 

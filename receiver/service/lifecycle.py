@@ -25,20 +25,21 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from formats.streamlog import format_table
-from receiver.config import Config, ListenerConfig, TlsConfigError
-from receiver.config_snapshot import write_snapshot
-from receiver.control import ControlError, listen_control
+from receiver.config.model import Config, ListenerConfig, TlsConfigError
+from receiver.config.snapshot import write_snapshot
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
-from receiver.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard, anonymous_bytes_of_tree
 from receiver.ingest.relp import RelpFactory
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.tls import TlsServerContext, tls_server_factory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
+from receiver.service.control import ControlError, listen_control
+from receiver.service.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard, anonymous_bytes_of_tree
+from receiver.service.reload import ReloadError, delivery_step, plan_reload
+from receiver.service.systemd import Notifier
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.store import SpoolDamagedError, SpoolStore
 from receiver.spool.writer import SpoolWriter
-from receiver.systemd import Notifier
-from receiver.telemetry import Telemetry
+from receiver.telemetry.events import Telemetry
 
 __all__ = ["ListenError", "ReceiverService"]
 
@@ -49,14 +50,6 @@ _LISTEN_BACKLOG = 4096
 
 class ListenError(RuntimeError):
     """A listener could not be bound; the message names it and what to do."""
-
-
-class ReloadError(Exception):
-    """A configuration the receiver refuses to switch to; the running one stays. The message says why."""
-
-
-# Parts of the configuration that a reload cannot change in a running daemon.
-_RESTART_ONLY = ("state_directory", "spool", "control", "metrics", "shutdown")
 
 
 class ReceiverService:
@@ -131,7 +124,7 @@ class ReceiverService:
         """The Prometheus endpoint; a port it cannot bind is an error in the log, never a reason not to receive."""
         from twisted.web.server import Site
 
-        from receiver.metrics import MetricsResource
+        from receiver.service.metrics import MetricsResource
 
         metrics = self.config.metrics
         site = Site(MetricsResource(self))
@@ -304,28 +297,23 @@ class ReceiverService:
         effect by restarting the delivery process, which resumes from its cursors.
         Settings a running daemon cannot change are reported, not applied.
         """
-        from receiver.cli.daemon import configure_logging
-        from receiver.config import default_config
-        from receiver.config_file import ConfigError, load_config
+        from receiver.config.file import ConfigError, load_config
+        from receiver.config.model import default_config
+        from receiver.runtime.process import configure_logging
 
         if self.stopped:
             raise ReloadError("the receiver is stopping")
         old = self.config
         try:
-            new = load_config(self.config_path).config if self.config_path is not None else default_config()
+            loaded = load_config(self.config_path).config if self.config_path is not None else default_config()
         except ConfigError as e:
             raise ReloadError(f"the configuration has errors; the running one stays:\n{e}") from e
+        plan = plan_reload(old, loaded)
+        new = plan.config
         changes: list[str] = []
-        old_by_name = {x.name: x for x in old.listeners}
-        new_by_name = {x.name: x for x in new.listeners}
-        gone = [x for name, x in old_by_name.items() if new_by_name.get(name) != x]
-        added = [x for name, x in new_by_name.items() if old_by_name.get(name) != x]
         versions = tuple(format_table(new.parse.streamlog_formats))
-        # New listeners whose name is new bind first: a port that cannot be bound refuses the reload
-        # before anything has changed.
-        fresh = [x for x in added if x.name not in old_by_name]
         bound: list[ListenerConfig] = []
-        for listener in fresh:
+        for listener in plan.bind:
             try:
                 self._listen(listener, versions)
             except ListenError as e:
@@ -334,11 +322,13 @@ class ReceiverService:
                 raise ReloadError(f"{e}; the running configuration stays") from e
             bound.append(listener)
             changes.append(f"listener {listener.name!r} added")
-        for listener in gone:
+        still_named = {x.name for x in new.listeners}
+        for listener in plan.unbind:
             yield self._unlisten(listener)
-            if listener.name not in new_by_name:
+            if listener.name not in still_named:
                 changes.append(f"listener {listener.name!r} removed")
-        for listener in [x for x in added if x.name in old_by_name]:
+        old_by_name = {x.name: x for x in old.listeners}
+        for listener in plan.rebind:
             try:
                 self._listen(listener, versions)
             except ListenError as e:
@@ -350,33 +340,27 @@ class ReceiverService:
                 changes.append(f"listener {listener.name!r} NOT changed: {e}")
                 continue
             changes.append(f"listener {listener.name!r} changed")
-        rebuilt = {x.name for x in added}  # these have new contexts already
+        rebuilt = {x.name for x in (*plan.bind, *plan.rebind)}  # these have new contexts already
         for factory in self.stream_factories:
             if factory.tls is not None and factory.config.name not in rebuilt:
                 self._reload_certificate(factory, changes)
-        if new.logging != old.logging:
+        if plan.logging_changed:
             configure_logging(new.logging.level)
             changes.append("logging changed")
-        kept = {name: getattr(old, name) for name in _RESTART_ONLY if getattr(new, name) != getattr(old, name)}
-        for name in kept:
-            changes.append(f"[{name}] changed: takes effect at the next restart")
-        new = dataclasses.replace(new, **kept)
-        delivery_changed = any(
-            getattr(new, name) != getattr(old, name)
-            for name in ("sinks", "routes", "machine_groups", "identity", "deliver", "parse", "listeners")
-        )
+        changes.extend(f"[{name}] changed: takes effect at the next restart" for name in plan.kept)
+        step = delivery_step(old, new, running=self.delivery is not None)
         self.config = new
         if new.deliver.enabled:
             snapshot = self._write_snapshot(new)  # before delivery (re)starts: it reads this
-        if new.deliver.enabled and self.delivery is None:
+        if step == "start":
             self.delivery = DeliverySupervisor(self.reactor, delivery_command(snapshot))
             self.delivery.start()
             changes.append("delivery started")
-        elif not new.deliver.enabled and self.delivery is not None:
+        elif step == "stop" and self.delivery is not None:
             yield self.delivery.stop()
             self.delivery = None
             changes.append("delivery stopped")
-        elif self.delivery is not None and delivery_changed:
+        elif step == "restart" and self.delivery is not None:
             yield self.delivery.restart()
             changes.append("delivery restarted with the new sinks, routes and parsing")
         log.info("reloaded %s: %s", new.source, "; ".join(changes) or "nothing changed")

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import lz4.block
 
-from receiver.deliver.sls.auth import Credentials, sign_v1, sign_v4
+from receiver.deliver.sinks.sls.auth import Credentials, sign_v1, sign_v4
 
 __all__ = [
     "API_VERSION",

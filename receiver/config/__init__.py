@@ -1,0 +1,8 @@
+"""Configuration: what the operator writes, checked, and what the processes run.
+
+:mod:`.model` holds the dataclasses and their defaults (the one description
+of every setting); :mod:`.file` reads TOML or Logtail's JSON into them with
+errors that name the key and line; :mod:`.snapshot` is the copy the daemon
+hands the delivery process. The value types settings are made of live here
+too: source networks, machine-group identity, secrets, streamlog layouts.
+"""

@@ -1,0 +1,134 @@
+"""The SLS sink: PutLogs requests of LogGroup protobuf, compressed and signed (sls.md), sent with requests."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import requests
+
+from formats.sls_pb import encode_log_group, log_group_tail
+from receiver.config.model import SlsSinkConfig
+from receiver.deliver.batches import Group
+from receiver.deliver.outcomes import SendOutcome, first_line
+
+if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
+    from formats.streamlog_columns import StreamlogColumns
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
+
+__all__ = ["FLAGS_FIELD", "SlsSink", "sls_logs", "sls_payload", "sls_payload_of_rows"]
+
+log = logging.getLogger("receiver.deliver")
+
+FLAGS_FIELD = "_flags_"
+"""The field that carries a record's flags (truncated, parse-error...) upstream, when it has any."""
+
+
+def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
+    """Every row's ``Log`` (formats/sls_pb_columns.py), for SLS groups to take their rows from; None when
+    some row needs its record (a value of 16 KiB or more)."""
+    import pyarrow as pa
+
+    from formats.sls_pb_columns import encode_logs
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
+
+    made = []
+    for chunk in chunks:
+        if isinstance(chunk, RecordRows):
+            try:  # each record's Log, as sls_payload writes it (its flags as a content)
+                logs = pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records], pa.binary())
+            except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
+                return None
+        else:
+            logs = encode_logs(chunk.time, chunk.keys, chunk.values)
+        if logs is None:
+            return None
+        made.append({"logs": logs})
+    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+
+
+def sls_payload_of_rows(config: SlsSinkConfig, group: Group, logs: BatchColumns) -> bytes:
+    """:func:`sls_payload` of a group built from columns, given :func:`sls_logs` of its batch."""
+    from formats.sls_pb_columns import joined
+
+    return joined(logs.rows_of(group)["logs"]) + log_group_tail(
+        topic=config.topic, source=group.source, tags=group.tags
+    )
+
+
+def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
+    """The LogGroup of ``group``, before compression (compressing and signing happen at each send)."""
+    return encode_log_group(
+        group.records, topic=config.topic, source=group.source, tags=group.tags, flags_field=FLAGS_FIELD
+    )
+
+
+class SlsSink:
+    """Alibaba Cloud Log Service PutLogs: LogGroup protobuf, lz4, signed, per sls.md."""
+
+    def __init__(self, config: SlsSinkConfig) -> None:
+        from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
+        from receiver.deliver.sinks.sls.request import SlsEndpoint, check_put_logs_options
+
+        self.name = config.name
+        self.config = config
+        self.max_records = config.max_records
+        self.max_bytes = config.max_bytes
+        self._endpoint = SlsEndpoint.parse(config.endpoint)
+        self._compress = None if config.compress == "none" else config.compress
+        # Settings this host cannot serve (zstd without a module, v4 without a region) fail at
+        # start, not as an exception on every batch.
+        check_put_logs_options(compress=self._compress, signature=config.signature, region=config.region)
+        keys_file = config.credentials_file
+        self._load_credentials = (
+            (lambda: credentials_from_file(keys_file)) if keys_file is not None else credentials_from_env
+        )
+        self._credentials = self._load_credentials()
+        self._session = requests.Session()
+        self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
+
+    def send(self, group: Group) -> SendOutcome:
+        from receiver.deliver.sinks.sls.errors import classify
+        from receiver.deliver.sinks.sls.request import SlsRequestError, build_put_logs
+
+        config = self.config
+        try:
+            body = group.payload if group.payload is not None else sls_payload(config, group)
+        except ValueError as e:  # a record SLS cannot hold (time outside uint32): this batch, for good
+            return SendOutcome("permanent", f"cannot encode the LogGroup: {e}")
+        try:
+            request = build_put_logs(
+                self._endpoint, config.project, group.destination, body, self._credentials,
+                now=_dt.datetime.now(_dt.UTC),
+                compress=self._compress,
+                signature=config.signature, region=config.region,
+                hash_key=group.client_ip if config.route_by_hash_key else None,
+                clock_offset_seconds=self._clock_offset,
+            )
+        except SlsRequestError as e:  # a route's logstore that cannot be in a URL: fix the configuration
+            return SendOutcome("not-deliverable", str(e))
+        try:
+            response = self._session.post(
+                request.url, data=request.body, headers=request.headers, timeout=config.timeout_seconds,
+                allow_redirects=False,  # the signature and STS token must not travel to another host
+            )
+        except requests.RequestException as e:
+            return SendOutcome("retry", f"{type(e).__name__}: {first_line(e)}")
+        outcome = classify(response.status_code, dict(response.headers), response.content)
+        reason = f"{response.status_code} {outcome.code}: {outcome.message}".strip()
+        if outcome.request_id:
+            reason += f" (request id {outcome.request_id})"
+        if outcome.kind == "clock-skew" and outcome.server_time is not None:
+            self._clock_offset = (outcome.server_time - _dt.datetime.now(_dt.UTC)).total_seconds()
+            log.warning("%s: our clock is %.0f s off SLS's; correcting requests by that much", self.name, -self._clock_offset)
+        elif outcome.kind == "auth":
+            try:
+                self._credentials = self._load_credentials()  # rotated keys, renewed STS token
+            except Exception as e:  # reported (never holds a secret); the old credentials stay
+                reason += f"; reloading credentials failed: {e}"
+        return SendOutcome(outcome.kind, reason, outcome.retry_after_seconds)
+
+    def close(self) -> None:
+        self._session.close()
