@@ -21,21 +21,26 @@ caller adds them with :meth:`Record.with_flags`.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Callable, Mapping
 from typing import Literal
 
 from formats._timestamps import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_UNCERTAIN_YEAR_AGE_S, UTC
 from formats.errors import FormatDefinitionError
 from formats.framing import message_bytes
-from formats.logtail_fields import raw_record
+from formats.logtail_fields import CONTENT, STRUCTURED_DATA, raw_record
+from formats.payloads import payload_fields
 from formats.record import FLAG_INVALID_UTF8, FLAG_PARSE_ERROR, Record
 from formats.rfc3164 import Dialect, Rfc3164Parser, looks_like_rfc3164_timestamp
 from formats.rfc5424 import Rfc5424Parser
 from formats.streamlog import LeadingSpace, StreamlogFormat, StreamlogParser, format_table
 
-__all__ = ["Format", "ParseFunction", "make_parser"]
+__all__ = ["PAYLOADS", "Format", "ParseFunction", "Payload", "make_parser"]
 
 Format = Literal["auto", "streamlog", "rfc5424", "rfc3164"]
+Payload = Literal["none", "kv", "cef", "leef", "auto"]
+PAYLOADS: tuple[Payload, ...] = ("none", "kv", "cef", "leef", "auto")
+_LAYOUT_LIMIT = 4096  # key=value lines vary their keys; past this many shapes, keys tuples are not shared
 ParseFunction = Callable[[bytes, str, int], Record]
 """``parse(frame, peer_address, receive_time_ns) -> Record``; never raises."""
 
@@ -50,6 +55,8 @@ def make_parser(
     future_tolerance_s: int = DEFAULT_FUTURE_TOLERANCE_S,
     uncertain_year_age_s: int = DEFAULT_UNCERTAIN_YEAR_AGE_S,
     dialect: Dialect = "auto",
+    payload: Payload = "none",
+    sd_fields: bool = False,
 ) -> ParseFunction:
     """The parse function for one set of settings.
 
@@ -59,6 +66,10 @@ def make_parser(
     timestamps without a year (:class:`formats._timestamps.ClassicTimes`).
     ``dialect`` (``auto``, ``cisco``, ``none``) says whether RFC 3164 frames
     are read for network devices' headers and codes (:mod:`formats.cisco`).
+    ``payload`` adds the fields of a structured ``_content_`` (key=value,
+    CEF, LEEF, or ``auto``: :mod:`formats.payloads`); ``sd_fields`` adds each
+    RFC 5424 SD-PARAM as a field ``sd.<SD-ID>.<PARAM-NAME>`` (the first value
+    of a repeated one; ``_structured_data_`` keeps them all).
     A setting out of range raises :class:`FormatDefinitionError`.
     """
     streamlog = StreamlogParser(
@@ -75,15 +86,63 @@ def make_parser(
         )
     except ValueError as e:
         raise FormatDefinitionError(str(e)) from None
+    if payload not in PAYLOADS:
+        raise FormatDefinitionError(f"payload must be one of {', '.join(PAYLOADS)}, not {payload!r}")
+    parse: ParseFunction
     if format == "streamlog":
-        return _never_raising(streamlog.parse)
-    if format == "rfc5424":
-        return _never_raising(rfc5424.parse)
-    if format == "rfc3164":
-        return _never_raising(rfc3164.parse)
-    if format == "auto":
-        return _auto(streamlog, rfc5424, rfc3164)
-    raise FormatDefinitionError(f"format must be auto, streamlog, rfc5424 or rfc3164, not {format!r}")
+        parse = streamlog.parse
+    elif format == "rfc5424":
+        parse = rfc5424.parse
+    elif format == "rfc3164":
+        parse = rfc3164.parse
+    elif format == "auto":
+        parse = _auto(streamlog, rfc5424, rfc3164)
+    else:
+        raise FormatDefinitionError(f"format must be auto, streamlog, rfc5424 or rfc3164, not {format!r}")
+    if payload != "none" or sd_fields:
+        parse = _with_payload_fields(parse, payload, sd_fields)
+    return _never_raising(parse)
+
+
+def _sd_pairs(sd_json: str) -> list[tuple[str, str]]:
+    """``sd.<SD-ID>.<PARAM>`` pairs of a ``_structured_data_`` JSON column."""
+    pairs = []
+    elements: dict[str, dict[str, str | list[str]]] = json.loads(sd_json)
+    for sd_id, params in elements.items():
+        for name, value in params.items():
+            pairs.append((f"sd.{sd_id}.{name}", value if isinstance(value, str) else value[0]))
+    return pairs
+
+
+def _with_payload_fields(parse: ParseFunction, payload: Payload, sd_fields: bool) -> ParseFunction:
+    """``parse``, then the fields of the record's structured data and payload after its own."""
+    layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def parse_with_fields(frame: bytes, peer: str, receive_time_ns: int) -> Record:
+        record = parse(frame, peer, receive_time_ns)
+        if FLAG_PARSE_ERROR in record.flags:
+            return record
+        extra: list[tuple[str, str]] = []
+        if sd_fields:
+            sd = record.get(STRUCTURED_DATA)
+            if sd:
+                extra += _sd_pairs(sd)
+        if payload != "none":
+            content = record.get(CONTENT)
+            if content:
+                extra += payload_fields(content, payload)
+        if extra:
+            keys = record.keys + tuple(name for name, _ in extra)
+            shared = layouts.get(keys)
+            if shared is None:
+                shared = keys
+                if len(layouts) < _LAYOUT_LIMIT:
+                    layouts[keys] = keys
+            record.keys = shared
+            record.values = [*record.values, *(value for _, value in extra)]
+        return record
+
+    return parse_with_fields
 
 
 def _unparsed(frame: bytes, peer: str, receive_time_ns: int, error: str) -> Record:

@@ -33,6 +33,7 @@ PARSERS["strict"] = make_parser(format="rfc5424", strict_rfc5424=True)
 PARSERS["zoned"] = make_parser(default_tz=zoneinfo.ZoneInfo("America/New_York"))
 PARSERS["cisco"] = make_parser(dialect="cisco")
 PARSERS["no-dialect"] = make_parser(format="rfc3164", dialect="none")
+PARSERS["payloads"] = make_parser(payload="auto", sd_fields=True)
 PARSERS["custom"] = make_parser(
     streamlog_formats=format_table([StreamlogFormat("2.1", ("level",)), StreamlogFormat("9", ())])
 )
