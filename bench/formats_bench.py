@@ -80,6 +80,38 @@ def rfc5424_lines(n: int) -> list[bytes]:
     return out
 
 
+def cisco_ios_lines(n: int) -> list[bytes]:
+    """What IOS sends: counter, sequence-less, msec, the code, then the text."""
+    out = []
+    for i in range(n):
+        t = time.gmtime(BASE_TIME + i // 1000)
+        stamp = f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{i % 1000:03d}"
+        out.append(pad(f"<189>{i}: *{stamp}: %LINK-3-UPDOWN: Interface GigabitEthernet0/{i % 48}, changed state to down "))
+    return out
+
+
+def fortigate_lines(n: int) -> list[bytes]:
+    """FortiGate traffic logs: key=value, some values quoted."""
+    return [
+        pad(
+            f'<189>date=2026-11-22 time=05:01:{i % 60:02d} devname="FG100-{i % 10}" logid="0000000013" type="traffic" '
+            f'srcip=10.0.{i % 100 // 10}.{i % 10} srcport={1024 + i % 50000} dstip=198.51.100.9 dstport=443 action="accept" '
+        )
+        for i in range(n)
+    ]
+
+
+def cef_lines(n: int) -> list[bytes]:
+    """CEF events behind an RFC 3164 header; extension values with spaces."""
+    out = []
+    for i in range(n):
+        t = time.gmtime(BASE_TIME + i // 1000)
+        stamp = f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        out.append(pad(f"<134>{stamp} host{i % 100} CEF:0|Security|threatmanager|1.0|{100 + i % 7}|worm stopped|"
+                       f"{i % 10}|src=10.0.0.{i % 250} dst=2.1.2.2 spt={1024 + i % 999} msg=Detected a threat {i} "))
+    return out
+
+
 def octet_counted(lines: list[bytes]) -> bytes:
     return b"".join(str(len(line) + 1).encode() + b" " + line + b"\n" for line in lines)
 
@@ -128,13 +160,13 @@ def main() -> int:
             return count
         return run
 
-    def parse(lines: list[bytes], format: str) -> Callable[[], int]:
+    def parse(lines: list[bytes], format: str, payload: str = "none") -> Callable[[], int]:
         # In batches, as delivery parses a spool segment and lets it go:
         # keeping a million records alive would measure the garbage collector.
         batches = [lines[i : i + GROUP] for i in range(0, len(lines), GROUP)]
 
         def run() -> int:
-            p = make_parser(format=format)  # type: ignore[arg-type]
+            p = make_parser(format=format, payload=payload)  # type: ignore[arg-type]
             count = 0
             for batch in batches:
                 records = [p(line, peer, received) for line in batch]
@@ -185,6 +217,9 @@ def main() -> int:
         ("parse streamlog into columns (Arrow)", "records", parse_columns(ali), 1_000_000),
         ("parse RFC 3164", "records", parse(r3164, "rfc3164"), 500_000),
         ("parse RFC 5424 with structured data", "records", parse(r5424, "rfc5424"), 400_000),
+        ("parse Cisco IOS (RFC 3164 path, auto dialect)", "records", parse(cisco_ios_lines(n), "rfc3164"), None),
+        ("parse FortiGate key=value (payload kv)", "records", parse(fortigate_lines(n), "rfc3164", "kv"), None),
+        ("parse CEF behind RFC 3164 (payload cef)", "records", parse(cef_lines(n), "rfc3164", "cef"), None),
         ("encode SLS LogGroup protobuf (streamlog records)", "records", sls(ali_records), 500_000),
         ("encode SLS LogGroup protobuf (RFC 5424 records)", "records", sls(r5424_records), 500_000),
         ("encode NDJSON (streamlog records)", "records", ndjson(ali_records), None),
