@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -34,7 +34,17 @@ from twisted.web.server import Request, Site
 from receiver import __version__
 from receiver.runtime.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 
-__all__ = ["ControlError", "ControlResource", "get_json", "listen_control"]
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IListeningPort
+
+    from receiver.config.model import Config, ListenerConfig
+    from receiver.deliver.supervisor import DeliverySupervisor
+    from receiver.spool.gate import BackpressureGate
+    from receiver.spool.store import SpoolStore
+    from receiver.telemetry.events import Telemetry
+
+__all__ = ["ControlError", "ControlResource", "ControlledService", "get_json", "listen_control"]
 
 log = logging.getLogger("receiver")
 
@@ -45,12 +55,31 @@ class ControlError(Exception):
     """The daemon cannot be asked: the message says why, in one line."""
 
 
+class ControlledService(Protocol):
+    """What the control API reads and asks of the running daemon
+    (:class:`~receiver.service.lifecycle.ReceiverService`)."""
+
+    config: Config
+    telemetry: Telemetry
+    ports: list[tuple[ListenerConfig, IListeningPort]]
+    store: SpoolStore | None
+    gate: BackpressureGate
+    delivery: DeliverySupervisor | None
+    started_monotonic: float
+
+    def flush(self) -> Deferred[int]:
+        """Fires with the frames committed since start, once what was read is committed."""
+
+    def reload(self) -> Deferred[list[str]]:
+        """Fires with the changes made, or fails with :class:`~receiver.service.reload.ReloadError`."""
+
+
 class ControlResource(Resource):
     """The API of a running :class:`~receiver.service.lifecycle.ReceiverService`."""
 
     isLeaf = True
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: ControlledService) -> None:
         super().__init__()
         self._service = service
 
@@ -100,7 +129,7 @@ class ControlResource(Resource):
         return NOT_DONE_YET
 
 
-def status_of(service: Any) -> dict[str, Any]:
+def status_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl status`` shows."""
     from receiver.config.identity import Identities
     from receiver.deliver.stats import read_stats
@@ -167,7 +196,7 @@ def status_of(service: Any) -> dict[str, Any]:
     }
 
 
-def senders_of(service: Any) -> dict[str, Any]:
+def senders_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl senders`` shows. Machine groups by network only: hostnames are in the
     records, which delivery parses; the daemon does not."""
     from receiver.config.identity import MachineGroups
@@ -176,7 +205,7 @@ def senders_of(service: Any) -> dict[str, Any]:
     return {"senders": service.telemetry.senders.snapshot(lambda peer: groups.of(peer, ""))}
 
 
-def stats_of(service: Any) -> dict[str, Any]:
+def stats_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl stats`` shows: every counter with its labels."""
     from receiver.deliver.stats import read_stats
 
@@ -192,7 +221,7 @@ def stats_of(service: Any) -> dict[str, Any]:
     return {"counters": counters}
 
 
-def listen_control(reactor: Any, service: Any, path: Path) -> Any:
+def listen_control(reactor: Any, service: ControlledService, path: Path) -> Any:
     """Serve the API on ``path`` (mode 0660); raises ControlError if another receiver answers there."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
