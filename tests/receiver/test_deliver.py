@@ -153,7 +153,7 @@ class TestBuildGroups:
 
     def test_frame_flags_reach_records(self) -> None:
         """If a frame was truncated at ingest, then its record carries the flag."""
-        entry = SpoolEntry(1, T0, "10.0.0.7", 1, "tcp", "tcp", [b"<13>Oct 11 22:14:15 h a: cut"], {0: ("truncated:70000",)})
+        entry = SpoolEntry(1, T0, "10.0.0.7", 1, "tcp", "tcp", [b"<13>Nov 20 22:14:15 h a: cut"], {0: ("truncated:70000",)})
         (group,) = groups([entry], Router([], DEFAULT))
         assert group.records[0].flags == ("truncated:70000",)
 
