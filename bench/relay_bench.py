@@ -5,7 +5,7 @@
 
 What a Logtail user runs: rsyslog on the client, forwarding everything with
 ``*.* @@host:port;ALI_LOG_FMT`` behind the action queue of Alibaba's guide
-(``alibaba_rsyslog_conf`` of ``tests/integration/test_senders.py``, used
+(``alibaba_rsyslog_conf`` of ``tests/support/senders.py``, used
 verbatim: a LinkedList action queue with a file name, i.e. disk-assisted,
 saved on shutdown, retried forever). Here that rsyslog (the *relay*) takes N
 RFC 3164 lines of 200 bytes on an ``imptcp`` input (the in-memory blast
@@ -76,7 +76,7 @@ from bench.ingest_bench import (
     proc_status_kb,
     verify,
 )
-from tests.integration.test_senders import alibaba_rsyslog_conf
+from tests.support.senders import alibaba_rsyslog_conf
 
 ROOT = ingest_bench.ROOT
 QUEUES = ("alibaba", "memory")

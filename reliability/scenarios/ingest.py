@@ -4,7 +4,7 @@ Bad input is in :mod:`reliability.scenarios.ingest_input`, clocks in
 :mod:`reliability.scenarios.ingest_clock`. Every scenario starts its own
 receiver (and sender) in a temporary directory, talks over loopback only and
 stops what it started by PID. The harness and the load are the integration
-tests' (``tests/integration/programs.py``, ``bench/blast.py``), and so are
+tests' (``tests/support/programs.py``, ``bench/blast.py``), and so are
 the bounds: the kill -9 bound is computed as in
 ``test_kill9_mid_flood_loses_at_most_the_commit_window_and_socket_buffers``.
 """
@@ -27,19 +27,18 @@ from reliability.outcome import Outcome, Size, count_keys, scenario
 from reliability.scenarios.ingest_support import (
     by_size,
     prefix_seqs,
-    run_token,
     stopping,
     wait_for,
     workspace,
 )
-from tests.integration.programs import LOOPBACK, Receiver, Rsyslog, free_port, to_toml
-from tests.integration.test_relp import WINDOW, omrelp_conf, relp_listener
-from tests.integration.test_senders import (
-    KILL_SPOOL,
-    TWISTED_READ_BYTES,
+from tests.support.flood import KILL_SPOOL, kill9_loss_bound_bytes, socket_queues
+from tests.support.programs import LOOPBACK, Receiver, Rsyslog, free_port, to_toml
+from tests.support.senders import (
+    OMRELP_WINDOW,
     alibaba_rsyslog_conf,
-    socket_queues,
-    sysctl_max,
+    omrelp_conf,
+    relp_listener,
+    run_token,
 )
 
 WIDTH = 100
@@ -99,9 +98,7 @@ def _kill9_round(out: Outcome, tag: str, key: str, n: int, rate: float | None, k
         seqs, altered = prefix_seqs(rx.frames(), lambda s: ali_line(s, width=WIDTH, run=run), ali_seq)
         rx.terminate()
     lost, duplicated, unexpected = count_keys(range(blast.lines_sent), seqs)
-    bound = (
-        KILL_SPOOL["memory_high_watermark_bytes"] + TWISTED_READ_BYTES + sysctl_max("tcp_rmem") + blast.sndbuf
-    ) // WIDTH + blast.chunk_lines
+    bound = kill9_loss_bound_bytes(blast.sndbuf) // WIDTH + blast.chunk_lines
     out.sent += blast.lines_sent
     out.stored = (out.stored or 0) + len(seqs)
     out.lost += lost
@@ -190,10 +187,10 @@ def kill9_relp(size: Size) -> Outcome:
         stats = rx.spool_stats()
     lost, duplicated, unexpected = count_keys(range(n), keys)
     out.stored, out.lost, out.duplicated = len(keys), lost, duplicated
-    out.notes.update(stored_at_kill=stored_at_kill, seconds_to_complete_after_restart=round(took, 1), window=WINDOW)
+    out.notes.update(stored_at_kill=stored_at_kill, seconds_to_complete_after_restart=round(took, 1), window=OMRELP_WINDOW)
     out.expect(injector.sent == [n] and not injector.errors, f"rsyslog read {injector.sent} lines: {injector.errors}")
     out.expect(lost == 0, f"{lost} of {n} lost")
-    out.expect(duplicated <= WINDOW, f"{duplicated} duplicates, more than the window of {WINDOW}")
+    out.expect(duplicated <= OMRELP_WINDOW, f"{duplicated} duplicates, more than the window of {OMRELP_WINDOW}")
     out.expect(unexpected == 0 and stats.quarantined == 0, f"{unexpected} unexpected frames, {stats.quarantined} quarantined")
     return out
 
@@ -244,7 +241,7 @@ def restart_loop(size: Size) -> Outcome:
     out.expect(kinds["during_load"] == restarts, f"only {kinds['during_load']} of {restarts} restarts under load")
     out.expect(all(rc == 0 for rc in sigterm_exits), f"SIGTERM exit statuses {sigterm_exits}")
     out.expect(lost == 0, f"{lost} of {n} lost")
-    out.expect(duplicated <= WINDOW * restarts, f"{duplicated} duplicates, more than {WINDOW} per restart")
+    out.expect(duplicated <= OMRELP_WINDOW * restarts, f"{duplicated} duplicates, more than {OMRELP_WINDOW} per restart")
     out.expect(unexpected == 0 and stats.quarantined == 0, f"{unexpected} unexpected frames, {stats.quarantined} quarantined")
     return out
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from formats.rfc3164 import Rfc3164Parser
 from reliability.outcome import Outcome, Size, scenario
 from reliability.scenarios.ingest_support import by_size
-from tests.receiver.test_spool import Harness, entry
+from tests.support.spool import Harness, entry
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ZONES = ("UTC", "Asia/Shanghai", "America/Los_Angeles", "Pacific/Kiritimati")

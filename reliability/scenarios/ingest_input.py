@@ -28,12 +28,12 @@ from reliability.scenarios.ingest_support import (
     metric_total,
     prefix_seqs,
     rss_bytes,
-    run_token,
     stopping,
     wait_for,
     workspace,
 )
-from tests.integration.programs import LOOPBACK, REPO, Receiver, to_toml
+from tests.support.programs import LOOPBACK, REPO, Receiver, to_toml
+from tests.support.senders import run_token
 
 # -- (a) fuzzing the deframers and parsers ---------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import tempfile
 import time
 import urllib.request
@@ -19,7 +18,6 @@ __all__ = [
     "metric_total",
     "prefix_seqs",
     "rss_bytes",
-    "run_token",
     "stopping",
     "wait_for",
     "workspace",
@@ -36,11 +34,6 @@ class _Closable(Protocol):
 def by_size(size: Size, ci: T, full: T) -> T:
     """``ci`` or ``full``, by the size asked for."""
     return ci if size == "ci" else full
-
-
-def run_token() -> str:
-    """A short random word that marks this run's messages (``r`` and 8 hex digits)."""
-    return "r" + secrets.token_hex(4)
 
 
 @contextlib.contextmanager

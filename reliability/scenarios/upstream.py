@@ -42,7 +42,7 @@ from bench.blast import ali_line, ali_seq
 from formats.sls_pb import decode_log_group
 from receiver.deliver.stats import read_stats
 from reliability.outcome import Outcome, Size, count_keys, scenario
-from tests.integration.programs import Receiver
+from tests.support.programs import Receiver
 from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
 
 __all__: list[str] = []

@@ -16,7 +16,7 @@ Each one's log is printed at teardown, so a failing test shows it under
         rs.send(["<13>Oct 11 22:14:15 myhost myapp[1]: hello"])
 
 The helpers themselves (``free_port``, ``logger``, ``loggen``, ...) are in
-``tests/integration/programs.py``; the in-memory blast (``BlastSender``,
+``tests/support/programs.py``; the in-memory blast (``BlastSender``,
 ``ali_line``) is ``bench/blast.py``'s.
 """
 
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.integration.programs import Receiver, Rsyslog, SyslogNg
+from tests.support.programs import Receiver, Rsyslog, SyslogNg
 
 MakeReceiver = Callable[..., Receiver]
 MakeRsyslog = Callable[..., Rsyslog]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.integration.conftest import MakeReceiver
-from tests.integration.programs import LOOPBACK, free_port, wait_until
+from tests.support.programs import LOOPBACK, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

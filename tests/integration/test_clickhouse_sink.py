@@ -47,9 +47,9 @@ from receiver.deliver.sinks.clickhouse import (
     clickhouse_payload,
     create_table_sql,
 )
-from tests.integration.programs import LOOPBACK, free_port
 from tests.receiver.test_clickhouse_rows import expected_rows, groups
 from tests.support.clickhouse import ClickHouseQueryError, ClickHouseServer, ClickHouseUser
+from tests.support.programs import LOOPBACK, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -846,7 +846,7 @@ class TestSearch:
         prints for every filter exactly what ``receiverctl search`` prints from the store: the same records
         in the same order (5,000 of them: pages of 2,048 follow one another), whole or limited, either way."""
         from receiver.deliver.sinks.local.store import EmbeddedStore
-        from tests.integration.programs import to_toml
+        from tests.support.programs import to_toml
 
         apps, severities = ("todo-list", "api", "cron"), ("user.notice", "local0.err", "daemon.warning")
         frames = [
@@ -890,7 +890,7 @@ class TestSearch:
     def test_what_cannot_be_searched_is_said(self, clickhouse: ClickHouseServer, tmp_path: Path) -> None:
         """If --sink names no sink, a sink of another type, or a server that refuses, then receiverctl says
         which and how to go on, with exit status 2 and no password in what it prints."""
-        from tests.integration.programs import to_toml
+        from tests.support.programs import to_toml
 
         config = tmp_path / "receiver.toml"
         config.write_text(to_toml({

@@ -12,7 +12,7 @@ from formats.rsyslog_template import streamlog_formats_in
 from receiver.cli.client_config import SenderTls, rsyslog_snippet
 from receiver.cli.tls import SelfSigned, write_selfsigned
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
-from tests.integration.programs import LOOPBACK, Receiver, free_port
+from tests.support.programs import LOOPBACK, Receiver, free_port
 
 pytestmark = pytest.mark.integration
 

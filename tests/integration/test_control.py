@@ -14,7 +14,7 @@ import pytest
 
 from bench.blast import BlastSender
 from tests.integration.conftest import MakeReceiver
-from tests.integration.programs import Receiver, wait_until
+from tests.support.programs import Receiver, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_a_file_at_the_socket_path_is_never_deleted(make_receiver: MakeReceiver)
 def test_state_files_are_for_the_receiver_only(make_receiver: MakeReceiver) -> None:
     """If the receiver runs outside systemd from a shell whose umask is 022, then what it creates in its
     state directory is still not readable by other users: directories 0750, files 0640, the socket 0660."""
-    from tests.integration.programs import send_tcp
+    from tests.support.programs import send_tcp
 
     old = os.umask(0o022)
     try:
@@ -142,7 +142,7 @@ def test_tail_and_follow(make_receiver: MakeReceiver) -> None:
     they are committed."""
     import selectors
 
-    from tests.integration.programs import send_tcp
+    from tests.support.programs import send_tcp
 
     rx = make_receiver()
     lines = [
@@ -183,7 +183,7 @@ def test_reload_under_load_loses_and_duplicates_nothing(make_receiver: MakeRecei
     """If the configuration gains a listener and loses one while a sender streams on a listener that stays,
     then reload adds and removes them, the streaming connection is kept, and every line arrives once."""
     from bench.blast import ali_seq
-    from tests.integration.programs import free_port, send_tcp, to_toml
+    from tests.support.programs import free_port, send_tcp, to_toml
 
     rx = make_receiver()
     n = 40_000
@@ -216,7 +216,7 @@ def test_bad_configuration_is_refused_and_sighup_reloads(make_receiver: MakeRece
     a good file then takes effect on SIGHUP."""
     import signal
 
-    from tests.integration.programs import free_port, send_tcp, to_toml
+    from tests.support.programs import free_port, send_tcp, to_toml
 
     rx = make_receiver()
     bad = dict(rx.config)
@@ -245,7 +245,7 @@ def test_bad_configuration_is_refused_and_sighup_reloads(make_receiver: MakeRece
 def test_senders(make_receiver: MakeReceiver) -> None:
     """If a TCP sender stays connected and a UDP sender sends once, then senders lists both, with their
     state, counts and machine group."""
-    from tests.integration.programs import send_udp
+    from tests.support.programs import send_udp
 
     rx = make_receiver(settings={"machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}]})
     sender = BlastSender(rx.port, 100, polite=True).start()

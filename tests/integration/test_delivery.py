@@ -24,8 +24,8 @@ from bench.blast import BlastSender, ali_seq
 from bench.delivery_bench import descendants
 from formats.sls_pb import DecodedLogGroup
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
-from tests.integration.programs import Receiver, wait_until
-from tests.integration.test_senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
+from tests.support.programs import Receiver, wait_until
+from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
 from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
 
 pytestmark = pytest.mark.integration
@@ -244,7 +244,7 @@ def test_delivery_runs_the_configuration_the_daemon_runs(
     import subprocess
     import sys
 
-    from tests.integration.programs import send_tcp, to_toml
+    from tests.support.programs import send_tcp, to_toml
 
     def line(text: str) -> bytes:
         return f"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 1 - {text}\n".encode()
@@ -288,7 +288,7 @@ def test_routes_by_tag_and_filter_and_counts_unknown_tags(
     """If routes send tag ``sys_tag`` errors to logstore ``errors`` and the rest of ``sys_tag`` to
     ``syslog``, then each record lands where its route says, and a tag no route names goes to the
     default sink and is counted in the log, never dropped."""
-    from tests.integration.programs import send_tcp
+    from tests.support.programs import send_tcp
 
     routes = [
         {"drop": True, "filter": "app-name=noisy"},

@@ -21,8 +21,8 @@ import time
 import pytest
 
 from tests.integration.conftest import MakeReceiver
-from tests.integration.programs import LOOPBACK, Receiver, free_port, wait_until
-from tests.integration.test_senders import run_token
+from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
+from tests.support.senders import run_token
 
 pytestmark = pytest.mark.integration
 

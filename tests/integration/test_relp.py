@@ -10,24 +10,10 @@ import threading
 import time
 
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
-from tests.integration.programs import LOOPBACK, RSYSLOG_MODULES, Receiver, free_port, wait_until
+from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
+from tests.support.senders import OMRELP_WINDOW, omrelp_conf, relp_listener
 
-WINDOW = 128
 _MARK = re.compile(rb"relp (r[0-9a-f]{8}) (\d{6}) ")
-
-
-def relp_listener(port: int) -> dict[str, object]:
-    return {"name": "relp", "transport": "relp", "address": LOOPBACK, "port": port}
-
-
-def omrelp_conf(port: int) -> str:
-    """omrelp to the receiver; retried every second without end, in an in-memory queue that outlives the outage."""
-    return (
-        f'module(load="{RSYSLOG_MODULES}/omrelp.so")\n'
-        f'*.* action(type="omrelp" target="{LOOPBACK}" port="{port}" windowSize="{WINDOW}"\n'
-        '           template="RSYSLOG_ForwardFormat" action.resumeRetryCount="-1" action.resumeInterval="1"\n'
-        '           queue.type="LinkedList" queue.size="200000")\n'
-    )
 
 
 def indices(receiver: Receiver, run: str) -> list[int]:
@@ -87,7 +73,7 @@ def test_kill9_loses_nothing_and_duplicates_only_the_unacknowledged(
     duplicates = sum(c - 1 for c in counts.values())
     print(f"stored at kill {stored_at_kill}, total {sum(counts.values())}, duplicates {duplicates}")
     assert sorted(counts) == list(range(n))
-    assert duplicates <= WINDOW, f"{duplicates} duplicates, more than the window of {WINDOW} in flight"
+    assert duplicates <= OMRELP_WINDOW, f"{duplicates} duplicates, more than the window of {OMRELP_WINDOW} in flight"
 
 
 def test_stop_answers_what_it_committed_then_serverclose(make_receiver: MakeReceiver) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import MakeReceiver
-from tests.integration.programs import free_port, send_tcp, wait_until
+from tests.support.programs import free_port, send_tcp, wait_until
 
 pytestmark = pytest.mark.integration
 

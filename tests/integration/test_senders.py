@@ -14,7 +14,6 @@ import contextlib
 import random
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -25,46 +24,13 @@ import pytest
 from bench.blast import BlastSender, ali_line, ali_seq
 from formats.framing import DEFAULT_MAX_FRAME_BYTES
 from tests.integration.conftest import MakeReceiver, MakeRsyslog, MakeSyslogNg
-from tests.integration.programs import LOOPBACK, Receiver, loggen, logger, wait_until
+from tests.support.flood import KILL_SPOOL, kill9_loss_bound_bytes, socket_queues, sysctl_max
+from tests.support.programs import LOOPBACK, Receiver, loggen, logger, wait_until
+from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
 
 pytestmark = pytest.mark.integration
 
 Report = Callable[[str, object], None]
-
-# Alibaba's template for Logtail's streamlog input, verbatim (shared/reference/logtail.md).
-ALI_TEMPLATE = (
-    '$template ALI_LOG_FMT,"0.1 sys_tag %timegenerated:::date-unixtimestamp% %fromhost-ip% %hostname% '
-    '%pri-text% %protocol-version% %app-name% %procid% %msgid% %msg:::drop-last-lf%\\n"'
-)
-
-
-def alibaba_rsyslog_conf(port: int, *, extra: str = "") -> str:
-    """Alibaba's rsyslog forwarding set-up, pointed at ``127.0.0.1:port``.
-
-    As their guide has it: a LinkedList action queue with a file name (so it is
-    disk-assisted), saved on shutdown, retried forever, then the template and
-    ``*.* @@host:port;ALI_LOG_FMT``. Their ``$WorkDirectory`` line is the
-    harness's ``global(workDirectory=...)``. ``extra`` goes before the action.
-    """
-    return f"""
-$ActionQueueFileName fwdRule1
-$ActionQueueMaxDiskSpace 1g
-$ActionQueueSaveOnShutdown on
-$ActionQueueType LinkedList
-$ActionResumeRetryCount -1
-{extra}
-{ALI_TEMPLATE}
-*.* @@127.0.0.1:{port};ALI_LOG_FMT
-"""
-
-
-# rsyslog's names for %pri-text% (checked against rsyslogd 8.2302 output).
-FACILITIES = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
-    "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-]
-SEVERITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
-
 
 @pytest.fixture
 def report(record_property: Callable[[str, object], None]) -> Report:
@@ -77,10 +43,6 @@ def report(record_property: Callable[[str, object], None]) -> Report:
     return emit
 
 
-def run_token() -> str:
-    return f"r{random.randrange(16**8):08x}"
-
-
 def counted(keys: list[int], n: int) -> tuple[list[int], dict[int, int], list[int]]:
     """(missing, duplicated {key: copies}, unexpected) of ``keys`` against ``range(n)``."""
     counts = collections.Counter(keys)
@@ -88,20 +50,6 @@ def counted(keys: list[int], n: int) -> tuple[list[int], dict[int, int], list[in
     dups = {k: c for k, c in counts.items() if c > 1}
     unexpected = sorted(k for k in counts if not 0 <= k < n)
     return missing, dups, unexpected
-
-
-def socket_queues(port: int) -> list[tuple[int, int]]:
-    """(Recv-Q, Send-Q) of every established TCP socket bound to local ``port`` (from ``ss``)."""
-    out = subprocess.run(
-        ["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
-        capture_output=True, text=True, timeout=10, check=False,
-    ).stdout
-    return [(int(m.group(1)), int(m.group(2))) for m in re.finditer(r"^\s*(\d+)\s+(\d+)\s", out, re.M)]
-
-
-def sysctl_max(name: str) -> int:
-    """The maximum (third field) of ``net.ipv4.tcp_rmem`` / ``tcp_wmem``."""
-    return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[2])
 
 
 # -- rsyslog with Alibaba's configuration --------------------------------------
@@ -544,15 +492,6 @@ def test_sigterm_mid_flood_with_rsyslog_disk_queue_loses_nothing(
 # -- kill -9 in the middle of a flood ------------------------------------------------------
 
 
-KILL_SPOOL = {
-    "segment_max_delay_ms": 5,
-    "segment_max_bytes": 256 * 1024,
-    "memory_high_watermark_bytes": 8 * 1024 * 1024,
-    "memory_low_watermark_bytes": 2 * 1024 * 1024,
-}
-TWISTED_READ_BYTES = 65536  # what one doRead of a Twisted TCP transport reads at most
-
-
 @pytest.mark.parametrize("rate", [None, 50_000], ids=["flat-out", "paced-50k-lines-per-s"])
 def test_kill9_mid_flood_loses_at_most_the_commit_window_and_socket_buffers(
     make_receiver: MakeReceiver, rate: int | None, report: Report
@@ -590,9 +529,7 @@ def test_kill9_mid_flood_loses_at_most_the_commit_window_and_socket_buffers(
     seqs = check_prefix(frames, width, run)
     stored = len(seqs)
     lost = blast.lines_sent - stored
-    uncommitted_max = KILL_SPOOL["memory_high_watermark_bytes"] + TWISTED_READ_BYTES
-    bound_bytes = uncommitted_max + sysctl_max("tcp_rmem") + blast.sndbuf
-    bound = bound_bytes // width + blast.chunk_lines
+    bound = kill9_loss_bound_bytes(blast.sndbuf) // width + blast.chunk_lines
     tag = "paced" if rate else "flat_out"
     report(f"kill9_{tag}.sent_at_kill", sent_at_kill)
     report(f"kill9_{tag}.sent_total", blast.lines_sent)
@@ -616,7 +553,7 @@ def test_kill9_mid_flood_loses_at_most_the_commit_window_and_socket_buffers(
 
 def test_harness_reports_missing_programs_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     """If a program is not installed, then the harness raises and says how to install it (never skips)."""
-    from tests.integration import programs
+    from tests.support import programs
 
     monkeypatch.setattr(programs, "RSYSLOGD", Path("/nonexistent/rsyslogd"))
     for name in ("rsyslogd", "no-such-syslog-program"):

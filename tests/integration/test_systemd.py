@@ -19,7 +19,7 @@ import pytest
 
 from receiver.service.systemd import Notifier, watchdog_interval_seconds
 from tests.integration.conftest import MakeReceiver
-from tests.integration.programs import ProgramMissingError, send_tcp
+from tests.support.programs import ProgramMissingError, send_tcp
 
 pytestmark = pytest.mark.integration
 

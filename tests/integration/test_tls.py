@@ -24,8 +24,8 @@ from cryptography import x509
 from receiver.cli.tls import SelfSigned, write_selfsigned
 from receiver.ingest.tls import certificate_fingerprint
 from tests.integration.conftest import MakeReceiver, MakeRsyslog, MakeSyslogNg
-from tests.integration.programs import LOOPBACK, Receiver, free_port, wait_until
 from tests.receiver.test_tls import Pair, issue, make_ca
+from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

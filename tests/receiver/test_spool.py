@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import pickle
 import random
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +13,15 @@ import diskcache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.task import Clock
 
 from formats.framing import FlaggedFrame
-from receiver.config.model import SpoolConfig
 from receiver.spool import SpoolReader
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
 from receiver.spool.store import RefusedValueError, SpoolDamagedError, SpoolStore
-from receiver.spool.writer import SpoolWriter
-from receiver.telemetry.events import Telemetry
+from tests.support.spool import NOW_NS, Harness, entry
 
-NOW_NS = 1_800_000_000 * 10**9
 NOISE = random.Random(1)  # incompressible frames, so stored bytes are predictable
-
-
-def entry(frames: list[bytes], *, at: int = NOW_NS, peer: str = "10.0.0.1", listener: str = "tcp") -> Entry:
-    return Entry(at, peer, 50514, listener, "tcp", frames)
 
 
 class TestSegment:
@@ -271,48 +260,6 @@ class _Touch:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Path.touch, (Path(self.path),))
-
-
-class ThreadRunner:
-    """Stands in for the writer thread: runs work at once, or holds it until released."""
-
-    def __init__(self) -> None:
-        self.hold = False
-        self.held: list[tuple[Callable[[], Any], Deferred[Any]]] = []
-
-    def __call__(self, work: Callable[[], Any]) -> Deferred[Any]:
-        if not self.hold:
-            return maybeDeferred(work)
-        d: Deferred[Any] = Deferred()
-        self.held.append((work, d))
-        return d
-
-    def release_one(self) -> None:
-        work, d = self.held.pop(0)
-        d.callback(work())
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, **config: Any) -> None:
-        self.clock = Clock()
-        self.store = SpoolStore(tmp_path / "spool")
-        self.runner = ThreadRunner()
-        self.gate = BackpressureGate()
-        self.wall_ns = NOW_NS
-        self.telemetry = Telemetry(clock=self.clock.seconds)
-        self.writer = SpoolWriter(
-            self.store,
-            dataclasses.replace(SpoolConfig(), **config),
-            clock=self.clock,
-            run_in_thread=self.runner,
-            gate=self.gate,
-            telemetry=self.telemetry,
-            wall_clock_ns=lambda: self.wall_ns,
-        )
-
-    def frames(self) -> list[bytes]:
-        with SpoolReader(self.store.directory) as reader:
-            return [f for e in reader.entries() for f in e.frames]
 
 
 class TestWriter:

@@ -21,7 +21,7 @@ element, ``listen_host``, ``http_port``, ``tcp_port``, ``path``,
 ``system.query_log`` shows who ran what).
 
 A missing clickhouse-server raises
-:class:`~tests.integration.programs.ProgramMissingError` telling to run
+:class:`~tests.support.programs.ProgramMissingError` telling to run
 ``tests/install-programs.sh``: tests that need it fail, they never skip.
 """
 
@@ -42,7 +42,7 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from tests.integration.programs import (
+from tests.support.programs import (
     LOOPBACK,
     HarnessError,
     ProgramFailedError,

@@ -663,7 +663,7 @@ class Rsyslog(_ManagedProgram):
         self.start_timeout = start_timeout
         size = f' maxMessageSize="{max_message_size}"' if max_message_size else ""
         self.header = (
-            "# private instance written by tests/integration/programs.py\n"
+            "# private instance written by tests/support/programs.py\n"
             f'global(workDirectory="{self.work_directory}"{size})\n'
             'module(load="imptcp")\n'
             f'input(type="imptcp" address="{LOOPBACK}" port="{self.inject_port}")\n'
@@ -748,7 +748,7 @@ class SyslogNg(_ManagedProgram):
         self.start_timeout = start_timeout
         self.header = (
             f"@version: {_syslog_ng_version(self.binary)}\n"
-            "# private instance written by tests/integration/programs.py\n"
+            "# private instance written by tests/support/programs.py\n"
             f'source s_inject {{ network(ip("{LOOPBACK}") port({self.inject_port}) transport("tcp") '
             'keep-hostname(yes) persist-name("s_inject")); };\n'
         )
