@@ -31,6 +31,7 @@ __all__ = [
     "Identities",
     "MachineGroup",
     "MachineGroups",
+    "SenderSet",
     "group_tags",
 ]
 
@@ -97,28 +98,37 @@ class MachineGroup:
     hostnames: tuple[str, ...] = ()
 
 
+class SenderSet:
+    """Senders named by networks (CIDR) and/or hostname patterns (shell style, case-insensitive): a
+    sender is in the set when its address is in a network or the hostname its records name matches a
+    pattern. What machine groups and parse profiles both choose senders by."""
+
+    def __init__(self, networks: Sequence[str], hostnames: Sequence[str]) -> None:
+        self.networks = SourceNetworks(networks)
+        self.hostnames = (
+            re.compile("|".join(fnmatch.translate(p.lower()) for p in hostnames)) if hostnames else None
+        )
+
+    def has_address(self, address: str) -> bool:
+        return self.networks.contains(address)
+
+    def has_hostname(self, hostname: str) -> bool:
+        return self.hostnames is not None and bool(hostname) and self.hostnames.match(hostname.lower()) is not None
+
+    def has(self, address: str, hostname: str) -> bool:
+        return self.has_address(address) or self.has_hostname(hostname)
+
+
 class MachineGroups:
     """Which groups a sender belongs to; answers are cached per (address, hostname)."""
 
     def __init__(self, groups: Sequence[MachineGroup]) -> None:
-        self._groups = [
-            (
-                g.name,
-                SourceNetworks(g.networks),
-                re.compile("|".join(fnmatch.translate(p.lower()) for p in g.hostnames)) if g.hostnames else None,
-            )
-            for g in groups
-        ]
+        self._groups = [(g.name, SenderSet(g.networks, g.hostnames)) for g in groups]
         self.of = lru_cache(maxsize=65536)(self._of)
 
     def _of(self, address: str, hostname: str) -> tuple[str, ...]:
         """The names of the groups that ``address`` (an IP) or ``hostname`` belong to, in configured order."""
-        host = hostname.lower()
-        found = []
-        for name, networks, pattern in self._groups:
-            if networks.contains(address) or (pattern is not None and host and pattern.match(host)):
-                found.append(name)
-        return tuple(found)
+        return tuple(name for name, senders in self._groups if senders.has(address, hostname))
 
 
 def appliance_hostname() -> str:
