@@ -12,13 +12,13 @@ key path and what is allowed::
 
     conf/receiver.toml:14: listeners[1].framing: "crlf" is not one of auto, lf, octet
 
-tomllib gives no positions, so :class:`_Locator` finds the line of a key path
-in the text itself (it reads only text tomllib has already accepted).
+tomllib gives no positions, so :mod:`.locate` finds the line of a key path
+in the text itself (it reads only text tomllib has already accepted), and
+:mod:`.report` words each line.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import difflib
 import ipaddress
@@ -38,6 +38,7 @@ from formats.framing import Framing
 from formats.parse import Format
 from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
 from receiver.config.identity import MachineGroup
+from receiver.config.locate import KeyPath, Locator
 from receiver.config.model import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
@@ -67,6 +68,7 @@ from receiver.config.model import (
     WhenFull,
     default_state_directory,
 )
+from receiver.config.report import Report, as_written, key_path_text, kind_of, wrong_kind
 from receiver.config.secrets import redact_url
 from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
@@ -86,9 +88,6 @@ LOGTAIL_STREAMLOG_PORT = 11111
 
 _KIB = 1024
 _MIB = 1024 * 1024
-
-KeyPath = tuple[str | int, ...]
-"""A key path: table keys and array indices, ``("listeners", 1, "framing")``."""
 
 
 class ConfigError(ValueError):
@@ -139,315 +138,6 @@ def load_config(path: Path) -> LoadedConfig:
     if path.suffix.lower() == ".json":
         return _load_logtail(display, text, base)
     return _load_toml(display, text, base)
-
-
-# -- reporting -----------------------------------------------------------------
-
-
-def _render(key_path: KeyPath) -> str:
-    """``listeners[1].framing``: dotted keys, indices in brackets (counted from 0)."""
-    out = ""
-    for part in key_path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            name = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part, ensure_ascii=False)
-            out += f".{name}" if out else name
-    return out
-
-
-def _show(value: object) -> str:
-    """A value as it would be written in the file, shortened."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, float):
-        text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
-    elif value is None:
-        text = "null"
-    else:
-        text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _kind_of(value: object) -> str:
-    """What TOML (or JSON) calls the value's type, with an article."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-def _not(value: object, allowed: str) -> str:
-    """``"11111" is a string, not an integer ...``: a value of the wrong type."""
-    if value is None:
-        return f"null is not {allowed}"
-    return f"{_show(value)} is {_kind_of(value)}, not {allowed}"
-
-
-class _Report:
-    """Collects errors and warnings, each prefixed with ``FILE:LINE: KEY.PATH:``."""
-
-    def __init__(self, display: str, locator: _Locator) -> None:
-        self.display = display
-        self.locator = locator
-        self._errors: list[tuple[int, str]] = []
-        self._warnings: list[tuple[int, str]] = []
-
-    def line(self, key_path: KeyPath) -> int:
-        return self.locator.line_of(key_path)
-
-    def _format(self, key_path: KeyPath, message: str) -> tuple[int, str]:
-        line = self.line(key_path)
-        where = f"{self.display}:{line}: "
-        return line, where + (f"{_render(key_path)}: {message}" if key_path else message)
-
-    def error(self, key_path: KeyPath, message: str) -> None:
-        self._errors.append(self._format(key_path, message))
-
-    def warning(self, key_path: KeyPath, message: str) -> None:
-        self._warnings.append(self._format(key_path, message))
-
-    @property
-    def failed(self) -> bool:
-        return bool(self._errors)
-
-    def errors(self) -> list[str]:
-        return [text for _, text in sorted(self._errors, key=lambda e: e[0])]
-
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(text for _, text in sorted(self._warnings, key=lambda e: e[0]))
-
-
-# -- finding the line of a key path ---------------------------------------------
-
-
-class _Stop(Exception):
-    """The locator met text it does not follow; the lines found so far stand."""
-
-
-class _Locator:
-    """The line of each key path in TOML (or JSON) text a parser has accepted.
-
-    It follows ``[table]`` and ``[[array]]`` headers (counting array
-    elements), ``key = value`` lines with dotted or quoted keys, and values:
-    strings of every kind, arrays (each element's index) and inline tables.
-    JSON is the same walk with ``:`` between key and value. Anything it does
-    not follow ends the walk; lookups then fall back to the nearest enclosing
-    key path found, and finally to line 1.
-    """
-
-    _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-    def __init__(self, text: str, *, json_text: bool = False) -> None:
-        self._text = text
-        self._pos = 0
-        self._newlines = [i for i, c in enumerate(text) if c == "\n"]
-        self.lines: dict[KeyPath, int] = {}
-        try:
-            if json_text:
-                self._skip()
-                self._value(())
-            else:
-                self._document()
-        except (_Stop, IndexError, ValueError):
-            pass
-
-    def line_of(self, key_path: KeyPath) -> int:
-        """The line of ``key_path``, else of the nearest enclosing path found, else 1."""
-        while key_path:
-            if key_path in self.lines:
-                return self.lines[key_path]
-            key_path = key_path[:-1]
-        return 1
-
-    def _line_at(self, pos: int) -> int:
-        return bisect.bisect_left(self._newlines, pos) + 1
-
-    def _record(self, key_path: KeyPath, pos: int) -> None:
-        self.lines.setdefault(key_path, self._line_at(pos))
-
-    def _at(self, s: str) -> bool:
-        return self._text.startswith(s, self._pos)
-
-    def _skip(self, *, newlines: bool = True) -> None:
-        """Past spaces, tabs, comments and (unless told otherwise) line ends."""
-        text = self._text
-        while self._pos < len(text):
-            c = text[self._pos]
-            if c in " \t" or (newlines and c in "\r\n"):
-                self._pos += 1
-            elif c == "#":
-                end = text.find("\n", self._pos)
-                self._pos = len(text) if end < 0 else end
-            else:
-                return
-
-    def _document(self) -> None:
-        current: KeyPath = ()
-        arrays: dict[KeyPath, int] = {}
-        text = self._text
-        while True:
-            self._skip()
-            if self._pos >= len(text):
-                return
-            start = self._pos
-            if self._at("[["):
-                self._pos += 2
-                keys = self._key()
-                self._expect("]]")
-                array = self._resolve(keys[:-1], arrays) + keys[-1:]
-                index = arrays.get(array, 0)
-                arrays[array] = index + 1
-                current = (*array, index)
-                for n in range(1, len(current) + 1):
-                    self._record(current[:n], start)
-            elif self._at("["):
-                self._pos += 1
-                keys = self._key()
-                self._expect("]")
-                current = self._resolve(keys, arrays)
-                for n in range(1, len(current) + 1):
-                    self._record(current[:n], start)
-            else:
-                keys = self._key()
-                for n in range(1, len(keys) + 1):
-                    self._record(current + keys[:n], start)
-                self._expect("=")
-                self._value(current + keys)
-
-    @staticmethod
-    def _resolve(keys: KeyPath, arrays: Mapping[KeyPath, int]) -> KeyPath:
-        """A header's key path, with the current index of each array of tables in it."""
-        out: KeyPath = ()
-        for key in keys:
-            out = (*out, key)
-            if out in arrays:
-                out = (*out, arrays[out] - 1)
-        return out
-
-    def _expect(self, token: str) -> None:
-        self._skip(newlines=False)
-        if not self._at(token):
-            raise _Stop
-        self._pos += len(token)
-
-    def _key(self) -> KeyPath:
-        """A dotted key: bare words, "basic" or 'literal' strings, joined by dots."""
-        parts: list[str | int] = []
-        while True:
-            self._skip(newlines=False)
-            text = self._text
-            if self._at('"'):
-                start = self._pos
-                self._basic_string()
-                raw = text[start : self._pos]
-                try:
-                    parts.append(json.loads(raw))
-                except ValueError:
-                    parts.append(raw[1:-1])
-            elif self._at("'"):
-                end = text.index("'", self._pos + 1)
-                parts.append(text[self._pos + 1 : end])
-                self._pos = end + 1
-            else:
-                match = self._BARE_KEY.match(text, self._pos)
-                if match is None:
-                    raise _Stop
-                parts.append(match.group())
-                self._pos = match.end()
-            self._skip(newlines=False)
-            if not self._at("."):
-                return tuple(parts)
-            self._pos += 1
-
-    def _basic_string(self) -> None:
-        """Past a "basic string" (the opening quote at the position)."""
-        text = self._text
-        i = self._pos + 1
-        while text[i] != '"':
-            if text[i] == "\n":
-                raise _Stop
-            i += 2 if text[i] == "\\" else 1
-        self._pos = i + 1
-
-    def _value(self, key_path: KeyPath) -> None:
-        self._skip(newlines=False)
-        text = self._text
-        if self._at('"""') or self._at("'''"):
-            quote = text[self._pos : self._pos + 3]
-            i = self._pos + 3
-            while not text.startswith(quote, i):
-                i += 2 if quote == '"""' and text[i] == "\\" else 1
-                if i >= len(text):
-                    raise _Stop
-            i += 3
-            while i < len(text) and text[i] == quote[0]:  # up to two quotes end the content
-                i += 1
-            self._pos = i
-        elif self._at('"'):
-            self._basic_string()
-        elif self._at("'"):
-            self._pos = text.index("'", self._pos + 1) + 1
-        elif self._at("["):
-            self._pos += 1
-            index = 0
-            while True:
-                self._skip()
-                if self._at("]"):
-                    self._pos += 1
-                    return
-                self._record((*key_path, index), self._pos)
-                self._value((*key_path, index))
-                index += 1
-                self._skip()
-                if self._at(","):
-                    self._pos += 1
-                elif not self._at("]"):
-                    raise _Stop
-        elif self._at("{"):
-            self._pos += 1
-            while True:
-                self._skip()
-                if self._at("}"):
-                    self._pos += 1
-                    return
-                start = self._pos
-                keys = self._key()
-                for n in range(1, len(keys) + 1):
-                    self._record(key_path + keys[:n], start)
-                self._skip()
-                if not (self._at("=") or self._at(":")):
-                    raise _Stop
-                self._pos += 1
-                self._value(key_path + keys)
-                self._skip()
-                if self._at(","):
-                    self._pos += 1
-                elif not self._at("}"):
-                    raise _Stop
-        else:
-            start = self._pos
-            while self._pos < len(text) and text[self._pos] not in ",]}#\r\n":
-                self._pos += 1
-            if self._pos == start:
-                raise _Stop
 
 
 # -- values --------------------------------------------------------------------
@@ -699,12 +389,12 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
     kind = rule.kind
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _Invalid(_not(value, rule.allowed))
+            raise _Invalid(wrong_kind(value, rule.allowed))
         return value
     if kind in ("int", "number"):
         ok = isinstance(value, int | float) if kind == "number" else isinstance(value, int)
         if isinstance(value, bool) or not ok:
-            raise _Invalid(_not(value, rule.allowed))
+            raise _Invalid(wrong_kind(value, rule.allowed))
         number = float(typing.cast(float, value)) if kind == "number" else typing.cast(int, value)
         if (
             math.isnan(number)
@@ -712,34 +402,34 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
             or (rule.low is not None and (number <= rule.low if rule.above else number < rule.low))
             or (rule.high is not None and number > rule.high)
         ):
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
         return number
     if kind in ("texts", "networks"):
         return _convert_list(rule, value)
     if not isinstance(value, str):
-        raise _Invalid(_not(value, rule.allowed))
+        raise _Invalid(wrong_kind(value, rule.allowed))
     if kind == "text":
         if len(value) < (rule.low or 0) or "\n" in value:
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
         return value
     if kind == "url":
         if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value, re.IGNORECASE):
             # Shown redacted: a URL's user information or query may hold a password.
-            raise _Invalid(f"{_show(redact_url(value))} is not {rule.allowed}")
+            raise _Invalid(f"{as_written(redact_url(value))} is not {rule.allowed}")
         return value
     if kind == "choice":
         if value not in rule.choices:
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
+            raise _Invalid(f"{as_written(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
         return value
     if kind in ("name", "identifier"):
         if not (_NAME_PATTERN if kind == "name" else _IDENTIFIER_PATTERN).fullmatch(value):
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}")
+            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
         return value
     if kind == "address":
         try:
             ipaddress.ip_address(value)
         except ValueError:
-            raise _Invalid(f"{_show(value)} is not {rule.allowed}") from None
+            raise _Invalid(f"{as_written(value)} is not {rule.allowed}") from None
         return value
     if kind == "path":
         if not value:
@@ -751,7 +441,7 @@ def _convert(rule: _Rule, value: object, base: Path) -> object:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         suggestion = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
-        raise _Invalid(f"{_show(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
+        raise _Invalid(f"{as_written(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
     return value
 
 
@@ -771,7 +461,7 @@ def _credentials_path(value: str) -> str:
             directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
             if not directory:
                 raise _Invalid(
-                    f"{_show(value)} names a systemd credential, but CREDENTIALS_DIRECTORY is not set: such paths "
+                    f"{as_written(value)} names a systemd credential, but CREDENTIALS_DIRECTORY is not set: such paths "
                     "work where the unit has LoadCredential= (docs/systemd.md); elsewhere give the file's own path"
                 )
             return str(Path(directory.split(":")[0]) / value[len(prefix):])
@@ -780,13 +470,13 @@ def _credentials_path(value: str) -> str:
 
 def _convert_list(rule: _Rule, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _Invalid(_not(value, rule.allowed) if not isinstance(value, list) else f"{_show(value)} is not {rule.allowed}")
+        raise _Invalid(wrong_kind(value, rule.allowed) if not isinstance(value, list) else f"{as_written(value)} is not {rule.allowed}")
     if rule.kind == "networks":
         for item in value:
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise _Invalid(f"{_show(item)} is not a network; use {rule.allowed}") from None
+                raise _Invalid(f"{as_written(item)} is not a network; use {rule.allowed}") from None
     return tuple(value)
 
 
@@ -796,7 +486,7 @@ def _did_you_mean(value: str, choices: Sequence[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def _unknown_key(report: _Report, key_path: KeyPath, known: Sequence[str], where: str) -> None:
+def _unknown_key(report: Report, key_path: KeyPath, known: Sequence[str], where: str) -> None:
     key = str(key_path[-1])
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
@@ -809,7 +499,7 @@ def _unknown_key(report: _Report, key_path: KeyPath, known: Sequence[str], where
 
 
 def _read_table(
-    report: _Report, data: Mapping[str, object], key_path: KeyPath, rules: Mapping[str, _Rule],
+    report: Report, data: Mapping[str, object], key_path: KeyPath, rules: Mapping[str, _Rule],
     where: str, base: Path, *, extra: Sequence[str] = (),
 ) -> dict[str, typing.Any]:
     """The valid values of a table, by key; every bad or unknown key is reported.
@@ -831,10 +521,10 @@ def _read_table(
     return values
 
 
-def _table(report: _Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
+def _table(report: Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        report.error((key,), f"{_show(value)} is {_kind_of(value)}, not a table ([{key}])")
+        report.error((key,), f"{as_written(value)} is {kind_of(value)}, not a table ([{key}])")
         return {}
     return value
 
@@ -847,7 +537,7 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([_syntax_error(display, text, e)]) from e
-    report = _Report(display, _Locator(text))
+    report = Report(display, Locator(text))
     for key in data:
         if key not in _TOP_KEYS:
             _unknown_key(report, (key,), _TOP_KEYS, "the top level")
@@ -912,22 +602,22 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
     return LoadedConfig(config, report.warnings())
 
 
-def _array_of_tables(report: _Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
+def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
     """The tables of ``[[key]]``, each with its key path; anything else is reported."""
     raw = data.get(key, [])
     if not isinstance(raw, list):
-        report.error((key,), f"{_show(raw)} is {_kind_of(raw)}, not an array of tables ([[{key}]])")
+        report.error((key,), f"{as_written(raw)} is {kind_of(raw)}, not an array of tables ([[{key}]])")
         return []
     out: list[tuple[KeyPath, dict[str, object]]] = []
     for i, entry in enumerate(raw):
         if isinstance(entry, dict):
             out.append(((key, i), entry))
         else:
-            report.error((key, i), f"{_show(entry)} is {_kind_of(entry)}, not a table ([[{key}]])")
+            report.error((key, i), f"{as_written(entry)} is {kind_of(entry)}, not a table ([[{key}]])")
     return out
 
 
-def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
+def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
     """The ``[[sinks]]``; none given means the embedded local store alone."""
     if "sinks" not in data:
         return (LocalSinkConfig(),)
@@ -941,7 +631,7 @@ def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tupl
         kind = entry.get("type")
         if kind not in _SINK_RULES:
             rule = _choices(*_SINK_RULES)
-            said = "missing; every sink needs one" if kind is None else f"{_show(kind)} is not a sink type"
+            said = "missing; every sink needs one" if kind is None else f"{as_written(kind)} is not a sink type"
             suggestion = _did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
             report.error((*key_path, "type"), f"{said}: {rule.allowed}{suggestion}")
             continue
@@ -964,7 +654,7 @@ def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tupl
         if first is not key_path:
             report.error(
                 (*key_path, "name"),
-                f"{_show(name)} is already the name of {_render(first)} (line {report.line(first)}); "
+                f"{as_written(name)} is already the name of {key_path_text(first)} (line {report.line(first)}); "
                 "each sink needs its own name (it names the sink's cursor in the spool)",
             )
             continue
@@ -979,7 +669,7 @@ def _read_sinks(report: _Report, data: Mapping[str, object], base: Path) -> tupl
     return tuple(sinks)
 
 
-def _read_machine_groups(report: _Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
+def _read_machine_groups(report: Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
     groups = []
     for key_path, entry in _array_of_tables(report, data, "machine_groups"):
         values = _read_table(report, entry, key_path, _MACHINE_GROUP_RULES, "[[machine_groups]]", base)
@@ -993,7 +683,7 @@ def _read_machine_groups(report: _Report, data: Mapping[str, object], base: Path
 
 
 def _read_delivery(
-    report: _Report, data: Mapping[str, object], section: Mapping[str, object],
+    report: Report, data: Mapping[str, object], section: Mapping[str, object],
     sinks: Sequence[SinkConfig], base: Path,
 ) -> tuple[DeliverConfig, tuple[RouteConfig, ...]]:
     """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
@@ -1011,7 +701,7 @@ def _read_delivery(
                 f"missing; with several sinks, say where records no route takes go: one of {known}",
             )
     elif values.get("default_sink") is not None and sinks and values["default_sink"] not in names:
-        report.error(("deliver", "default_sink"), f"{_show(values['default_sink'])} is not a sink; the sinks are {known}")
+        report.error(("deliver", "default_sink"), f"{as_written(values['default_sink'])} is not a sink; the sinks are {known}")
     routes = []
     for key_path, entry in _array_of_tables(report, data, "routes"):
         route = _read_table(report, entry, key_path, _ROUTE_RULES, "[[routes]]", base)
@@ -1033,12 +723,12 @@ def _read_delivery(
             report.error((*key_path, "sink"), f"missing; a route needs the sink its records go to: one of {known}")
             continue
         if "sink" in route and sinks and route["sink"] not in names:
-            report.error((*key_path, "sink"), f"{_show(route['sink'])} is not a sink; the sinks are {known}")
+            report.error((*key_path, "sink"), f"{as_written(route['sink'])} is not a sink; the sinks are {known}")
             continue
         target = next((sink for sink in sinks if sink.name == route.get("sink")), None)
         destination = route.get("destination")
         if isinstance(target, ClickHouseSinkConfig) and destination and not _IDENTIFIER_PATTERN.fullmatch(destination):
-            report.error((*key_path, "destination"), f"{_show(destination)} is not {_IDENTIFIER.allowed} (a table)")
+            report.error((*key_path, "destination"), f"{as_written(destination)} is not {_IDENTIFIER.allowed} (a table)")
             continue
         if "filter" in route:
             try:
@@ -1063,12 +753,12 @@ def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> st
     return f"{display}:1: not valid TOML: {message}"
 
 
-def _read_listeners(report: _Report, data: Mapping[str, object], base: Path) -> tuple[ListenerConfig, ...] | None:
+def _read_listeners(report: Report, data: Mapping[str, object], base: Path) -> tuple[ListenerConfig, ...] | None:
     if "listeners" not in data:
         return DEFAULT_LISTENERS
     raw = data["listeners"]
     if not isinstance(raw, list):
-        report.error(("listeners",), f"{_show(raw)} is {_kind_of(raw)}, not an array of tables ([[listeners]])")
+        report.error(("listeners",), f"{as_written(raw)} is {kind_of(raw)}, not an array of tables ([[listeners]])")
         return None
     if not raw:
         report.error(
@@ -1083,7 +773,7 @@ def _read_listeners(report: _Report, data: Mapping[str, object], base: Path) -> 
     for i, entry in enumerate(raw):
         key_path: KeyPath = ("listeners", i)
         if not isinstance(entry, dict):
-            report.error(key_path, f"{_show(entry)} is {_kind_of(entry)}, not a table ([[listeners]])")
+            report.error(key_path, f"{as_written(entry)} is {kind_of(entry)}, not a table ([[listeners]])")
             ok = False
             continue
         listener, name = _read_listener(report, entry, key_path, base)
@@ -1099,7 +789,7 @@ def _read_listeners(report: _Report, data: Mapping[str, object], base: Path) -> 
 
 
 def _read_listener(
-    report: _Report, entry: Mapping[str, object], key_path: KeyPath, base: Path
+    report: Report, entry: Mapping[str, object], key_path: KeyPath, base: Path
 ) -> tuple[ListenerConfig | None, str | None]:
     """The listener, or None when it has errors; and its name when that is known."""
     values = _read_table(report, entry, key_path, _LISTENER_RULES, "[[listeners]]", base, extra=("tls",))
@@ -1140,10 +830,10 @@ def _read_listener(
     return dataclasses.replace(ListenerConfig(name=name, transport=transport), **values), name
 
 
-def _read_tls(report: _Report, raw: object, key_path: KeyPath, base: Path) -> TlsConfig | None:
+def _read_tls(report: Report, raw: object, key_path: KeyPath, base: Path) -> TlsConfig | None:
     """A listener's ``tls`` table, or None when it has errors (each reported)."""
     if not isinstance(raw, dict):
-        report.error(key_path, f"{_show(raw)} is {_kind_of(raw)}, not a table ([listeners.tls])")
+        report.error(key_path, f"{as_written(raw)} is {kind_of(raw)}, not a table ([listeners.tls])")
         return None
     values = _read_table(report, raw, key_path, _TLS_RULES, "[listeners.tls]", base)
     missing = [key for key in ("certificate_file", "key_file") if key not in raw]
@@ -1161,7 +851,7 @@ def _read_tls(report: _Report, raw: object, key_path: KeyPath, base: Path) -> Tl
         return None
 
 
-def _check_names(report: _Report, names: Sequence[tuple[str, KeyPath, bool]]) -> None:
+def _check_names(report: Report, names: Sequence[tuple[str, KeyPath, bool]]) -> None:
     """Every listener's name is its own (metrics, logs and the spool tell listeners apart by it)."""
     first_of: dict[str, KeyPath] = {}
     for name, key_path, named in names:
@@ -1170,12 +860,12 @@ def _check_names(report: _Report, names: Sequence[tuple[str, KeyPath, bool]]) ->
             implicit = "" if named else " (a listener without a name is named TRANSPORT-PORT)"
             report.error(
                 (*key_path, "name"),
-                f"{_show(name)} is already the name of {_render(first)} (line "
+                f"{as_written(name)} is already the name of {key_path_text(first)} (line "
                 f"{report.line(first)}); each listener needs its own name{implicit}",
             )
 
 
-def _check_addresses(report: _Report, listeners: Sequence[tuple[ListenerConfig, KeyPath]]) -> None:
+def _check_addresses(report: Report, listeners: Sequence[tuple[ListenerConfig, KeyPath]]) -> None:
     """No two listeners of one transport on one port with overlapping addresses."""
     for n, (listener, key_path) in enumerate(listeners):
         for other, other_path in listeners[:n]:
@@ -1186,8 +876,8 @@ def _check_addresses(report: _Report, listeners: Sequence[tuple[ListenerConfig, 
                 continue
             report.error(
                 (*key_path, "port"),
-                f"{_describe(listener)} {how} {_describe(other)} of {_render(other_path)} "
-                f"(line {report.line(other_path)}, {_show(other.name)}); two {listener.transport} "
+                f"{_describe(listener)} {how} {_describe(other)} of {key_path_text(other_path)} "
+                f"(line {report.line(other_path)}, {as_written(other.name)}); two {listener.transport} "
                 "listeners cannot share a port on the same address",
             )
             break
@@ -1210,7 +900,7 @@ def _overlap(a: str, b: str) -> str | None:
     return None
 
 
-def _read_spool(report: _Report, data: Mapping[str, object], base: Path) -> SpoolConfig | None:
+def _read_spool(report: Report, data: Mapping[str, object], base: Path) -> SpoolConfig | None:
     values = _read_table(report, data, ("spool",), _SPOOL_RULES, "[spool]", base)
     spool = dataclasses.replace(SpoolConfig(), **values)
     invalid = {key for key in data if key in _SPOOL_RULES and key not in values}
@@ -1230,18 +920,18 @@ def _read_spool(report: _Report, data: Mapping[str, object], base: Path) -> Spoo
         if low in data:
             report.error(
                 ("spool", low),
-                f"{_show(data[low])} must {relation} spool.{high} ({_show(data.get(high, high_value))}); {why}",
+                f"{as_written(data[low])} must {relation} spool.{high} ({as_written(data.get(high, high_value))}); {why}",
             )
         else:
             above = "be above" if relation == "be below" else "be at least"
             report.error(
                 ("spool", high),
-                f"{_show(data[high])} must {above} spool.{low} ({_show(low_value)}); {why}",
+                f"{as_written(data[high])} must {above} spool.{low} ({as_written(low_value)}); {why}",
             )
     return spool if not report.failed else None
 
 
-def _read_parse(report: _Report, data: Mapping[str, object], base: Path) -> ParseConfig | None:
+def _read_parse(report: Report, data: Mapping[str, object], base: Path) -> ParseConfig | None:
     values = _read_table(report, data, ("parse",), _PARSE_RULES, "[parse]", base, extra=_PARSE_SPECIAL)
     found: list[tuple[StreamlogFormat, KeyPath]] = []
     if "streamlog_formats_file" in data:
@@ -1264,7 +954,7 @@ def _read_parse(report: _Report, data: Mapping[str, object], base: Path) -> Pars
 
 
 def _streamlog_entries(
-    report: _Report, raw: object, key_path: KeyPath, *, json_syntax: bool = False
+    report: Report, raw: object, key_path: KeyPath, *, json_syntax: bool = False
 ) -> list[tuple[StreamlogFormat, KeyPath]]:
     """Formats from ``[{version = "2.1", fields = ["level", "method"]}, ...]``."""
     example = (
@@ -1272,13 +962,13 @@ def _streamlog_entries(
         else '[{version = "2.1", fields = ["level", "method"]}]'
     )
     if not isinstance(raw, list):
-        report.error(key_path, f"{_show(raw)} is {_kind_of(raw)}, not a list of formats like {example}")
+        report.error(key_path, f"{as_written(raw)} is {kind_of(raw)}, not a list of formats like {example}")
         return []
     out = []
     for i, entry in enumerate(raw):
         entry_path = (*key_path, i)
         if not isinstance(entry, dict):
-            report.error(entry_path, f"{_show(entry)} is {_kind_of(entry)}, not a format like {example[1:-1]}")
+            report.error(entry_path, f"{as_written(entry)} is {kind_of(entry)}, not a format like {example[1:-1]}")
             continue
         for key in entry:
             if key not in _STREAMLOG_ENTRY_KEYS:
@@ -1289,18 +979,18 @@ def _streamlog_entries(
             report.error(
                 (*entry_path, "version"),
                 "missing; a format needs a version string like \"2.1\"" if version is None
-                else f"{_show(version)} is {_kind_of(version)}, not a version string like \"2.1\"",
+                else f"{as_written(version)} is {kind_of(version)}, not a version string like \"2.1\"",
             )
             good = False
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             report.error(
                 (*entry_path, "fields"),
                 "missing; a format needs its field names, like [\"level\", \"method\"]" if fields is None
-                else f"{_show(fields)} is not a list of field names like [\"level\", \"method\"]",
+                else f"{as_written(fields)} is not a list of field names like [\"level\", \"method\"]",
             )
             good = False
         if tag is not None and not isinstance(tag, str):
-            report.error((*entry_path, "tag"), f"{_show(tag)} is {_kind_of(tag)}, not a tag string like \"sys_tag\"")
+            report.error((*entry_path, "tag"), f"{as_written(tag)} is {kind_of(tag)}, not a tag string like \"sys_tag\"")
             good = False
         if not good:
             continue
@@ -1318,7 +1008,7 @@ def _streamlog_entries(
     return out
 
 
-def _combine_formats(report: _Report, found: Sequence[tuple[StreamlogFormat, KeyPath]]) -> tuple[StreamlogFormat, ...]:
+def _combine_formats(report: Report, found: Sequence[tuple[StreamlogFormat, KeyPath]]) -> tuple[StreamlogFormat, ...]:
     """One layout per version; redefining a built-in one is allowed, with a warning."""
     builtin = {f.version: f for f in BUILTIN_FORMATS}
     seen: dict[str, tuple[StreamlogFormat, KeyPath]] = {}
@@ -1329,7 +1019,7 @@ def _combine_formats(report: _Report, found: Sequence[tuple[StreamlogFormat, Key
             if first.fields != fmt.fields:
                 report.error(
                     key_path,
-                    f"streamlog version {fmt.version} is already defined by {_render(first_path)} "
+                    f"streamlog version {fmt.version} is already defined by {key_path_text(first_path)} "
                     f"(line {report.line(first_path)}) with other fields ({' '.join(first.fields)}); "
                     "a version has one layout",
                 )
@@ -1358,9 +1048,9 @@ def _load_logtail(display: str, text: str, base: Path) -> LoadedConfig:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError([f"{display}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}"]) from e
-    report = _Report(display, _Locator(text, json_text=True))
+    report = Report(display, Locator(text, json_text=True))
     if not isinstance(data, dict):
-        report.error((), f"{_kind_of(data)} is not what ilogtail_config.json holds: a JSON object of Logtail settings")
+        report.error((), f"{kind_of(data)} is not what ilogtail_config.json holds: a JSON object of Logtail settings")
         raise ConfigError(report.errors())
     for key in data:
         if key not in _LOGTAIL_KEYS:
@@ -1370,7 +1060,7 @@ def _load_logtail(display: str, text: str, base: Path) -> LoadedConfig:
 
     enabled = data.get("streamlog_open", False)
     if not isinstance(enabled, bool):
-        report.error(("streamlog_open",), f"{_show(enabled)} is {_kind_of(enabled)}, not true or false")
+        report.error(("streamlog_open",), f"{as_written(enabled)} is {kind_of(enabled)}, not true or false")
     elif not enabled:
         said = "is false" if "streamlog_open" in data else "is missing (Logtail's default is false)"
         report.error(
