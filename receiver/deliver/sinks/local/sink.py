@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from receiver.config.model import LocalSinkConfig
 from receiver.deliver.batches import Group
 from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.sinks.clickhouse import QUOTA_CODES, exception_code
+from receiver.deliver.sinks.local.server import StoreServer
+from receiver.deliver.sinks.local.sqlite_import import SqliteImport, legacy_store
+from receiver.deliver.sinks.local.store import EmbeddedStore, arrow_payload
 
 __all__ = ["LocalSink", "local_payload", "local_store_directory"]
 
@@ -18,8 +21,6 @@ log = logging.getLogger("receiver.deliver")
 
 def local_payload(group: Group) -> bytes:
     """The local store's rows of ``group``: an Arrow IPC stream, which the store inserts without a copy."""
-    from receiver.deliver.sinks.local.store import arrow_payload
-
     return arrow_payload(group)
 
 
@@ -35,10 +36,6 @@ class LocalSink:
     max_bytes = 32 * 1024 * 1024
 
     def __init__(self, config: LocalSinkConfig, state_directory: Path, *, query_socket: Path | None = None) -> None:
-        from receiver.deliver.sinks.local.server import StoreServer
-        from receiver.deliver.sinks.local.sqlite_import import SqliteImport, legacy_store
-        from receiver.deliver.sinks.local.store import EmbeddedStore
-
         self.name = config.name
         self.path = local_store_directory(config, state_directory)
         self._store = EmbeddedStore(
@@ -58,7 +55,7 @@ class LocalSink:
             raise
 
     @property
-    def store(self) -> Any:
+    def store(self) -> EmbeddedStore:
         """The :class:`~receiver.deliver.sinks.local.store.EmbeddedStore` this sink writes."""
         return self._store
 
@@ -100,7 +97,6 @@ def local_store_directory(config: LocalSinkConfig, state_directory: Path) -> Pat
 
 def _store_outcome(sink: LocalSink, error: Exception) -> SendOutcome:
     """A failed insert's outcome: what can heal is retried, anything else is a dead letter."""
-    from receiver.deliver.sinks.clickhouse import QUOTA_CODES, exception_code
 
     code = exception_code({}, str(error).encode())
     if isinstance(error, OSError | MemoryError) or code in QUOTA_CODES:

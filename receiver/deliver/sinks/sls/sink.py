@@ -13,6 +13,14 @@ from formats.sls_pb import encode_log_group, log_group_tail
 from receiver.config.model import SlsSinkConfig
 from receiver.deliver.batches import Group
 from receiver.deliver.outcomes import SendOutcome, first_line
+from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
+from receiver.deliver.sinks.sls.errors import classify
+from receiver.deliver.sinks.sls.request import (
+    SlsEndpoint,
+    SlsRequestError,
+    build_put_logs,
+    check_put_logs_options,
+)
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     from formats.streamlog_columns import StreamlogColumns
@@ -31,7 +39,7 @@ def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | 
     some row needs its record (a value of 16 KiB or more)."""
     import pyarrow as pa
 
-    from formats.sls_pb_columns import encode_logs
+    from formats.sls_pb_columns import encode_logs  # Arrow: loaded only where batches are built from columns
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
     made = []
@@ -69,8 +77,6 @@ class SlsSink:
     """Alibaba Cloud Log Service PutLogs: LogGroup protobuf, lz4, signed, per sls.md."""
 
     def __init__(self, config: SlsSinkConfig) -> None:
-        from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
-        from receiver.deliver.sinks.sls.request import SlsEndpoint, check_put_logs_options
 
         self.name = config.name
         self.config = config
@@ -90,8 +96,6 @@ class SlsSink:
         self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
 
     def send(self, group: Group) -> SendOutcome:
-        from receiver.deliver.sinks.sls.errors import classify
-        from receiver.deliver.sinks.sls.request import SlsRequestError, build_put_logs
 
         config = self.config
         try:
