@@ -23,26 +23,21 @@ import dataclasses
 import difflib
 import ipaddress
 import json
-import math
 import os
 import re
 import tomllib
 import typing
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from formats.errors import FormatDefinitionError
-from formats.framing import Framing
-from formats.parse import Format
-from formats.streamlog import BUILTIN_FORMATS, LeadingSpace, StreamlogFormat
+from formats.streamlog import BUILTIN_FORMATS, StreamlogFormat
 from receiver.config.identity import MachineGroup
 from receiver.config.locate import KeyPath, Locator
 from receiver.config.model import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
-    ClientCertificates,
     Config,
     ControlConfig,
     DeliverConfig,
@@ -52,42 +47,52 @@ from receiver.config.model import (
     ListenerConfig,
     LocalSinkConfig,
     LoggingConfig,
-    LogLevel,
     MetricsConfig,
     ParseConfig,
     RouteConfig,
     ShutdownConfig,
     SinkConfig,
-    SlsSinkConfig,
     SpoolConfig,
-    SyncMode,
     TlsConfig,
     TlsConfigError,
-    TlsVersion,
     Transport,
-    WhenFull,
     default_state_directory,
 )
-from receiver.config.report import Report, as_written, key_path_text, kind_of, wrong_kind
-from receiver.config.secrets import redact_url
+from receiver.config.report import Report, as_written, key_path_text, kind_of
+from receiver.config.rules import (
+    ADDRESS,
+    IDENTIFIER,
+    LISTENER_RULES,
+    MACHINE_GROUP_RULES,
+    PARSE_EXTRA_KEYS,
+    PATH,
+    ROUTE_RULES,
+    SECTION_RULES,
+    SINK_CLASSES,
+    SINK_RULES,
+    STREAMLOG_ENTRY_KEYS,
+    TLS_RULES,
+    TOP_KEYS,
+    Invalid,
+    choice_rule,
+    convert,
+    did_you_mean,
+    field_default,
+    read_table,
+    required_keys,
+    unknown_key,
+)
 from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 
 __all__ = [
     "LOGTAIL_STREAMLOG_PORT",
-    "MAX_FRAME_BYTES_LIMIT",
     "ConfigError",
     "LoadedConfig",
     "load_config",
 ]
 
-MAX_FRAME_BYTES_LIMIT = 16 * 1024 * 1024
-"""The largest ``max_frame_bytes`` accepted: 16 MiB (memory per connection is bounded by it)."""
-
 LOGTAIL_STREAMLOG_PORT = 11111
 """Logtail's ``streamlog_tcp_port`` when ``ilogtail_config.json`` does not set it."""
-
-_KIB = 1024
-_MIB = 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -140,90 +145,7 @@ def load_config(path: Path) -> LoadedConfig:
     return _load_toml(display, text, base)
 
 
-# -- values --------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A value is not allowed; the message says what it is and what is."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Rule:
-    """What one key takes: a kind, bounds or choices, and how to say so."""
-
-    kind: Literal[
-        "int", "number", "bool", "choice", "name", "identifier", "address", "path", "zone", "text", "url", "texts",
-        "networks",
-    ]
-    allowed: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    above: bool = False
-    """``low`` itself is not allowed, only numbers above it."""
-
-
-def _int(low: int, high: int | None = None, note: str = "") -> _Rule:
-    span = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
-    return _Rule("int", span + (f" ({note})" if note else ""), low, high)
-
-
-def _number(low: float, high: float | None = None, note: str = "", *, above: bool = False) -> _Rule:
-    if high is not None:
-        span = f"a number from {low:g} to {high:g}"
-    else:
-        span = f"a number {'greater than' if above else 'of at least'} {low:g}"
-    return _Rule("number", span + (f" ({note})" if note else ""), low, high, above=above)
-
-
-def _choice(literal: object) -> _Rule:
-    return _choices(*(str(c) for c in typing.get_args(literal)))
-
-
-def _choices(*choices: str) -> _Rule:
-    return _Rule("choice", "one of " + ", ".join(choices), choices=choices)
-
-
-def _text(allowed: str = "a non-empty string", *, empty: bool = False) -> _Rule:
-    return _Rule("text", allowed, low=0 if empty else 1)
-
-
-_BOOL = _Rule("bool", "true or false")
-_PATH = _Rule("path", "a path (relative paths are relative to this file's directory)")
-_ADDRESS = _Rule(
-    "address",
-    'an IP address: "::" for every IPv6 and IPv4 address, "0.0.0.0" for every IPv4 '
-    'address, "127.0.0.1" for this machine only',
-)
-_NAME = _Rule("name", 'a non-empty name of letters, digits, "-", "_" and "."')
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
-_IDENTIFIER = _Rule("identifier", 'a plain ClickHouse name: letters, digits and "_", not starting with a digit')
-_IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ZONE = _Rule("zone", 'an IANA time zone name such as "UTC" or "Asia/Shanghai"')
-_URL = _Rule("url", 'an http:// or https:// URL such as "http://127.0.0.1:8123"')
-
-_LOG_LEVEL = LogLevel
-
-_LISTENER_RULES: dict[str, _Rule] = {
-    "name": _NAME,
-    "transport": _choice(Transport),
-    "port": _int(0, 65535, "0: any free port"),
-    "address": _ADDRESS,
-    "framing": _choice(Framing),
-    "nul_ends_frame": _BOOL,
-    "format": _choice(Format),
-    "max_frame_bytes": _int(1, MAX_FRAME_BYTES_LIMIT, "16 MiB at most"),
-    "allowed_networks": _Rule("networks", 'a list of networks such as ["10.0.0.0/8", "192.168.1.7"]'),
-    "rate_limit_records_per_second": _number(0, note="0: no limit"),
-    "rate_limit_bytes_per_second": _number(0, note="0: no limit"),
-    "rate_limit_burst_seconds": _number(0, 3600, above=True),
-    "max_connections": _int(1),
-    "max_connections_per_source": _int(1),
-    "idle_timeout_seconds": _number(0, note="0: never"),
-    "keepalive_seconds": _int(0, 32767, "0: off; 32767 is Linux's limit"),
-    "receive_buffer_bytes": _int(1),
-}
-_DEFAULT_PORT = ListenerConfig(name="default", transport="tcp").port
+_DEFAULT_PORT: int = field_default(ListenerConfig, "port")
 _DEFAULT_RELP_PORT = 2514
 """rsyslog's customary imrelp port."""
 _DEFAULT_TLS_PORT = 6514
@@ -243,283 +165,6 @@ _NOT_FOR: dict[str, tuple[str, ...]] = {
     "relp": ("framing", "nul_ends_frame", "receive_buffer_bytes"),
 }
 
-_TLS_RULES: dict[str, _Rule] = {
-    "certificate_file": _PATH,
-    "key_file": _PATH,
-    "ca_file": _PATH,
-    "client_certificates": _choice(ClientCertificates),
-    "allowed_subjects": _Rule("texts", 'a list of certificate names such as ["web-1.example.com", "*.example.com"]'),
-    "allowed_fingerprints": _Rule("texts", 'a list of SHA-256 fingerprints ("receiverctl tls show CERT" prints them)'),
-    "min_version": _choice(TlsVersion),
-    "handshake_timeout_seconds": _number(0, 600, above=True),
-}
-
-_SPOOL_RULES: dict[str, _Rule] = {
-    "directory": _PATH,
-    "segment_max_bytes": _int(4 * _KIB, 64 * _MIB, "4 KiB to 64 MiB"),
-    "segment_max_delay_ms": _number(0.1, 10000),
-    "sync": _choice(SyncMode),
-    "max_age_hours": _number(0, above=True),
-    "max_bytes": _int(1),
-    "when_full": _choice(WhenFull),
-    "high_watermark_percent": _number(0, 100),
-    "low_watermark_percent": _number(0, 100),
-    "memory_high_watermark_bytes": _int(1),
-    "memory_low_watermark_bytes": _int(1),
-}
-
-_SHUTDOWN_RULES: dict[str, _Rule] = {"drain_seconds": _number(0)}
-
-_LOGGING_RULES: dict[str, _Rule] = {
-    "level": _choice(_LOG_LEVEL),
-    "repeat_interval_seconds": _number(0),
-}
-
-_PARSE_RULES: dict[str, _Rule] = {
-    "timezone": _ZONE,
-    "streamlog_leading_space": _choice(LeadingSpace),
-    "rfc5424_strict": _BOOL,
-}
-_PARSE_SPECIAL = ("streamlog_formats", "streamlog_formats_file")
-
-_IDENTITY_RULES: dict[str, _Rule] = {"user_defined_id_file": _PATH}
-
-_DELIVER_RULES: dict[str, _Rule] = {
-    "enabled": _BOOL,
-    "default_sink": _NAME,
-    "segments_per_batch": _int(1, 1024),
-    "poll_interval_ms": _number(1, 10000),
-    "build_processes": _int(0, 64, "0: one per core"),
-}
-
-_CONTROL_RULES: dict[str, _Rule] = {"socket": _PATH}
-
-_LIMITS_RULES: dict[str, _Rule] = {
-    "memory_limit_bytes": _int(0, note="0: no limit"),
-    "cpu_limit_percent": _number(0, 6400, "of one core; 0: no limit"),
-    "delivery_memory_limit_bytes": _int(0, note="0: no limit"),
-}
-
-_METRICS_RULES: dict[str, _Rule] = {
-    "enabled": _BOOL,
-    "address": _ADDRESS,
-    "port": _int(0, 65535, "0: any free port"),
-}
-
-_SECTIONS: dict[str, dict[str, _Rule]] = {
-    "spool": _SPOOL_RULES,
-    "shutdown": _SHUTDOWN_RULES,
-    "logging": _LOGGING_RULES,
-    "parse": _PARSE_RULES,
-    "identity": _IDENTITY_RULES,
-    "deliver": _DELIVER_RULES,
-    "metrics": _METRICS_RULES,
-    "control": _CONTROL_RULES,
-    "limits": _LIMITS_RULES,
-}
-
-_BATCH_RULES: dict[str, _Rule] = {
-    "timeout_seconds": _number(0, 3600, above=True),
-    "concurrency": _int(1, 64),
-    "max_records": _int(1, 1_000_000),
-}
-_SINK_RULES: dict[str, dict[str, _Rule]] = {
-    "local": {
-        "name": _NAME, "type": _choices("local"), "path": _PATH,
-        "max_age_hours": _number(0, above=True), "max_bytes": _int(1 * _MIB),
-        "memory_limit_bytes": _int(128 * _MIB, None, "the engine needs some room for its merges"),
-    },
-    "sls": {
-        "name": _NAME, "type": _choices("sls"),
-        "endpoint": _text('an endpoint such as "cn-hangzhou.log.aliyuncs.com" or "http://127.0.0.1:8080"'),
-        "project": _NAME, "logstore": _NAME, "credentials_file": _PATH,
-        "signature": _choices("v1", "v4"), "region": _NAME, "compress": _choices("lz4", "zstd", "none"),
-        "topic": _text("a string", empty=True), "route_by_hash_key": _BOOL,
-        **_BATCH_RULES,
-        "max_bytes": _int(1, 9 * _MIB, "SLS takes 10 MB of raw body per request"),
-    },
-    "clickhouse": {
-        "name": _NAME, "type": _choices("clickhouse"), "url": _URL, "database": _IDENTIFIER, "table": _IDENTIFIER,
-        "user": _text(), "password_file": _PATH, "create_table": _BOOL,
-        **_BATCH_RULES, "max_bytes": _int(1, 256 * _MIB),
-    },
-    "http": {
-        "name": _NAME, "type": _choices("http"), "url": _URL,
-        "signature": _choices("hmac-sha256", "ed25519", "none"), "key_file": _PATH, "key_id": _text(),
-        "gzip": _BOOL, **_BATCH_RULES, "max_bytes": _int(1, 256 * _MIB),
-    },
-}
-_SINK_CLASSES: dict[str, type[SinkConfig]] = {
-    "local": LocalSinkConfig, "sls": SlsSinkConfig, "clickhouse": ClickHouseSinkConfig, "http": HttpSinkConfig,
-}
-_SINK_REQUIRED: dict[str, tuple[str, ...]] = {
-    "local": (), "sls": ("endpoint", "project", "logstore"), "clickhouse": (), "http": ("url",),
-}
-_ROUTE_RULES: dict[str, _Rule] = {
-    "name": _NAME, "sink": _NAME, "tag": _text('a streamlog tag such as "sys_tag"'),
-    "filter": _text('a filter such as "app-name=todo-list and _severity_<=4"'), "destination": _NAME,
-    "drop": _BOOL,
-}
-_MACHINE_GROUP_RULES: dict[str, _Rule] = {
-    "name": _NAME,
-    "networks": _Rule("networks", 'a list of networks such as ["10.0.0.0/8", "192.168.1.7"]'),
-    "hostnames": _Rule("texts", 'a list of hostname patterns such as ["web-*", "db-?.example.com"]'),
-}
-_ARRAYS = ("listeners", "sinks", "routes", "machine_groups")
-_TOP_KEYS = ("state_directory", *_ARRAYS, *_SECTIONS)
-
-_STREAMLOG_ENTRY_KEYS = ("version", "fields", "tag")
-_TABLE_NAMES = ("the top level", *(f"[[{array}]]" for array in _ARRAYS), *(f"[{section}]" for section in _SECTIONS))
-
-_KEY_HOMES: dict[str, str] = {
-    **{key: "[[sinks]]" for rules in _SINK_RULES.values() for key in rules},
-    **{key: "[[listeners]]" for key in _LISTENER_RULES},
-    **{key: f"[{section}]" for section, rules in _SECTIONS.items() for key in rules},
-    **{key: "[parse]" for key in _PARSE_SPECIAL},
-    "state_directory": "the top of the file (before any [table])",
-    **{key: "[[routes]]" for key in _ROUTE_RULES if key != "name"},
-    **{key: "[[machine_groups]]" for key in _MACHINE_GROUP_RULES if key != "name"},
-    **{array: f"the top of the file, as [[{array}]] tables" for array in _ARRAYS},
-    **{section: f"the top of the file, as a [{section}] table" for section in _SECTIONS},
-}
-
-
-def _convert(rule: _Rule, value: object, base: Path) -> object:
-    """The value for the dataclass, or :class:`_Invalid` saying why not."""
-    kind = rule.kind
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise _Invalid(wrong_kind(value, rule.allowed))
-        return value
-    if kind in ("int", "number"):
-        ok = isinstance(value, int | float) if kind == "number" else isinstance(value, int)
-        if isinstance(value, bool) or not ok:
-            raise _Invalid(wrong_kind(value, rule.allowed))
-        number = float(typing.cast(float, value)) if kind == "number" else typing.cast(int, value)
-        if (
-            math.isnan(number)
-            or math.isinf(number)
-            or (rule.low is not None and (number <= rule.low if rule.above else number < rule.low))
-            or (rule.high is not None and number > rule.high)
-        ):
-            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
-        return number
-    if kind in ("texts", "networks"):
-        return _convert_list(rule, value)
-    if not isinstance(value, str):
-        raise _Invalid(wrong_kind(value, rule.allowed))
-    if kind == "text":
-        if len(value) < (rule.low or 0) or "\n" in value:
-            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
-        return value
-    if kind == "url":
-        if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value, re.IGNORECASE):
-            # Shown redacted: a URL's user information or query may hold a password.
-            raise _Invalid(f"{as_written(redact_url(value))} is not {rule.allowed}")
-        return value
-    if kind == "choice":
-        if value not in rule.choices:
-            raise _Invalid(f"{as_written(value)} is not {rule.allowed}{_did_you_mean(value, rule.choices)}")
-        return value
-    if kind in ("name", "identifier"):
-        if not (_NAME_PATTERN if kind == "name" else _IDENTIFIER_PATTERN).fullmatch(value):
-            raise _Invalid(f"{as_written(value)} is not {rule.allowed}")
-        return value
-    if kind == "address":
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise _Invalid(f"{as_written(value)} is not {rule.allowed}") from None
-        return value
-    if kind == "path":
-        if not value:
-            raise _Invalid(f'"" is not {rule.allowed}')
-        p = Path(_credentials_path(value))
-        return p if p.is_absolute() else base / p
-    # zone
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        suggestion = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
-        raise _Invalid(f"{as_written(value)} is not a known time zone{suggestion}; use {rule.allowed}") from None
-    return value
-
-
-_CREDENTIALS_PREFIXES = ("${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/")
-
-
-def _credentials_path(value: str) -> str:
-    """``value`` with a leading ``${CREDENTIALS_DIRECTORY}/`` replaced by systemd's credentials directory.
-
-    Under systemd, ``LoadCredential=NAME:FILE`` gives the service (and only
-    it) a copy of FILE at ``$CREDENTIALS_DIRECTORY/NAME``: the way for keys
-    to reach the receiver without the environment, which every process it
-    starts inherits. Nothing else in a path is expanded.
-    """
-    for prefix in _CREDENTIALS_PREFIXES:
-        if value.startswith(prefix):
-            directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
-            if not directory:
-                raise _Invalid(
-                    f"{as_written(value)} names a systemd credential, but CREDENTIALS_DIRECTORY is not set: such paths "
-                    "work where the unit has LoadCredential= (docs/systemd.md); elsewhere give the file's own path"
-                )
-            return str(Path(directory.split(":")[0]) / value[len(prefix):])
-    return value
-
-
-def _convert_list(rule: _Rule, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _Invalid(wrong_kind(value, rule.allowed) if not isinstance(value, list) else f"{as_written(value)} is not {rule.allowed}")
-    if rule.kind == "networks":
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise _Invalid(f"{as_written(item)} is not a network; use {rule.allowed}") from None
-    return tuple(value)
-
-
-def _did_you_mean(value: str, choices: Sequence[str]) -> str:
-    exact = [c for c in choices if c.lower() == value.lower()]
-    close = exact or difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def _unknown_key(report: Report, key_path: KeyPath, known: Sequence[str], where: str) -> None:
-    key = str(key_path[-1])
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    if close:
-        hint = f'did you mean "{close[0]}"?'
-    elif key in _KEY_HOMES and _KEY_HOMES[key] != where and where in _TABLE_NAMES:
-        hint = f"{key} belongs in {_KEY_HOMES[key]}"
-    else:
-        hint = f"the keys of {where} are " + ", ".join(known)
-    report.error(key_path, f"unknown key; {hint}")
-
-
-def _read_table(
-    report: Report, data: Mapping[str, object], key_path: KeyPath, rules: Mapping[str, _Rule],
-    where: str, base: Path, *, extra: Sequence[str] = (),
-) -> dict[str, typing.Any]:
-    """The valid values of a table, by key; every bad or unknown key is reported.
-
-    The values have the types their rules promise, which are the dataclass
-    fields' types (the values are Any so that ``dataclasses.replace`` takes them).
-    """
-    values: dict[str, typing.Any] = {}
-    for key, value in data.items():
-        if key in extra:
-            continue
-        if key not in rules:
-            _unknown_key(report, (*key_path, key), [*rules, *extra], where)
-            continue
-        try:
-            values[key] = _convert(rules[key], value, base)
-        except _Invalid as e:
-            report.error((*key_path, key), str(e))
-    return values
-
 
 def _table(report: Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
     value = data.get(key, {})
@@ -527,6 +172,13 @@ def _table(report: Report, data: Mapping[str, object], key: str) -> Mapping[str,
         report.error((key,), f"{as_written(value)} is {kind_of(value)}, not a table ([{key}])")
         return {}
     return value
+
+
+def _section_values(
+    report: Report, name: str, table: Mapping[str, object], base: Path, *, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The valid values of the ``[name]`` table, by key (see :func:`~receiver.config.rules.read_table`)."""
+    return read_table(report, table, (name,), SECTION_RULES[name], f"[{name}]", base, extra=extra)
 
 
 # -- TOML ----------------------------------------------------------------------
@@ -539,46 +191,34 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         raise ConfigError([_syntax_error(display, text, e)]) from e
     report = Report(display, Locator(text))
     for key in data:
-        if key not in _TOP_KEYS:
-            _unknown_key(report, (key,), _TOP_KEYS, "the top level")
+        if key not in TOP_KEYS:
+            unknown_key(report, (key,), TOP_KEYS, "the top level")
 
     state_directory = default_state_directory()
     if "state_directory" in data:
         try:
-            state_directory = typing.cast(Path, _convert(_PATH, data["state_directory"], base))
-        except _Invalid as e:
+            state_directory = typing.cast(Path, convert(PATH, data["state_directory"], base))
+        except Invalid as e:
             report.error(("state_directory",), str(e))
 
     listeners = _read_listeners(report, data, base)
-    sections = {name: _table(report, data, name) for name in _SECTIONS}
+    sections = {name: _table(report, data, name) for name in SECTION_RULES}
     spool = _read_spool(report, sections["spool"], base)
-    shutdown = dataclasses.replace(
-        ShutdownConfig(), **_read_table(report, sections["shutdown"], ("shutdown",), _SHUTDOWN_RULES, "[shutdown]", base)
-    )
-    logging = dataclasses.replace(
-        LoggingConfig(), **_read_table(report, sections["logging"], ("logging",), _LOGGING_RULES, "[logging]", base)
-    )
+    shutdown = dataclasses.replace(ShutdownConfig(), **_section_values(report, "shutdown", sections["shutdown"], base))
+    logging = dataclasses.replace(LoggingConfig(), **_section_values(report, "logging", sections["logging"], base))
     parse = _read_parse(report, sections["parse"], base)
-    identity = dataclasses.replace(
-        IdentityConfig(), **_read_table(report, sections["identity"], ("identity",), _IDENTITY_RULES, "[identity]", base)
-    )
+    identity = dataclasses.replace(IdentityConfig(), **_section_values(report, "identity", sections["identity"], base))
     sinks = _read_sinks(report, data, base)
     machine_groups = _read_machine_groups(report, data, base)
     deliver, routes = _read_delivery(report, data, sections["deliver"], sinks, base)
-    limits = dataclasses.replace(
-        LimitsConfig(), **_read_table(report, sections["limits"], ("limits",), _LIMITS_RULES, "[limits]", base)
-    )
-    if 0 < limits.memory_limit_bytes < 128 * _MIB:
+    limits = dataclasses.replace(LimitsConfig(), **_section_values(report, "limits", sections["limits"], base))
+    if 0 < limits.memory_limit_bytes < 128 * 1024**2:
         report.warning(
             ("limits", "memory_limit_bytes"),
             "is below 128 MiB, less than the daemon needs to start: it would stop itself at once",
         )
-    control = dataclasses.replace(
-        ControlConfig(), **_read_table(report, sections["control"], ("control",), _CONTROL_RULES, "[control]", base)
-    )
-    metrics = dataclasses.replace(
-        MetricsConfig(), **_read_table(report, sections["metrics"], ("metrics",), _METRICS_RULES, "[metrics]", base)
-    )
+    control = dataclasses.replace(ControlConfig(), **_section_values(report, "control", sections["control"], base))
+    metrics = dataclasses.replace(MetricsConfig(), **_section_values(report, "metrics", sections["metrics"], base))
 
     if report.failed or listeners is None or spool is None or parse is None:
         raise ConfigError(report.errors())
@@ -620,7 +260,7 @@ def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> li
 def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
     """The ``[[sinks]]``; none given means the embedded local store alone."""
     if "sinks" not in data:
-        return (LocalSinkConfig(),)
+        return typing.cast(tuple[SinkConfig, ...], field_default(Config, "sinks"))
     sinks: list[SinkConfig] = []
     first_of: dict[str, KeyPath] = {}
     entries = _array_of_tables(report, data, "sinks")
@@ -629,18 +269,19 @@ def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple
                      'or leave sinks out for the embedded local store (type = "local")')
     for key_path, entry in entries:
         kind = entry.get("type")
-        if kind not in _SINK_RULES:
-            rule = _choices(*_SINK_RULES)
+        if kind not in SINK_RULES:
+            rule = choice_rule(*SINK_RULES)
             said = "missing; every sink needs one" if kind is None else f"{as_written(kind)} is not a sink type"
-            suggestion = _did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
+            suggestion = did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
             report.error((*key_path, "type"), f"{said}: {rule.allowed}{suggestion}")
             continue
-        rules = _SINK_RULES[kind]
-        values = _read_table(report, entry, key_path, rules, f'a [[sinks]] table of type "{kind}"', base)
-        missing = [key for key in _SINK_REQUIRED[kind] if key not in entry]
+        rules = SINK_RULES[kind]
+        values = read_table(report, entry, key_path, rules, f'a [[sinks]] table of type "{kind}"', base)
+        # "name" may be left out: a sink without one is named after its type
+        missing = [key for key in required_keys(SINK_CLASSES[kind]) if key != "name" and key not in entry]
         for key in missing:
             report.error((*key_path, key), f'missing; a sink of type "{kind}" needs {key} ({rules[key].allowed})')
-        if kind == "http" and values.get("signature", "hmac-sha256") != "none" and "key_file" not in entry:
+        if kind == "http" and values.get("signature", field_default(HttpSinkConfig, "signature")) != "none" and "key_file" not in entry:
             report.error(
                 (*key_path, "key_file"),
                 'missing; a signing HTTP sink needs its key (mode 0600), or signature = "none" to send unsigned',
@@ -665,14 +306,14 @@ def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple
                 "(send records to it from several routes instead)",
             )
             continue
-        sinks.append(_SINK_CLASSES[kind](**values))
+        sinks.append(SINK_CLASSES[kind](**values))
     return tuple(sinks)
 
 
 def _read_machine_groups(report: Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
     groups = []
     for key_path, entry in _array_of_tables(report, data, "machine_groups"):
-        values = _read_table(report, entry, key_path, _MACHINE_GROUP_RULES, "[[machine_groups]]", base)
+        values = read_table(report, entry, key_path, MACHINE_GROUP_RULES, "[[machine_groups]]", base)
         if "name" not in entry:
             report.error((*key_path, "name"), "missing; a machine group needs a name (its __machine_group__ tag)")
         elif "networks" not in entry and "hostnames" not in entry:
@@ -689,7 +330,7 @@ def _read_delivery(
     """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
     from receiver.filters.expression import FilterError, parse_filter
 
-    values = _read_table(report, section, ("deliver",), _DELIVER_RULES, "[deliver]", base)
+    values = _section_values(report, "deliver", section, base)
     names = [sink.name for sink in sinks]
     known = ", ".join(names) or "none"
     if "default_sink" not in values and sinks and "default_sink" not in section:
@@ -704,7 +345,7 @@ def _read_delivery(
         report.error(("deliver", "default_sink"), f"{as_written(values['default_sink'])} is not a sink; the sinks are {known}")
     routes = []
     for key_path, entry in _array_of_tables(report, data, "routes"):
-        route = _read_table(report, entry, key_path, _ROUTE_RULES, "[[routes]]", base)
+        route = read_table(report, entry, key_path, ROUTE_RULES, "[[routes]]", base)
         if route.get("drop"):
             given = [key for key in ("sink", "destination") if key in entry]
             if given:
@@ -727,9 +368,12 @@ def _read_delivery(
             continue
         target = next((sink for sink in sinks if sink.name == route.get("sink")), None)
         destination = route.get("destination")
-        if isinstance(target, ClickHouseSinkConfig) and destination and not _IDENTIFIER_PATTERN.fullmatch(destination):
-            report.error((*key_path, "destination"), f"{as_written(destination)} is not {_IDENTIFIER.allowed} (a table)")
-            continue
+        if isinstance(target, ClickHouseSinkConfig) and destination:
+            try:
+                convert(IDENTIFIER, destination, base)
+            except Invalid as e:
+                report.error((*key_path, "destination"), f"{e} (a table)")
+                continue
         if "filter" in route:
             try:
                 parse_filter(route["filter"])
@@ -792,8 +436,8 @@ def _read_listener(
     report: Report, entry: Mapping[str, object], key_path: KeyPath, base: Path
 ) -> tuple[ListenerConfig | None, str | None]:
     """The listener, or None when it has errors; and its name when that is known."""
-    values = _read_table(report, entry, key_path, _LISTENER_RULES, "[[listeners]]", base, extra=("tls",))
-    bad = [key for key in entry if key in _LISTENER_RULES and key not in values]
+    values = read_table(report, entry, key_path, LISTENER_RULES, "[[listeners]]", base, extra=("tls",))
+    bad = [key for key in entry if key in LISTENER_RULES and key not in values]
     if "tls" in entry:
         tls = _read_tls(report, entry["tls"], (*key_path, "tls"), base)
         if tls is None:
@@ -802,7 +446,7 @@ def _read_listener(
             values["tls"] = tls
     if "transport" not in entry:
         report.error(
-            (*key_path, "transport"), f"missing; every listener needs one: {_LISTENER_RULES['transport'].allowed}"
+            (*key_path, "transport"), f"missing; every listener needs one: {LISTENER_RULES['transport'].allowed}"
         )
     name: str | None = values.pop("name", None)
     transport: Transport | None = values.pop("transport", None)
@@ -835,8 +479,8 @@ def _read_tls(report: Report, raw: object, key_path: KeyPath, base: Path) -> Tls
     if not isinstance(raw, dict):
         report.error(key_path, f"{as_written(raw)} is {kind_of(raw)}, not a table ([listeners.tls])")
         return None
-    values = _read_table(report, raw, key_path, _TLS_RULES, "[listeners.tls]", base)
-    missing = [key for key in ("certificate_file", "key_file") if key not in raw]
+    values = read_table(report, raw, key_path, TLS_RULES, "[listeners.tls]", base)
+    missing = [key for key in required_keys(TlsConfig) if key not in raw]
     for key in missing:
         report.error(
             (*key_path, key),
@@ -901,9 +545,9 @@ def _overlap(a: str, b: str) -> str | None:
 
 
 def _read_spool(report: Report, data: Mapping[str, object], base: Path) -> SpoolConfig | None:
-    values = _read_table(report, data, ("spool",), _SPOOL_RULES, "[spool]", base)
+    values = _section_values(report, "spool", data, base)
     spool = dataclasses.replace(SpoolConfig(), **values)
-    invalid = {key for key in data if key in _SPOOL_RULES and key not in values}
+    invalid = {key for key in data if key in SECTION_RULES["spool"] and key not in values}
     pairs = (
         ("low_watermark_percent", "high_watermark_percent", "be below",
          "TCP reading stops at the high mark and resumes below the low one"),
@@ -932,14 +576,14 @@ def _read_spool(report: Report, data: Mapping[str, object], base: Path) -> Spool
 
 
 def _read_parse(report: Report, data: Mapping[str, object], base: Path) -> ParseConfig | None:
-    values = _read_table(report, data, ("parse",), _PARSE_RULES, "[parse]", base, extra=_PARSE_SPECIAL)
+    values = _section_values(report, "parse", data, base, extra=PARSE_EXTRA_KEYS)
     found: list[tuple[StreamlogFormat, KeyPath]] = []
     if "streamlog_formats_file" in data:
         key_path: KeyPath = ("parse", "streamlog_formats_file")
         try:
-            file = typing.cast(Path, _convert(_PATH, data["streamlog_formats_file"], base))
+            file = typing.cast(Path, convert(PATH, data["streamlog_formats_file"], base))
             formats, warnings = read_streamlog_formats(file)
-        except _Invalid as e:
+        except Invalid as e:
             report.error(key_path, str(e))
         except StreamlogFormatsFileError as e:
             report.error(key_path, str(e))
@@ -971,8 +615,8 @@ def _streamlog_entries(
             report.error(entry_path, f"{as_written(entry)} is {kind_of(entry)}, not a format like {example[1:-1]}")
             continue
         for key in entry:
-            if key not in _STREAMLOG_ENTRY_KEYS:
-                _unknown_key(report, (*entry_path, key), _STREAMLOG_ENTRY_KEYS, "a streamlog format")
+            if key not in STREAMLOG_ENTRY_KEYS:
+                unknown_key(report, (*entry_path, key), STREAMLOG_ENTRY_KEYS, "a streamlog format")
         version, fields, tag = entry.get("version"), entry.get("fields"), entry.get("tag")
         good = True
         if not isinstance(version, str):
@@ -1073,14 +717,14 @@ def _load_logtail(display: str, text: str, base: Path) -> LoadedConfig:
     raw_address = data.get("streamlog_tcp_addr", "")
     if raw_address != "":
         try:
-            address = typing.cast(str, _convert(_ADDRESS, raw_address, base))
-        except _Invalid as e:
+            address = typing.cast(str, convert(ADDRESS, raw_address, base))
+        except Invalid as e:
             report.error(("streamlog_tcp_addr",), f'{e} (or "" for every address)')
 
     port = LOGTAIL_STREAMLOG_PORT
     try:
-        port = typing.cast(int, _convert(_LISTENER_RULES["port"], data.get("streamlog_tcp_port", port), base))
-    except _Invalid as e:
+        port = typing.cast(int, convert(LISTENER_RULES["port"], data.get("streamlog_tcp_port", port), base))
+    except Invalid as e:
         report.error(("streamlog_tcp_port",), str(e))
 
     found: list[tuple[StreamlogFormat, KeyPath]] = []
