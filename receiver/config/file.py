@@ -20,7 +20,6 @@ in the text itself (it reads only text tomllib has already accepted), and
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
 import os
@@ -31,10 +30,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from formats.errors import FormatDefinitionError
-from formats.streamlog import BUILTIN_FORMATS, StreamlogFormat
+from formats.streamlog import StreamlogFormat
 from receiver.config.identity import MachineGroup
 from receiver.config.locate import KeyPath, Locator
+from receiver.config.logtail import read_logtail
 from receiver.config.model import (
     DEFAULT_LISTENERS,
     ClickHouseSinkConfig,
@@ -60,7 +59,6 @@ from receiver.config.model import (
 )
 from receiver.config.report import Report, as_written, key_path_text, kind_of
 from receiver.config.rules import (
-    ADDRESS,
     IDENTIFIER,
     LISTENER_RULES,
     MACHINE_GROUP_RULES,
@@ -70,7 +68,6 @@ from receiver.config.rules import (
     SECTION_RULES,
     SINK_CLASSES,
     SINK_RULES,
-    STREAMLOG_ENTRY_KEYS,
     TLS_RULES,
     TOP_KEYS,
     Invalid,
@@ -82,17 +79,18 @@ from receiver.config.rules import (
     required_keys,
     unknown_key,
 )
-from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
+from receiver.config.streamlog_formats import (
+    StreamlogFormatsFileError,
+    formats_in_entries,
+    one_layout_per_version,
+    read_streamlog_formats,
+)
 
 __all__ = [
-    "LOGTAIL_STREAMLOG_PORT",
     "ConfigError",
     "LoadedConfig",
     "load_config",
 ]
-
-LOGTAIL_STREAMLOG_PORT = 11111
-"""Logtail's ``streamlog_tcp_port`` when ``ilogtail_config.json`` does not set it."""
 
 
 class ConfigError(ValueError):
@@ -141,8 +139,34 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError([f"{display}:{line}: not UTF-8 text (byte {e.start})"]) from e
     base = Path(os.path.abspath(path)).parent
     if path.suffix.lower() == ".json":
-        return _load_logtail(display, text, base)
-    return _load_toml(display, text, base)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError([f"{display}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}"]) from e
+        report = Report(display, Locator(text, json_text=True))
+        config = read_logtail(report, data, base)
+    else:
+        try:
+            toml = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError([_syntax_error(display, text, e)]) from e
+        report = Report(display, Locator(text))
+        config = _read_toml(report, toml, base)
+    if config is None or report.failed:
+        raise ConfigError(report.errors())
+    return LoadedConfig(config, report.warnings())
+
+
+def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    message = str(error)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        return f"{display}:{match[1]}:{match[2]}: not valid TOML: {message[: match.start()]}"
+    match = re.search(r"\s*\(at end of document\)$", message)
+    if match:
+        last = max(1, len(text.splitlines()))
+        return f"{display}:{last}: not valid TOML: {message[: match.start()]} (at the end of the file)"
+    return f"{display}:1: not valid TOML: {message}"
 
 
 _DEFAULT_PORT: int = field_default(ListenerConfig, "port")
@@ -184,12 +208,8 @@ def _section_values(
 # -- TOML ----------------------------------------------------------------------
 
 
-def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_syntax_error(display, text, e)]) from e
-    report = Report(display, Locator(text))
+def _read_toml(report: Report, data: Mapping[str, object], base: Path) -> Config | None:
+    """The configuration of a TOML file's ``data``, or None when ``report`` has errors."""
     for key in data:
         if key not in TOP_KEYS:
             unknown_key(report, (key,), TOP_KEYS, "the top level")
@@ -221,8 +241,8 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
     metrics = dataclasses.replace(MetricsConfig(), **_section_values(report, "metrics", sections["metrics"], base))
 
     if report.failed or listeners is None or spool is None or parse is None:
-        raise ConfigError(report.errors())
-    config = Config(
+        return None
+    return Config(
         state_directory=state_directory,
         listeners=listeners,
         spool=spool,
@@ -237,9 +257,8 @@ def _load_toml(display: str, text: str, base: Path) -> LoadedConfig:
         metrics=metrics,
         control=control,
         limits=limits,
-        source=display,
+        source=report.display,
     )
-    return LoadedConfig(config, report.warnings())
 
 
 def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
@@ -383,18 +402,6 @@ def _read_delivery(
         if len(route) == len(entry):
             routes.append(RouteConfig(**route))
     return dataclasses.replace(DeliverConfig(), **values), tuple(routes)
-
-
-def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> str:
-    message = str(error)
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if match:
-        return f"{display}:{match[1]}:{match[2]}: not valid TOML: {message[: match.start()]}"
-    match = re.search(r"\s*\(at end of document\)$", message)
-    if match:
-        last = max(1, len(text.splitlines()))
-        return f"{display}:{last}: not valid TOML: {message[: match.start()]} (at the end of the file)"
-    return f"{display}:1: not valid TOML: {message}"
 
 
 def _read_listeners(report: Report, data: Mapping[str, object], base: Path) -> tuple[ListenerConfig, ...] | None:
@@ -592,161 +599,6 @@ def _read_parse(report: Report, data: Mapping[str, object], base: Path) -> Parse
             for warning in warnings:
                 report.warning(key_path, warning)
     if "streamlog_formats" in data:
-        found.extend(_streamlog_entries(report, data["streamlog_formats"], ("parse", "streamlog_formats")))
-    parse = dataclasses.replace(ParseConfig(), **values, streamlog_formats=_combine_formats(report, found))
+        found.extend(formats_in_entries(report, data["streamlog_formats"], ("parse", "streamlog_formats")))
+    parse = dataclasses.replace(ParseConfig(), **values, streamlog_formats=one_layout_per_version(report, found))
     return parse if not report.failed else None
-
-
-def _streamlog_entries(
-    report: Report, raw: object, key_path: KeyPath, *, json_syntax: bool = False
-) -> list[tuple[StreamlogFormat, KeyPath]]:
-    """Formats from ``[{version = "2.1", fields = ["level", "method"]}, ...]``."""
-    example = (
-        '[{"version": "2.1", "fields": ["level", "method"]}]' if json_syntax
-        else '[{version = "2.1", fields = ["level", "method"]}]'
-    )
-    if not isinstance(raw, list):
-        report.error(key_path, f"{as_written(raw)} is {kind_of(raw)}, not a list of formats like {example}")
-        return []
-    out = []
-    for i, entry in enumerate(raw):
-        entry_path = (*key_path, i)
-        if not isinstance(entry, dict):
-            report.error(entry_path, f"{as_written(entry)} is {kind_of(entry)}, not a format like {example[1:-1]}")
-            continue
-        for key in entry:
-            if key not in STREAMLOG_ENTRY_KEYS:
-                unknown_key(report, (*entry_path, key), STREAMLOG_ENTRY_KEYS, "a streamlog format")
-        version, fields, tag = entry.get("version"), entry.get("fields"), entry.get("tag")
-        good = True
-        if not isinstance(version, str):
-            report.error(
-                (*entry_path, "version"),
-                "missing; a format needs a version string like \"2.1\"" if version is None
-                else f"{as_written(version)} is {kind_of(version)}, not a version string like \"2.1\"",
-            )
-            good = False
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            report.error(
-                (*entry_path, "fields"),
-                "missing; a format needs its field names, like [\"level\", \"method\"]" if fields is None
-                else f"{as_written(fields)} is not a list of field names like [\"level\", \"method\"]",
-            )
-            good = False
-        if tag is not None and not isinstance(tag, str):
-            report.error((*entry_path, "tag"), f"{as_written(tag)} is {kind_of(tag)}, not a tag string like \"sys_tag\"")
-            good = False
-        if not good:
-            continue
-        try:
-            out.append((
-                StreamlogFormat(
-                    version=typing.cast(str, version),
-                    fields=tuple(typing.cast(list[str], fields)),
-                    tag=typing.cast(str | None, tag),
-                ),
-                entry_path,
-            ))
-        except FormatDefinitionError as e:
-            report.error(entry_path, str(e))
-    return out
-
-
-def _combine_formats(report: Report, found: Sequence[tuple[StreamlogFormat, KeyPath]]) -> tuple[StreamlogFormat, ...]:
-    """One layout per version; redefining a built-in one is allowed, with a warning."""
-    builtin = {f.version: f for f in BUILTIN_FORMATS}
-    seen: dict[str, tuple[StreamlogFormat, KeyPath]] = {}
-    out = []
-    for fmt, key_path in found:
-        if fmt.version in seen:
-            first, first_path = seen[fmt.version]
-            if first.fields != fmt.fields:
-                report.error(
-                    key_path,
-                    f"streamlog version {fmt.version} is already defined by {key_path_text(first_path)} "
-                    f"(line {report.line(first_path)}) with other fields ({' '.join(first.fields)}); "
-                    "a version has one layout",
-                )
-            continue
-        seen[fmt.version] = (fmt, key_path)
-        known = builtin.get(fmt.version)
-        if known is not None and known.fields != fmt.fields:
-            report.warning(
-                key_path,
-                f"redefines the built-in streamlog version {fmt.version} (fields "
-                f"{' '.join(known.fields)} msg): its lines will be read as "
-                f"{' '.join(fmt.fields)} msg instead",
-            )
-        out.append(fmt)
-    return tuple(out)
-
-
-# -- Logtail's ilogtail_config.json ---------------------------------------------
-
-_LOGTAIL_KEYS = ("streamlog_open", "streamlog_tcp_addr", "streamlog_tcp_port", "streamlog_formats")
-
-
-def _load_logtail(display: str, text: str, base: Path) -> LoadedConfig:
-    """One TCP listener ``streamlog`` (format auto) from Logtail's streamlog keys."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError([f"{display}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}"]) from e
-    report = Report(display, Locator(text, json_text=True))
-    if not isinstance(data, dict):
-        report.error((), f"{kind_of(data)} is not what ilogtail_config.json holds: a JSON object of Logtail settings")
-        raise ConfigError(report.errors())
-    for key in data:
-        if key not in _LOGTAIL_KEYS:
-            close = difflib.get_close_matches(key, _LOGTAIL_KEYS, n=1, cutoff=0.8)
-            hint = f' (did you mean "{close[0]}"?)' if close else ""
-            report.warning((key,), f"ignored: a Logtail setting this receiver does not use{hint}")
-
-    enabled = data.get("streamlog_open", False)
-    if not isinstance(enabled, bool):
-        report.error(("streamlog_open",), f"{as_written(enabled)} is {kind_of(enabled)}, not true or false")
-    elif not enabled:
-        said = "is false" if "streamlog_open" in data else "is missing (Logtail's default is false)"
-        report.error(
-            ("streamlog_open",),
-            f"{said}: Logtail's streamlog input is off in this file, so the receiver would have "
-            'nothing to listen on; set "streamlog_open": true',
-        )
-
-    address = "::"
-    raw_address = data.get("streamlog_tcp_addr", "")
-    if raw_address != "":
-        try:
-            address = typing.cast(str, convert(ADDRESS, raw_address, base))
-        except Invalid as e:
-            report.error(("streamlog_tcp_addr",), f'{e} (or "" for every address)')
-
-    port = LOGTAIL_STREAMLOG_PORT
-    try:
-        port = typing.cast(int, convert(LISTENER_RULES["port"], data.get("streamlog_tcp_port", port), base))
-    except Invalid as e:
-        report.error(("streamlog_tcp_port",), str(e))
-
-    found: list[tuple[StreamlogFormat, KeyPath]] = []
-    if "streamlog_formats" in data:
-        raw = data["streamlog_formats"]
-        if isinstance(raw, str):  # Logtail accepts the list as a JSON string too
-            try:
-                raw = json.loads(raw)
-            except json.JSONDecodeError as e:
-                report.error(("streamlog_formats",), f"is a string that is not JSON: {e.msg} at character {e.pos}")
-                raw = []
-        found = _streamlog_entries(report, raw, ("streamlog_formats",), json_syntax=True)
-    formats = _combine_formats(report, found)
-
-    if report.failed:
-        raise ConfigError(report.errors())
-    listener = ListenerConfig(name="streamlog", transport="tcp", port=port, address=address, format="auto")
-    config = Config(
-        state_directory=default_state_directory(),
-        listeners=(listener,),
-        parse=ParseConfig(streamlog_formats=formats),
-        source=display,
-    )
-    return LoadedConfig(config, report.warnings())
-

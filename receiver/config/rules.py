@@ -73,7 +73,6 @@ __all__ = [
     "SECTION_RULES",
     "SINK_CLASSES",
     "SINK_RULES",
-    "STREAMLOG_ENTRY_KEYS",
     "TLS_RULES",
     "TOP_KEYS",
     "Bounds",
@@ -325,7 +324,6 @@ MACHINE_GROUP_RULES = rules_of(MachineGroup, {
 _ARRAYS = ("listeners", "sinks", "routes", "machine_groups")
 TOP_KEYS = ("state_directory", *_ARRAYS, *SECTION_RULES)
 
-STREAMLOG_ENTRY_KEYS = ("version", "fields", "tag")
 _TABLE_NAMES = ("the top level", *(f"[[{array}]]" for array in _ARRAYS), *(f"[{section}]" for section in SECTION_RULES))
 
 _KEY_HOMES: dict[str, str] = {
