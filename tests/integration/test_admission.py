@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -12,14 +10,9 @@ import pytest
 
 from tests.integration.conftest import MakeReceiver
 from tests.support.programs import LOOPBACK, free_port, wait_until
+from tests.support.receiverctl import receiverctl
 
 pytestmark = pytest.mark.integration
-
-
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def connect_from(source: str, port: int) -> socket.socket:

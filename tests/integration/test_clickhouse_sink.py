@@ -20,8 +20,6 @@ import logging
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +48,7 @@ from receiver.deliver.sinks.clickhouse import (
 from tests.receiver.test_clickhouse_rows import expected_rows, groups
 from tests.support.clickhouse import ClickHouseQueryError, ClickHouseServer, ClickHouseUser
 from tests.support.programs import LOOPBACK, free_port
+from tests.support.receiverctl import BARE_ENV, receiverctl
 
 pytestmark = pytest.mark.integration
 
@@ -831,13 +830,6 @@ def test_throughput_200k_streamlog(
 # -- receiverctl search --sink --------------------------------------------------------------
 
 
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-
-
 class TestSearch:
     def test_the_server_answers_what_the_local_store_answers(
         self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str, password_file: Path, tmp_path: Path
@@ -880,12 +872,12 @@ class TestSearch:
             ("message=/timeout$/", ("--limit", "3000", "--json")),
             ("nothing-matches-this", ()),
         ):
-            local = receiverctl("search", expr, "--db", str(tmp_path / "store"), *options)
-            remote = receiverctl("search", expr, "-c", str(config), "--sink", "ch", *options)
+            local = receiverctl("search", expr, "--db", str(tmp_path / "store"), *options, env=BARE_ENV, timeout=120)
+            remote = receiverctl("search", expr, "-c", str(config), "--sink", "ch", *options, env=BARE_ENV, timeout=120)
             assert remote.returncode == local.returncode, (expr, remote.stderr)
             assert remote.stdout == local.stdout, expr
             assert local.returncode == 1 or len(local.stdout.splitlines()) > 0
-        assert len(receiverctl("search", "", "-c", str(config), "--sink", "ch", "--limit", "0").stdout.splitlines()) == 5002
+        assert len(receiverctl("search", "", "-c", str(config), "--sink", "ch", "--limit", "0", env=BARE_ENV, timeout=120).stdout.splitlines()) == 5002
 
     def test_what_cannot_be_searched_is_said(self, clickhouse: ClickHouseServer, tmp_path: Path) -> None:
         """If --sink names no sink, a sink of another type, or a server that refuses, then receiverctl says
@@ -901,12 +893,12 @@ class TestSearch:
             ],
             "deliver": {"default_sink": "ch"},
         }))
-        missing = receiverctl("search", "", "-c", str(config), "--sink", "other")
+        missing = receiverctl("search", "", "-c", str(config), "--sink", "other", env=BARE_ENV, timeout=120)
         assert missing.returncode == 2 and "no sink named 'other'" in missing.stderr and "ch, local" in missing.stderr
-        local = receiverctl("search", "", "-c", str(config), "--sink", "local")
+        local = receiverctl("search", "", "-c", str(config), "--sink", "local", env=BARE_ENV, timeout=120)
         assert local.returncode == 2 and "search the local store without --sink" in local.stderr
-        refused = receiverctl("search", "", "-c", str(config), "--sink", "ch")  # no password: the server refuses
+        refused = receiverctl("search", "", "-c", str(config), "--sink", "ch", env=BARE_ENV, timeout=120)  # no password: the server refuses
         assert refused.returncode == 2 and "ClickHouse at" in refused.stderr, refused.stderr
         assert WRITER_PASSWORD not in refused.stderr
-        table_alone = receiverctl("search", "", "-c", str(config), "--table", "t")
+        table_alone = receiverctl("search", "", "-c", str(config), "--table", "t", env=BARE_ENV, timeout=120)
         assert table_alone.returncode == 2 and "give --sink NAME too" in table_alone.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +11,9 @@ from receiver.cli.client_config import SenderTls, rsyslog_snippet
 from receiver.cli.tls import SelfSigned, write_selfsigned
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
 from tests.support.programs import LOOPBACK, Receiver, free_port
+from tests.support.receiverctl import receiverctl
 
 pytestmark = pytest.mark.integration
-
-
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_rsyslog_config_forwards_long_messages_as_ali_lines(

@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,14 +14,9 @@ import pytest
 from bench.blast import BlastSender
 from tests.integration.conftest import MakeReceiver
 from tests.support.programs import Receiver, wait_until
+from tests.support.receiverctl import RECEIVERCTL_COMMAND, receiverctl
 
 pytestmark = pytest.mark.integration
-
-
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def control_socket(rx: Receiver) -> Path:
@@ -159,7 +153,7 @@ def test_tail_and_follow(make_receiver: MakeReceiver) -> None:
         "2026-11-22T05:01:08Z db-1 billing err second failure\n"
     )
     follower = subprocess.Popen(
-        [sys.executable, "-m", "receiver.cli.ctl", "tail", "-f", "-n", "0", "--json", "--filter", "app-name=late",
+        [*RECEIVERCTL_COMMAND, "tail", "-f", "-n", "0", "--json", "--filter", "app-name=late",
          "-c", str(rx.config_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -25,6 +25,7 @@ from bench.delivery_bench import descendants
 from formats.sls_pb import DecodedLogGroup
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
 from tests.support.programs import Receiver, wait_until
+from tests.support.receiverctl import receiverctl
 from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
 from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
 
@@ -156,18 +157,16 @@ def test_permanent_rejection_is_kept_and_replayed(
 ) -> None:
     """If SLS rejects a batch for good (400 PostBodyInvalid), then it is kept as a dead letter that
     receiverctl lists, shows and replays, and the replay delivers it with the same pack id."""
-    from receiver.cli.ctl import main as receiverctl
-
     sls_server.fail_next(1, 400, "PostBodyInvalid", "test rejection")
     rx = sls_receiver(make_receiver, sls_server, tmp_path)
     BlastSender(rx.port, 10).start().join(30).close()
     dead = rx.state_directory / "dead-letters" / "sls"
     wait_until(lambda: list(dead.glob("*.ndjson")), timeout=30, message="a dead letter")
     (kept,) = dead.glob("*.ndjson")
-    assert receiverctl(["spool", "dead-letters", "-c", str(rx.config_path)]) == 0
-    assert receiverctl(["spool", "show", kept.stem, "-c", str(rx.config_path)]) == 0
+    assert receiverctl("spool", "dead-letters", "-c", str(rx.config_path)).returncode == 0
+    assert receiverctl("spool", "show", kept.stem, "-c", str(rx.config_path)).returncode == 0
     assert delivered(sls_server) == 0
-    assert receiverctl(["spool", "replay", "--all", "-c", str(rx.config_path)]) == 0
+    assert receiverctl("spool", "replay", "--all", "-c", str(rx.config_path)).returncode == 0
     wait_until(lambda: delivered(sls_server) >= 10, timeout=30, message="the replayed records")
     (group,) = sls_server.groups
     assert dict(group.group.tags)["__pack_id__"] == kept.stem
@@ -175,7 +174,7 @@ def test_permanent_rejection_is_kept_and_replayed(
     sls_server.fail_next(1, 400, "PostBodyInvalid", "rejected again")
     BlastSender(rx.port, 3, run="again").start().join(30).close()
     wait_until(lambda: list(dead.glob("*.ndjson")), timeout=30, message="a second dead letter")
-    assert receiverctl(["spool", "purge", "--all", "-c", str(rx.config_path)]) == 0
+    assert receiverctl("spool", "purge", "--all", "-c", str(rx.config_path)).returncode == 0
     assert not list(dead.rglob("*.ndjson"))
 
 
@@ -241,8 +240,6 @@ def test_delivery_runs_the_configuration_the_daemon_runs(
     still delivers as the daemon runs (the file's new logstore is not used); and if a reload then changes
     the spool directory (kept until restart) together with the sink, then delivery takes the new sink and
     goes on reading the spool the daemon writes: every line arrives."""
-    import subprocess
-    import sys
 
     from tests.support.programs import send_tcp, to_toml
 
@@ -269,10 +266,7 @@ def test_delivery_runs_the_configuration_the_daemon_runs(
     wait_until(lambda: "edited, not reloaded" in logstores(), timeout=30, message="the line after the restart")
     assert logstores()["edited, not reloaded"] == "syslog"
 
-    result = subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", "reload", "-c", str(rx.config_path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    result = receiverctl("reload", "-c", str(rx.config_path))
     assert result.returncode == 0, result.stderr
     assert "[spool] changed: takes effect at the next restart" in result.stdout
     assert "delivery restarted" in result.stdout
@@ -336,7 +330,6 @@ def test_rsyslog_to_the_local_store_and_receiverctl_search(
     finds exactly the records it names."""
     import json
     import subprocess
-    import sys
 
     n = 1000
     run = run_token()
@@ -345,10 +338,7 @@ def test_rsyslog_to_the_local_store_and_receiverctl_search(
     assert rsyslog.send(rsyslog_lines(n, run), chunk_lines=250) == n
 
     def search(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "receiver.cli.ctl", "search", "-c", str(rx.config_path), "--json", *args],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
+        return receiverctl("search", "-c", str(rx.config_path), "--json", *args)
 
     def found() -> list[dict[str, object]]:
         result = search(run, "--limit", str(2 * n))

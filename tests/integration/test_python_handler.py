@@ -14,14 +14,13 @@ import logging
 import logging.handlers
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.integration.conftest import MakeReceiver
 from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
+from tests.support.receiverctl import receiverctl
 from tests.support.senders import run_token
 
 pytestmark = pytest.mark.integration
@@ -32,10 +31,7 @@ SEVERITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR
 
 def search(rx: Receiver, *args: str) -> list[dict[str, object]]:
     """``receiverctl search --json ARGS`` on ``rx``'s local store: the records found."""
-    result = subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", "search", "-c", str(rx.config_path), "--json", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    result = receiverctl("search", "-c", str(rx.config_path), "--json", *args)
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 

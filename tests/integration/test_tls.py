@@ -14,8 +14,6 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,17 +24,12 @@ from receiver.ingest.tls import certificate_fingerprint
 from tests.integration.conftest import MakeReceiver, MakeRsyslog, MakeSyslogNg
 from tests.receiver.test_tls import Pair, issue, make_ca
 from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
+from tests.support.receiverctl import receiverctl
 
 pytestmark = pytest.mark.integration
 
 MESSAGES = 2000
 TIMEOUT_SECONDS = 30.0
-
-
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def tls_receiver(make_receiver: MakeReceiver, server: SelfSigned, **tls: object) -> Receiver:

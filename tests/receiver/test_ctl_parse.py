@@ -5,23 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import WIRE_SAMPLES
+from tests.support.receiverctl import receiverctl
 
 ALI_TEMPLATE = (
     '$template ALI_LOG_FMT,"0.1 sys_tag %timegenerated:::date-unixtimestamp% %fromhost-ip% %hostname% '
     "%pri-text% %protocol-version% %app-name% %procid% %msgid% %msg:::drop-last-lf%\\n\"\n"
 )
-
-
-def receiverctl(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], input=stdin, capture_output=True, timeout=60
-    )
 
 
 def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
@@ -44,7 +38,7 @@ class TestParse:
 
     def test_capture_file(self) -> None:
         """If a capture file is named, then every frame in it becomes a record."""
-        result = receiverctl("parse", str(WIRE_SAMPLES / "rsyslog-SyslogProtocol23-tcp-octet-counted.bin"))
+        result = receiverctl("parse", str(WIRE_SAMPLES / "rsyslog-SyslogProtocol23-tcp-octet-counted.bin"), stdin=b"")
         assert result.returncode == 0
         assert len(lines(result)) == 11
 
@@ -91,7 +85,7 @@ class TestParse:
     )
     def test_errors_name_the_problem(self, args: list[str], message: bytes) -> None:
         """If an option is wrong, then receiverctl exits 2 with one line naming it."""
-        result = receiverctl("parse", *args)
+        result = receiverctl("parse", *args, stdin=b"")
         assert result.returncode == 2
         assert message in result.stderr
         assert len(result.stderr.splitlines()) == 1
@@ -102,7 +96,7 @@ class TestFormatFromRsyslog:
         """If rsyslog.conf holds Alibaba's template, then the built-in 0.1 layout is printed with its tag."""
         conf = tmp_path / "rsyslog.conf"
         conf.write_text("module(load=\"imuxsock\")\n" + ALI_TEMPLATE + "*.* @@127.0.0.1:11111;ALI_LOG_FMT\n")
-        result = receiverctl("format", "from-rsyslog", str(conf))
+        result = receiverctl("format", "from-rsyslog", str(conf), stdin=b"")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {
             "streamlog_formats": [
@@ -118,6 +112,6 @@ class TestFormatFromRsyslog:
         """If no template writes streamlog lines, then the command fails and says what it looked for."""
         conf = tmp_path / "rsyslog.conf"
         conf.write_text('$template Plain,"%msg%\\n"\n')
-        result = receiverctl("format", "from-rsyslog", str(conf))
+        result = receiverctl("format", "from-rsyslog", str(conf), stdin=b"")
         assert result.returncode == 2
         assert b"no streamlog format found" in result.stderr

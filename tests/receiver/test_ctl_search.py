@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import collections
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,16 +20,10 @@ from formats.record import Record
 from receiver.deliver.batches import Group
 from receiver.deliver.sinks.local.server import StoreServer
 from receiver.deliver.sinks.local.store import EmbeddedStore
+from tests.support.receiverctl import BARE_ENV, receiverctl
 
 PARSE = make_parser()
 NOW = int(time.time())
-
-
-def receiverctl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60, cwd=cwd,
-        env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def ali(seconds: int, host: str, pri: str, app: str, msg: str) -> bytes:
@@ -73,7 +65,7 @@ def db(tmp_path: Path) -> Path:
 class TestOutput:
     def test_human_lines(self, db: Path) -> None:
         """If records match, then each is one line: time, host, app, severity name, message; exit 0."""
-        result = receiverctl("search", "--db", str(db), "")
+        result = receiverctl("search", "--db", str(db), "", env=BARE_ENV)
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [
             f"{stamp(NOW - 1800)} db-1 billing warning line one\\nline two \\x1b[31mred",
@@ -84,7 +76,7 @@ class TestOutput:
 
     def test_json_lines(self, db: Path) -> None:
         """If --json is given, then each line is the record's JSON plus its group tags."""
-        result = receiverctl("search", "--db", str(db), "--json", "refused")
+        result = receiverctl("search", "--db", str(db), "--json", "refused", env=BARE_ENV)
         assert result.returncode == 0, result.stderr
         (line,) = result.stdout.splitlines()
         record = json.loads(line)
@@ -105,26 +97,26 @@ class TestOutput:
         insert(store, [record], "ABC-2", [("__receive_time__", str(NOW))])
         store.close()
         for extra in ((), ("--json",)):
-            result = receiverctl("search", "--db", str(tmp_path / "store"), *extra, "")
+            result = receiverctl("search", "--db", str(tmp_path / "store"), *extra, "", env=BARE_ENV)
             assert result.returncode == 0, result.stderr
             assert result.stdout.isascii() or all(c.isprintable() or c == "\n" for c in result.stdout), result.stdout
             for raw in ("\u202e", "\x9b", "\u2028", "\u2066"):
                 assert raw not in result.stdout
-        (line,) = receiverctl("search", "--db", str(tmp_path / "store"), "--json", "").stdout.splitlines()
+        (line,) = receiverctl("search", "--db", str(tmp_path / "store"), "--json", "", env=BARE_ENV).stdout.splitlines()
         assert json.loads(line)["fields"]["msg"] == hostile
-        (text,) = receiverctl("search", "--db", str(tmp_path / "store"), "").stdout.splitlines()
+        (text,) = receiverctl("search", "--db", str(tmp_path / "store"), "", env=BARE_ENV).stdout.splitlines()
         assert "web\\x9b1 app\\u202e info pay \\u202egnp.exe" in text
 
     def test_filter_limit_and_order(self, db: Path) -> None:
         """If a filter, --limit and --oldest-first are given, then they select and order the records."""
-        result = receiverctl("search", "--db", str(db), "app-name=todo-list and _severity_<=info", "--limit", "1")
+        result = receiverctl("search", "--db", str(db), "app-name=todo-list and _severity_<=info", "--limit", "1", env=BARE_ENV)
         assert [line.split(" ", 4)[4] for line in result.stdout.splitlines()] == ["Create a new task"]
-        result = receiverctl("search", "--db", str(db), "--oldest-first", "--limit", "2", "")
+        result = receiverctl("search", "--db", str(db), "--oldest-first", "--limit", "2", "", env=BARE_ENV)
         assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-1", "web-2"]
 
     def test_no_match_exits_1(self, db: Path) -> None:
         """If nothing matches, then nothing is printed and the exit status is 1, as grep's."""
-        result = receiverctl("search", "--db", str(db), "app-name=nothing-like-it")
+        result = receiverctl("search", "--db", str(db), "app-name=nothing-like-it", env=BARE_ENV)
         assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
 
 
@@ -134,25 +126,25 @@ class TestTimes:
 
         The records are hours apart, so the minutes a long test run takes after NOW was read do not matter.
         """
-        result = receiverctl("search", "--db", str(db), "--since", "3h", "")
+        result = receiverctl("search", "--db", str(db), "--since", "3h", "", env=BARE_ENV)
         assert [line.split()[1] for line in result.stdout.splitlines()] == ["db-1", "web-2"]
-        result = receiverctl("search", "--db", str(db), "--since", "6h", "--until", "1h", "")
+        result = receiverctl("search", "--db", str(db), "--since", "6h", "--until", "1h", "", env=BARE_ENV)
         assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-2", "web-1"]
 
     def test_since_iso(self, db: Path) -> None:
         """If --since and --until are ISO times, then they bound the records' times (UTC unless an offset says)."""
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(NOW - 3 * 3600))
-        result = receiverctl("search", "--db", str(db), "--since", since, "--until", stamp(NOW - 3600), "")
+        result = receiverctl("search", "--db", str(db), "--since", since, "--until", stamp(NOW - 3600), "", env=BARE_ENV)
         assert [line.split()[1] for line in result.stdout.splitlines()] == ["web-2"]
 
     def test_bad_time(self, db: Path) -> None:
         """If --since is neither an age nor a time, then exit 2 with one line saying what is accepted."""
-        result = receiverctl("search", "--db", str(db), "--since", "yesterday", "")
+        result = receiverctl("search", "--db", str(db), "--since", "yesterday", "", env=BARE_ENV)
         assert result.returncode == 2
         assert result.stderr.splitlines() == [
             "receiverctl: --since 'yesterday' is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
         ]
-        assert receiverctl("search", "--db", str(db), "--until", "inf", "").returncode == 2
+        assert receiverctl("search", "--db", str(db), "--until", "inf", "", env=BARE_ENV).returncode == 2
 
 
 class TestWhere:
@@ -161,7 +153,7 @@ class TestWhere:
         make_store(tmp_path / "state" / "store")
         config = tmp_path / "receiver.toml"
         config.write_text('state_directory = "state"\n')
-        result = receiverctl("search", "-c", str(config), "refused", cwd=Path("/"))
+        result = receiverctl("search", "-c", str(config), "refused", cwd=Path("/"), env=BARE_ENV)
         assert result.returncode == 0, result.stderr
         assert result.stdout.endswith("Connection refused by upstream\n")
 
@@ -170,19 +162,19 @@ class TestWhere:
         make_store(tmp_path / "custom")
         config = tmp_path / "receiver.toml"
         config.write_text('state_directory = "state"\n\n[[sinks]]\ntype = "local"\npath = "custom"\n')
-        assert receiverctl("search", "-c", str(config), "task").returncode == 0
+        assert receiverctl("search", "-c", str(config), "task", env=BARE_ENV).returncode == 0
 
     def test_config_without_local_sink(self, tmp_path: Path) -> None:
         """If the configuration has no local sink, then exit 2 saying so."""
         config = tmp_path / "receiver.toml"
         config.write_text('[[sinks]]\ntype = "sls"\nendpoint = "http://127.0.0.1:9"\nproject = "p"\nlogstore = "l"\n')
-        result = receiverctl("search", "-c", str(config), "x")
+        result = receiverctl("search", "-c", str(config), "x", env=BARE_ENV)
         assert result.returncode == 2
         assert 'has no local sink (type = "local")' in result.stderr
 
     def test_no_store_yet(self, tmp_path: Path) -> None:
         """If there is no store, then exit 2 with one line: nothing delivered there yet, and where it looked."""
-        result = receiverctl("search", "refused", cwd=tmp_path)
+        result = receiverctl("search", "refused", cwd=tmp_path, env=BARE_ENV)
         assert result.returncode == 2
         (line,) = result.stderr.splitlines()
         assert line.startswith("receiverctl: no local store in var/store: the receiver has not delivered anything there yet")
@@ -193,20 +185,20 @@ class TestWhere:
         """If only an older release's local.db is there, then the message says it is imported at the next start."""
         (tmp_path / "var").mkdir()
         (tmp_path / "var" / "local.db").write_bytes(b"SQLite format 3\0")
-        result = receiverctl("search", "x", cwd=tmp_path)
+        result = receiverctl("search", "x", cwd=tmp_path, env=BARE_ENV)
         assert result.returncode == 2 and "imported when the receiver next starts" in result.stderr
 
 
 class TestErrors:
     def test_bad_filter(self, db: Path) -> None:
         """If the filter does not parse, then exit 2 with one line naming the problem and its column."""
-        result = receiverctl("search", "--db", str(db), "app-name=")
+        result = receiverctl("search", "--db", str(db), "app-name=", env=BARE_ENV)
         assert result.returncode == 2
         assert result.stderr.splitlines() == ['receiverctl: filter: expected a value after "=" at column 10']
 
     def test_negative_limit(self, db: Path) -> None:
         """If --limit is negative, then exit 2."""
-        assert receiverctl("search", "--db", str(db), "--limit", "-1", "").returncode == 2
+        assert receiverctl("search", "--db", str(db), "--limit", "-1", "", env=BARE_ENV).returncode == 2
 
 
 class TestBesideTheDaemon:
@@ -236,11 +228,11 @@ class TestBesideTheDaemon:
         writer.start()
         try:
             for _ in range(3):
-                result = receiverctl("search", "-c", str(config), "--json", "--limit", "0", "app-name=writer")
+                result = receiverctl("search", "-c", str(config), "--json", "--limit", "0", "app-name=writer", env=BARE_ENV)
                 assert result.returncode in (0, 1), result.stderr
                 seen = collections.Counter(json.loads(line)["fields"]["msg"].split()[0] for line in result.stdout.splitlines())
                 assert set(seen.values()) <= {200}  # whole batches only
-            result = receiverctl("sql", "-c", str(config), "SELECT count() AS n FROM receiver.records")
+            result = receiverctl("sql", "-c", str(config), "SELECT count() AS n FROM receiver.records", env=BARE_ENV)
             assert result.returncode == 0, result.stderr
             assert result.stdout.splitlines()[0].strip() == "n"
         finally:
@@ -256,15 +248,15 @@ class TestSql:
     def test_table_and_json(self, db: Path) -> None:
         """If an aggregation is asked for, then it prints an aligned table, or one JSON object with --json."""
         query = "SELECT host, count() AS n FROM receiver.records GROUP BY host ORDER BY host"
-        result = receiverctl("sql", "--db", str(db), query)
+        result = receiverctl("sql", "--db", str(db), query, env=BARE_ENV)
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == ["host   n", "db-1   1", "web-1  1", "web-2  1"]
-        result = receiverctl("sql", "--db", str(db), "--json", query)
+        result = receiverctl("sql", "--db", str(db), "--json", query, env=BARE_ENV)
         assert json.loads(result.stdout)["columns"] == ["host", "n"]
 
     def test_refused_query_exits_2(self, db: Path) -> None:
         """If the query would write or read files, then exit 2 with the reason."""
-        result = receiverctl("sql", "--db", str(db), "DROP TABLE receiver.records")
+        result = receiverctl("sql", "--db", str(db), "DROP TABLE receiver.records", env=BARE_ENV)
         assert result.returncode == 2 and "read-only" in result.stderr
 
 

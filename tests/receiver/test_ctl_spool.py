@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from formats.framing import FlaggedFrame
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
+from tests.support.receiverctl import receiverctl
 
 ALI = b"0.1 sys_tag 1795323666 127.0.0.1 web-1 user.notice 0 app 1 - hello"
-
-
-def receiverctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "receiver.cli.ctl", *args], capture_output=True, text=True, timeout=60)
 
 
 def make_spool(directory: Path) -> Path:

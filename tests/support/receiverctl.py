@@ -1,0 +1,47 @@
+"""``receiverctl`` run as the operator runs it: a subprocess of this Python, its output captured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import overload
+
+from tests.support.programs import REPO
+
+__all__ = ["BARE_ENV", "RECEIVERCTL_COMMAND", "receiverctl"]
+
+RECEIVERCTL_COMMAND = [sys.executable, "-m", "receiver.cli.ctl"]
+"""The command line of ``receiverctl`` without its arguments (for a ``Popen`` of ``tail -f``)."""
+
+BARE_ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+"""An environment with nothing of the test run's in it: what receiverctl finds must come from its arguments."""
+
+
+@overload
+def receiverctl(
+    *args: str, stdin: bytes, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[bytes]: ...
+
+
+@overload
+def receiverctl(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]: ...
+
+
+def receiverctl(
+    *args: str, stdin: str | bytes | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
+    """``receiverctl ARGS``, finished within ``timeout`` s, its exit status and output returned (never raised).
+
+    Output is text, or bytes when ``stdin`` is bytes. ``env`` replaces the
+    environment (``None``: this process's); ``cwd`` is where it runs.
+    """
+    return subprocess.run(
+        [*RECEIVERCTL_COMMAND, *args], input=stdin, capture_output=True, text=not isinstance(stdin, bytes),
+        cwd=cwd, env=None if env is None else dict(env), timeout=timeout, check=False,
+    )
