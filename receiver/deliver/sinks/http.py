@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
+from http_message_signatures import ContentDigest
 
 from formats.ndjson import encode_ndjson
 from receiver import __version__
@@ -47,10 +48,9 @@ from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.sinks.http_signatures import (
     Ed25519SigningKey,
     HmacSha256Key,
-    RequestView,
     SignatureKeyError,
+    SignedRequest,
     SigningKey,
-    content_digest,
     normalize_target_uri,
     sign_request,
 )
@@ -265,7 +265,7 @@ class HttpSink:
         headers = {"Content-Type": CONTENT_TYPE}
         if config.gzip:
             headers["Content-Encoding"] = "gzip"
-        headers["Content-Digest"] = content_digest(body)
+        headers["Content-Digest"] = ContentDigest.create(body)
         headers["Idempotency-Key"] = group.pack_id
         if group.destination:
             headers["X-Receiver-Destination"] = quote(group.destination, safe=":")
@@ -274,14 +274,12 @@ class HttpSink:
         headers["X-Receiver-Tags"] = json.dumps(dict(group.tags), separators=(",", ":"), ensure_ascii=True)
         headers["User-Agent"] = _USER_AGENT
         if self._key is not None:
-            view = RequestView("POST", self._target_uri, headers)
-            covered = [c for c in COVERED_COMPONENTS if c.startswith("@") or c in view.headers]
-            signature_input, signature = sign_request(
-                view, self._key, components=covered, created=int(self._clock()),
-                keyid=config.key_id, label=SIGNATURE_LABEL,
+            sent = {name.lower() for name in headers}
+            covered = [c for c in COVERED_COMPONENTS if c.startswith("@") or c in sent]
+            sign_request(
+                SignedRequest("POST", self._target_uri, headers), self._key, components=covered,
+                created=int(self._clock()), keyid=config.key_id, label=SIGNATURE_LABEL,
             )
-            headers["Signature-Input"] = signature_input
-            headers["Signature"] = signature
         return HttpRequest(self._url, headers, body)
 
     def send(self, group: Group) -> SendOutcome:
