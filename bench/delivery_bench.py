@@ -12,7 +12,7 @@ has acknowledged all N.
 - msgs/s: N / (first byte sent -> the upstream holds all N).
 - CPU seconds: the receiver daemon's, and its delivery process's with that
   process's workers (which build and encode batches), utime+stime over
-  that window (/proc/PID/stat), each and together.
+  that window (read with psutil), each and together.
 - peak RSS: VmHWM of the daemon, and the sum of VmHWM over the delivery
   process and its workers.
 - latency: then, on the same receiver, lines paced at half the measured
@@ -66,8 +66,14 @@ from bench.ingest_bench import (
     OurReceiver,
     Sender,
     free_port,
-    proc_cpu_seconds,
-    proc_status_kb,
+)
+from tests.support.processes import (
+    child_running,
+    cpu_seconds,
+    descendants,
+    peak_rss_kb,
+    tree_cpu_seconds,
+    tree_peak_rss_kb,
 )
 
 SINKS = ("local", "sls", "http", "clickhouse")
@@ -170,36 +176,6 @@ def http_count(headers: dict[str, str], body: bytes) -> int:
     return body.count(b"\n")
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid``'s children, theirs, and so on (the delivery process's worker processes)."""
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out.extend(children)
-            todo.extend(children)
-    return out
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and every live descendant."""
-    total = 0.0
-    for p in (pid, *descendants(pid)):
-        with contextlib.suppress(OSError):
-            total += proc_cpu_seconds(p)
-    return total
-
-
-def tree_peak_rss_kb(pid: int) -> int:
-    """The sum of VmHWM over ``pid`` and its live descendants."""
-    return sum(proc_status_kb(p, "VmHWM") or 0 for p in (pid, *descendants(pid)))
-
-
 # -- the receiver with one sink -------------------------------------------------------------
 
 
@@ -211,11 +187,7 @@ class DeliveringReceiver(OurReceiver):
         self.extra_toml = sink_toml + "\n[metrics]\nport = 0\n"
 
     def delivery_pid(self) -> int | None:
-        try:
-            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        except OSError:
-            return None
-        return int(children[0]) if children else None
+        return child_running(self.pid, "receiver.deliver.process")
 
 
 def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[str, Callable[[], int], Callable[[], float]]:
@@ -271,7 +243,7 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
     toml = f'[[sinks]]\ntype = "clickhouse"\nurl = "{server.url}"\npassword_file = "{password}"\n'
     pid = server.pid
     assert pid is not None, "clickhouse-server is running"
-    return toml, clickhouse_count, lambda: proc_cpu_seconds(pid)
+    return toml, clickhouse_count, lambda: cpu_seconds(pid)
 
 
 # -- one run ----------------------------------------------------------------------
@@ -306,10 +278,10 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
             if sender.expect(args.build_timeout) != {}:
                 raise RuntimeError("sender not ready in time")
             time.sleep(0.2)
-            cpu0 = (proc_cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            cpu0 = (cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
             sender.go()
             got, end = _wait_delivered(delivered, n, args.timeout, args.poll)
-            cpu1 = (proc_cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            cpu1 = (cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
             sent = sender.expect(30) or {}
             sender.finish()
             seconds = end - sent.get("start", end)
@@ -321,7 +293,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
                 delivery_cpu_seconds=round(cpu1[1] - cpu0[1], 2),
                 cpu_seconds=round(cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1], 2),
                 upstream_cpu_seconds=round(cpu1[2] - cpu0[2], 2) if sink == "clickhouse" else None,
-                daemon_peak_rss_kb=proc_status_kb(rcv.pid, "VmHWM"),
+                daemon_peak_rss_kb=peak_rss_kb(rcv.pid),
                 delivery_peak_rss_kb=tree_peak_rss_kb(child),
                 delivery_processes=1 + len(descendants(child)),
             )

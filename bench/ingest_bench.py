@@ -20,7 +20,7 @@ output.
   the first poll that saw the final size. The spool's counters are read
   every ``--poll`` seconds.
 - CPU: the receiver process's utime+stime (all threads, and waited-for
-  children) over the same window, from /proc/PID/stat; cores = CPU / wall.
+  children) over the same window, read with psutil; cores = CPU / wall.
 - peak RSS: VmHWM of the receiver process at the end of the run.
 - UDP: datagrams are sent at ``--udp-rate`` (UDP has no flow control); the
   table shows what each receiver stored of what was sent, and the kernel's
@@ -80,9 +80,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.blast import line_seq
+from tests.support.processes import cpu_seconds, peak_rss_kb, rss_kb, thread_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -90,7 +93,6 @@ VENV_BIN = ROOT / ".venv" / "bin"
 RSYSLOG_DIR = ROOT / ".programs" / "rsyslog"
 RSYSLOGD = RSYSLOG_DIR / "usr" / "sbin" / "rsyslogd"
 RSYSLOG_MODULES = RSYSLOG_DIR / "usr" / "lib" / "x86_64-linux-gnu" / "rsyslog"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # rsyslog tuning (override with --rsyslog-main-queue / --rsyslog-omfile)
 RSYSLOG_MAIN_QUEUE = 'queue.type="FixedArray" queue.size="200000" queue.dequeueBatchSize="1024" queue.workerThreads="1"'
 RSYSLOG_OMFILE = 'asyncWriting="off" flushOnTXEnd="on" ioBufferSize="256k"'
@@ -113,44 +115,11 @@ CASES = {
 }
 
 
-# -- /proc -------------------------------------------------------------------
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime+stime (+cutime+cstime) of a live process, all its threads."""
-    with open(f"/proc/{pid}/stat") as f:
-        text = f.read()
-    fields = text[text.rindex(")") + 2 :].split()
-    # fields[0] is state (field 3); utime is field 14 -> index 11
-    return sum(int(x) for x in fields[11:15]) / CLK_TCK
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds of each live thread, keyed ``tid:name``."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except FileNotFoundError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        out[f"{task.name}:{name}"] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return out
-
-
-def proc_status_kb(pid: int, key: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        return None
-    return None
+# -- the kernel's sockets ------------------------------------------------------
 
 
 def udp_rcvbuf_errors() -> int:
+    """UDP datagrams the kernel dropped for a full receive buffer, machine-wide (psutil does not count these)."""
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Udp:")]
     header, values = rows[0], rows[1]
@@ -159,15 +128,10 @@ def udp_rcvbuf_errors() -> int:
 
 def listening(port: int, transport: str) -> bool:
     """Is something bound to 127.0.0.1:port (TCP: in LISTEN)?"""
-    table = "/proc/net/tcp" if transport == "tcp" else "/proc/net/udp"
-    want = f"0100007F:{port:04X}"
-    with open(table) as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if parts[1] == want and (transport == "udp" or parts[3] == "0A"):
-                return True
-    return False
+    return any(
+        c.laddr == ("127.0.0.1", port) and (transport == "udp" or c.status == psutil.CONN_LISTEN)
+        for c in psutil.net_connections(kind=f"{transport}4")
+    )
 
 
 def free_port() -> int:
@@ -610,9 +574,9 @@ def run_once(
         if sender.expect(args.build_timeout) != {}:
             raise RuntimeError("sender not ready in time")
         time.sleep(0.2)  # let the receiver settle after the connections opened
-        rss0 = proc_status_kb(pid, "VmRSS")
+        rss0 = rss_kb(pid)
         drops0 = udp_rcvbuf_errors()
-        cpu0 = proc_cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         threads0 = thread_cpu_seconds(pid)
         mine0 = self_cpu()
         rss_samples: list[tuple[float, int | None]] = []
@@ -632,7 +596,7 @@ def run_once(
             if rcv.proc is not None and rcv.proc.poll() is not None:
                 raise RuntimeError(f"{rcv.name} exited during the run ({rcv.proc.returncode}): {rcv.tail_log()}")
             if not rss_samples or now - started - rss_samples[-1][0] >= args.rss_every:
-                rss_samples.append((round(now - started, 3), proc_status_kb(pid, "VmRSS")))
+                rss_samples.append((round(now - started, 3), rss_kb(pid)))
             m = rcv.marker()
             changed = m != marker
             if changed:
@@ -646,7 +610,7 @@ def run_once(
                 if sent is not None and now - max(marker_time, sent["end"]) > stall:
                     break  # no progress since the sender finished: this is all that will arrive
             time.sleep(args.poll)
-        cpu1 = proc_cpu_seconds(pid)
+        cpu1 = cpu_seconds(pid)
         threads1 = thread_cpu_seconds(pid)
         mine1 = self_cpu()
         drops1 = udp_rcvbuf_errors()
@@ -656,8 +620,8 @@ def run_once(
             raise RuntimeError("sender did not report")
         if end_time is None:
             end_time = marker_time
-        rss_peak = proc_status_kb(pid, "VmHWM")
-        rss_now = proc_status_kb(pid, "VmRSS")
+        rss_peak = peak_rss_kb(pid)
+        rss_now = rss_kb(pid)
         closing = sender.finish()
         # our receiver: the public interface's figure as well, before stopping
         stats_frames = rcv.stats_frames() if isinstance(rcv, OurReceiver) else None

@@ -72,10 +72,9 @@ from bench.ingest_bench import (
     Receiver,
     Sender,
     free_port,
-    proc_cpu_seconds,
-    proc_status_kb,
     verify,
 )
+from tests.support.processes import cpu_seconds, peak_rss_kb
 from tests.support.senders import alibaba_rsyslog_conf
 
 ROOT = ingest_bench.ROOT
@@ -254,7 +253,7 @@ def run_once(downstream_cls: type[Receiver], queue: str, n: int, base: Path, arg
             if sender.expect(args.build_timeout) != {}:
                 raise RuntimeError("sender not ready in time")
             time.sleep(0.2)
-            cpu0 = (proc_cpu_seconds(relay.pid), proc_cpu_seconds(down.pid))
+            cpu0 = (cpu_seconds(relay.pid), cpu_seconds(down.pid))
             queue_samples: list[tuple[int, int]] = []
             sender.go()
             started = last_sample = time.monotonic()
@@ -286,7 +285,7 @@ def run_once(downstream_cls: type[Receiver], queue: str, n: int, base: Path, arg
                     if sent is not None and now - max(marker_time, sent["end"]) > args.stall:
                         break
                 time.sleep(args.poll)
-            cpu1 = (proc_cpu_seconds(relay.pid), proc_cpu_seconds(down.pid))
+            cpu1 = (cpu_seconds(relay.pid), cpu_seconds(down.pid))
             if sent is None:
                 sent = sender.expect(30)
             if sent is None:
@@ -300,7 +299,7 @@ def run_once(downstream_cls: type[Receiver], queue: str, n: int, base: Path, arg
                 msgs_per_second=stored / seconds if seconds > 0 else None,
                 relay_read_seconds=sent["seconds"],
                 relay_cpu_seconds=cpu1[0] - cpu0[0], downstream_cpu_seconds=cpu1[1] - cpu0[1],
-                downstream_peak_rss_kb=proc_status_kb(down.pid, "VmHWM"),
+                downstream_peak_rss_kb=peak_rss_kb(down.pid),
                 queue_samples=len(queue_samples),
                 receive_queue_p50_kb=received[len(received) // 2] / 1024,
                 receive_queue_max_kb=received[-1] / 1024,

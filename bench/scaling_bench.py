@@ -33,7 +33,7 @@ Three parts, each a table:
   threads holding the GIL (``--gil``: their waits on sockets and on each
   other otherwise pass for work). Two figures per stage: µs/msg from the
   samples (samples / rate / messages), and the stage's share of samples
-  times the CPU the processes were measured to use (/proc), per message.
+  times the CPU the processes were measured to use (psutil), per message.
   Where the two totals differ, the second is the one to add up; the shares
   are what the profile says.
 
@@ -70,8 +70,6 @@ from bench.delivery_bench import (
     DeliveringReceiver,
     _upstream,
     _wait_delivered,
-    descendants,
-    tree_cpu_seconds,
 )
 from bench.ingest_bench import (
     CASES,
@@ -79,9 +77,8 @@ from bench.ingest_bench import (
     OurReceiver,
     Sender,
     free_port,
-    proc_cpu_seconds,
-    proc_status_kb,
 )
+from tests.support.processes import cpu_seconds, descendants, peak_rss_kb, tree_cpu_seconds
 
 ROOT = ingest_bench.ROOT
 PARTS = ("connections", "sizes", "stages")
@@ -100,7 +97,7 @@ STAGE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
                                            "/receiver/deliver/sinks/http_signatures.py")),
     ("parse", ("/formats/",)),
     ("send (requests, urllib3, http.client)", ("/requests/", "/urllib3/", "/http/client.py", "/socket.py", "/ssl.py")),
-    ("route, group, tag", ("/receiver/deliver/batches.py", "/receiver/config/identity.py", "/receiver/filters/expression.py")),
+    ("route, group, tag", ("/receiver/deliver/batches.py", "/receiver/config/identity.py", "/receiver/filters/")),
     ("between processes (pickle, pool)", ("/multiprocessing/", "/concurrent/futures/", "/pickle.py")),
     ("read (reactor, TCP protocol)", ("/twisted/", "/receiver/ingest/")),
 )
@@ -309,10 +306,10 @@ def profile_ingest(py_spy: str, n: int, base: Path, args: argparse.Namespace) ->
         profiler = Profiler(py_spy, rcv.pid, workdir / "ingest.raw", args.rate, gil=args.ingest_samples == "gil")
         stack.callback(profiler.stop)
         load = os.getloadavg()
-        cpu0 = proc_cpu_seconds(rcv.pid)
+        cpu0 = cpu_seconds(rcv.pid)
         sender.go()
         got, end = _wait_delivered(rcv.stored, n, args.timeout, 0.02)
-        cpu1 = proc_cpu_seconds(rcv.pid)
+        cpu1 = cpu_seconds(rcv.pid)
         stacks = profiler.stop()
         sent = sender.expect(30) or {}
         seconds = end - sent.get("start", end)
@@ -320,7 +317,7 @@ def profile_ingest(py_spy: str, n: int, base: Path, args: argparse.Namespace) ->
             "process": "daemon (ingest)", "messages": n, "stored": got, "seconds": seconds, "load_average": load,
             "msgs_per_second": got / seconds if seconds > 0 else None,
             "cpu_seconds": cpu1 - cpu0, "cpu_us_per_msg": (cpu1 - cpu0) / n * 1e6,
-            "peak_rss_kb": proc_status_kb(rcv.pid, "VmHWM"),
+            "peak_rss_kb": peak_rss_kb(rcv.pid),
             "stages": stage_costs(stacks, args.rate, n, cpu1 - cpu0), "top_frames": top_frames(stacks),
         }
 

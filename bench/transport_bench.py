@@ -66,12 +66,10 @@ from bench.ingest_bench import (
     ROOT,
     RSYSLOG_MODULES,
     end_run,
-    proc_cpu_seconds,
-    proc_status_kb,
     self_cpu,
-    thread_cpu_seconds,
     verify,
 )
+from tests.support.processes import cpu_seconds, peak_rss_kb, thread_cpu_seconds
 
 GTLS_DRIVER = RSYSLOG_MODULES / "lmnsd_gtls.so"
 IMRELP = RSYSLOG_MODULES / "imrelp.so"
@@ -257,7 +255,7 @@ def run_once(
         if sender.expect(args.build_timeout) != {}:
             raise RuntimeError("sender not ready in time")
         time.sleep(0.2)  # let the receiver settle after the connection (and handshake) opened
-        cpu0 = proc_cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         threads0 = thread_cpu_seconds(pid)
         mine0 = self_cpu()
         sender.go()
@@ -287,7 +285,7 @@ def run_once(
                 if sent is not None and now - max(marker_time, sent["end"]) > args.stall:
                     break  # no progress since the sender finished: this is all that will arrive
             time.sleep(args.poll)
-        cpu1 = proc_cpu_seconds(pid)
+        cpu1 = cpu_seconds(pid)
         threads1 = thread_cpu_seconds(pid)
         mine1 = self_cpu()
         if sent is None:
@@ -296,7 +294,7 @@ def run_once(
             raise RuntimeError("sender did not report")
         if end_time is None:
             end_time = marker_time
-        rss_peak = proc_status_kb(pid, "VmHWM")
+        rss_peak = peak_rss_kb(pid)
         closing = sender.finish()
         rcv.close()
         status = rcv.stop(args.stop_timeout)

@@ -27,11 +27,11 @@ from reliability.scenarios.ingest_support import (
     by_size,
     metric_total,
     prefix_seqs,
-    rss_bytes,
     stopping,
     wait_for,
     workspace,
 )
+from tests.support.processes import rss_kb
 from tests.support.programs import LOOPBACK, REPO, Receiver, to_toml
 from tests.support.senders import run_token
 
@@ -232,7 +232,7 @@ def bad_input_slowloris(size: Size) -> Outcome:
         stop_later(rx)
         rx.start()
         assert rx.pid is not None
-        rss_idle = rss_bytes(rx.pid)
+        rss_idle = (rss_kb(rx.pid) or 0) * 1024
         slow: list[socket.socket] = []
         opened = time.monotonic()
         try:
@@ -247,7 +247,7 @@ def bad_input_slowloris(size: Size) -> Outcome:
             out.notes["seconds_to_open_slow"] = round(time.monotonic() - opened, 1)
             sent_bytes = [1] * slow_count
             stop = threading.Event()
-            rss_peak = [rss_bytes(rx.pid)]
+            rss_peak = [(rss_kb(rx.pid) or 0) * 1024]
 
             def drip() -> None:
                 while not stop.wait(1.0):
@@ -255,7 +255,7 @@ def bad_input_slowloris(size: Size) -> Outcome:
                         with contextlib.suppress(OSError):  # a full or reset socket: the count says what went
                             sent_bytes[i] += s.send(_slow_line(i)[sent_bytes[i] : sent_bytes[i] + 1])
                     if rx.pid is not None:
-                        rss_peak[0] = max(rss_peak[0], rss_bytes(rx.pid))
+                        rss_peak[0] = max(rss_peak[0], (rss_kb(rx.pid) or 0) * 1024)
 
             dripper = threading.Thread(target=drip, name="slowloris", daemon=True)
             dripper.start()
@@ -271,7 +271,7 @@ def bad_input_slowloris(size: Size) -> Outcome:
                 time.sleep(remaining)
             stop.set()
             dripper.join(30)
-            rss_peak[0] = max(rss_peak[0], rss_bytes(rx.pid))
+            rss_peak[0] = max(rss_peak[0], (rss_kb(rx.pid) or 0) * 1024)
             refused = metric_total(rx.metrics_url, "receiver_connections_refused_total")
         finally:
             for s in slow:

@@ -1,4 +1,4 @@
-"""What the receiving-side scenarios share: work directories, process clean-up, counts, metrics, RSS."""
+"""What the receiving-side scenarios share: work directories, process clean-up, counts, metrics."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ __all__ = [
     "by_size",
     "metric_total",
     "prefix_seqs",
-    "rss_bytes",
     "stopping",
     "wait_for",
     "workspace",
@@ -93,11 +92,3 @@ def metric_total(metrics_url: str, name: str) -> float:
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         text = response.read().decode()
     return sum(float(value) for metric, value in _SAMPLE.findall(text) if metric == name)
-
-
-def rss_bytes(pid: int) -> int:
-    """The resident set size of process ``pid`` (VmRSS), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")

@@ -42,6 +42,7 @@ from bench.blast import ali_line, ali_seq
 from formats.sls_pb import decode_log_group
 from receiver.deliver.stats import read_stats
 from reliability.outcome import Outcome, Size, count_keys, scenario
+from tests.support.processes import descendants, rss_kb
 from tests.support.programs import Receiver
 from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
 
@@ -430,7 +431,7 @@ class _Run:
         daemon = self.receiver.pid
         if daemon is None:
             return 0, 0
-        return _rss_kb(daemon), sum(_rss_kb(pid) for pid in _descendants(daemon))
+        return rss_kb(daemon) or 0, sum(rss_kb(pid) or 0 for pid in descendants(daemon))
 
     def sink_stats(self) -> dict[str, Any]:
         stats = read_stats(self.receiver.state_directory) or {}
@@ -468,31 +469,6 @@ class _Run:
 
     def in_phase(self, *phases: str) -> list[_Sample]:
         return [s for s in self.samples if s.phase in phases]
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid``'s children, theirs, and so on: the delivery process and its workers."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except (OSError, ValueError):
-                continue
-            found += children
-            todo += children
-    return found
 
 
 def _write_keys(path: Path, secret: str) -> None:

@@ -21,9 +21,15 @@ from pathlib import Path
 import pytest
 
 from bench.blast import BlastSender, ali_seq
-from bench.delivery_bench import descendants
 from formats.sls_pb import DecodedLogGroup
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
+from tests.support.processes import (
+    child_running,
+    descendants,
+    exited,
+    tree_peak_rss_kb,
+    tree_rss_kb,
+)
 from tests.support.programs import Receiver, wait_until
 from tests.support.receiverctl import receiverctl
 from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
@@ -180,26 +186,7 @@ def test_permanent_rejection_is_kept_and_replayed(
 
 def _delivery_pid(rx: Receiver) -> int | None:
     assert rx.pid is not None
-    try:
-        children = Path(f"/proc/{rx.pid}/task/{rx.pid}/children").read_text().split()
-    except OSError:
-        return None
-    for pid in children:
-        try:
-            if b"receiver.deliver.process" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return int(pid)
-        except OSError:
-            continue
-    return None
-
-
-def exited(pid: int) -> bool:
-    """Whether process ``pid`` has ended (a zombie waiting for a parent that is gone too counts)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
+    return child_running(rx.pid, "receiver.deliver.process")
 
 
 def test_delivery_process_killed_mid_flood_resends_only_with_the_same_pack_id(
@@ -432,11 +419,6 @@ def test_memory_stays_flat_while_the_upstream_is_down(
 ) -> None:
     """If SLS is down while 300,000 lines arrive, then the delivery processes' memory stays bounded
     (the spool holds the backlog, not memory), and every line is delivered once SLS is back."""
-    from bench.delivery_bench import tree_peak_rss_kb
-
-    def rss_kb(pid: int) -> int:
-        return sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) * 4 for p in (pid, *descendants(pid)))
-
     n = 300_000
     sls_server.fail_all(503, "ServerBusy", "test outage")
     rx = sls_receiver(make_receiver, sls_server, tmp_path)
@@ -446,13 +428,13 @@ def test_memory_stays_flat_while_the_upstream_is_down(
     sender.join(60)
     sender.close()
     wait_until(lambda: len(sls_server.refusals) >= 2, timeout=30, message="delivery retrying")
-    after_a_tenth = rss_kb(child)
+    after_a_tenth = tree_rss_kb(child)
     sender = BlastSender(rx.port, n, run="more").start()
     sender.join(120)
     sender.close()
     wait_until(lambda: rx.frame_count() >= n + n // 10, timeout=60, message="all spooled")
     time.sleep(2)  # a few more retries against the outage
-    after_all = rss_kb(child)
+    after_all = tree_rss_kb(child)
     assert after_all - after_a_tenth < 64 * 1024, f"delivery grew from {after_a_tenth} to {after_all} KiB"
     assert tree_peak_rss_kb(child) < 1024 * 1024
     sls_server.clear_failures()

@@ -6,11 +6,11 @@ import resource
 import socket
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import MakeReceiver
+from tests.support.processes import rss_kb
 from tests.support.programs import free_port, send_tcp, wait_until
 
 pytestmark = pytest.mark.integration
@@ -33,13 +33,6 @@ def raise_open_files(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
     except (ValueError, OSError) as e:
         pytest.fail(f"need {needed} open files for this test, have {soft} (hard {hard}): {e}; run as root or raise ulimit -n")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_ten_thousand_idle_and_one_thousand_active(make_receiver: MakeReceiver) -> None:
@@ -68,7 +61,10 @@ def test_ten_thousand_idle_and_one_thousand_active(make_receiver: MakeReceiver) 
         frames = rx.wait_for_frames(ACTIVE * LINES_PER_ACTIVE, timeout=60)
         seen = {(f.split(b" conn ")[1]) for f in frames}
         assert len(seen) == ACTIVE * LINES_PER_ACTIVE  # every (connection, seq) exactly once
-        rss = rss_mb(rx.pid)
+        assert rx.pid is not None
+        resident = rss_kb(rx.pid)
+        assert resident is not None, "the receiver has gone"
+        rss = resident / 1024
         print(f"{IDLE} idle + {ACTIVE} active connections opened in {opened:.1f} s; "
               f"{len(frames)} lines committed; receiver RSS {rss:.0f} MB")
         # 11,000 connections, each a protocol, a deframer and a socket: bounded, not per-byte.
