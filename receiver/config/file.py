@@ -5,16 +5,18 @@
     loaded.warnings   # things that work but are probably not what was meant
 
 A file is TOML laid out like the dataclasses of ``receiver.config.model``; a file
-whose name ends in ``.json`` is read as Logtail's ``ilogtail_config.json``.
-Every problem in a file is reported, not just the first: :class:`ConfigError`
-carries them all, one line each, and every line names the file, the line, the
-key path and what is allowed::
+whose name ends in ``.json`` is read as Logtail's ``ilogtail_config.json``
+(:mod:`.logtail`). Every problem in a file is reported, not just the first:
+:class:`ConfigError` carries them all, one line each, and every line names the
+file, the line, the key path and what is allowed::
 
     conf/receiver.toml:14: listeners[1].framing: "crlf" is not one of auto, lf, octet
 
-tomllib gives no positions, so :mod:`.locate` finds the line of a key path
-in the text itself (it reads only text tomllib has already accepted), and
-:mod:`.report` words each line.
+This module reads the TOML tables and checks what spans keys (a listener's
+transport and port, the spool's watermarks, routes that name sinks). What
+one key takes is in :mod:`.rules`; tomllib gives no positions, so
+:mod:`.locate` finds the line of a key path in the text itself (it reads only
+text tomllib has already accepted), and :mod:`.report` words each line.
 """
 
 from __future__ import annotations
@@ -169,43 +171,7 @@ def _syntax_error(display: str, text: str, error: tomllib.TOMLDecodeError) -> st
     return f"{display}:1: not valid TOML: {message}"
 
 
-_DEFAULT_PORT: int = field_default(ListenerConfig, "port")
-_DEFAULT_RELP_PORT = 2514
-"""rsyslog's customary imrelp port."""
-_DEFAULT_TLS_PORT = 6514
-"""RFC 5425's port for syslog over TLS."""
-_CONNECTION_KEYS = ("max_connections", "max_connections_per_source", "idle_timeout_seconds", "keepalive_seconds")
-_APPLIES_TO: dict[str, str] = {
-    # listener keys that do nothing on some transports: the listeners they apply to
-    "framing": "TCP",
-    "nul_ends_frame": "TCP",
-    "receive_buffer_bytes": "UDP",
-    "tls": "TCP and RELP",
-    **{key: "TCP and RELP" for key in _CONNECTION_KEYS},
-}
-_NOT_FOR: dict[str, tuple[str, ...]] = {
-    "udp": ("framing", "nul_ends_frame", *_CONNECTION_KEYS, "tls"),
-    "tcp": ("receive_buffer_bytes",),
-    "relp": ("framing", "nul_ends_frame", "receive_buffer_bytes"),
-}
-
-
-def _table(report: Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        report.error((key,), f"{as_written(value)} is {kind_of(value)}, not a table ([{key}])")
-        return {}
-    return value
-
-
-def _section_values(
-    report: Report, name: str, table: Mapping[str, object], base: Path, *, extra: Sequence[str] = ()
-) -> dict[str, Any]:
-    """The valid values of the ``[name]`` table, by key (see :func:`~receiver.config.rules.read_table`)."""
-    return read_table(report, table, (name,), SECTION_RULES[name], f"[{name}]", base, extra=extra)
-
-
-# -- TOML ----------------------------------------------------------------------
+# -- the TOML file, table by table -------------------------------------------------
 
 
 def _read_toml(report: Report, data: Mapping[str, object], base: Path) -> Config | None:
@@ -261,6 +227,21 @@ def _read_toml(report: Report, data: Mapping[str, object], base: Path) -> Config
     )
 
 
+def _table(report: Report, data: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        report.error((key,), f"{as_written(value)} is {kind_of(value)}, not a table ([{key}])")
+        return {}
+    return value
+
+
+def _section_values(
+    report: Report, name: str, table: Mapping[str, object], base: Path, *, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The valid values of the ``[name]`` table, by key (see :func:`~receiver.config.rules.read_table`)."""
+    return read_table(report, table, (name,), SECTION_RULES[name], f"[{name}]", base, extra=extra)
+
+
 def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
     """The tables of ``[[key]]``, each with its key path; anything else is reported."""
     raw = data.get(key, [])
@@ -276,132 +257,25 @@ def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> li
     return out
 
 
-def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
-    """The ``[[sinks]]``; none given means the embedded local store alone."""
-    if "sinks" not in data:
-        return typing.cast(tuple[SinkConfig, ...], field_default(Config, "sinks"))
-    sinks: list[SinkConfig] = []
-    first_of: dict[str, KeyPath] = {}
-    entries = _array_of_tables(report, data, "sinks")
-    if not entries and isinstance(data.get("sinks"), list):
-        report.error(("sinks",), "no sinks: records would have nowhere to go; add a [[sinks]] table, "
-                     'or leave sinks out for the embedded local store (type = "local")')
-    for key_path, entry in entries:
-        kind = entry.get("type")
-        if kind not in SINK_RULES:
-            rule = choice_rule(*SINK_RULES)
-            said = "missing; every sink needs one" if kind is None else f"{as_written(kind)} is not a sink type"
-            suggestion = did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
-            report.error((*key_path, "type"), f"{said}: {rule.allowed}{suggestion}")
-            continue
-        rules = SINK_RULES[kind]
-        values = read_table(report, entry, key_path, rules, f'a [[sinks]] table of type "{kind}"', base)
-        # "name" may be left out: a sink without one is named after its type
-        missing = [key for key in required_keys(SINK_CLASSES[kind]) if key != "name" and key not in entry]
-        for key in missing:
-            report.error((*key_path, key), f'missing; a sink of type "{kind}" needs {key} ({rules[key].allowed})')
-        if kind == "http" and values.get("signature", field_default(HttpSinkConfig, "signature")) != "none" and "key_file" not in entry:
-            report.error(
-                (*key_path, "key_file"),
-                'missing; a signing HTTP sink needs its key (mode 0600), or signature = "none" to send unsigned',
-            )
-        if kind == "sls" and values.get("signature") == "v4" and "region" not in entry:
-            report.error((*key_path, "region"), 'missing; signature v4 needs the region, such as "cn-hangzhou"')
-        if missing or any(key in rules and key not in values for key in entry):
-            continue
-        name = values.setdefault("name", kind)
-        first = first_of.setdefault(name, key_path)
-        if first is not key_path:
-            report.error(
-                (*key_path, "name"),
-                f"{as_written(name)} is already the name of {key_path_text(first)} (line {report.line(first)}); "
-                "each sink needs its own name (it names the sink's cursor in the spool)",
-            )
-            continue
-        if kind == "local" and any(isinstance(sink, LocalSinkConfig) for sink in sinks):
-            report.error(
-                (*key_path, "type"),
-                'a second local sink: one process runs one embedded store, so there is one local sink '
-                "(send records to it from several routes instead)",
-            )
-            continue
-        sinks.append(SINK_CLASSES[kind](**values))
-    return tuple(sinks)
-
-
-def _read_machine_groups(report: Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
-    groups = []
-    for key_path, entry in _array_of_tables(report, data, "machine_groups"):
-        values = read_table(report, entry, key_path, MACHINE_GROUP_RULES, "[[machine_groups]]", base)
-        if "name" not in entry:
-            report.error((*key_path, "name"), "missing; a machine group needs a name (its __machine_group__ tag)")
-        elif "networks" not in entry and "hostnames" not in entry:
-            report.error(key_path, "a machine group needs networks, hostnames or both; this one has neither")
-        elif len(values) == len(entry):
-            groups.append(MachineGroup(**values))
-    return tuple(groups)
-
-
-def _read_delivery(
-    report: Report, data: Mapping[str, object], section: Mapping[str, object],
-    sinks: Sequence[SinkConfig], base: Path,
-) -> tuple[DeliverConfig, tuple[RouteConfig, ...]]:
-    """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
-    from receiver.filters.expression import FilterError, parse_filter
-
-    values = _section_values(report, "deliver", section, base)
-    names = [sink.name for sink in sinks]
-    known = ", ".join(names) or "none"
-    if "default_sink" not in values and sinks and "default_sink" not in section:
-        if len(sinks) == 1:
-            values["default_sink"] = sinks[0].name
-        elif "local" not in names:
-            report.error(
-                ("deliver", "default_sink"),
-                f"missing; with several sinks, say where records no route takes go: one of {known}",
-            )
-    elif values.get("default_sink") is not None and sinks and values["default_sink"] not in names:
-        report.error(("deliver", "default_sink"), f"{as_written(values['default_sink'])} is not a sink; the sinks are {known}")
-    routes = []
-    for key_path, entry in _array_of_tables(report, data, "routes"):
-        route = read_table(report, entry, key_path, ROUTE_RULES, "[[routes]]", base)
-        if route.get("drop"):
-            given = [key for key in ("sink", "destination") if key in entry]
-            if given:
-                report.error(
-                    (*key_path, given[0]),
-                    f"a route with drop = true sends its records nowhere: remove {' and '.join(given)}",
-                )
-                continue
-            if "tag" not in entry and "filter" not in entry:
-                report.error(
-                    (*key_path, "drop"),
-                    "this route would drop every record: give it a tag or a filter saying which to drop",
-                )
-                continue
-        elif "sink" not in entry:
-            report.error((*key_path, "sink"), f"missing; a route needs the sink its records go to: one of {known}")
-            continue
-        if "sink" in route and sinks and route["sink"] not in names:
-            report.error((*key_path, "sink"), f"{as_written(route['sink'])} is not a sink; the sinks are {known}")
-            continue
-        target = next((sink for sink in sinks if sink.name == route.get("sink")), None)
-        destination = route.get("destination")
-        if isinstance(target, ClickHouseSinkConfig) and destination:
-            try:
-                convert(IDENTIFIER, destination, base)
-            except Invalid as e:
-                report.error((*key_path, "destination"), f"{e} (a table)")
-                continue
-        if "filter" in route:
-            try:
-                parse_filter(route["filter"])
-            except FilterError as e:
-                report.error((*key_path, "filter"), str(e).splitlines()[0])
-                continue
-        if len(route) == len(entry):
-            routes.append(RouteConfig(**route))
-    return dataclasses.replace(DeliverConfig(), **values), tuple(routes)
+_DEFAULT_PORT: int = field_default(ListenerConfig, "port")
+_DEFAULT_RELP_PORT = 2514
+"""rsyslog's customary imrelp port."""
+_DEFAULT_TLS_PORT = 6514
+"""RFC 5425's port for syslog over TLS."""
+_CONNECTION_KEYS = ("max_connections", "max_connections_per_source", "idle_timeout_seconds", "keepalive_seconds")
+_APPLIES_TO: dict[str, str] = {
+    # listener keys that do nothing on some transports: the listeners they apply to
+    "framing": "TCP",
+    "nul_ends_frame": "TCP",
+    "receive_buffer_bytes": "UDP",
+    "tls": "TCP and RELP",
+    **{key: "TCP and RELP" for key in _CONNECTION_KEYS},
+}
+_NOT_FOR: dict[str, tuple[str, ...]] = {
+    "udp": ("framing", "nul_ends_frame", *_CONNECTION_KEYS, "tls"),
+    "tcp": ("receive_buffer_bytes",),
+    "relp": ("framing", "nul_ends_frame", "receive_buffer_bytes"),
+}
 
 
 def _read_listeners(report: Report, data: Mapping[str, object], base: Path) -> tuple[ListenerConfig, ...] | None:
@@ -602,3 +476,131 @@ def _read_parse(report: Report, data: Mapping[str, object], base: Path) -> Parse
         found.extend(formats_in_entries(report, data["streamlog_formats"], ("parse", "streamlog_formats")))
     parse = dataclasses.replace(ParseConfig(), **values, streamlog_formats=one_layout_per_version(report, found))
     return parse if not report.failed else None
+
+
+def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:
+    """The ``[[sinks]]``; none given means the embedded local store alone."""
+    if "sinks" not in data:
+        return typing.cast(tuple[SinkConfig, ...], field_default(Config, "sinks"))
+    sinks: list[SinkConfig] = []
+    first_of: dict[str, KeyPath] = {}
+    entries = _array_of_tables(report, data, "sinks")
+    if not entries and isinstance(data.get("sinks"), list):
+        report.error(("sinks",), "no sinks: records would have nowhere to go; add a [[sinks]] table, "
+                     'or leave sinks out for the embedded local store (type = "local")')
+    for key_path, entry in entries:
+        kind = entry.get("type")
+        if kind not in SINK_RULES:
+            rule = choice_rule(*SINK_RULES)
+            said = "missing; every sink needs one" if kind is None else f"{as_written(kind)} is not a sink type"
+            suggestion = did_you_mean(kind, rule.choices) if isinstance(kind, str) else ""
+            report.error((*key_path, "type"), f"{said}: {rule.allowed}{suggestion}")
+            continue
+        rules = SINK_RULES[kind]
+        values = read_table(report, entry, key_path, rules, f'a [[sinks]] table of type "{kind}"', base)
+        # "name" may be left out: a sink without one is named after its type
+        missing = [key for key in required_keys(SINK_CLASSES[kind]) if key != "name" and key not in entry]
+        for key in missing:
+            report.error((*key_path, key), f'missing; a sink of type "{kind}" needs {key} ({rules[key].allowed})')
+        if kind == "http" and values.get("signature", field_default(HttpSinkConfig, "signature")) != "none" and "key_file" not in entry:
+            report.error(
+                (*key_path, "key_file"),
+                'missing; a signing HTTP sink needs its key (mode 0600), or signature = "none" to send unsigned',
+            )
+        if kind == "sls" and values.get("signature") == "v4" and "region" not in entry:
+            report.error((*key_path, "region"), 'missing; signature v4 needs the region, such as "cn-hangzhou"')
+        if missing or any(key in rules and key not in values for key in entry):
+            continue
+        name = values.setdefault("name", kind)
+        first = first_of.setdefault(name, key_path)
+        if first is not key_path:
+            report.error(
+                (*key_path, "name"),
+                f"{as_written(name)} is already the name of {key_path_text(first)} (line {report.line(first)}); "
+                "each sink needs its own name (it names the sink's cursor in the spool)",
+            )
+            continue
+        if kind == "local" and any(isinstance(sink, LocalSinkConfig) for sink in sinks):
+            report.error(
+                (*key_path, "type"),
+                'a second local sink: one process runs one embedded store, so there is one local sink '
+                "(send records to it from several routes instead)",
+            )
+            continue
+        sinks.append(SINK_CLASSES[kind](**values))
+    return tuple(sinks)
+
+
+def _read_machine_groups(report: Report, data: Mapping[str, object], base: Path) -> tuple[MachineGroup, ...]:
+    groups = []
+    for key_path, entry in _array_of_tables(report, data, "machine_groups"):
+        values = read_table(report, entry, key_path, MACHINE_GROUP_RULES, "[[machine_groups]]", base)
+        if "name" not in entry:
+            report.error((*key_path, "name"), "missing; a machine group needs a name (its __machine_group__ tag)")
+        elif "networks" not in entry and "hostnames" not in entry:
+            report.error(key_path, "a machine group needs networks, hostnames or both; this one has neither")
+        elif len(values) == len(entry):
+            groups.append(MachineGroup(**values))
+    return tuple(groups)
+
+
+def _read_delivery(
+    report: Report, data: Mapping[str, object], section: Mapping[str, object],
+    sinks: Sequence[SinkConfig], base: Path,
+) -> tuple[DeliverConfig, tuple[RouteConfig, ...]]:
+    """``[deliver]`` and the ``[[routes]]``: every sink they name must exist, every filter parse."""
+    from receiver.filters.expression import FilterError, parse_filter
+
+    values = _section_values(report, "deliver", section, base)
+    names = [sink.name for sink in sinks]
+    known = ", ".join(names) or "none"
+    if "default_sink" not in values and sinks and "default_sink" not in section:
+        if len(sinks) == 1:
+            values["default_sink"] = sinks[0].name
+        elif "local" not in names:
+            report.error(
+                ("deliver", "default_sink"),
+                f"missing; with several sinks, say where records no route takes go: one of {known}",
+            )
+    elif values.get("default_sink") is not None and sinks and values["default_sink"] not in names:
+        report.error(("deliver", "default_sink"), f"{as_written(values['default_sink'])} is not a sink; the sinks are {known}")
+    routes = []
+    for key_path, entry in _array_of_tables(report, data, "routes"):
+        route = read_table(report, entry, key_path, ROUTE_RULES, "[[routes]]", base)
+        if route.get("drop"):
+            given = [key for key in ("sink", "destination") if key in entry]
+            if given:
+                report.error(
+                    (*key_path, given[0]),
+                    f"a route with drop = true sends its records nowhere: remove {' and '.join(given)}",
+                )
+                continue
+            if "tag" not in entry and "filter" not in entry:
+                report.error(
+                    (*key_path, "drop"),
+                    "this route would drop every record: give it a tag or a filter saying which to drop",
+                )
+                continue
+        elif "sink" not in entry:
+            report.error((*key_path, "sink"), f"missing; a route needs the sink its records go to: one of {known}")
+            continue
+        if "sink" in route and sinks and route["sink"] not in names:
+            report.error((*key_path, "sink"), f"{as_written(route['sink'])} is not a sink; the sinks are {known}")
+            continue
+        target = next((sink for sink in sinks if sink.name == route.get("sink")), None)
+        destination = route.get("destination")
+        if isinstance(target, ClickHouseSinkConfig) and destination:
+            try:
+                convert(IDENTIFIER, destination, base)
+            except Invalid as e:
+                report.error((*key_path, "destination"), f"{e} (a table)")
+                continue
+        if "filter" in route:
+            try:
+                parse_filter(route["filter"])
+            except FilterError as e:
+                report.error((*key_path, "filter"), str(e).splitlines()[0])
+                continue
+        if len(route) == len(entry):
+            routes.append(RouteConfig(**route))
+    return dataclasses.replace(DeliverConfig(), **values), tuple(routes)
