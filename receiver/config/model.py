@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from formats.framing import DEFAULT_MAX_FRAME_BYTES, Framing
 from formats.parse import Format
@@ -60,8 +60,6 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 ClientCertificates = Literal["none", "optional", "required"]
 TlsVersion = Literal["1.2", "1.3"]
-_CLIENT_CERTIFICATE_MODES = ("none", "optional", "required")
-_TLS_VERSIONS = ("1.2", "1.3")
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 _HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -98,11 +96,11 @@ class TlsConfig:
     handshake_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.client_certificates not in _CLIENT_CERTIFICATE_MODES:
+        if self.client_certificates not in get_args(ClientCertificates):
             raise TlsConfigError(
                 f"client_certificates {self.client_certificates!r} is not one of none, optional, required"
             )
-        if self.min_version not in _TLS_VERSIONS:
+        if self.min_version not in get_args(TlsVersion):
             raise TlsConfigError(f'min_version {self.min_version!r} is not "1.2" or "1.3" (older TLS is not offered)')
         if not self.handshake_timeout_seconds > 0:
             raise TlsConfigError(
