@@ -23,17 +23,21 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
 
 from formats.streamlog import format_table
-from receiver.config.model import Config, ListenerConfig, TlsConfigError
+from receiver.config.file import ConfigError, load_config
+from receiver.config.model import Config, ListenerConfig, TlsConfigError, default_config
 from receiver.config.snapshot import write_snapshot
 from receiver.deliver.supervisor import DeliverySupervisor, delivery_command
 from receiver.ingest.relp import RelpFactory
 from receiver.ingest.tcp import StreamFactory
 from receiver.ingest.tls import TlsServerContext, tls_server_factory
 from receiver.ingest.udp import MAX_DATAGRAM_BYTES, DatagramReceiver
+from receiver.runtime.process import configure_logging
 from receiver.service.control import ControlError, listen_control
 from receiver.service.guard import EXIT_OVER_MEMORY_LIMIT, ResourceGuard, anonymous_bytes_of_tree
+from receiver.service.metrics import MetricsResource
 from receiver.service.reload import ReloadError, delivery_step, plan_reload
 from receiver.service.systemd import Notifier
 from receiver.spool.gate import BackpressureGate
@@ -122,10 +126,6 @@ class ReceiverService:
 
     def _serve_metrics(self) -> None:
         """The Prometheus endpoint; a port it cannot bind is an error in the log, never a reason not to receive."""
-        from twisted.web.server import Site
-
-        from receiver.service.metrics import MetricsResource
-
         metrics = self.config.metrics
         site = Site(MetricsResource(self))
         site.noisy = False
@@ -170,8 +170,7 @@ class ReceiverService:
     def _delivery_over_memory_limit(self, why: str) -> None:
         if self.delivery is None or self.delivery.pid is None or self._delivery_restarting:
             return  # already on its way: the next check sees the new process
-        log.error("%s", why)
-        self.telemetry.count("receiver_delivery_memory_restarts_total")
+        self.telemetry.delivery_restarted_over_memory(why)
         self._delivery_restarting = True
 
         def done(result: object) -> object:
@@ -297,10 +296,6 @@ class ReceiverService:
         effect by restarting the delivery process, which resumes from its cursors.
         Settings a running daemon cannot change are reported, not applied.
         """
-        from receiver.config.file import ConfigError, load_config
-        from receiver.config.model import default_config
-        from receiver.runtime.process import configure_logging
-
         if self.stopped:
             raise ReloadError("the receiver is stopping")
         old = self.config
