@@ -122,3 +122,32 @@ def test_hostname_profiles_cost_one_parse_when_they_do_not_match(host: str) -> N
     fn = profiled_parser("tcp", "auto", BASE, [NEW_YORK_BY_NAME], made)
     fn(LINE % host.encode(), "192.0.2.1", RECEIVED)
     assert len(calls) == (2 if host.startswith("nyc") else 1)
+
+
+class TestZonesAcrossDaylightSaving:
+    """A sender's zone follows its own daylight-saving rules: New York moved from UTC-5 to UTC-4 on
+    8 March 2026 at 02:00 local, and back on 1 November 2026 at 02:00 local."""
+
+    NY = ParseProfile("ny", networks=("10.1.0.0/16",), timezone="America/New_York")
+
+    def utc_hours_behind(self, line: bytes, received: dt.datetime, peer: str = "10.1.0.5") -> float:
+        fn = profiled_parser("tcp", "auto", BASE, [self.NY], factory())
+        record = fn(line, peer, int(received.timestamp()) * 10**9)
+        wall = dt.datetime.strptime(line.split(b">")[1][:15].decode(), "%b %d %H:%M:%S").replace(
+            year=received.year, tzinfo=dt.UTC
+        )
+        return (record.time - wall.timestamp()) / 3600
+
+    def test_before_and_after_the_spring_change(self) -> None:
+        received = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
+        assert self.utc_hours_behind(b"<13>Mar  7 12:00:00 h a: x", received) == 5
+        assert self.utc_hours_behind(b"<13>Mar  9 12:00:00 h a: x", received) == 4
+
+    def test_before_and_after_the_autumn_change(self) -> None:
+        received = dt.datetime(2026, 11, 3, tzinfo=dt.UTC)
+        assert self.utc_hours_behind(b"<13>Oct 31 12:00:00 h a: x", received) == 4
+        assert self.utc_hours_behind(b"<13>Nov  2 12:00:00 h a: x", received) == 5
+
+    def test_another_sender_keeps_the_appliance_zone(self) -> None:
+        received = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
+        assert self.utc_hours_behind(b"<13>Mar  9 12:00:00 h a: x", received, peer="10.2.0.5") == 0
