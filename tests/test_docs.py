@@ -1,7 +1,8 @@
 """Drift tests: the operator documentation stays true to the code.
 
-- every counter the daemon counts and every metric it exposes is explained in
-  docs/troubleshooting.md;
+- every metric family receiver/telemetry/names.py names is explained in
+  docs/metrics.md and docs/troubleshooting.md, and every code of a
+  ``reason`` label in docs/metrics.md's section for that family;
 - every ``receiverctl`` command is in docs/operator-guide.md, and every
   ``receiverctl`` command line the documentation shows parses with the real
   argument parser (so no page documents an option that does not exist);
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import re
 import shlex
 from collections.abc import Iterator
@@ -21,16 +21,13 @@ from pathlib import Path
 import pytest
 
 from receiver.cli.ctl import _argument_parser
+from receiver.telemetry.names import FAMILIES, Family
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-TELEMETRY = ROOT / "receiver" / "telemetry" / "events.py"
-METRICS = ROOT / "receiver" / "service" / "metrics.py"
+METRICS_PAGE = DOCS / "metrics.md"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
 OPERATOR_GUIDE = DOCS / "operator-guide.md"
-
-METRIC_NAME = re.compile(r"^(?:receiver|process)_[a-z0-9_]+$")
-"""How the names the daemon counts and exposes look (Prometheus style, our prefixes)."""
 
 
 def markdown_files() -> list[Path]:
@@ -41,83 +38,54 @@ def markdown_files() -> list[Path]:
 # -- (a) counters and metrics ------------------------------------------------
 
 
-def _string_constants(path: Path) -> Iterator[str]:
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            yield node.value
-
-
-def counted_names(path: Path) -> set[str]:
-    """The names passed as the first argument of ``....count("name", ...)`` calls in ``path``."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "count"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-            and METRIC_NAME.match(node.args[0].value)
-        ):
-            names.add(node.args[0].value)
-    return names
-
-
-def telemetry_counters() -> set[str]:
-    """Every counter receiver/telemetry/events.py counts.
-
-    Most go through ``self.count("name", ...)``; ``received()`` builds its two
-    counter keys by hand for speed, so every metric-shaped string constant of
-    the module counts too. Other modules' ``telemetry.count("name")`` calls
-    (the spool writer's) are included: they land in the same counters.
-    """
-    names = {name for name in _string_constants(TELEMETRY) if METRIC_NAME.match(name)}
-    for path in sorted((ROOT / "receiver").rglob("*.py")):
-        names |= counted_names(path)
-    return names
-
-
-def exposed_metrics() -> set[str]:
-    """Every metric family name receiver/service/metrics.py exposes (its ``_HELP`` keys and ``f.add`` names)."""
-    return {name for name in _string_constants(METRICS) if METRIC_NAME.match(name)}
-
-
 def documented(name: str, text: str) -> bool:
     """Whether ``name`` appears in ``text`` as code: `name` or `name{labels}`."""
     return re.search(r"`" + re.escape(name) + r"(\{[^`]*\})?`", text) is not None
 
 
+def section_of(family: str, text: str) -> str:
+    """The part of ``text`` under the ``###`` heading that names ``family`` as code, up to the next
+    heading ('' if none does)."""
+    for section in re.split(r"^(?=#+ )", text, flags=re.MULTILINE):
+        heading = section.partition("\n")[0]
+        if heading.startswith("### ") and documented(family, heading):
+            return section
+    return ""
+
+
+def explained_codes(section: str) -> set[str]:
+    """The codes a section's table explains: rows that start with | `code` |."""
+    return set(re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.MULTILINE))
+
+
 class TestCountersAndMetrics:
-    def test_the_extraction_finds_what_is_known(self) -> None:
-        """If the source changes shape, then this test (not a silent empty set) says the extraction broke."""
-        counters = telemetry_counters()
-        assert {
-            "receiver_connections_refused_total",  # a self.count() call
-            "receiver_frames_received_total",  # built by hand in received()
-            "receiver_spool_segments_delivered_total",  # counted by the spool writer
-        } <= counters
-        assert {"receiver_connections_open", "receiver_sink_latency_seconds", "process_cpu_seconds_total"} <= (
-            exposed_metrics()
-        )
+    @pytest.mark.parametrize("page", [METRICS_PAGE, TROUBLESHOOTING], ids=lambda p: p.name)
+    def test_every_family_is_explained(self, page: Path) -> None:
+        """If receiver/telemetry/names.py names a family /metrics shows, then the page explains it."""
+        text = page.read_text(encoding="utf-8")
+        missing = sorted(name for name in FAMILIES if not documented(name, text))
+        assert not missing, f"metrics missing from {page.relative_to(ROOT)}: {missing}"
 
-    def test_every_counter_is_explained(self) -> None:
-        """If telemetry counts a name, then docs/troubleshooting.md explains it."""
-        text = TROUBLESHOOTING.read_text(encoding="utf-8")
-        missing = sorted(name for name in telemetry_counters() if not documented(name, text))
-        assert not missing, f"counters missing from {TROUBLESHOOTING.relative_to(ROOT)}: {missing}"
-
-    def test_every_metric_is_explained(self) -> None:
-        """If /metrics exposes a family, then docs/troubleshooting.md explains it."""
-        text = TROUBLESHOOTING.read_text(encoding="utf-8")
-        missing = sorted(name for name in exposed_metrics() if not documented(name, text))
-        assert not missing, f"metrics missing from {TROUBLESHOOTING.relative_to(ROOT)}: {missing}"
+    @pytest.mark.parametrize("family", [f for f in FAMILIES.values() if f.reasons], ids=lambda f: f.name)
+    def test_every_reason_code_is_explained(self, family: Family) -> None:
+        """If a family has a reason label, then docs/metrics.md has a section for it whose table explains
+        every code of its vocabulary, and no code that is not in it."""
+        assert family.reasons is not None
+        section = section_of(family.name, METRICS_PAGE.read_text(encoding="utf-8"))
+        assert section, f"docs/metrics.md has no ### section for {family.name}"
+        assert explained_codes(section) == {code.value for code in family.reasons}
 
     def test_documented_requires_the_name_as_code(self) -> None:
         """If a name appears only as part of a longer name, then it does not count as documented."""
         assert documented("receiver_x_total", "the `receiver_x_total{listener}` counter")
         assert not documented("receiver_x_total", "`receiver_x_total_more`")
         assert not documented("receiver_x_total", "receiver_x_total in prose")
+
+    def test_a_section_and_its_codes(self) -> None:
+        """If a section's table leaves a code out, then the codes found show it."""
+        text = "### `receiver_a_total{reason}`\n\n| reason | meaning |\n|---|---|\n| `one` | x |\n\n## B\n| `two` | y |\n"
+        assert explained_codes(section_of("receiver_a_total", text)) == {"one"}
+        assert section_of("receiver_c_total", text) == ""
 
 
 # -- (b) receiverctl commands ---------------------------------------------------

@@ -53,6 +53,7 @@ from formats.relp import (
 )
 from receiver import __version__
 from receiver.ingest.tcp import StreamFactory, StreamReceiver
+from receiver.telemetry.names import RelpPause, RelpRefusal
 
 __all__ = ["END_GRACE_SECONDS", "MAX_REFUSED_FRAMES", "MAX_UNANSWERED", "RelpFactory", "RelpReceiver"]
 
@@ -80,13 +81,6 @@ _SERVERCLOSE = encode_frame(0, "serverclose")
 
 # Why a session's reading is paused (see StreamReceiver._hold).
 _REPLIES, _WINDOW = "replies", "window"
-# The counters' reason codes: a fixed vocabulary, never a sentence or the peer's text.
-_PAUSED_REPLIES_UNREAD = "replies-unread"
-_PAUSED_WINDOW_FULL = "window-full"
-_REFUSED_BEFORE_OPEN = "before-open"
-_REFUSED_UNKNOWN_COMMAND = "unknown-command"
-_REFUSED_SECOND_OPEN = "second-open"
-_REFUSED_NO_SYSLOG = "open-without-syslog"
 
 
 @implementer(IPushProducer)
@@ -159,7 +153,7 @@ class RelpReceiver(StreamReceiver):
         if self.unanswered > MAX_UNANSWERED and _WINDOW not in self._held:
             self._hold(_WINDOW)
             factory.telemetry.relp_reading_paused(
-                factory.config.name, self.peer, _PAUSED_WINDOW_FULL,
+                factory.config.name, self.peer, RelpPause.WINDOW_FULL,
                 f"{self.unanswered} transactions unanswered, more than {MAX_UNANSWERED}: it does not wait "
                 "for answers; reading resumes once they go out",
             )
@@ -197,12 +191,12 @@ class RelpReceiver(StreamReceiver):
             self.ending = True
             self.factory.writer.after_commit(lambda: self._end(encode_frame(frame.txnr, "rsp")))
         elif frame.command == "syslog":
-            self._refuse(frame, _REFUSED_BEFORE_OPEN, "command disabled: open the session first")
+            self._refuse(frame, RelpRefusal.BEFORE_OPEN, "command disabled: open the session first")
         else:
             text = f"unknown command {frame.command!r}; this server takes syslog"
-            self._refuse(frame, _REFUSED_UNKNOWN_COMMAND, text)
+            self._refuse(frame, RelpRefusal.UNKNOWN_COMMAND, text)
 
-    def _refuse(self, frame: RelpFrame, reason: str, text: str) -> None:
+    def _refuse(self, frame: RelpFrame, reason: RelpRefusal, text: str) -> None:
         """Answer ``500 text``; past ``MAX_REFUSED_FRAMES`` of them, end the session instead."""
         self.refused += 1
         factory = self.factory
@@ -214,14 +208,14 @@ class RelpReceiver(StreamReceiver):
 
     def _open(self, frame: RelpFrame) -> None:
         if self.opened:
-            self._refuse(frame, _REFUSED_SECOND_OPEN, "the session is already open")
+            self._refuse(frame, RelpRefusal.SECOND_OPEN, "the session is already open")
             return
         offered = parse_offers(frame.data)
         commands = offered.get("commands", "").split(",")
         if "syslog" not in commands:
             text = "required command not supported by client: syslog"
             self.factory.telemetry.relp_frame_refused(
-                self.factory.config.name, self.peer, _REFUSED_NO_SYSLOG, f"frame {frame.txnr}: {text}"
+                self.factory.config.name, self.peer, RelpRefusal.OPEN_WITHOUT_SYSLOG, f"frame {frame.txnr}: {text}"
             )
             self._write(response(frame.txnr, 500, text))
             self._end_session("the sender does not offer the syslog command")
@@ -264,7 +258,7 @@ class RelpReceiver(StreamReceiver):
             return
         self._hold(_REPLIES)
         self.factory.telemetry.relp_reading_paused(
-            self.factory.config.name, self.peer, _PAUSED_REPLIES_UNREAD,
+            self.factory.config.name, self.peer, RelpPause.REPLIES_UNREAD,
             "it does not read its answers (more are unsent than the connection's buffer holds); "
             "reading resumes once they are sent",
         )

@@ -63,6 +63,7 @@ from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry
 from receiver.spool.writer import SpoolWriter
 from receiver.telemetry.events import Telemetry
+from receiver.telemetry.names import ConnectionRefusal
 
 __all__ = ["StreamFactory", "StreamReceiver"]
 
@@ -147,7 +148,9 @@ class StreamReceiver(Protocol):
             self.tls_state = "refused"
             # The counter's label is fixed (a peer could make fingerprints without end);
             # the log line has the certificate's names and fingerprint, at most once a minute.
-            factory.telemetry.connection_refused(factory.config.name, self.peer, "TLS peer not in the allowlist")
+            factory.telemetry.connection_refused(
+                factory.config.name, self.peer, ConnectionRefusal.TLS_PEER_NOT_ALLOWED, "TLS peer not in the allowlist"
+            )
             now = factory.clock.seconds()
             if now - factory.allowlist_refusal_logged_at >= _REFUSAL_DETAIL_INTERVAL_SECONDS:
                 factory.allowlist_refusal_logged_at = now
@@ -164,7 +167,7 @@ class StreamReceiver(Protocol):
         assert factory.tls is not None
         self.tls_state = "refused"
         factory.telemetry.connection_refused(
-            factory.config.name, self.peer,
+            factory.config.name, self.peer, ConnectionRefusal.TLS_HANDSHAKE_TIMEOUT,
             f"TLS handshake not done within {factory.tls.settings.handshake_timeout_seconds:g} s",
         )
         self.transport.abortConnection()  # type: ignore[union-attr]
@@ -177,7 +180,8 @@ class StreamReceiver(Protocol):
         if self.tls_state != "handshaking" or reason.value is None or not reason.check(SSL.Error):
             return  # admitted, counted already, or the peer went away before finishing
         self.factory.telemetry.connection_refused(
-            self.factory.config.name, self.peer, f"TLS handshake failed: {_openssl_reason(reason.value)}"
+            self.factory.config.name, self.peer, ConnectionRefusal.TLS_HANDSHAKE_FAILED,
+            f"TLS handshake failed: {_openssl_reason(reason.value)}",
         )
 
     def dataReceived(self, data: bytes) -> None:
@@ -368,14 +372,19 @@ class StreamFactory(Factory):
         peer, port = peer_of(addr)
         config = self.config
         if self.allowed and not self.allowed.contains(peer):
-            self.telemetry.connection_refused(config.name, peer, "sender not in allowed_networks")
+            self.telemetry.connection_refused(
+                config.name, peer, ConnectionRefusal.NOT_ALLOWED, "sender not in allowed_networks"
+            )
             return None
         if len(self.connections) >= config.max_connections:
-            self.telemetry.connection_refused(config.name, peer, f"max_connections ({config.max_connections}) reached")
+            self.telemetry.connection_refused(
+                config.name, peer, ConnectionRefusal.MAX_CONNECTIONS, f"max_connections ({config.max_connections}) reached"
+            )
             return None
         if self.per_source[peer] >= config.max_connections_per_source:
             self.telemetry.connection_refused(
-                config.name, peer, f"max_connections_per_source ({config.max_connections_per_source}) reached"
+                config.name, peer, ConnectionRefusal.MAX_CONNECTIONS_PER_SOURCE,
+                f"max_connections_per_source ({config.max_connections_per_source}) reached"
             )
             return None
         return self.receiver_class(self, peer, port)

@@ -30,6 +30,7 @@ from receiver.ingest.admission import SourceRateLimits
 from receiver.spool.segment import Entry
 from receiver.spool.writer import SpoolWriter
 from receiver.telemetry.events import Telemetry
+from receiver.telemetry.names import UdpDrop
 
 __all__ = ["DatagramReceiver", "kernel_drops", "set_receive_buffer"]
 
@@ -138,7 +139,7 @@ class DatagramReceiver(DatagramProtocol):
             return
         name = self.config.name
         if not self.writer.accepting:
-            self.telemetry.udp_dropped(name, "the spool is not accepting (backpressure)", len(batch))
+            self.telemetry.udp_dropped(name, UdpDrop.BACKPRESSURE, "the spool is not accepting (backpressure)", len(batch))
             return
         feed: Callable[[bytes], list[bytes]] = self.deframer.feed
         if self.allowed or self.rate_limits:
@@ -195,9 +196,9 @@ class DatagramReceiver(DatagramProtocol):
             kept.append((datagram, addr))
             frames_of_kept.append(frames)
         if outside:
-            self.telemetry.udp_dropped(self.config.name, "sender not in allowed_networks", outside)
+            self.telemetry.udp_dropped(self.config.name, UdpDrop.NOT_ALLOWED, "sender not in allowed_networks", outside)
         if over:
-            self.telemetry.udp_dropped(self.config.name, "sender over its rate limit", over)
+            self.telemetry.udp_dropped(self.config.name, UdpDrop.RATE_LIMITED, "sender over its rate limit", over)
         return kept, frames_of_kept
 
     def _append(
@@ -235,7 +236,7 @@ class DatagramReceiver(DatagramProtocol):
             now = kernel_drops(sock)
             if now is not None and now > self._drops_seen:
                 self.telemetry.udp_dropped(
-                    self.config.name,
+                    self.config.name, UdpDrop.RECEIVE_BUFFER_OVERFLOW,
                     "the kernel's receive buffer overflowed: datagrams came faster than the receiver "
                     "read them (CPU: see the benchmarks' UDP figures) or in a burst larger than "
                     "receive_buffer_bytes",

@@ -1,6 +1,7 @@
 """Prometheus metrics: the text exposition format at ``/metrics``, served by the daemon.
 
-What is exposed (docs/metrics.md lists every family):
+What is exposed (every family is named, with its type and help, in
+receiver/telemetry/names.py; docs/metrics.md explains each):
 
 - ingest and spool counters, as the daemon's :class:`~receiver.telemetry.events.Telemetry`
   counts them (connections, frames and bytes received, truncated, refused,
@@ -26,42 +27,15 @@ from typing import Any
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from receiver.deliver.stats import LATENCY_BUCKETS
+from receiver.deliver.stats import LATENCY_BUCKETS, read_stats
+from receiver.deliver.telemetry import SINK_COUNTERS
 from receiver.spool.store import SpoolMeta
+from receiver.telemetry import names
+from receiver.telemetry.names import Family
 
 __all__ = ["CONTENT_TYPE", "MetricsResource", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-_HELP = {
-    "receiver_connections_opened_total": "TCP connections accepted.",
-    "receiver_connections_closed_total": "TCP connections closed.",
-    "receiver_connections_refused_total": "TCP connections refused (limits), by reason.",
-    "receiver_connections_idle_closed_total": "TCP connections closed after their idle timeout.",
-    "receiver_frames_received_total": "Frames received, by listener.",
-    "receiver_bytes_received_total": "Frame bytes received, by listener.",
-    "receiver_frames_empty_total": "Empty frames skipped.",
-    "receiver_frames_truncated_total": "Frames cut at max_frame_bytes (kept, flagged truncated).",
-    "receiver_frames_incomplete_total": "Frames the sender's close cut short (kept, flagged incomplete).",
-    "receiver_frames_framing_errors_total": "Octet-counted frames without a valid count (read up to LF).",
-    "receiver_udp_datagrams_dropped_total": "UDP datagrams dropped, by reason.",
-    "receiver_rate_limit_buckets_evicted_total": "Per-source rate limits forgotten to keep at most 100,000 sources.",
-    "receiver_senders_forgotten_total": "Senders forgotten to keep at most 100,000 (receiverctl senders).",
-    "receiver_spool_segments_committed_total": "Spool segments committed.",
-    "receiver_spool_frames_committed_total": "Frames committed to the spool.",
-    "receiver_spool_bytes_committed_total": "Frame bytes committed to the spool.",
-    "receiver_spool_frames_discarded_total": "Frames retention removed before every sink had them, by reason.",
-    "receiver_spool_segments_delivered_total": "Segments removed because every sink had delivered them.",
-    "receiver_spool_segments_quarantined_total": "Damaged segments moved to quarantine.",
-    "receiver_spool_commit_failures_total": "Spool commits that failed other than by the disk errors retried.",
-    "receiver_spool_frames_lost_total": "Frames of failed spool commits: read, never stored.",
-    "receiver_rate_limited_total": "Times a TCP or RELP sender's reading paused for its rate limit.",
-    "receiver_relp_sessions_broken_total": "RELP sessions the receiver ended.",
-    "receiver_relp_reading_paused_total": "Times reading from a RELP sender paused, by reason.",
-    "receiver_relp_frames_refused_total": "RELP frames answered 500, by reason.",
-    "receiver_delivery_memory_restarts_total": "Delivery restarts over [limits] delivery_memory_limit_bytes.",
-    "receiver_backpressure_changes_total": "Times TCP reading paused or resumed.",
-}
 
 
 def _escape(value: str) -> str:
@@ -78,21 +52,19 @@ def _number(value: float) -> str:
 
 
 class _Families:
-    """Samples grouped by family, each family with its HELP and TYPE once."""
+    """Samples grouped by family, each family with its HELP and TYPE (from receiver/telemetry/names.py) once."""
 
     def __init__(self) -> None:
-        self._families: dict[str, tuple[str, str, list[str]]] = {}
+        self._families: dict[Family, list[str]] = {}
 
-    def add(self, name: str, kind: str, help_text: str, value: float, labels: Iterable[tuple[str, str]] = (),
-            suffix: str = "") -> None:
-        family = self._families.setdefault(name, (kind, help_text, []))
-        family[2].append(f"{name}{suffix}{_labels(labels)} {_number(value)}")
+    def add(self, family: Family, value: float, labels: Iterable[tuple[str, str]] = (), suffix: str = "") -> None:
+        self._families.setdefault(family, []).append(f"{family.name}{suffix}{_labels(labels)} {_number(value)}")
 
     def text(self) -> str:
         out = []
-        for name, (kind, help_text, samples) in self._families.items():
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
+        for family, samples in self._families.items():
+            out.append(f"# HELP {family.name} {family.help}")
+            out.append(f"# TYPE {family.name} {family.kind}")
             out.extend(samples)
         return "\n".join(out) + "\n"
 
@@ -106,70 +78,56 @@ def render(
     now_ns: int,
     process: Mapping[str, float],
 ) -> str:
-    """The exposition text for these figures."""
+    """The exposition text for these figures; every name in ``counters`` is a family of names.FAMILIES."""
     f = _Families()
     for (name, labels), value in sorted(counters.items()):
-        kind = "counter" if name.endswith("_total") else "gauge"
-        f.add(name, kind, _HELP.get(name, name.replace("_", " ") + "."), value, labels)
-    opened = sum(v for (n, _), v in counters.items() if n == "receiver_connections_opened_total")
-    closed = sum(v for (n, _), v in counters.items() if n == "receiver_connections_closed_total")
-    f.add("receiver_connections_open", "gauge", "TCP connections open now.", opened - closed)
+        f.add(names.FAMILIES[name], value, labels)
+    opened = sum(v for (n, _), v in counters.items() if n == names.CONNECTIONS_OPENED.name)
+    closed = sum(v for (n, _), v in counters.items() if n == names.CONNECTIONS_CLOSED.name)
+    f.add(names.CONNECTIONS_OPEN, opened - closed)
     if spool is not None:
-        f.add("receiver_spool_segments", "gauge", "Segments the spool holds.", spool.segments)
-        f.add("receiver_spool_frames", "gauge", "Frames the spool holds.", spool.frames)
-        f.add("receiver_spool_stored_bytes", "gauge", "Bytes the spool holds on disk.", spool.stored_bytes)
-        age = (now_ns - spool.oldest_receive_time_ns) / 1e9 if spool.oldest_receive_time_ns else 0.0
-        f.add("receiver_spool_oldest_age_seconds", "gauge", "Age of the oldest frame the spool holds.", max(0.0, age))
-        for sink, seq in sorted(cursors.items()):
-            lag = max(0, spool.next_seq - 1 - seq)
-            f.add("receiver_sink_lag_segments", "gauge", "Segments committed that the sink has not delivered.",
-                  lag, [("sink", sink)])
-    sinks = (delivery or {}).get("sinks") or {}
+        _spool(f, spool, cursors, now_ns)
     if delivery is not None:
         age = (now_ns - int(delivery.get("time_ns", now_ns))) / 1e9
-        f.add("receiver_delivery_stats_age_seconds", "gauge",
-              "Age of the delivery process's last report (it reports every 2 s).", max(0.0, age))
-    for sink, s in sorted(sinks.items()):
-        label = [("sink", sink)]
-        f.add("receiver_sink_delivered_records_total", "counter", "Records the upstream accepted.",
-              s.get("delivered_records", 0), label)
-        f.add("receiver_sink_delivered_requests_total", "counter", "Requests (groups) the upstream accepted.",
-              s.get("delivered_groups", 0), label)
-        f.add("receiver_sink_retries_total", "counter", "Requests retried after a transient answer.",
-              s.get("retried", 0), label)
-        f.add("receiver_sink_dead_lettered_records_total", "counter",
-              "Records the upstream rejected for good, kept as dead letters.", s.get("dead_lettered_records", 0), label)
-        f.add("receiver_sink_concurrency", "gauge", "Requests the sink may have in flight now.",
-              s.get("concurrency", 1), label)
-        f.add("receiver_sink_backing_off", "gauge", "1 while the sink waits to retry.",
-              1 if (s.get("backoff_until_ns") or 0) > now_ns else 0, label)
-        if s.get("last_success_ns"):
-            f.add("receiver_sink_last_success_timestamp_seconds", "gauge", "When the upstream last accepted.",
-                  s["last_success_ns"] / 1e9, label)
-        f.add("receiver_records_unknown_tag_total", "counter",
-              "Records whose streamlog tag no route names (sent to the default sink).", s.get("unknown_tags", 0), label)
-        f.add("receiver_records_dropped_total", "counter", "Records a drop route took.", s.get("dropped", 0), label)
-        f.add("receiver_records_filter_errors_total", "counter",
-              "Records a route's filter failed on (sent to the default sink).", s.get("filter_errors", 0), label)
-        f.add("receiver_sink_damaged_dead_letters_total", "counter",
-              "Replay files that were not dead letters, moved aside unsent.", s.get("damaged_dead_letters", 0), label)
-        latency = s.get("latency") or {}
-        counts = latency.get("counts") or []
-        if len(counts) == len(LATENCY_BUCKETS) + 1:
-            name = "receiver_sink_latency_seconds"
-            help_text = "Records by time from receipt to the upstream's acknowledgement."
-            running = 0
-            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
-                running += n
-                le = "+Inf" if bound == float("inf") else _number(bound)
-                f.add(name, "histogram", help_text, running, [*label, ("le", le)], suffix="_bucket")
-            f.add(name, "histogram", help_text, latency.get("sum", 0.0), label, suffix="_sum")
-            f.add(name, "histogram", help_text, latency.get("count", 0), label, suffix="_count")
-    f.add("process_cpu_seconds_total", "counter", "The daemon's user and system CPU time.", process["cpu_seconds"])
-    f.add("process_resident_memory_bytes", "gauge", "The daemon's resident memory.", process["resident_bytes"])
-    f.add("process_max_resident_memory_bytes", "gauge", "The daemon's peak resident memory.",
-          process["max_resident_bytes"])
+        f.add(names.DELIVERY_STATS_AGE, max(0.0, age))
+        for sink, figures in sorted((delivery.get("sinks") or {}).items()):
+            _sink(f, sink, figures, now_ns)
+    f.add(names.PROCESS_CPU_SECONDS, process["cpu_seconds"])
+    f.add(names.PROCESS_RESIDENT_MEMORY, process["resident_bytes"])
+    f.add(names.PROCESS_MAX_RESIDENT_MEMORY, process["max_resident_bytes"])
     return f.text()
+
+
+def _spool(f: _Families, spool: SpoolMeta, cursors: Mapping[str, int], now_ns: int) -> None:
+    """What the spool holds, and each sink's lag behind it."""
+    f.add(names.SPOOL_SEGMENTS, spool.segments)
+    f.add(names.SPOOL_FRAMES, spool.frames)
+    f.add(names.SPOOL_STORED_BYTES, spool.stored_bytes)
+    age = (now_ns - spool.oldest_receive_time_ns) / 1e9 if spool.oldest_receive_time_ns else 0.0
+    f.add(names.SPOOL_OLDEST_AGE, max(0.0, age))
+    for sink, seq in sorted(cursors.items()):
+        f.add(names.SINK_LAG_SEGMENTS, max(0, spool.next_seq - 1 - seq), [("sink", sink)])
+
+
+def _sink(f: _Families, sink: str, figures: Mapping[str, Any], now_ns: int) -> None:
+    """One sink's figures from the delivery process's stats file."""
+    label = [("sink", sink)]
+    for family, key in SINK_COUNTERS:
+        f.add(family, figures.get(key, 0), label)
+    f.add(names.SINK_CONCURRENCY, figures.get("concurrency", 1), label)
+    f.add(names.SINK_BACKING_OFF, 1 if (figures.get("backoff_until_ns") or 0) > now_ns else 0, label)
+    if figures.get("last_success_ns"):
+        f.add(names.SINK_LAST_SUCCESS, figures["last_success_ns"] / 1e9, label)
+    latency = figures.get("latency") or {}
+    counts = latency.get("counts") or []
+    if len(counts) == len(LATENCY_BUCKETS) + 1:
+        running = 0
+        for bound, n in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else _number(bound)
+            f.add(names.SINK_LATENCY, running, [*label, ("le", le)], suffix="_bucket")
+        f.add(names.SINK_LATENCY, latency.get("sum", 0.0), label, suffix="_sum")
+        f.add(names.SINK_LATENCY, latency.get("count", 0), label, suffix="_count")
 
 
 def process_figures() -> dict[str, float]:
@@ -197,8 +155,6 @@ class MetricsResource(Resource):
         self._service = service
 
     def render_GET(self, request: Request) -> bytes:
-        from receiver.deliver.stats import read_stats
-
         if request.path not in (b"/metrics", b"/metrics/"):
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")

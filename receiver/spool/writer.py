@@ -39,6 +39,7 @@ from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
 from receiver.telemetry.events import Telemetry
+from receiver.telemetry.names import SpoolDiscard
 
 __all__ = ["SpoolWriter"]
 
@@ -323,9 +324,9 @@ class SpoolWriter:
     def _retained(self, removed: list[tuple[str, int, int, bool]]) -> None:
         for reason, segments, frames, delivered in removed:
             if reason == "delivered":
-                self._telemetry.count("receiver_spool_segments_delivered_total", segments)
+                self._telemetry.delivered(segments)
             else:
-                self._telemetry.discarded(reason, frames, segments, delivered)
+                self._telemetry.discarded(SpoolDiscard(reason), frames, segments, delivered)
         self._check_disk()
 
     # -- verification of what was there at start ------------------------------

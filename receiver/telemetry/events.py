@@ -3,9 +3,10 @@
 Each happening is one method: it bumps its counters and, when an operator
 should hear of it, logs one sentence. Repeated happenings (refused
 connections, dropped datagrams) are logged at most once per interval, with
-the number since the last line, so a flood cannot flood the log. Counter
-names follow Prometheus conventions and are the ones the metrics endpoint
-and ``receiverctl stats`` show.
+the number since the last line, so a flood cannot flood the log. Every
+counter is a family of receiver/telemetry/names.py, the names the metrics
+endpoint and ``receiverctl stats`` show; a ``reason`` label is a code from
+that module's vocabularies, and the sentence behind it goes to the log.
 
 Levels: INFO for lifecycle, WARNING for trouble the receiver handled,
 ERROR for data that is lost.
@@ -18,7 +19,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from receiver.telemetry import names
+from receiver.telemetry.names import (
+    ConnectionRefusal,
+    Family,
+    RelpPause,
+    RelpRefusal,
+    SpoolDiscard,
+    UdpDrop,
+)
 from receiver.telemetry.senders import Senders
+from receiver.telemetry.throttle import LogThrottle
 
 __all__ = ["Telemetry"]
 
@@ -33,14 +44,13 @@ class Telemetry:
     def __init__(self, *, clock: Callable[[], float], repeat_interval_seconds: float = 60.0) -> None:
         self.counters: Counter[tuple[str, Labels]] = Counter()
         self._received_keys: dict[str, tuple[tuple[str, Labels], tuple[str, Labels]]] = {}
-        self._clock = clock
-        self._interval = repeat_interval_seconds
-        self._repeats: dict[str, tuple[float, int]] = {}
+        self._throttle = LogThrottle(clock, repeat_interval_seconds)
         self.senders = Senders(time.time, on_forgotten=self.sender_forgotten)
         """Every source heard from (``receiverctl senders``)."""
 
-    def count(self, name: str, n: int = 1, **labels: str) -> None:
-        self.counters[(name, tuple(sorted(labels.items())))] += n
+    def count(self, family: Family, n: int = 1, **labels: str) -> None:
+        """Add ``n`` to a family of receiver/telemetry/names.py (label values: fixed codes, never sentences)."""
+        self.counters[(family.name, tuple(sorted(labels.items())))] += n
 
     def value(self, name: str, **labels: str) -> int:
         """One counter (labels given exactly), or the sum over all labels when none are given."""
@@ -50,15 +60,11 @@ class Telemetry:
 
     def _repeated(self, key: str, level: int, message: str, n: int = 1) -> None:
         """Log ``message`` now, or later with how many times it happened meanwhile."""
-        now = self._clock()
-        last, pending = self._repeats.get(key, (float("-inf"), 0))
-        pending += n
-        if now - last >= self._interval:
-            suffix = f" ({pending} times in the last {self._interval:g} s)" if pending > n else ""
+        pending = self._throttle.due(key, n)
+        if pending:
+            interval = self._throttle.interval_seconds
+            suffix = f" ({pending} times in the last {interval:g} s)" if pending > n else ""
             log.log(level, "%s%s", message, suffix)
-            self._repeats[key] = (now, 0)
-        else:
-            self._repeats[key] = (last, pending)
 
     # -- listeners -------------------------------------------------------
 
@@ -73,27 +79,28 @@ class Telemetry:
         log.log(level, "%s: UDP receive buffer %d bytes (asked for %d)%s", listener, granted, asked, hint)
 
     def connection_opened(self, listener: str) -> None:
-        self.count("receiver_connections_opened_total", listener=listener)
+        self.count(names.CONNECTIONS_OPENED, listener=listener)
 
     def connection_closed(self, listener: str) -> None:
-        self.count("receiver_connections_closed_total", listener=listener)
+        self.count(names.CONNECTIONS_CLOSED, listener=listener)
 
-    def connection_refused(self, listener: str, peer: str, reason: str) -> None:
-        self.count("receiver_connections_refused_total", listener=listener, reason=reason)
+    def connection_refused(self, listener: str, peer: str, reason: ConnectionRefusal, detail: str) -> None:
+        """A connection refused: ``reason`` its code, ``detail`` the sentence for the log."""
+        self.count(names.CONNECTIONS_REFUSED, listener=listener, reason=reason)
         self._repeated(
-            f"refused:{listener}:{reason}", logging.WARNING,
-            f"{listener}: refused a connection from {peer}: {reason}",
+            f"refused:{listener}:{detail}", logging.WARNING,
+            f"{listener}: refused a connection from {peer}: {detail}",
         )
 
     def connection_idle_closed(self, listener: str, peer: str, idle_seconds: float) -> None:
-        self.count("receiver_connections_idle_closed_total", listener=listener)
+        self.count(names.CONNECTIONS_IDLE_CLOSED, listener=listener)
         self._repeated(
             f"idle:{listener}", logging.INFO,
             f"{listener}: closing the connection from {peer}, silent for {idle_seconds:g} s",
         )
 
     def rate_limited(self, listener: str, peer: str, seconds: float) -> None:
-        self.count("receiver_rate_limited_total", listener=listener)
+        self.count(names.RATE_LIMITED, listener=listener)
         self._repeated(
             f"rate:{listener}", logging.INFO,
             f"{listener}: {peer} is over its rate limit: reading from it paused for {seconds:.2f} s",
@@ -101,7 +108,7 @@ class Telemetry:
 
     def rate_limit_bucket_evicted(self, listener: str) -> None:
         """A source new to the listener's rate limits, which keep buckets for a bounded number of sources."""
-        self.count("receiver_rate_limit_buckets_evicted_total", listener=listener)
+        self.count(names.RATE_LIMIT_BUCKETS_EVICTED, listener=listener)
         self._repeated(
             f"rate-evicted:{listener}", logging.WARNING,
             f"{listener}: rate limits for more sources than they keep: the least recently heard one starts "
@@ -110,7 +117,7 @@ class Telemetry:
 
     def sender_forgotten(self) -> None:
         """A sender new to ``receiverctl senders``, which was full."""
-        self.count("receiver_senders_forgotten_total")
+        self.count(names.SENDERS_FORGOTTEN)
         self._repeated(
             "senders-forgotten", logging.WARNING,
             f"more than {self.senders.limit} senders: the list receiverctl senders shows forgot the one "
@@ -118,25 +125,24 @@ class Telemetry:
         )
 
     def relp_session_broken(self, listener: str, peer: str, reason: str) -> None:
-        self.count("receiver_relp_sessions_broken_total", listener=listener)
+        self.count(names.RELP_SESSIONS_BROKEN, listener=listener)
         self._repeated(
             f"relp:{listener}", logging.WARNING,
             f"{listener}: ended the RELP session of {peer}: {reason}; it resends what was not acknowledged",
         )
 
-    def relp_reading_paused(self, listener: str, peer: str, reason: str, detail: str) -> None:
-        """Reading from a RELP sender paused; ``reason`` a fixed code (``replies-unread``, ``window-full``),
-        ``detail`` the sentence for the log."""
-        self.count("receiver_relp_reading_paused_total", listener=listener, reason=reason)
+    def relp_reading_paused(self, listener: str, peer: str, reason: RelpPause, detail: str) -> None:
+        """Reading from a RELP sender paused: ``reason`` its code, ``detail`` the sentence for the log."""
+        self.count(names.RELP_READING_PAUSED, listener=listener, reason=reason)
         self._repeated(
             f"relp-paused:{listener}:{reason}", logging.WARNING,
             f"{listener}: paused reading from the RELP sender {peer}: {detail}",
         )
 
-    def relp_frame_refused(self, listener: str, peer: str, reason: str, detail: str) -> None:
-        """A RELP frame answered 500 (or, past the session's limit, ending it); ``reason`` a fixed code
-        (``before-open``, ``unknown-command``, ``second-open``, ``open-without-syslog``)."""
-        self.count("receiver_relp_frames_refused_total", listener=listener, reason=reason)
+    def relp_frame_refused(self, listener: str, peer: str, reason: RelpRefusal, detail: str) -> None:
+        """A RELP frame answered 500 (or, past the session's limit, ending it): ``reason`` its code,
+        ``detail`` the sentence for the log."""
+        self.count(names.RELP_FRAMES_REFUSED, listener=listener, reason=reason)
         self._repeated(
             f"relp-refused:{listener}:{reason}", logging.WARNING,
             f"{listener}: refused a RELP frame from {peer}: {detail}",
@@ -149,7 +155,7 @@ class Telemetry:
         keys = self._received_keys.get(listener)
         if keys is None:
             labels = (("listener", listener),)
-            keys = (("receiver_frames_received_total", labels), ("receiver_bytes_received_total", labels))
+            keys = ((names.FRAMES_RECEIVED.name, labels), (names.BYTES_RECEIVED.name, labels))
             self._received_keys[listener] = keys
         counters = self.counters
         counters[keys[0]] += frames
@@ -158,16 +164,16 @@ class Telemetry:
     def deframed(self, listener: str, *, empty: int, truncated: int, incomplete: int, framing_errors: int) -> None:
         """The deframer's counters of one connection or datagram, added when it ends or changes."""
         if empty:
-            self.count("receiver_frames_empty_total", empty, listener=listener)
+            self.count(names.FRAMES_EMPTY, empty, listener=listener)
         if truncated:
-            self.count("receiver_frames_truncated_total", truncated, listener=listener)
+            self.count(names.FRAMES_TRUNCATED, truncated, listener=listener)
             self._repeated(
                 f"truncated:{listener}", logging.WARNING,
                 f"{listener}: a frame over max_frame_bytes was cut and flagged truncated",
                 truncated,
             )
         if incomplete:
-            self.count("receiver_frames_incomplete_total", incomplete, listener=listener)
+            self.count(names.FRAMES_INCOMPLETE, incomplete, listener=listener)
             self._repeated(
                 f"incomplete:{listener}", logging.INFO,
                 f"{listener}: a sender closed in the middle of a frame; the part that came is kept, "
@@ -175,7 +181,7 @@ class Telemetry:
                 incomplete,
             )
         if framing_errors:
-            self.count("receiver_frames_framing_errors_total", framing_errors, listener=listener)
+            self.count(names.FRAMES_FRAMING_ERRORS, framing_errors, listener=listener)
             self._repeated(
                 f"framing:{listener}", logging.WARNING,
                 f"{listener}: frames without an octet count (an LF sender on an octet listener?) "
@@ -183,24 +189,25 @@ class Telemetry:
                 framing_errors,
             )
 
-    def udp_dropped(self, listener: str, reason: str, datagrams: int = 1) -> None:
-        self.count("receiver_udp_datagrams_dropped_total", datagrams, listener=listener, reason=reason)
+    def udp_dropped(self, listener: str, reason: UdpDrop, detail: str, datagrams: int = 1) -> None:
+        """UDP datagrams dropped: ``reason`` their code, ``detail`` the sentence for the log."""
+        self.count(names.UDP_DATAGRAMS_DROPPED, datagrams, listener=listener, reason=reason)
         self._repeated(
             f"udp-drop:{listener}:{reason}", logging.ERROR,
-            f"{listener}: dropped UDP datagrams: {reason}", datagrams,
+            f"{listener}: dropped UDP datagrams: {detail}", datagrams,
         )
 
     # -- spool -----------------------------------------------------------
 
     def committed(self, frames: int, nbytes: int) -> None:
-        self.count("receiver_spool_segments_committed_total")
-        self.count("receiver_spool_frames_committed_total", frames)
-        self.count("receiver_spool_bytes_committed_total", nbytes)
+        self.count(names.SPOOL_SEGMENTS_COMMITTED)
+        self.count(names.SPOOL_FRAMES_COMMITTED, frames)
+        self.count(names.SPOOL_BYTES_COMMITTED, nbytes)
 
     def commit_failed(self, frames: int, error: str) -> None:
         """A spool commit raised something other than the disk errors it retries: those frames are lost."""
-        self.count("receiver_spool_commit_failures_total")
-        self.count("receiver_spool_frames_lost_total", frames)
+        self.count(names.SPOOL_COMMIT_FAILURES)
+        self.count(names.SPOOL_FRAMES_LOST, frames)
         log.error("spool commit failed (%s): %d frames were NOT committed and are lost", error, frames)
 
     def backpressure(self, reasons: frozenset[str]) -> None:
@@ -211,14 +218,23 @@ class Telemetry:
             )
         else:
             log.info("backpressure off: reading resumed")
-        self.count("receiver_backpressure_changes_total")
+        self.count(names.BACKPRESSURE_CHANGES)
 
-    def discarded(self, reason: str, frames: int, segments: int, delivered: bool) -> None:
-        self.count("receiver_spool_frames_discarded_total", frames, reason=reason)
+    def delivered(self, segments: int) -> None:
+        """Retention removed segments every sink had delivered: the spool's job with them is done."""
+        self.count(names.SPOOL_SEGMENTS_DELIVERED, segments)
+
+    def discarded(self, reason: SpoolDiscard, frames: int, segments: int, delivered: bool) -> None:
+        self.count(names.SPOOL_FRAMES_DISCARDED, frames, reason=reason)
         level = logging.INFO if delivered else logging.ERROR
         what = "delivered" if delivered else "NOT delivered to every sink"
         log.log(level, "spool retention (%s): removed %d segments, %d frames, %s", reason, segments, frames, what)
 
+    def delivery_restarted_over_memory(self, why: str) -> None:
+        """The delivery process and its workers held more than [limits] delivery_memory_limit_bytes."""
+        log.error("%s", why)
+        self.count(names.DELIVERY_MEMORY_RESTARTS)
+
     def quarantined(self, seq: int, reason: str, where: str) -> None:
-        self.count("receiver_spool_segments_quarantined_total")
+        self.count(names.SPOOL_SEGMENTS_QUARANTINED)
         log.error("spool segment %d is damaged (%s): moved to %s; start-up goes on", seq, reason, where)

@@ -115,14 +115,14 @@ def oks(first: int, n: int) -> bytes:
 class TestAnswersTheSenderDoesNotRead:
     def test_reading_pauses_while_the_transport_holds_unsent_answers(self) -> None:
         """If the transport's unsent answers pass its buffer (it pauses the session's producer), then
-        reading pauses, counted as replies-unread, and resumes when the transport has sent them."""
+        reading pauses, counted as replies_unread, and resumes when the transport has sent them."""
         listener = Listener()
         _, transport = listener.opened()
         assert transport.producer is not None and transport.streaming
         transport.producer.pauseProducing()  # what Twisted does past its write buffer
         assert transport.producerState == "paused"
         transport.producer.pauseProducing()  # again, while paused: one pause, counted once
-        assert listener.paused("replies-unread") == 1
+        assert listener.paused("replies_unread") == 1
         transport.producer.resumeProducing()  # the buffer drained
         assert transport.producerState == "producing"
 
@@ -181,14 +181,14 @@ class TestWindow:
     @pytest.mark.parametrize("size", [7, 4096, None])
     def test_a_sender_past_the_window_is_paused_until_answers_go_out(self, size: int | None) -> None:
         """If a sender has more than MAX_UNANSWERED transactions unanswered (read, waiting for their
-        commit), then reading pauses, counted as window-full, and resumes once the answers go out."""
+        commit), then reading pauses, counted as window_full, and resumes once the answers go out."""
         listener = Listener()
         session, transport = listener.opened()
         stream = syslog_frames(2, MAX_UNANSWERED + 1)
         for piece in [stream] if size is None else chunks(stream, size):
             session.dataReceived(piece)
         assert transport.producerState == "paused"
-        assert listener.paused("window-full") == 1
+        assert listener.paused("window_full") == 1
         listener.writer.commit()
         assert transport.value() == oks(2, MAX_UNANSWERED + 1)
         assert transport.producerState == "producing"
@@ -233,9 +233,9 @@ class TestRefusedFrames:
     @pytest.mark.parametrize(
         ("opened", "frame", "reason"),
         [
-            (False, b"%d syslog 5 <13>m\n", "before-open"),
-            (True, b"%d starttls 0\n", "unknown-command"),
-            (True, b"%d open 15 commands=syslog\n", "second-open"),
+            (False, b"%d syslog 5 <13>m\n", "before_open"),
+            (True, b"%d starttls 0\n", "unknown_command"),
+            (True, b"%d open 15 commands=syslog\n", "second_open"),
         ],
     )
     def test_a_few_refusals_are_answered_then_the_session_ends(self, opened: bool, frame: bytes, reason: str) -> None:
@@ -258,7 +258,7 @@ class TestRefusedFrames:
         listener = Listener()
         session, transport = listener.connect()
         session.dataReceived(encode_frame(1, "open", b"commands=other"))
-        assert listener.refused("open-without-syslog") == 1
+        assert listener.refused("open_without_syslog") == 1
         assert transport.value().startswith(b"1 rsp ")
 
 
@@ -308,7 +308,7 @@ class TestOverTls:
 
         server_tcp.producer.pauseProducing()  # the TCP transport's buffer passed its size
         assert server_tcp.producerState == "paused"
-        assert listener.paused("replies-unread") == 1
+        assert listener.paused("replies_unread") == 1
         client.write(syslog_frames(2, 1))
         pump()
         assert listener.writer.frames == []
