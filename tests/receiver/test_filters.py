@@ -17,7 +17,6 @@ from formats.columns import columns_of, lookup
 from formats.parse import make_parser
 from formats.record import Record, truncated_flag
 from formats.streamlog import STREAMLOG_TAG
-from receiver.filters import expression as filters
 from receiver.filters.expression import (
     And,
     Comparison,
@@ -28,6 +27,8 @@ from receiver.filters.expression import (
     TextSearch,
     parse_filter,
 )
+from receiver.filters.predicate import field_reader, message_of, word_class
+from receiver.filters.values import is_word_char
 from tests.helpers import filter_expressions
 
 PARSE = make_parser()
@@ -955,7 +956,7 @@ class TestProperties:
         if shape == "with-severity":
             keys += ("severity",)
             values.append("2")
-        read = filters._field_reader(name)
+        read = field_reader(name)
         for _ in range(2):  # the second read is served from the caches
             record = Record(T0, 0, keys, list(values), "src", {})
             try:
@@ -974,7 +975,7 @@ class TestProperties:
     def test_message_reader_agrees_with_columns(self, keys: list[str]) -> None:
         """If the layout varies, then the full-text message is columns_of's message."""
         record = Record(T0, 0, tuple(keys), [f"v{i}" for i in range(len(keys))], "src", {})
-        assert filters._message_of(record) == columns_of(record).message
+        assert message_of(record) == columns_of(record).message
 
 
 class TestWordCharacters:
@@ -982,13 +983,13 @@ class TestWordCharacters:
 
     def test_class_matches_predicate(self) -> None:
         """If a character is a letter, digit, mark or private use, then both call it a word character."""
-        word = re.compile(filters._word_class())
+        word = re.compile(word_class())
         mismatches = [
             hex(cp)
             for cp in range(sys.maxunicode + 1)
             if not 0xD800 <= cp <= 0xDFFF
-            and bool(word.fullmatch(chr(cp))) != filters._is_word_char(chr(cp))
+            and bool(word.fullmatch(chr(cp))) != is_word_char(chr(cp))
         ]
         assert mismatches == []
-        assert unicodedata.category("\u0301") == "Mn" and filters._is_word_char("\u0301")
-        assert not filters._is_word_char("_")
+        assert unicodedata.category("\u0301") == "Mn" and is_word_char("\u0301")
+        assert not is_word_char("_")
