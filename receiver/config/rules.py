@@ -141,6 +141,7 @@ class Bounds:
 
 
 def choice_rule(*choices: str) -> Rule:
+    """One of ``choices``, said in their order (a ``Literal``'s order, for a field)."""
     return Rule("choice", "one of " + ", ".join(choices), choices=choices)
 
 
