@@ -21,17 +21,18 @@ memory; this receiver never drops what TCP senders send. Instead:
   cursors are in the spool, so it goes on where it was, and nothing is lost.
 
 Checked once a second on the reactor (a hung reactor is systemd's watchdog's
-business). 0 turns a limit off.
+business). 0 turns a limit off. Memory and CPU are read through psutil, as
+/metrics reads them.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
-import resource
 from collections.abc import Callable
 from typing import Any
+
+import psutil
 
 from receiver.spool.gate import BackpressureGate
 
@@ -50,39 +51,34 @@ _CPU_WINDOW = 5
 def resident_bytes() -> int:
     """This process's resident memory now."""
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
+        return int(psutil.Process().memory_info().rss)
+    except psutil.Error:
         return 0
 
 
 def anonymous_bytes_of_tree(pid: int) -> int:
     """Anonymous resident memory of process ``pid`` and all its descendants (0 for what has ended)."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
     total = 0
-    pending = [pid]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
+    for process in tree:
         try:
-            with open(f"/proc/{current}/status") as status:
-                for line in status:
-                    if line.startswith("RssAnon:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending += [int(child) for child in children.read().split()]
-        except (OSError, ValueError):
+            memory = process.memory_info()
+        except psutil.Error:  # ended since the tree was read
             continue
+        # Resident minus shared is the kernel's RssAnon: what the process holds, not file pages
+        # (the embedded store's library) the kernel may take back.
+        total += memory.rss - memory.shared
     return total
 
 
 def cpu_seconds() -> float:
     """This process's user and system CPU time so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
 
 
 class ResourceGuard:

@@ -10,7 +10,7 @@ receiver/telemetry/names.py; docs/metrics.md explains each):
   the age of its oldest frame, each sink's cursor lag in segments;
 - each sink's delivery counters, state and receipt-to-acknowledged latency
   histogram, from the delivery process's stats file (receiver/deliver/stats.py);
-- the daemon's own CPU seconds and resident memory.
+- the daemon's own CPU seconds and resident memory (psutil, as the guard reads them).
 
 :func:`render` is a pure function of those inputs; :class:`MetricsResource`
 gathers them on each scrape.
@@ -18,7 +18,6 @@ gathers them on each scrape.
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from twisted.web.server import Request
 
 from receiver.deliver.stats import LATENCY_BUCKETS, read_stats
 from receiver.deliver.telemetry import SINK_COUNTERS
+from receiver.service.guard import cpu_seconds, resident_bytes
 from receiver.spool.store import SpoolMeta
 from receiver.telemetry import names
 from receiver.telemetry.names import Family
@@ -132,17 +132,11 @@ def _sink(f: _Families, sink: str, figures: Mapping[str, Any], now_ns: int) -> N
 
 def process_figures() -> dict[str, float]:
     """This process's CPU seconds and resident memory, now and at its peak."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    try:
-        with open("/proc/self/statm") as statm:
-            resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        resident = 0
-    return {
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "resident_bytes": resident,
-        "max_resident_bytes": usage.ru_maxrss * 1024,
-    }
+    resident = resident_bytes()
+    # psutil has no peak; getrusage has the kernel's high-water mark (KiB on Linux), which the kernel
+    # updates lazily: it can lag the resident figure just read.
+    peak = max(resident, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"cpu_seconds": cpu_seconds(), "resident_bytes": resident, "max_resident_bytes": peak}
 
 
 class MetricsResource(Resource):

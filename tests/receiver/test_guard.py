@@ -116,3 +116,29 @@ def test_anonymous_memory_of_a_process_tree() -> None:
 def anonymous_bytes_of_tree_self() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
+
+
+def test_anonymous_memory_is_the_kernels_rss_anon() -> None:
+    """If a process maps a large file and holds some memory of its own, then only its own counts, as the
+    kernel's RssAnon has it (file pages are the kernel's to take back)."""
+    import subprocess
+    import sys
+
+    from receiver.service.guard import anonymous_bytes_of_tree
+
+    script = (
+        "import mmap, sys, time\n"
+        "f = open(sys.executable, 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); m.read()\n"
+        "b = bytearray(16 << 20)\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            with open(f"/proc/{child.pid}/status") as status:
+                fields = dict(line.split(":", 1) for line in status)
+            rss_anon = int(fields["RssAnon"].split()[0]) * 1024
+            assert int(fields["RssFile"].split()[0]) * 1024 > 1 * MIB  # the mapped file is resident
+            assert abs(anonymous_bytes_of_tree(child.pid) - rss_anon) < 1 * MIB
+        finally:
+            child.kill()

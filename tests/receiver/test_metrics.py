@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.deliver.stats import LATENCY_BUCKETS, Histogram
 from receiver.deliver.telemetry import SINK_COUNTERS
-from receiver.service.metrics import render
+from receiver.service.metrics import process_figures, render
 from receiver.spool.store import SpoolMeta
 from receiver.telemetry.names import FAMILIES, Family
 from receiver.telemetry.names import ConnectionRefusal as Refusal
@@ -129,3 +129,10 @@ def test_without_delivery_or_spool() -> None:
     families, _ = parse(text)
     assert not any(name.startswith("receiver_sink_") for name in families)
 
+
+def test_process_figures() -> None:
+    """If the daemon's own figures are read, then they are those of a live process: CPU spent, memory held,
+    a peak at least the current."""
+    figures = process_figures()
+    assert figures["cpu_seconds"] > 0
+    assert 0 < figures["resident_bytes"] <= figures["max_resident_bytes"]
