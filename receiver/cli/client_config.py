@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver.cli import config_of
+from receiver.cli.usage import UsageError, config_of
 from receiver.config.model import ListenerConfig
 
 __all__ = ["DEFAULT_CA_FILE", "SenderTls", "add_commands", "rsyslog_snippet"]
@@ -160,7 +160,7 @@ def _transport_notes(transport: str, tls: SenderTls | None) -> str:
     return "".join(["#\n", *(f"# {line}\n" for line in lines)]) if lines else ""
 
 
-def add_commands(commands: Any, usage_error: type[Exception]) -> None:
+def add_commands(commands: Any) -> None:
     r = commands.add_parser(
         "rsyslog-config", help="the rsyslog snippet that forwards to this receiver",
         description="Print the rsyslog configuration that forwards every message here as ALI_LOG_FMT lines.",
@@ -179,7 +179,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     r.add_argument("--permitted-peer", metavar="NAME",
                    help="tls, relp over TLS: the name the receiver's certificate carries (default: --host)")
     r.add_argument("-c", "--config", type=Path, help="the receiver's configuration")
-    r.set_defaults(run=_rsyslog_config, usage_error=usage_error)
+    r.set_defaults(run=_rsyslog_config)
 
     i = commands.add_parser(
         "identity", help="this appliance's identities and machine groups",
@@ -188,7 +188,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     i.add_argument("-c", "--config", type=Path, help="the receiver's configuration")
     i.add_argument("--sender", nargs="+", metavar=("IP", "HOSTNAME"),
                    help="also say which machine groups a sender with this address (and hostname) is in")
-    i.set_defaults(run=_identity, usage_error=usage_error)
+    i.set_defaults(run=_identity)
 
 
 def _listener_for(transport: str, listeners: tuple[ListenerConfig, ...]) -> ListenerConfig | None:
@@ -210,20 +210,20 @@ def _rsyslog_config(args: argparse.Namespace) -> int:
     if port is None:
         if listener is None:
             what = "TCP listener with [listeners.tls]" if args.transport == "tls" else f"{args.transport} listener"
-            raise args.usage_error(f"the configuration ({config.source}) has no {what}; add one, or give --port")
+            raise UsageError(f"the configuration ({config.source}) has no {what}; add one, or give --port")
         port = listener.port
     if not 0 < port < 65536:
-        raise args.usage_error(f"--port {port}: give the port senders connect to (1 to 65535)")
+        raise UsageError(f"--port {port}: give the port senders connect to (1 to 65535)")
     if not args.tag or any(c.isspace() or c in '"\\%' for c in args.tag):
-        raise args.usage_error(f"--tag {args.tag!r}: a tag is one word without quotes, backslashes or %")
+        raise UsageError(f"--tag {args.tag!r}: a tag is one word without quotes, backslashes or %")
     for option, value in (("--ca-file", args.ca_file), ("--permitted-peer", args.permitted_peer or "")):
         if any(c.isspace() or c in '"\\' for c in value):
-            raise args.usage_error(f"{option} {value!r}: no spaces, quotes or backslashes")
+            raise UsageError(f"{option} {value!r}: no spaces, quotes or backslashes")
     host = args.host or socket.getfqdn()
     listener_tls = listener.tls if listener is not None else None
     tls = None
     if args.tls and args.transport in ("tcp", "udp"):
-        raise args.usage_error(f"--tls: for a {args.transport} sender, give --transport tls (or relp --tls)")
+        raise UsageError(f"--tls: for a {args.transport} sender, give --transport tls (or relp --tls)")
     if args.transport == "tls" or listener_tls is not None or args.tls:
         peer = args.permitted_peer or host
         tls = SenderTls(peer, args.ca_file, listener_tls.client_certificates if listener_tls else "none")
@@ -268,7 +268,7 @@ def _identity(args: argparse.Namespace) -> int:
         print(f"  {group.name}: " + ", ".join([*group.networks, *(f"hostname {h}" for h in group.hostnames)]))
     if args.sender:
         if len(args.sender) > 2:
-            raise args.usage_error("--sender takes an address and, optionally, a hostname")
+            raise UsageError("--sender takes an address and, optionally, a hostname")
         address, hostname = args.sender[0], (args.sender[1] if len(args.sender) > 1 else "")
         groups = MachineGroups(config.machine_groups).of(address, hostname)
         who = f"{address}" + (f" ({hostname})" if hostname else "")

@@ -56,17 +56,14 @@ from receiver.cli.dead_letters import add_commands as add_dead_letter_commands
 from receiver.cli.store_commands import add_commands as add_store_commands
 from receiver.cli.store_commands import record_line, time_ns_of
 from receiver.cli.tls import add_commands as add_tls_commands
-from receiver.config.model import Config, default_config
+from receiver.cli.usage import UsageError, config_of
+from receiver.config.model import Config
 from receiver.config.streamlog_formats import StreamlogFormatsFileError, read_streamlog_formats
 from receiver.spool import SpoolReader
 
 __all__ = ["main"]
 
 _READ_BYTES = 64 * 1024
-
-
-class UsageError(Exception):
-    """A command line that cannot be carried out; the message says why."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,10 +165,10 @@ def _argument_parser() -> argparse.ArgumentParser:
             mode.add_argument("--raw", action="store_true", help="the frames' bytes, each followed by LF")
             mode.add_argument("--parse", action="store_true", help="the records delivery will make of them")
         c.set_defaults(run=run)
-    add_dead_letter_commands(spc, UsageError)
-    add_daemon_commands(commands, UsageError)
-    add_client_config_commands(commands, UsageError)
-    add_tls_commands(commands, UsageError)
+    add_dead_letter_commands(spc)
+    add_daemon_commands(commands)
+    add_client_config_commands(commands)
+    add_tls_commands(commands)
 
     t = commands.add_parser(
         "tail",
@@ -191,7 +188,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     where.add_argument("--spool", type=Path, help="the spool directory itself")
     t.set_defaults(run=_tail)
 
-    add_store_commands(commands, UsageError)
+    add_store_commands(commands)
     return parser
 
 
@@ -279,15 +276,8 @@ def _receive_time_ns(text: str | None) -> int:
 
 
 def _spool_config(args: argparse.Namespace) -> tuple[Path, Config]:
-    if args.config is not None:
-        from receiver.config.file import ConfigError, load_config
-
-        try:
-            config = load_config(args.config).config
-        except ConfigError as e:
-            raise UsageError(str(e)) from e
-    else:
-        config = default_config()
+    """The spool directory (``--spool``, else the configuration's) and the configuration ``-c`` names."""
+    config = config_of(args)
     return (args.spool if args.spool is not None else config.spool_directory), config
 
 

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver.config.model import default_config
+from receiver.cli.usage import UsageError, config_of
 from receiver.service.control import ControlError, get_json
 
 __all__ = ["add_commands"]
 
 
-def add_commands(commands: Any, usage_error: type[Exception]) -> None:
+def add_commands(commands: Any) -> None:
     """Add ``status`` and ``stats`` to ``receiverctl``'s subparsers."""
     for name, help_text, run in (
         ("status", "the running daemon: listeners, spool, each sink's state", _status),
@@ -39,7 +39,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
         where.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its socket)")
         where.add_argument("--socket", type=Path, help="the control socket itself")
         c.add_argument("--json", action="store_true", help="the daemon's answer as JSON")
-        c.set_defaults(run=run, usage_error=usage_error)
+        c.set_defaults(run=run)
 
 
 SYSTEMD_CONTROL_SOCKET = Path("/run/syslog-receiver/control.sock")
@@ -49,19 +49,17 @@ SYSTEMD_CONTROL_SOCKET = Path("/run/syslog-receiver/control.sock")
 def _socket(args: argparse.Namespace) -> Path:
     if args.socket is not None:
         return Path(args.socket)
-    if args.config is None:
-        here = default_config().control_socket
-        # From an operator's shell the unit's $RUNTIME_DIRECTORY is not set: find the service's socket.
-        return SYSTEMD_CONTROL_SOCKET if not here.exists() and SYSTEMD_CONTROL_SOCKET.exists() else here
-    from receiver.config.file import ConfigError, load_config
-
     try:
-        return load_config(args.config).config.control_socket
-    except ConfigError as e:
+        here = config_of(args).control_socket
+    except UsageError as e:
         if args.run is _reload:
-            raise args.usage_error(f"not asking the receiver to reload: the file has errors (the running "
-                                   f"configuration stays):\n{e}") from e
-        raise args.usage_error(str(e)) from e
+            raise UsageError(f"not asking the receiver to reload: the file has errors (the running "
+                             f"configuration stays):\n{e}") from e
+        raise
+    if args.config is None and not here.exists() and SYSTEMD_CONTROL_SOCKET.exists():
+        # From an operator's shell the unit's $RUNTIME_DIRECTORY is not set: find the service's socket.
+        return SYSTEMD_CONTROL_SOCKET
+    return here
 
 
 def _ask(args: argparse.Namespace, endpoint: str, method: str = "GET") -> Any:

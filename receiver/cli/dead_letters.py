@@ -20,18 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from formats.text import escape_unprintable, escape_unprintable_json
-from receiver.cli import config_of
+from receiver.cli.usage import UsageError, config_of
 from receiver.deliver.dead_letters import DeadLetter, DeadLetters
 
 __all__ = ["add_commands"]
 
 
-def add_commands(spool_commands: Any, usage_error: type[Exception]) -> None:
+def add_commands(spool_commands: Any) -> None:
     """Add the dead-letter commands to ``receiverctl spool``'s subparsers."""
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-c", "--config", type=Path, help="the receiver's configuration (to find its state)")
-        parser.set_defaults(usage_error=usage_error)
 
     c = spool_commands.add_parser(
         "dead-letters", help="groups upstreams rejected for good", description="Groups upstreams rejected for good."
@@ -95,7 +94,7 @@ def _find(args: argparse.Namespace, area: DeadLetters, pack_id: str) -> DeadLett
     try:
         return area.find(pack_id)
     except KeyError:
-        raise args.usage_error(
+        raise UsageError(
             f"no dead letter {pack_id} in {area.directory} (receiverctl spool dead-letters lists them)"
         ) from None
 

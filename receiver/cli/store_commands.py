@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from formats.text import escape_unprintable, escape_unprintable_json
-from receiver.config.model import Config, LocalSinkConfig, default_config
+from receiver.cli.usage import UsageError, config_of
+from receiver.config.model import Config, LocalSinkConfig
 
 __all__ = ["add_commands", "record_line", "time_ns_of"]
 
@@ -35,7 +36,7 @@ _DIRECT_MEMORY_BYTES = 256 * 1024**2
 """The engine's memory when receiverctl opens a store itself (the daemon stopped)."""
 
 
-def add_commands(commands: Any, usage_error: type[Exception]) -> None:
+def add_commands(commands: Any) -> None:
     """Add ``search`` and ``sql`` to receiverctl's subparsers."""
     s = commands.add_parser(
         "search",
@@ -57,7 +58,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     s.add_argument("--sink", metavar="NAME", help="search this ClickHouse sink's table on its server instead (with -c)")
     s.add_argument("--table", metavar="TABLE", help="with --sink: this table of the sink's database (a route's destination)")
     _where(s)
-    s.set_defaults(run=_search, usage_error=usage_error)
+    s.set_defaults(run=_search)
 
     q = commands.add_parser(
         "sql",
@@ -73,7 +74,7 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
     q.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000, at most 10000)")
     q.add_argument("--json", action="store_true", help='{"columns": [...], "rows": [[...], ...], "truncated": false}')
     _where(q)
-    q.set_defaults(run=_sql, usage_error=usage_error)
+    q.set_defaults(run=_sql)
 
 
 def _where(parser: argparse.ArgumentParser) -> None:
@@ -92,14 +93,13 @@ class _Store:
         from receiver.deliver.sinks.local.server import store_socket
         from receiver.deliver.sinks.local.sink import local_store_directory
 
-        self.usage_error: type[Exception] = args.usage_error
         if args.db is not None:
             self.directory, self.why, self.socket = args.db, "given by --db", None
             return
-        config, source = _config_of(args)
+        config, source = _config_and_source(args)
         local = [sink for sink in config.sinks if isinstance(sink, LocalSinkConfig)]
         if not local:
-            raise self.usage_error(
+            raise UsageError(
                 f'{source} has no local sink (type = "local"), so no local store to search; give --db DIR for one'
             )
         self.directory = local_store_directory(local[0], config.state_directory)
@@ -124,7 +124,7 @@ class _Store:
             hint = ""
             if getattr(self, "legacy", None) is not None and self.legacy.exists():
                 hint = f"; the SQLite store {self.legacy} of an older release is imported when the receiver next starts"
-            raise self.usage_error(
+            raise UsageError(
                 f"no local store in {self.directory}: the receiver has not delivered anything there yet "
                 f"(looked there as {self.why}){hint}; give -c CONFIG or --db DIR to look elsewhere"
             )
@@ -132,19 +132,12 @@ class _Store:
             return EmbeddedStore(self.directory, max_age_hours=0, max_bytes=0,
                                  memory_limit_bytes=_DIRECT_MEMORY_BYTES, readonly=True)
         except StoreError as e:
-            raise self.usage_error(str(e)) from e
+            raise UsageError(str(e)) from e
 
 
-def _config_of(args: argparse.Namespace) -> tuple[Config, str]:
+def _config_and_source(args: argparse.Namespace) -> tuple[Config, str]:
     """The configuration ``-c`` names (else the built-in one), and how to name where it came from."""
-    if args.config is None:
-        return default_config(), "the built-in defaults (no -c CONFIG)"
-    from receiver.config.file import ConfigError, load_config
-
-    try:
-        return load_config(args.config).config, str(args.config)
-    except ConfigError as e:
-        raise args.usage_error(str(e)) from e
+    return config_of(args), str(args.config) if args.config is not None else "the built-in defaults (no -c CONFIG)"
 
 
 # -- search -----------------------------------------------------------------------
@@ -155,24 +148,23 @@ def _search(args: argparse.Namespace) -> int:
     from receiver.deliver.sinks.local.store import search
     from receiver.filters.expression import FilterError, parse_filter
 
-    usage_error = args.usage_error
     if args.limit < 0:
-        raise usage_error(f"--limit {args.limit}: give a number of records, or 0 for all")
+        raise UsageError(f"--limit {args.limit}: give a number of records, or 0 for all")
     now_ns = time.time_ns()
     request = {
-        "filter": args.expr, "since_ns": _when(args.since, now_ns, "--since", usage_error),
-        "until_ns": _when(args.until, now_ns, "--until", usage_error), "limit": args.limit,
+        "filter": args.expr, "since_ns": _when(args.since, now_ns, "--since"),
+        "until_ns": _when(args.until, now_ns, "--until"), "limit": args.limit,
         "newest_first": not args.oldest_first,
     }
     try:
         parse_filter(args.expr)  # a bad filter is a usage error before anything is asked
     except FilterError as e:
-        raise usage_error(str(e).splitlines()[0]) from e
+        raise UsageError(str(e).splitlines()[0]) from e
     if args.table is not None and args.sink is None:
-        raise usage_error("--table names a table of a ClickHouse sink: give --sink NAME too")
+        raise UsageError("--table names a table of a ClickHouse sink: give --sink NAME too")
     if args.sink is not None:
         if args.db is not None:
-            raise usage_error("--sink searches a sink of the configuration (-c CONFIG), --db a local store: give one")
+            raise UsageError("--sink searches a sink of the configuration (-c CONFIG), --db a local store: give one")
         return _print_records(args, _sink_lines(args, request))
     where = _Store(args)
 
@@ -211,7 +203,7 @@ def _print_records(args: argparse.Namespace, lines: Iterator[dict[str, Any]]) ->
                 out.write(record_line(int(line["time"]), int(line["time_ns"]), columns["host"], columns["app"],
                                       int(columns["severity"]), columns["message"]))
     except (StoreError, ClickHouseQueryError) as e:
-        raise args.usage_error(str(e)) from e
+        raise UsageError(str(e)) from e
     out.flush()
     return 0 if found else 1
 
@@ -223,21 +215,21 @@ def _sink_lines(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[d
     from receiver.deliver.sinks.local.server import stored_line
     from receiver.deliver.sinks.local.store import search
 
-    config, source = _config_of(args)
+    config, source = _config_and_source(args)
     sinks = {sink.name: sink for sink in config.sinks}
     chosen = sinks.get(args.sink)
     if chosen is None:
-        raise args.usage_error(
+        raise UsageError(
             f"{source} has no sink named {args.sink!r} (it has: {', '.join(sorted(sinks)) or 'none'})"
         )
     if not isinstance(chosen, ClickHouseSinkConfig):
         hint = "; search the local store without --sink" if isinstance(chosen, LocalSinkConfig) else ""
-        raise args.usage_error(f"sink {args.sink!r} is of type {chosen.type}: --sink searches ClickHouse sinks{hint}")
+        raise UsageError(f"sink {args.sink!r} is of type {chosen.type}: --sink searches ClickHouse sinks{hint}")
     try:
         sink = ClickHouseSink(chosen)
         table = sink.search_table(args.table)
     except ClickHouseConfigError as e:
-        raise args.usage_error(f"sink {args.sink!r}: {e}") from e
+        raise UsageError(f"sink {args.sink!r}: {e}") from e
     try:
         for stored in search(table, args.expr, since_ns=request["since_ns"], until_ns=request["until_ns"],
                              limit=args.limit, newest_first=request["newest_first"]):
@@ -253,9 +245,8 @@ def _sql(args: argparse.Namespace) -> int:
     from receiver.deliver.sinks.local.server import StoreUnavailableError
     from receiver.deliver.sinks.local.store import StoreError, run_sql
 
-    usage_error = args.usage_error
     if args.limit < 1:
-        raise usage_error(f"--limit {args.limit}: give a number of rows from 1")
+        raise UsageError(f"--limit {args.limit}: give a number of rows from 1")
     where = _Store(args)
     try:
         result = None
@@ -272,7 +263,7 @@ def _sql(args: argparse.Namespace) -> int:
             finally:
                 store.close()
     except StoreError as e:
-        raise usage_error(str(e)) from e
+        raise UsageError(str(e)) from e
     out = sys.stdout
     if args.json:
         out.write(escape_unprintable_json(json.dumps(result, ensure_ascii=False)) + "\n")
@@ -333,7 +324,7 @@ def time_ns_of(text: str) -> int | None:
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
 
-def _when(text: str | None, now_ns: int, option: str, usage_error: type[Exception]) -> int | None:
+def _when(text: str | None, now_ns: int, option: str) -> int | None:
     """``15m``, ``2h``, ``7d`` ago; an ISO 8601 time (UTC unless it says otherwise); epoch seconds."""
     if text is None:
         return None
@@ -342,7 +333,7 @@ def _when(text: str | None, now_ns: int, option: str, usage_error: type[Exceptio
         return now_ns - int(float(age[1]) * _AGE_UNITS[age[2]] * 1_000_000_000)
     when = time_ns_of(text)
     if when is None:
-        raise usage_error(
+        raise UsageError(
             f"{option} {text!r} is neither an age (15m, 2h, 7d) nor an ISO time (2026-01-01T10:00:00+08:00)"
         )
     return when

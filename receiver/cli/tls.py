@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from receiver.cli.usage import UsageError
 from receiver.ingest.tls import certificate_fingerprint
 
 __all__ = ["SelfSigned", "add_commands", "describe_certificates", "write_selfsigned"]
@@ -136,7 +137,7 @@ def describe_certificates(path: Path) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def add_commands(commands: Any, usage_error: type[Exception]) -> None:
+def add_commands(commands: Any) -> None:
     """Add ``tls selfsigned`` and ``tls show`` to ``receiverctl``'s subparsers."""
     t = commands.add_parser("tls", help="TLS certificates for listeners (no daemon needed)")
     tc = t.add_subparsers(title="tls commands", required=True, metavar="COMMAND")
@@ -157,18 +158,18 @@ def add_commands(commands: Any, usage_error: type[Exception]) -> None:
         help="a DNS name or IP address senders connect to (repeat; default: host name, localhost, 127.0.0.1, ::1)",
     )
     c.add_argument("--force", action="store_true", help="replace existing files")
-    c.set_defaults(run=_selfsigned, usage_error=usage_error)
+    c.set_defaults(run=_selfsigned)
 
     s = tc.add_parser("show", help="what a certificate file holds", description="Subject, names, issuer, validity, fingerprint.")
     s.add_argument("file", type=Path, metavar="FILE", help="a PEM certificate file")
-    s.set_defaults(run=_show, usage_error=usage_error)
+    s.set_defaults(run=_show)
 
 
 def _selfsigned(args: argparse.Namespace) -> int:
     try:
         made = write_selfsigned(args.out, name=args.name, days=args.days, sans=args.san, force=args.force)
     except SelfSignedError as e:
-        raise args.usage_error(str(e)) from e
+        raise UsageError(str(e)) from e
     certificate_file, key_file = made.certificate_file.resolve(), made.key_file.resolve()
     print(f"key          {key_file} (mode 0600)")
     print(f"certificate  {certificate_file}")
@@ -191,9 +192,9 @@ def _show(args: argparse.Namespace) -> int:
     try:
         sys.stdout.write(describe_certificates(args.file))
     except OSError as e:
-        raise args.usage_error(f"cannot read {args.file}: {e.strerror}") from e
+        raise UsageError(f"cannot read {args.file}: {e.strerror}") from e
     except ValueError as e:
-        raise args.usage_error(f"{args.file} holds no PEM certificate (-----BEGIN CERTIFICATE-----): {e}") from e
+        raise UsageError(f"{args.file} holds no PEM certificate (-----BEGIN CERTIFICATE-----): {e}") from e
     return 0
 
 
