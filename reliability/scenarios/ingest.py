@@ -39,6 +39,8 @@ from tests.support.senders import (
     omrelp_conf,
     relp_listener,
     run_token,
+    sentinel_line,
+    sentinel_mark,
 )
 
 WIDTH = 100
@@ -152,13 +154,24 @@ def _relp_receiver(work: Path, **options: object) -> Receiver:
     return Receiver(work / "receiver", port=port, listeners=[relp_listener(port)], **options)  # type: ignore[arg-type]
 
 
-def _settle(rx: Receiver, run: str, n: int, timeout: float) -> tuple[list[int], float]:
-    """Wait until every key of ``range(n)`` is stored (or ``timeout``), then a second for late resends."""
+def _settle(rx: Receiver, rsyslog: Rsyslog, run: str, n: int, timeout: float) -> tuple[list[int], float]:
+    """Wait until every key of ``range(n)`` is stored (or ``timeout``), then for a sentinel behind late resends.
+
+    omrelp re-sends what was unacknowledged when its session reopened before
+    anything newer, so once the sentinel, injected last, is stored, so is every resend.
+    """
     started = time.monotonic()
     wait_for(lambda: len(set(_relp_keys(rx, run))) >= n, timeout=timeout, interval=0.5)
     took = time.monotonic() - started
-    time.sleep(1.0)
+    _sentinel_through(rx, rsyslog, run)
     return _relp_keys(rx, run), took
+
+
+def _sentinel_through(rx: Receiver, rsyslog: Rsyslog, run: str) -> None:
+    """Inject the sentinel of ``run`` through ``rsyslog`` and wait (bounded) until the receiver stored it."""
+    rsyslog.send([sentinel_line(run)])
+    mark = sentinel_mark(run)
+    wait_for(lambda: any(mark in frame for frame in rx.frames()), timeout=60, interval=0.2)
 
 
 @scenario(
@@ -183,7 +196,7 @@ def kill9_relp(size: Size) -> Outcome:
         rx.kill()
         rx.start()
         injector.thread.join(600)
-        keys, took = _settle(rx, run, n, timeout=by_size(size, 60, 180))
+        keys, took = _settle(rx, rsyslog, run, n, timeout=by_size(size, 60, 180))
         stats = rx.spool_stats()
     lost, duplicated, unexpected = count_keys(range(n), keys)
     out.stored, out.lost, out.duplicated = len(keys), lost, duplicated
@@ -229,7 +242,7 @@ def restart_loop(size: Size) -> Outcome:
                 kinds["during_load"] += 1
             rx.start()
         injector.thread.join(600)
-        keys, took = _settle(rx, run, n, timeout=by_size(size, 60, 180))
+        keys, took = _settle(rx, rsyslog, run, n, timeout=by_size(size, 60, 180))
         stats = rx.spool_stats()
     lost, duplicated, unexpected = count_keys(range(n), keys)
     out.stored, out.lost, out.duplicated = len(keys), lost, duplicated
@@ -283,7 +296,7 @@ def sigterm_tcp(size: Size) -> Outcome:
         injector.thread.join(600)
         wait_for(lambda: count_keys(range(n), keys(rx))[0] == 0, timeout=by_size(size, 45, 120), interval=0.5)
         took = time.monotonic() - restarted
-        time.sleep(1.0)  # rsyslog's re-sent tail, if any
+        _sentinel_through(rx, rsyslog, run)  # rsyslog's queue is in order: behind any re-sent tail
         got = keys(rx)
     lost, duplicated, unexpected = count_keys(range(n), got)
     out.stored, out.lost, out.duplicated = len(got), lost, duplicated

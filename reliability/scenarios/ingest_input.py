@@ -392,8 +392,15 @@ def bad_input_frames(size: Size) -> Outcome:
             t.start()
         for t in threads:
             t.join(300)
-        wait_for(lambda: rx.frame_count() >= total, timeout=60)
-        time.sleep(0.5)
+        # The connections are not ordered among themselves: each one's last expected frame is its sentinel (a
+        # cut one is ended by the close, the last thing on it). Once every connection's has come, all it sent has.
+        last = {port: plans[i][1][-1] for port, i in by_port.items() if plans[i][1]}
+
+        def every_connection_ended() -> bool:
+            frames = {port: frames for (_, port), frames in rx.frames_by_connection().items()}
+            return all(want in [(bytes(f), flags) for f, flags in frames.get(port, [])] for port, want in last.items())
+
+        wait_for(every_connection_ended, timeout=60)
         got = rx.frames_by_connection()
         truncated_metric = metric_total(rx.metrics_url, "receiver_frames_truncated_total")
         incomplete_metric = metric_total(rx.metrics_url, "receiver_frames_incomplete_total")

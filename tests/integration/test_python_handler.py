@@ -19,9 +19,10 @@ import time
 import pytest
 
 from tests.integration.conftest import MakeReceiver
-from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
-from tests.support.receiverctl import receiverctl
-from tests.support.senders import run_token
+from tests.support.flood import socket_queues
+from tests.support.programs import LOOPBACK, Receiver, free_port, send_tcp, wait_until
+from tests.support.receiverctl import receiverctl, sinks_caught_up
+from tests.support.senders import run_token, sentinel_line, sentinel_mark, wait_for_sentinel
 
 pytestmark = pytest.mark.integration
 
@@ -73,15 +74,22 @@ def test_python_syslog_handler_messages_are_stored_as_logged(
         log = python_logger(f"pyapp-{run}", handler)
         for level, text, _ in want:
             log.log(level, text)
+        # The sentinel goes last on the same path: one connection (TCP), or one socket's datagrams (UDP, which
+        # promises no order, but over loopback to one socket they queue in the order sent). The spool keeps
+        # that order, and a sink's cursor passes a batch only once all of it is stored: so once the sentinel is
+        # in the store and the cursor at the spool's end, anything extra (a duplicate, an empty record) is too.
+        sentinel = sentinel_mark(run).decode()
+        log.info(sentinel)
         # The handler's TCP connection stays open while we wait: every message must be complete without its close.
         wait_until(
-            lambda: len(search(rx, run)) >= len(want), timeout=60, interval=0.5,
-            message=lambda: f"{len(want)} records in the local store; found {search(rx, run)}\n{rx.log_tail()}",
+            lambda: any(r["fields"]["_content_"] == sentinel for r in search(rx, run))  # type: ignore[index]
+            and sinks_caught_up(rx.config_path),
+            timeout=60, interval=0.5,
+            message=lambda: f"the sentinel in the local store; found {search(rx, run)}\n{rx.log_tail()}",
         )
     finally:
         handler.close()
-    time.sleep(0.5)  # anything extra (a duplicate, an empty record) would show up now
-    records = search(rx, run, "--limit", "100", "--oldest-first")
+    records = [r for r in search(rx, run, "--limit", "100", "--oldest-first") if r["fields"]["_content_"] != sentinel]  # type: ignore[index]
     assert len(records) == len(want), records
     by_index = {int(str(r["fields"]["_content_"]).split()[1]): r for r in records}  # type: ignore[index]
     for i, (level, _, content) in enumerate(want):
@@ -115,11 +123,18 @@ def test_nul_ends_frame_off_keeps_the_connection_one_frame(make_receiver: MakeRe
         log = python_logger(f"pyapp-{run}", handler)
         log.info("%s one", run)
         log.info("%s two", run)
-        time.sleep(0.5)  # read and committed by now if it were framed
-        assert rx.frame_count() == 0
+        # Nothing may be stored while the connection is open. Its receive queue empties once the receiver has
+        # read (and framed) all of it; a sentinel on a second connection is read after that, so it is stored
+        # after any frame of the first: once it is in the spool, such a frame would be too.
+        wait_until(lambda: (queues := socket_queues(port)) and all(q == 0 for q, _ in queues), timeout=10,
+                   message="the receiver read the handler's bytes")
+        send_tcp(port, sentinel_line(run) + b"\n")
+        wait_for_sentinel(rx, run)
+        assert [f for f in rx.frames() if sentinel_mark(run) not in f] == []
     finally:
         handler.close()
-    rx.wait_for_frames(1)
-    time.sleep(0.2)
+    # The close ends the connection's one frame: nothing of it can follow that frame.
+    wait_until(lambda: len(rx.frames()) >= 2, timeout=20, message=lambda: f"the frame at the close; log:\n{rx.log_tail()}")
     prefix = f"<{FACILITY * 8 + 6}>pyapp-{run}[{os.getpid()}]: {run}".encode()
-    assert rx.flagged_frames() == [(prefix + b" one\0" + prefix + b" two\0", ("incomplete",))]
+    flagged = [(f, flags) for f, flags in rx.flagged_frames() if sentinel_mark(run) not in f]
+    assert flagged == [(prefix + b" one\0" + prefix + b" two\0", ("incomplete",))]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import collections
 import re
-import secrets
 import socket
 import threading
 import time
 
 from tests.integration.conftest import MakeReceiver, MakeRsyslog
 from tests.support.programs import LOOPBACK, Receiver, free_port, wait_until
-from tests.support.senders import OMRELP_WINDOW, omrelp_conf, relp_listener
+from tests.support.senders import (
+    OMRELP_WINDOW,
+    omrelp_conf,
+    relp_listener,
+    run_token,
+    sentinel_line,
+    wait_for_sentinel,
+)
 
 _MARK = re.compile(rb"relp (r[0-9a-f]{8}) (\d{6}) ")
 
@@ -27,13 +33,12 @@ def lines(run: str, n: int) -> list[bytes]:
 def test_omrelp_delivers_every_message_once(make_receiver: MakeReceiver, make_rsyslog: MakeRsyslog) -> None:
     """If rsyslog sends N messages with omrelp, then each is stored exactly once and the sender sees them acknowledged."""
     n = 5000
-    run = "r" + secrets.token_hex(4)
+    run = run_token()
     port = free_port()
     rx = make_receiver(listeners=[relp_listener(port)])
     rsyslog = make_rsyslog(omrelp_conf(port))
-    assert rsyslog.send(lines(run, n)) == n
-    wait_until(lambda: len(indices(rx, run)) >= n, timeout=60, message=lambda: rx.log_tail())
-    time.sleep(0.5)
+    assert rsyslog.send([*lines(run, n), sentinel_line(run)]) == n + 1
+    wait_for_sentinel(rx, run, timeout=60)  # one omrelp session: all before it is stored by now
     counts = collections.Counter(indices(rx, run))
     assert sorted(counts) == list(range(n))
     assert set(counts.values()) == {1}
@@ -51,7 +56,7 @@ def test_kill9_loses_nothing_and_duplicates_only_the_unacknowledged(
     at the kill, so a receiver that acknowledged on reading would lose messages here.
     """
     n = 4000
-    run = "r" + secrets.token_hex(4)
+    run = run_token()
     port = free_port()
     rx = make_receiver(listeners=[relp_listener(port)], spool={"segment_max_delay_ms": 100})
     rsyslog = make_rsyslog(omrelp_conf(port))
@@ -68,7 +73,10 @@ def test_kill9_loses_nothing_and_duplicates_only_the_unacknowledged(
     assert sent == [n], "rsyslog did not read every injected line"
     wait_until(lambda: len(set(indices(rx, run))) >= n, timeout=90, interval=0.5,
                message=lambda: f"{len(set(indices(rx, run)))} of {n} stored\n{rsyslog.log[-2000:]}\n{rx.log_tail()}")
-    time.sleep(1.0)  # anything resent late
+    # omrelp re-sends what was unacknowledged when its session reopened, before anything newer: once the
+    # sentinel, injected now, is stored, so is every late resend.
+    rsyslog.send([sentinel_line(run)])
+    wait_for_sentinel(rx, run, timeout=60)
     counts = collections.Counter(indices(rx, run))
     duplicates = sum(c - 1 for c in counts.values())
     print(f"stored at kill {stored_at_kill}, total {sum(counts.values())}, duplicates {duplicates}")

@@ -26,7 +26,15 @@ from formats.framing import DEFAULT_MAX_FRAME_BYTES
 from tests.integration.conftest import MakeReceiver, MakeRsyslog, MakeSyslogNg
 from tests.support.flood import KILL_SPOOL, kill9_loss_bound_bytes, socket_queues, sysctl_max
 from tests.support.programs import LOOPBACK, Receiver, loggen, logger, wait_until
-from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
+from tests.support.senders import (
+    FACILITIES,
+    SEVERITIES,
+    alibaba_rsyslog_conf,
+    run_token,
+    sentinel_line,
+    sentinel_mark,
+    wait_for_sentinel,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -106,11 +114,10 @@ def test_rsyslog_alibaba_config_delivers_every_line_byte_exact(
     rsyslog = make_rsyslog(alibaba_rsyslog_conf(rx.port))
     cases = [ali_case(i, run) for i in range(n)]
     t0 = int(time.time())
-    assert rsyslog.send([line for line, _ in cases], chunk_lines=500) == n
-    frames = rx.wait_for_frames(n, timeout=40)
-    time.sleep(0.5)  # anything extra (a duplicate) would show up now
+    assert rsyslog.send([*(line for line, _ in cases), sentinel_line(run)], chunk_lines=500) == n + 1
+    wait_for_sentinel(rx, run, timeout=40)  # one action queue, one connection: all before it is stored by now
     entries = rx.entries()
-    frames = [f for e in entries for f in e.frames]
+    frames = [f for e in entries for f in e.frames if sentinel_mark(run) not in f]
     t1 = int(time.time()) + 1
 
     by_index: dict[int, list[bytes]] = collections.defaultdict(list)
@@ -160,10 +167,9 @@ def test_syslog_ng_destination_delivers_every_message_once(
     syslog_ng = make_syslog_ng(conf)
     lines = [b"<%d>Oct 11 22:14:15 myhost app%d[%d]: ng %s %05d h\xc3\xa9llo" % (8 + i % 16 * 8 + i % 8, i % 3, 100 + i, run.encode(), i)
              for i in range(n)]
-    syslog_ng.send(lines)
-    frames = rx.wait_for_frames(n, timeout=30)
-    time.sleep(0.5)
-    frames = rx.frames()
+    syslog_ng.send([*lines, sentinel_line(run)])
+    wait_for_sentinel(rx, run)  # one log path, one connection: all before it is stored by now
+    frames = [f for f in rx.frames() if sentinel_mark(run) not in f]
     report(f"syslog_ng_{destination}.frames", len(frames))
     assert len(frames) == n, f"{len(frames)} frames for {n} messages"
     if destination == "network":
@@ -195,10 +201,12 @@ def test_logger_delivers_every_message_once(
     n = 300
     run = run_token()
     messages = [f"logger {run} {i:04d} h\u00e9llo [x] = y" for i in range(n)]
-    logger(receiver.port, messages, transport=transport, octet_count=octet_count, rfc=rfc, tag="itest")  # type: ignore[arg-type]
-    frames = receiver.wait_for_frames(n, timeout=20)
-    time.sleep(0.3)
-    frames = receiver.frames()
+    # The sentinel goes last in the same run: one connection (TCP), or one socket's datagrams (UDP, which
+    # promises no order, but over loopback to one socket they queue in the order sent).
+    sentinel = sentinel_mark(run).decode()
+    logger(receiver.port, [*messages, sentinel], transport=transport, octet_count=octet_count, rfc=rfc, tag="itest")  # type: ignore[arg-type]
+    wait_for_sentinel(receiver, run, timeout=20)
+    frames = [f for f in receiver.frames() if sentinel_mark(run) not in f]
     report(f"logger_{transport}_{'octet' if octet_count else 'lf'}_{rfc}.frames", len(frames))
     if rfc == "5424":
         shape = re.compile(rb'<13>1 \S+ \S+ itest - - \[timeQuality tzKnown="\d" isSynced="\d"(?: syncAccuracy="\d+")?\] (.*)', re.S)
@@ -227,8 +235,17 @@ def test_loggen_several_connections_deliver_every_message_once(
     n, connections = 500, 4
     result = loggen(receiver.port, count=n, connections=connections, rate=20_000, syslog_proto=syslog_proto)
     total = n * connections
-    receiver.wait_for_frames(total, timeout=30)
-    time.sleep(0.3)
+    # The connections are not ordered among themselves and loggen sends nothing after its messages, so each
+    # connection's last message (seq n-1) is its sentinel: once every connection's has come, all it sent has.
+    last = b"seq: %010d," % (n - 1)
+
+    def every_connection_ended() -> bool:
+        by_connection = receiver.frames_by_connection()
+        return len(by_connection) >= connections and all(
+            any(last in frame for frame, _ in frames) for frames in by_connection.values()
+        )
+
+    wait_until(every_connection_ended, timeout=30, message=lambda: f"seq {n - 1} on each of {connections} connections")
     by_connection = receiver.frames_by_connection()
     report(f"loggen_{'5424' if syslog_proto else '3164'}.run", result.output.strip())
     seq = re.compile(rb"seq: (\d{10}), thread: (\d{4}), runid: \d+, stamp: \S+ (?:PADD)+")
@@ -352,10 +369,17 @@ def test_bad_clients_do_not_disturb_others(receiver: Receiver, report: Report) -
         t.join(30)
     assert not errors, errors
     expected_total = sum(len(frames) for _, frames in streams.values())
-    receiver.wait_for_frames(expected_total, timeout=30)
-    time.sleep(0.3)
-    by_connection = receiver.frames_by_connection()
-    got = {ports.get(port, f"unknown {peer}:{port}"): frames for (peer, port), frames in by_connection.items()}
+
+    def by_client() -> dict[str, list[tuple[bytes, tuple[str, ...]]]]:
+        by_connection = receiver.frames_by_connection()
+        return {ports.get(port, f"unknown {peer}:{port}"): frames for (peer, port), frames in by_connection.items()}
+
+    # The clients' connections are not ordered among themselves: each one's last frame is its sentinel (a
+    # half frame is ended by the close, the last thing on its connection). Once every client's last frame
+    # has come, everything each sent before it has too.
+    wait_until(lambda: all(expected[-1] in by_client().get(name, []) for name, (_, expected) in streams.items()),
+               timeout=30, message="every client's last frame")
+    got = by_client()
     report("bad_clients.frames", sum(map(len, got.values())))
     for name, (_, expected) in streams.items():
         frames = got.get(name, [])
@@ -474,7 +498,9 @@ def test_sigterm_mid_flood_with_rsyslog_disk_queue_loses_nothing(
     with contextlib.suppress(TimeoutError):  # what is missing is reported below
         wait_until(all_arrived, timeout=45, interval=0.5)
     recovery = time.monotonic() - restarted
-    time.sleep(1.0)  # rsyslog's re-sent tail, if any
+    # rsyslog re-sends from its queue in order: once the sentinel, injected now, is stored, so is any re-sent tail.
+    rsyslog.send([sentinel_line(run)])
+    wait_for_sentinel(rx, run, timeout=45)
     keys = indices()
     missing, dups, unexpected = counted(keys, n)
     report("sigterm_rsyslog.frames_at_sigterm", before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import overload
 
 from tests.support.programs import REPO
 
-__all__ = ["BARE_ENV", "RECEIVERCTL_COMMAND", "receiverctl"]
+__all__ = ["BARE_ENV", "RECEIVERCTL_COMMAND", "receiverctl", "sinks_caught_up"]
 
 RECEIVERCTL_COMMAND = [sys.executable, "-m", "receiver.cli.ctl"]
 """The command line of ``receiverctl`` without its arguments (for a ``Popen`` of ``tail -f``)."""
@@ -45,3 +46,14 @@ def receiverctl(
         [*RECEIVERCTL_COMMAND, *args], input=stdin, capture_output=True, text=not isinstance(stdin, bytes),
         cwd=cwd, env=None if env is None else dict(env), timeout=timeout, check=False,
     )
+
+
+def sinks_caught_up(config_path: Path) -> bool:
+    """Whether every sink's cursor is at the spool's end (``receiverctl status``: lag 0 segments).
+
+    A sink moves its cursor past a batch only once every group of it is
+    settled, so then everything committed so far has been sent for good:
+    nothing more goes upstream until more arrives (the sentinel of delivery).
+    """
+    result = receiverctl("status", "--json", "-c", str(config_path))
+    return result.returncode == 0 and all(sink["lag_segments"] == 0 for sink in json.loads(result.stdout)["sinks"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from tests.support.programs import LOOPBACK, RSYSLOG_MODULES
+from tests.support.programs import LOOPBACK, RSYSLOG_MODULES, Receiver, wait_until
 
 __all__ = [
     "ALI_TEMPLATE",
@@ -22,6 +22,7 @@ __all__ = [
     "run_token",
     "sentinel_line",
     "sentinel_mark",
+    "wait_for_sentinel",
 ]
 
 # Alibaba's template for Logtail's streamlog input, verbatim (shared/reference/logtail.md).
@@ -97,3 +98,12 @@ def sentinel_mark(run: str) -> bytes:
 def sentinel_line(run: str) -> bytes:
     """The sentinel of run ``run`` as an RFC 3164 line (no LF), for a sender to send after the messages under test."""
     return b"<13>Oct 11 22:14:15 sentinelhost sentinel[1]: " + sentinel_mark(run)
+
+
+def wait_for_sentinel(receiver: Receiver, run: str, timeout: float = 30.0) -> None:
+    """Wait until the receiver's spool holds the sentinel of run ``run``; TimeoutError with its log if not."""
+    mark = sentinel_mark(run)
+    wait_until(
+        lambda: any(mark in frame for frame in receiver.frames()), timeout,
+        message=lambda: f"the sentinel {mark!r} in the spool; log:\n{receiver.log_tail()}",
+    )
