@@ -59,6 +59,7 @@ from receiver.config.model import (
     Transport,
     default_state_directory,
 )
+from receiver.config.profiles import ParseProfile
 from receiver.config.report import Report, as_written, key_path_text, kind_of
 from receiver.config.rules import (
     IDENTIFIER,
@@ -66,6 +67,7 @@ from receiver.config.rules import (
     MACHINE_GROUP_RULES,
     PARSE_EXTRA_KEYS,
     PATH,
+    PROFILE_RULES,
     ROUTE_RULES,
     SECTION_RULES,
     SINK_CLASSES,
@@ -205,6 +207,8 @@ def _read_toml(report: Report, data: Mapping[str, object], base: Path) -> Config
         )
     control = dataclasses.replace(ControlConfig(), **_section_values(report, "control", sections["control"], base))
     metrics = dataclasses.replace(MetricsConfig(), **_section_values(report, "metrics", sections["metrics"], base))
+    if parse is not None and listeners is not None:
+        _check_profile_listeners(report, parse.profiles, listeners)
 
     if report.failed or listeners is None or spool is None or parse is None:
         return None
@@ -242,18 +246,22 @@ def _section_values(
     return read_table(report, table, (name,), SECTION_RULES[name], f"[{name}]", base, extra=extra)
 
 
-def _array_of_tables(report: Report, data: Mapping[str, object], key: str) -> list[tuple[KeyPath, dict[str, object]]]:
-    """The tables of ``[[key]]``, each with its key path; anything else is reported."""
+def _array_of_tables(
+    report: Report, data: Mapping[str, object], key: str, *, within: KeyPath = ()
+) -> list[tuple[KeyPath, dict[str, object]]]:
+    """The tables of ``[[key]]`` (``[[within.key]]`` inside a table), each with its key path; anything
+    else is reported."""
     raw = data.get(key, [])
+    name = ".".join(str(part) for part in (*within, key))
     if not isinstance(raw, list):
-        report.error((key,), f"{as_written(raw)} is {kind_of(raw)}, not an array of tables ([[{key}]])")
+        report.error((*within, key), f"{as_written(raw)} is {kind_of(raw)}, not an array of tables ([[{name}]])")
         return []
     out: list[tuple[KeyPath, dict[str, object]]] = []
     for i, entry in enumerate(raw):
         if isinstance(entry, dict):
-            out.append(((key, i), entry))
+            out.append(((*within, key, i), entry))
         else:
-            report.error((key, i), f"{as_written(entry)} is {kind_of(entry)}, not a table ([[{key}]])")
+            report.error((*within, key, i), f"{as_written(entry)} is {kind_of(entry)}, not a table ([[{name}]])")
     return out
 
 
@@ -474,8 +482,41 @@ def _read_parse(report: Report, data: Mapping[str, object], base: Path) -> Parse
                 report.warning(key_path, warning)
     if "streamlog_formats" in data:
         found.extend(formats_in_entries(report, data["streamlog_formats"], ("parse", "streamlog_formats")))
-    parse = dataclasses.replace(ParseConfig(), **values, streamlog_formats=one_layout_per_version(report, found))
+    parse = dataclasses.replace(
+        ParseConfig(), **values, streamlog_formats=one_layout_per_version(report, found),
+        profiles=_read_profiles(report, data, base),
+    )
     return parse if not report.failed else None
+
+
+def _check_profile_listeners(
+    report: Report, profiles: Sequence[ParseProfile], listeners: Sequence[ListenerConfig]
+) -> None:
+    """A profile may name only listeners the file has (a typo would quietly leave its senders alone)."""
+    names = [listener.name for listener in listeners]
+    for i, profile in enumerate(profiles):
+        for name in profile.listeners:
+            if name not in names:
+                report.error(
+                    ("parse", "profiles", i, "listeners"),
+                    f"{as_written(name)} is no listener of this file{did_you_mean(name, names)}; "
+                    f"the listeners are {', '.join(names)}",
+                )
+
+
+def _read_profiles(report: Report, data: Mapping[str, object], base: Path) -> tuple[ParseProfile, ...]:
+    profiles: list[ParseProfile] = []
+    seen: set[str] = set()
+    for key_path, entry in _array_of_tables(report, data, "profiles", within=("parse",)):
+        values = read_table(report, entry, key_path, PROFILE_RULES, "[[parse.profiles]]", base)
+        if "name" not in entry:
+            report.error((*key_path, "name"), "missing; a profile needs a name (receiverctl parse --profile uses it)")
+        elif values.get("name") in seen:
+            report.error((*key_path, "name"), f"{as_written(entry['name'])} names another profile too; names must differ")
+        elif len(values) == len(entry):
+            seen.add(values["name"])
+            profiles.append(ParseProfile(**values))
+    return tuple(profiles)
 
 
 def _read_sinks(report: Report, data: Mapping[str, object], base: Path) -> tuple[SinkConfig, ...]:

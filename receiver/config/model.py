@@ -19,6 +19,7 @@ from formats.framing import DEFAULT_MAX_FRAME_BYTES, Framing
 from formats.parse import Format
 from formats.streamlog import LeadingSpace, StreamlogFormat
 from receiver.config.identity import DEFAULT_USER_DEFINED_ID_FILE, MachineGroup
+from receiver.config.profiles import ParseProfile, ParseSettings
 
 __all__ = [
     "DEFAULT_LISTENERS",
@@ -249,16 +250,23 @@ class LoggingConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ParseConfig:
-    """How frames become records (used by delivery and ``receiverctl``)."""
+class ParseConfig(ParseSettings):
+    """How frames become records (used by delivery and ``receiverctl``): the settings of
+    :class:`~receiver.config.profiles.ParseSettings` for every sender, the ones below, and the
+    profiles that change some settings for some senders."""
 
-    timezone: str = "UTC"
-    """Zone of timestamps without an offset (IANA name)."""
     streamlog_leading_space: LeadingSpace = "strip-rfc3164"
     rfc5424_strict: bool = False
     """Enforce RFC 5424's grammar and limits; violations become parse-error records."""
     streamlog_formats: tuple[StreamlogFormat, ...] = ()
     """Extra or replaced streamlog layouts (``0.1`` is built in)."""
+    profiles: tuple[ParseProfile, ...] = ()
+    """``[[parse.profiles]]``: settings for some senders, the first that names a frame's sender wins."""
+
+    @property
+    def settings(self) -> ParseSettings:
+        """The settings every sender gets unless a profile says otherwise."""
+        return ParseSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ParseSettings)})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from receiver.config.model import (
     SpoolConfig,
     TlsConfig,
 )
+from receiver.config.profiles import ParseProfile
 from receiver.config.report import Report, as_written, wrong_kind
 from receiver.config.secrets import redact_url
 
@@ -248,8 +249,23 @@ TLS_RULES = rules_of(TlsConfig, {
     "handshake_timeout_seconds": Bounds(0, 600, above=True),
 })
 
-PARSE_EXTRA_KEYS = ("streamlog_formats", "streamlog_formats_file")
-"""``[parse]`` keys read apart: a list of formats, and a file of them."""
+PARSE_EXTRA_KEYS = ("streamlog_formats", "streamlog_formats_file", "profiles")
+"""``[parse]`` keys read apart: a list of formats, a file of them, and the profiles."""
+
+_YEAR_RULE: dict[str, Rule | Bounds] = {
+    "timezone": _ZONE,
+    "future_tolerance_hours": Bounds(0, 720, "30 days at most: a time further ahead is a wrong clock"),
+    "uncertain_year_days": Bounds(0, 366),
+}
+
+PROFILE_RULES = rules_of(ParseProfile, {
+    "name": _NAME,
+    "listeners": Rule("texts", 'a list of listener names such as ["udp", "tcp-tls"]'),
+    "networks": _NETWORKS,
+    "hostnames": Rule("texts", 'a list of hostname patterns such as ["rtr-*", "fw-?.example.com"]'),
+    **_YEAR_RULE,
+})
+"""The keys of a ``[[parse.profiles]]`` table."""
 
 SECTION_RULES: dict[str, dict[str, Rule]] = {
     "spool": rules_of(SpoolConfig, {
@@ -264,7 +280,7 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
     }),
     "shutdown": rules_of(ShutdownConfig, {"drain_seconds": Bounds(0)}),
     "logging": rules_of(LoggingConfig, {"repeat_interval_seconds": Bounds(0)}),
-    "parse": rules_of(ParseConfig, {"timezone": _ZONE}, apart=("streamlog_formats",)),
+    "parse": rules_of(ParseConfig, _YEAR_RULE, apart=("streamlog_formats", "profiles")),
     "identity": rules_of(IdentityConfig, {}),
     "deliver": rules_of(DeliverConfig, {
         "default_sink": _NAME,

@@ -34,11 +34,10 @@ import select
 import signal
 import threading
 import time
-import zoneinfo
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from formats.parse import ParseFunction, make_parser
+from formats.parse import ParseFunction
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config.identity import Identities, MachineGroups, appliance_hostname
 from receiver.config.model import Config
@@ -51,6 +50,9 @@ from receiver.deliver.batches import (
     build_groups,
     entry_records,
 )
+from receiver.deliver.parsing import ParserFactory, listener_parsers, streamlog_reads_as_columns
+from receiver.deliver.registry import default_destination
+from receiver.filters.expression import parse_filter
 from receiver.runtime.process import set_up_process
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
@@ -105,38 +107,37 @@ class Built:
 
 
 def parsers_for(config: Config) -> tuple[dict[str, ParseFunction], ParseFunction]:
-    """One parse function per listener (its format), and one for frames of listeners since removed."""
-    tz = zoneinfo.ZoneInfo(config.parse.timezone)
-    formats = format_table(config.parse.streamlog_formats)
-
-    def make(format: str) -> ParseFunction:
-        return make_parser(
-            format=format,  # type: ignore[arg-type]
-            streamlog_formats=formats,
-            leading_space=config.parse.streamlog_leading_space,
-            strict_rfc5424=config.parse.rfc5424_strict,
-            default_tz=tz,
-        )
-
-    return {listener.name: make(listener.format) for listener in config.listeners}, make("auto")
+    """One parse function per listener (its format, with the parse profiles that apply to its senders),
+    and one for frames of listeners since removed."""
+    factory = ParserFactory(
+        config.parse.streamlog_formats,
+        leading_space=config.parse.streamlog_leading_space,
+        strict_rfc5424=config.parse.rfc5424_strict,
+    )
+    return listener_parsers(
+        {listener.name: listener.format for listener in config.listeners},
+        config.parse.settings, config.parse.profiles, factory,
+    )
 
 
-def streamlog_parsers_for(config: Config) -> tuple[dict[str, StreamlogParser | None], StreamlogParser]:
-    """The streamlog parser :func:`parsers_for` gives each listener (None for a listener that reads no
-    streamlog), and the one for frames of listeners since removed: what reads columns of lines."""
+def streamlog_parsers_for(config: Config) -> tuple[dict[str, StreamlogParser | None], StreamlogParser | None]:
+    """The streamlog parser :func:`parsers_for` gives each listener, and the one for frames of listeners
+    since removed: what reads columns of lines. None where lines are not read as columns: a listener that
+    reads no streamlog, or whose settings may add fields to a line (a payload grammar)."""
     parser = StreamlogParser(
         format_table(config.parse.streamlog_formats), leading_space=config.parse.streamlog_leading_space
     )
+    settings, profiles = config.parse.settings, config.parse.profiles
     by_listener = {
-        listener.name: parser if listener.format in ("auto", "streamlog") else None for listener in config.listeners
+        listener.name: parser
+        if listener.format in ("auto", "streamlog") and streamlog_reads_as_columns(listener.name, settings, profiles)
+        else None
+        for listener in config.listeners
     }
-    return by_listener, parser
+    return by_listener, parser if streamlog_reads_as_columns(None, settings, profiles) else None
 
 
 def router_for(config: Config) -> Router:
-    from receiver.deliver.registry import default_destination
-    from receiver.filters.expression import parse_filter
-
     sinks = {sink.name: sink for sink in config.sinks}
 
     def destination(sink_name: str, chosen: str | None) -> str:

@@ -36,6 +36,7 @@ from receiver.config.model import (
     default_config,
     default_state_directory,
 )
+from receiver.config.profiles import ParseProfile
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -62,6 +63,7 @@ EXAMPLE_SECTIONS: dict[str, type] = {
     "routes": RouteConfig,
     "machine_groups": MachineGroup,
     "listeners.tls": TlsConfig,
+    "parse.profiles": ParseProfile,
 }
 """Tables receiver.toml shows as examples ("# key = value"): uncommented, they would change the defaults."""
 FILE_ONLY_KEYS = ("streamlog_formats_file",)
@@ -82,7 +84,7 @@ def example_only_keys() -> set[str]:
     """Keys receiver.toml shows only in examples, because no default table has them."""
     default_keys = {f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
     example_keys = {f.name for cls in EXAMPLE_SECTIONS.values() for f in dataclasses.fields(cls)}
-    return (example_keys - default_keys) | {"routes", "machine_groups", "tls"}
+    return (example_keys - default_keys) | {"routes", "machine_groups", "tls", "profiles"}
 
 
 def write(directory: Path, text: str, name: str = "receiver.toml") -> Path:
@@ -180,14 +182,15 @@ class TestShippedFiles:
     @pytest.mark.parametrize("key", every_key())
     def test_every_key_is_in_receiver_toml(self, key: str) -> None:
         """If a dataclass has a field, then receiver.toml shows it."""
-        pattern = rf"(?m)^#?\s*(\[*)(listeners\.)?{re.escape(key)}(\]*$| = )"
+        pattern = rf"(?m)^#?\s*(\[*)(listeners\.|parse\.)?{re.escape(key)}(\]*$| = )"
         assert re.search(pattern, RECEIVER_TOML.read_text()), key
 
     @pytest.mark.parametrize("key", every_key())
     def test_every_key_is_in_configuration_md(self, key: str) -> None:
         """If a dataclass has a field, then docs/configuration.md documents it (a table by its header)."""
         text = CONFIGURATION_MD.read_text()
-        assert any(f"`{form}`" in text for form in (key, f"[{key}]", f"[[{key}]]", f"[listeners.{key}]")), key
+        forms = (key, f"[{key}]", f"[[{key}]]", f"[listeners.{key}]", f"[[parse.{key}]]")
+        assert any(f"`{form}`" in text for form in forms), key
 
     def test_ilogtail_example(self) -> None:
         """If conf/ilogtail_config.json is loaded, then it gives the streamlog listener and its format."""

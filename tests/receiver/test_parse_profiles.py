@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
+import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from receiver.config.file import ConfigError, load_config
+from receiver.config.model import Config
 from receiver.config.profiles import ParseProfile, ParseSettings
+from receiver.config.snapshot import config_from_json, config_to_json
+from receiver.deliver.building import BatchBuilder
 from receiver.deliver.parsing import ParserFactory, profiled_parser, streamlog_reads_as_columns
+from receiver.spool.reader import SpoolEntry
 
 # 2026-07-01 12:00:00 UTC: summer, so Shanghai is UTC+8 and New York UTC-4.
 RECEIVED = int(dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC).timestamp()) * 10**9
@@ -151,3 +160,82 @@ class TestZonesAcrossDaylightSaving:
     def test_another_sender_keeps_the_appliance_zone(self) -> None:
         received = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
         assert self.utc_hours_behind(b"<13>Mar  9 12:00:00 h a: x", received, peer="10.2.0.5") == 0
+
+
+class TestConfiguration:
+    """[[parse.profiles]] in a configuration file, the snapshot, and delivery's batches."""
+
+    FILE = """
+        [[listeners]]
+        name = "udp"
+        transport = "udp"
+        port = 11111
+
+        [parse]
+        timezone = "Europe/Paris"
+
+        [[parse.profiles]]
+        name = "fw"
+        listeners = ["udp"]
+        networks = ["10.9.0.0/16"]
+        payload = "kv"
+
+        [[parse.profiles]]
+        name = "ny"
+        hostnames = ["nyc-*"]
+        timezone = "America/New_York"
+        future_tolerance_hours = 12
+        """
+
+    def load(self, tmp_path: Path, text: str) -> Config:
+        path = tmp_path / "receiver.toml"
+        path.write_text(textwrap.dedent(text))
+        return load_config(path).config
+
+    def test_profiles_are_read_in_order(self, tmp_path: Path) -> None:
+        config = self.load(tmp_path, self.FILE)
+        assert config.parse.profiles == (
+            ParseProfile("fw", listeners=("udp",), networks=("10.9.0.0/16",), payload="kv"),
+            ParseProfile("ny", hostnames=("nyc-*",), timezone="America/New_York", future_tolerance_hours=12.0),
+        )
+        assert config.parse.settings.timezone == "Europe/Paris"
+
+    @pytest.mark.parametrize(
+        ("entry", "error"),
+        [
+            ('name = "x"\nlisteners = ["tcp"]', 'parse.profiles[0].listeners: "tcp" is no listener of this file'),
+            ('networks = ["10.0.0.0/8"]', "parse.profiles[0].name: missing; a profile needs a name"),
+            ('name = "x"\ntimezone = "Mars/Olympus"', "parse.profiles[0].timezone:"),
+            ('name = "x"\nfuture_tolerance_hours = 1000', "parse.profiles[0].future_tolerance_hours:"),
+        ],
+    )
+    def test_a_wrong_profile_is_named(self, tmp_path: Path, entry: str, error: str) -> None:
+        head = '[[listeners]]\nname = "udp"\ntransport = "udp"\nport = 11111\n\n[[parse.profiles]]\n'
+        with pytest.raises(ConfigError, match=re.escape(error)):
+            self.load(tmp_path, head + entry + "\n")
+
+    def test_two_profiles_of_one_name_are_refused(self, tmp_path: Path) -> None:
+        text = '[[parse.profiles]]\nname = "a"\n\n[[parse.profiles]]\nname = "a"\n'
+        with pytest.raises(ConfigError, match=r"parse\.profiles\[1\]\.name: \"a\" names another profile too"):
+            self.load(tmp_path, text)
+
+    def test_the_snapshot_keeps_them(self, tmp_path: Path) -> None:
+        config = self.load(tmp_path, self.FILE)
+        assert config_from_json(config_to_json(config)) == config
+
+    def test_delivery_reads_a_profiles_senders_with_it(self, tmp_path: Path) -> None:
+        """If a firewall's network has a key=value profile, then its records carry the fields and its
+        streamlog lines are read one by one; another sender's lines are not touched."""
+        config = dataclasses.replace(self.load(tmp_path, self.FILE), state_directory=tmp_path)
+        builder = BatchBuilder(config)
+        assert builder.streamlog_parsers["udp"] is None  # a payload may apply: no columns for this listener
+        frames = [b"<13>Jul  1 08:00:00 fg-1 fw: srcip=10.0.0.1 action=deny"]
+        entries = [
+            SpoolEntry(1, RECEIVED, "10.9.0.7", 1, "udp", "udp", frames, {}),
+            SpoolEntry(1, RECEIVED, "10.8.0.7", 1, "udp", "udp", frames, {}),
+        ]
+        parse = builder.parsers["udp"]
+        fw, other = (parse(e.frames[0], e.peer, e.receive_time_ns) for e in entries)
+        assert (fw.get("kv.srcip"), fw.get("kv.action")) == ("10.0.0.1", "deny")
+        assert other.get("kv.srcip") is None
+        assert hours_east(fw.time) == hours_east(other.time) == 2  # Paris in summer, [parse]'s zone
