@@ -38,12 +38,12 @@ from receiver.deliver.building import (
 )
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.registry import build_sink, column_encoder, payload_encoder
-from receiver.deliver.stats import write_stats
+from receiver.deliver.telemetry import DeliveryTelemetry
 from receiver.deliver.worker import SinkWorker, full_jitter_backoff
 from receiver.runtime.process import load_or_report, set_up_process
 from receiver.spool.store import SpoolStore
 
-__all__ = ["build_processes", "main", "run_delivery"]
+__all__ = ["Delivery", "build_processes", "main", "run_delivery", "settle_cursors"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -120,16 +120,6 @@ def _open_spool(directory: Path, stop: threading.Event) -> SpoolStore | None:
     return None
 
 
-def _write_stats(config: Config, workers: Sequence[SinkWorker]) -> None:
-    try:
-        write_stats(config.state_directory, {
-            "time_ns": time.time_ns(), "pid": os.getpid(),
-            "sinks": {worker.sink.name: worker.snapshot() for worker in list(workers)},
-        })
-    except OSError as e:  # a full disk: the stats wait, delivery does not
-        log.warning("delivery: cannot write its stats file: %s", e)
-
-
 def build_processes(config: Config) -> int:
     """How many worker processes build and encode batches (``[deliver] build_processes``; 0: one per core)."""
     return config.deliver.build_processes or os.cpu_count() or 1
@@ -140,111 +130,154 @@ def run_delivery(config: Config, stop: threading.Event) -> int:
     store = _open_spool(config.spool_directory, stop)
     if store is None:
         return 0 if stop.is_set() else 1
-    dead_letters = DeadLetters(config.state_directory / "dead-letters")
-    spool_id = store.spool_id()
-    configured = {sink.name for sink in config.sinks}
+    delivery = Delivery(config, store, stop)
+    delivery.start()
+    status = delivery.watch()
+    delivery.finish()
+    return status
+
+
+def settle_cursors(store: SpoolStore, sinks: Sequence[SinkConfig]) -> None:
+    """Forget the cursors of sinks no longer configured; give a new sink everything the spool holds."""
+    configured = {sink.name for sink in sinks}
     for name, seq in store.cursors().items():
         if name not in configured:
             log.warning("delivery: sink %r is no longer configured: forgetting its cursor (segment %d)", name, seq)
             store.delete_cursor(name)
-    processes = build_processes(config)
-    pool = start_pool(config, processes) if any(payload_encoder(s) for s in config.sinks) else None
-    workers: list[SinkWorker] = []
+    cursors = store.cursors()
+    for sink in sinks:
+        if sink.name not in cursors:
+            store.set_cursor(sink.name, store.refresh().first_seq - 1)
 
-    def worker_for(sink_config: SinkConfig, builder_thread: ThreadPoolExecutor) -> SinkWorker:
+
+class Delivery:
+    """One run of the delivery process, in steps: :meth:`start` a thread per sink, :meth:`watch` them
+    until ``stop`` is set (each second: :meth:`check`), then :meth:`finish`."""
+
+    def __init__(self, config: Config, store: SpoolStore, stop: threading.Event) -> None:
+        self.config = config
+        self.store = store
+        self.stop = stop
+        self.telemetry = DeliveryTelemetry(default_sink=config.deliver.default_sink)
+        self.workers: list[SinkWorker] = []
+        self.threads: list[threading.Thread] = []
+        self._dead_letters = DeadLetters(config.state_directory / "dead-letters")
+        self._spool_id = store.spool_id()
+        self._processes = build_processes(config)
+        self._pool: Executor | None = None
+        self._next_stats = 0.0
+
+    # -- start ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Settle the cursors, start the build pool when a sink encodes in it, and a thread per sink."""
+        config = self.config
+        settle_cursors(self.store, config.sinks)
+        if any(payload_encoder(s) for s in config.sinks):
+            self._pool = start_pool(config, self._processes)
+        self.threads = [threading.Thread(target=self.run_sink, args=(s,), name=f"sink-{s.name}") for s in config.sinks]
+        for thread in self.threads:
+            thread.start()
+        self.telemetry.started([s.name for s in config.sinks], self._processes if self._pool is not None else None)
+
+    def run_sink(self, sink_config: SinkConfig) -> None:
+        """One sink's thread: build its worker (retried until it can start), run it until ``stop``."""
+        # A sink that cannot start (a key file missing, a bad endpoint) holds back only
+        # itself: its cursor stays and the spool keeps its records until it can.
+        attempt = 0
+        with ThreadPoolExecutor(1, thread_name_prefix=f"build-{sink_config.name}") as builder_thread:
+            while not self.stop.is_set():
+                try:
+                    worker = self.worker_for(sink_config, builder_thread)
+                    break
+                except Exception as e:  # reported and retried; the other sinks go on
+                    attempt += 1
+                    wait = min(300.0, 5.0 * 2 ** min(attempt - 1, 6))
+                    self.telemetry.sink_cannot_start(sink_config.name, e, wait)
+                    self.stop.wait(wait)
+            else:
+                return
+            self.workers.append(worker)
+            try:
+                worker.run(self.stop)
+            finally:
+                worker.sink.close()
+
+    def worker_for(self, sink_config: SinkConfig, builder_thread: Executor) -> SinkWorker:
+        """The worker of one sink: batches built on its own thread, or in the pool when it has an encoder."""
+        config = self.config
         sink = build_sink(sink_config, config)
         plan = SinkPlan(
-            sink.name, pack_id_prefix(spool_id, sink.name), sink.max_records, sink.max_bytes,
+            sink.name, pack_id_prefix(self._spool_id, sink.name), sink.max_records, sink.max_bytes,
             payload_encoder(sink_config), column_encoder(sink_config),
         )
         builder = BatchBuilder(config)  # this sink's own: its router counts unknown tags for this sink alone
         rebuild = functools.partial(builder.build, plan)
-        executor: Executor = builder_thread
+        executor = builder_thread
         ahead = 1
         build: Callable[[SinkPlan, int, Segments], Built] = builder.build
-        if pool is not None and plan.encoder is not None:
-            executor, build = pool, build_in_worker
-            ahead = processes + 1  # every worker busy, and one batch ready to send
+        if self._pool is not None and plan.encoder is not None:
+            executor, build = self._pool, build_in_worker
+            ahead = self._processes + 1  # every worker busy, and one batch ready to send
 
         def build_batch(first_seq: int, segments: Segments) -> Future[Built]:
             return executor.submit(build, plan, first_seq, segments)
 
         return SinkWorker(
             sink, SpoolStore(config.spool_directory, readonly=True), build_batch=build_batch, rebuild=rebuild,
-            dead_letters=dead_letters, backoff=full_jitter_backoff(),
+            dead_letters=self._dead_letters, backoff=full_jitter_backoff(),
             segments_per_batch=config.deliver.segments_per_batch,
             poll_seconds=config.deliver.poll_interval_ms / 1000,
             max_concurrency=getattr(sink_config, "concurrency", 1),  # the local store takes one writer
             batches_ahead=ahead,
         )
 
-    def run_sink(sink_config: SinkConfig) -> None:
-        # A sink that cannot start (a key file missing, a bad endpoint) holds back only
-        # itself: its cursor stays and the spool keeps its records until it can.
-        attempt = 0
-        with ThreadPoolExecutor(1, thread_name_prefix=f"build-{sink_config.name}") as builder_thread:
-            while not stop.is_set():
-                try:
-                    worker = worker_for(sink_config, builder_thread)
-                    break
-                except Exception as e:  # reported and retried; the other sinks go on
-                    attempt += 1
-                    wait = min(300.0, 5.0 * 2 ** min(attempt - 1, 6))
-                    log.error("%s: cannot start (%s); retrying in %.0f s", sink_config.name, e, wait)
-                    stop.wait(wait)
-            else:
-                return
-            workers.append(worker)
-            try:
-                worker.run(stop)
-            finally:
-                worker.sink.close()
+    # -- the loop --------------------------------------------------------------
 
-    for sink_config in config.sinks:
-        if sink_config.name not in store.cursors():
-            store.set_cursor(sink_config.name, store.refresh().first_seq - 1)  # a new sink gets everything held
-    threads = [threading.Thread(target=run_sink, args=(s,), name=f"sink-{s.name}") for s in config.sinks]
-    for thread in threads:
-        thread.start()
-    log.info(
-        "delivery: %d sinks (%s)%s", len(threads), ", ".join(s.name for s in config.sinks),
-        f"; {processes} worker processes build and encode batches" if pool is not None else "",
-    )
-    status = 0
-    reported_unknown = reported_dropped = 0
-    next_unknown_report = next_dropped_report = 0.0
-    next_stats = 0.0
-    while not stop.wait(1.0):
-        if time.monotonic() >= next_stats:
-            next_stats = time.monotonic() + _STATS_EVERY_SECONDS
-            _write_stats(config, workers)
-        dead = [t.name for t in threads if not t.is_alive()]
+    def watch(self) -> int:
+        """Check the sinks every second until ``stop`` is set; returns the exit status."""
+        status = 0
+        while not self.stop.wait(1.0):
+            if not self.check():
+                status = 1
+        return status
+
+    def check(self) -> bool:
+        """One round of the loop: the stats file when due, the sinks' threads, the routing counts.
+        Returns False when a sink's thread died, having set ``stop``."""
+        if time.monotonic() >= self._next_stats:
+            self._next_stats = time.monotonic() + _STATS_EVERY_SECONDS
+            self.write_stats()
+        alive = True
+        dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             # A worker can only end by a bug: end the process, the supervisor restarts it.
-            log.error("delivery: %s stopped unexpectedly; restarting delivery", ", ".join(dead))
-            stop.set()
-            status = 1
+            self.telemetry.sinks_stopped(dead)
+            self.stop.set()
+            alive = False
+        workers = list(self.workers)
         # Every sink routes every record, so each counts the same unknown tags: take the largest.
-        unknown = max((w.unknown_tags for w in workers), default=0)
-        if unknown != reported_unknown and time.monotonic() >= next_unknown_report:
-            log.warning(
-                "delivery: %d records had a streamlog tag no route names; they went to the default sink %r",
-                unknown - reported_unknown, config.deliver.default_sink,
-            )
-            reported_unknown = unknown
-            next_unknown_report = time.monotonic() + 60.0
-        dropped = max((w.dropped for w in workers), default=0)
-        if dropped != reported_dropped and time.monotonic() >= next_dropped_report:
-            log.info("delivery: routes with drop = true dropped %d records", dropped - reported_dropped)
-            reported_dropped = dropped
-            next_dropped_report = time.monotonic() + 60.0
-    for thread in threads:
-        thread.join()
-    _write_stats(config, workers)
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-    store.close()
-    return status
+        self.telemetry.routed(
+            unknown_tags=max((w.unknown_tags for w in workers), default=0),
+            dropped=max((w.dropped for w in workers), default=0),
+        )
+        return alive
+
+    def write_stats(self) -> None:
+        self.telemetry.write_stats(
+            self.config.state_directory, {worker.sink.name: worker.snapshot() for worker in list(self.workers)}
+        )
+
+    # -- stop ------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """After ``stop``: wait for every sink's thread, write the last stats, stop the pool, close the spool."""
+        for thread in self.threads:
+            thread.join()
+        self.write_stats()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""The delivery process's steps (receiver/deliver/process.py) and its telemetry (receiver/deliver/telemetry.py),
+without starting sinks: cursors settled at start, one round of the loop, the log lines it says."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from receiver.config.model import Config, LocalSinkConfig
+from receiver.deliver.process import Delivery, settle_cursors
+from receiver.deliver.stats import read_stats
+from receiver.deliver.telemetry import DeliveryTelemetry
+from receiver.spool.segment import Entry, encode_segment, read_summary
+from receiver.spool.store import SpoolStore
+
+T0 = 1_795_323_666 * 10**9
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SpoolStore]:
+    """A spool holding segments 1 to 3."""
+    store = SpoolStore(tmp_path / "spool")
+    for n in range(3):
+        blob = encode_segment([Entry(T0, "10.0.0.7", 1, "tcp", "tcp", [b"<13>m%d" % n])])
+        store.append(blob, read_summary(blob))
+    yield store
+    store.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSettleCursors:
+    def test_removed_sinks_forgotten_new_ones_get_everything(self, store: SpoolStore) -> None:
+        """If a sink left the configuration and another joined it, then the first one's cursor is forgotten,
+        the new one starts before the oldest segment held, and a sink that stays keeps its place."""
+        store.set_cursor("gone", 3)
+        store.set_cursor("kept", 2)
+        settle_cursors(store, (LocalSinkConfig(name="kept"), LocalSinkConfig(name="new")))
+        assert store.cursors() == {"kept": 2, "new": 0}
+
+
+class TestCheck:
+    def delivery(self, tmp_path: Path, store: SpoolStore) -> Delivery:
+        config = Config(state_directory=tmp_path, listeners=())
+        return Delivery(config, store, threading.Event())
+
+    def test_a_sink_thread_that_ended_stops_delivery(
+        self, tmp_path: Path, store: SpoolStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """If a sink's thread has ended while delivery runs, then the round says so, sets stop and reports a
+        failure (the supervisor starts delivery again); the stats file is written all the same."""
+        delivery = self.delivery(tmp_path, store)
+        ended = threading.Thread(target=lambda: None, name="sink-local")
+        ended.start()
+        ended.join()
+        delivery.threads = [ended]
+        with caplog.at_level(logging.ERROR, logger="receiver.deliver"):
+            assert delivery.check() is False
+        assert delivery.stop.is_set()
+        assert caplog.messages == ["delivery: sink-local stopped unexpectedly; restarting delivery"]
+        assert read_stats(tmp_path) is not None
+
+    def test_running_sinks_go_on(self, tmp_path: Path, store: SpoolStore) -> None:
+        """If every sink's thread runs, then the round goes on without setting stop."""
+        delivery = self.delivery(tmp_path, store)
+        running = threading.Thread(target=delivery.stop.wait, name="sink-local")
+        running.start()
+        delivery.threads = [running]
+        try:
+            assert delivery.check() is True
+            assert not delivery.stop.is_set()
+        finally:
+            delivery.stop.set()
+            running.join()
+
+
+class TestDeliveryTelemetry:
+    def test_routing_counts_said_once_a_minute(self, caplog: pytest.LogCaptureFixture) -> None:
+        """If records without a route keep coming, then the first ones are said at once and the rest a minute
+        later, in one line with how many came since; a quiet minute says nothing."""
+        clock = Clock()
+        telemetry = DeliveryTelemetry(default_sink="local", clock=clock)
+        with caplog.at_level(logging.INFO, logger="receiver.deliver"):
+            telemetry.routed(unknown_tags=5, dropped=0)
+            clock.now += 1
+            telemetry.routed(unknown_tags=7, dropped=2)
+            clock.now += 30
+            telemetry.routed(unknown_tags=9, dropped=2)
+            clock.now += 30
+            telemetry.routed(unknown_tags=9, dropped=2)
+            clock.now += 60
+            telemetry.routed(unknown_tags=9, dropped=2)
+        assert caplog.messages == [
+            "delivery: 5 records had a streamlog tag no route names; they went to the default sink 'local'",
+            "delivery: routes with drop = true dropped 2 records",
+            "delivery: 4 records had a streamlog tag no route names; they went to the default sink 'local'",
+        ]
+
+    def test_stats_that_cannot_be_written_are_said(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """If the stats file cannot be written (its directory is gone, the disk is full), then a warning says so
+        and delivery goes on."""
+        with caplog.at_level(logging.WARNING, logger="receiver.deliver"):
+            DeliveryTelemetry(default_sink="local").write_stats(tmp_path / "gone", {"local": {}})
+        assert [r.message.split(":")[0] for r in caplog.records] == ["delivery"]
+        assert "cannot write its stats file" in caplog.text
