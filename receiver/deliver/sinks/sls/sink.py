@@ -37,9 +37,10 @@ FLAGS_FIELD = "_flags_"
 def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
     """Every row's ``Log`` (formats/sls_pb_columns.py), for SLS groups to take their rows from; None when
     some row needs its record (a value of 16 KiB or more)."""
+    # Arrow: loaded only where batches are built from columns.
     import pyarrow as pa
 
-    from formats.sls_pb_columns import encode_logs  # Arrow: loaded only where batches are built from columns
+    from formats.sls_pb_columns import encode_logs
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
     made = []
