@@ -39,6 +39,7 @@ from receiver.deliver.dead_letters import DamagedDeadLetterError, DeadLetters
 from receiver.deliver.outcomes import OutcomeKind, SendOutcome, Sink
 from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
+from receiver.telemetry.throttle import LogThrottle
 
 __all__ = ["SinkWorker", "WorkerStats", "full_jitter_backoff"]
 
@@ -110,7 +111,7 @@ class SinkWorker:
         """Replay files that were not dead letters, moved to ``<sink>/damaged/``."""
         self.filter_errors = 0
         """Records a route's filter failed on (every sink's worker counts the same ones)."""
-        self._filter_error_logged_at = float("-inf")
+        self._log_throttle = LogThrottle(time.monotonic)  # every failing record is counted; logged once a minute
         self._replays_due = 0.0
         self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
         self.max_concurrency = max(1, max_concurrency)
@@ -206,12 +207,11 @@ class SinkWorker:
         self.dropped += built.dropped
         if built.filter_errors:
             self.filter_errors += built.filter_errors
-            now = time.monotonic()
-            if now >= self._filter_error_logged_at + 60.0:  # every failing record is counted; logged once a minute
-                self._filter_error_logged_at = now
+            failed = self._log_throttle.due("filter-errors", built.filter_errors)
+            if failed:
                 log.error(
                     "%s: a route's filter failed on %d records (%s); they went to the default sink instead, "
-                    "never to another route", self.sink.name, built.filter_errors, built.last_filter_error,
+                    "never to another route", self.sink.name, failed, built.last_filter_error,
                 )
         for seq, why in built.damaged:
             self.damaged_segments += 1
