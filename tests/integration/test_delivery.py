@@ -31,8 +31,15 @@ from tests.support.processes import (
     tree_rss_kb,
 )
 from tests.support.programs import Receiver, wait_until
-from tests.support.receiverctl import receiverctl
-from tests.support.senders import FACILITIES, SEVERITIES, alibaba_rsyslog_conf, run_token
+from tests.support.receiverctl import receiverctl, sinks_caught_up
+from tests.support.senders import (
+    FACILITIES,
+    SEVERITIES,
+    alibaba_rsyslog_conf,
+    run_token,
+    sentinel_line,
+    sentinel_mark,
+)
 from tests.support.sls_server import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, SlsTestServer
 
 pytestmark = pytest.mark.integration
@@ -99,15 +106,25 @@ def test_rsyslog_to_sls_every_field_and_tag(
         facility, severity = i % 24, (i // 24) % 8
         lines.append(f"<{facility * 8 + severity}>Oct 11 22:14:15 host-{i % 7} app{i % 5}[{1000 + i}]: {run} {i:05d} hello")
     t0 = int(time.time())
-    assert rsyslog.send(lines, chunk_lines=300) == n
-    wait_until(lambda: delivered(sls_server) >= n, timeout=60, message=f"{n} logs at the SLS server")
-    time.sleep(0.5)  # a duplicate would show up now
+    assert rsyslog.send([*lines, sentinel_line(run)], chunk_lines=300) == n + 1
+    sentinel = sentinel_mark(run).decode()
+    # rsyslog's one connection puts the sentinel in the spool after every line; a sink's cursor passes a batch
+    # only once all of it is settled: so once the sentinel is delivered and the cursor at the spool's end, a
+    # duplicate or a missing log is visible for certain.
+    wait_until(
+        lambda: any(sentinel in dict(log.contents).get("msg", "") for g in sls_server.groups for log in g.group.logs)
+        and sinks_caught_up(rx.config_path),
+        timeout=60, message="the sentinel at the SLS server",
+    )
     groups = [g for g in sls_server.groups]
     assert {(g.project, g.logstore) for g in groups} == {("p", "syslog")}
     by_mark: dict[int, list[tuple[DecodedLogGroup, int]]] = collections.defaultdict(list)
     for received in groups:
         for i, log in enumerate(received.group.logs):
-            m = re.search(rf"{run} (\d{{5}}) hello", dict(log.contents).get("msg", ""))
+            msg = dict(log.contents).get("msg", "")
+            if sentinel in msg:
+                continue
+            m = re.search(rf"{run} (\d{{5}}) hello", msg)
             assert m is not None, log
             by_mark[int(m.group(1))].append((received.group, i))
     assert sorted(by_mark) == list(range(n)), "missing or unexpected"
@@ -148,7 +165,8 @@ def test_upstream_down_then_back_delivers_everything_once(
     assert delivered(sls_server) == 0
     sls_server.clear_failures()
     wait_until(lambda: delivered(sls_server) >= n, timeout=90, message=f"{n} logs delivered after the outage")
-    time.sleep(0.5)
+    # All n were in the spool before; the cursor at its end means every batch is settled: nothing more comes.
+    wait_until(lambda: sinks_caught_up(rx.config_path), timeout=30, message="the sink's cursor at the spool's end")
     found = logs_by_seq([g.group for g in sls_server.groups])
     assert sorted(found) == list(range(n))
     assert [k for k, v in found.items() if len(v) > 1] == []
@@ -373,7 +391,7 @@ def test_rsyslog_to_clickhouse_every_field(
             "sinks": [sink], "machine_groups": [{"name": "loopback", "networks": ["127.0.0.0/8"]}],
         })
         rsyslog = make_rsyslog(alibaba_rsyslog_conf(rx.port))
-        assert rsyslog.send(rsyslog_lines(n, run), chunk_lines=250) == n
+        assert rsyslog.send([*rsyslog_lines(n, run), sentinel_line(run)], chunk_lines=250) == n + 1
 
         def count() -> int:
             try:
@@ -381,9 +399,18 @@ def test_rsyslog_to_clickhouse_every_field(
             except Exception:
                 return 0  # the sink creates the table with its first insert
 
-        wait_until(lambda: count() >= n, timeout=60, message=f"{n} rows in ClickHouse")
-        time.sleep(0.5)
-        rows = server.rows("SELECT * FROM default.syslog")
+        def sentinel_stored() -> bool:
+            try:
+                return int(server.scalar(f"SELECT count() FROM default.syslog WHERE position(message, '{sentinel}') > 0")) > 0
+            except Exception:
+                return False  # the sink creates the table with its first insert
+
+        # As with SLS above: the sentinel follows every line through the spool, and the cursor at the spool's
+        # end means every batch before it is settled.
+        sentinel = sentinel_mark(run).decode()
+        wait_until(lambda: sentinel_stored() and sinks_caught_up(rx.config_path), timeout=60,
+                   message=lambda: f"the sentinel in ClickHouse ({count()} rows)")
+        rows = [r for r in server.rows("SELECT * FROM default.syslog") if sentinel not in r["message"]]
     assert len(rows) == n
     by_mark = {int(re.search(rf"{run} (\d{{5}}) hello", r["message"]).group(1)): r for r in rows}  # type: ignore[union-attr]
     assert sorted(by_mark) == list(range(n))
@@ -433,7 +460,8 @@ def test_memory_stays_flat_while_the_upstream_is_down(
     sender.join(120)
     sender.close()
     wait_until(lambda: rx.frame_count() >= n + n // 10, timeout=60, message="all spooled")
-    time.sleep(2)  # a few more retries against the outage
+    retries = len(sls_server.refusals)
+    wait_until(lambda: len(sls_server.refusals) >= retries + 2, timeout=30, message="a few more retries against the outage")
     after_all = tree_rss_kb(child)
     assert after_all - after_a_tenth < 64 * 1024, f"delivery grew from {after_a_tenth} to {after_all} KiB"
     assert tree_peak_rss_kb(child) < 1024 * 1024
