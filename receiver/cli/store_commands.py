@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from formats.text import escape_unprintable, escape_unprintable_json
+from receiver.cli.terminal import record_line
 from receiver.cli.usage import UsageError, config_of
 from receiver.config.model import Config, LocalSinkConfig
 
-__all__ = ["add_commands", "record_line", "time_ns_of"]
+__all__ = ["add_commands", "time_ns_of"]
 
 _AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*")
@@ -290,23 +291,6 @@ def _table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 # -- shared with the other commands ---------------------------------------------------
-
-
-def record_line(seconds: int, nanos: int, host: str, app: str, severity: int, message: str) -> str:
-    """time host app severity message, one line whatever the message holds."""
-    from formats.columns import SEVERITY_NAMES
-
-    try:
-        stamp = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        stamp = str(seconds)
-    if nanos:
-        stamp += f".{nanos // 1_000_000:03d}"
-    name = SEVERITY_NAMES[severity] if 0 <= severity < len(SEVERITY_NAMES) else "-"
-    # Every field a sender wrote is escaped: a record is one line, and nothing in it
-    # drives the operator's terminal (C0/C1 controls) or reorders what it shows (bidi).
-    shown = escape_unprintable
-    return f"{stamp}Z {shown(host) or '-'} {shown(app) or '-'} {name} {shown(message)}\n"
 
 
 def time_ns_of(text: str) -> int | None:
