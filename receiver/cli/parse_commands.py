@@ -1,16 +1,21 @@
 """``receiverctl parse`` and ``receiverctl format from-rsyslog``: what the receiver makes of given bytes.
 
-    receiverctl parse [--format F] [--framing M] [--peer IP] [FILE|-]
+    receiverctl parse [--format F] [--framing M] [--peer IP] [-c FILE [--listener NAME]]
+                      [--profile NAME] [--dialect D] [--payload P] ... [FILE|-]
     receiverctl format from-rsyslog FILE
 
 ``parse`` frames and parses bytes as a listener would (no daemon needed) and
-prints one JSON object per record; ``format from-rsyslog`` turns rsyslog
+prints one JSON object per record. With ``-c`` it reads them as delivery
+does with that configuration: its ``[parse]`` settings and the profile that
+names the sender (``--peer``, the hostname in the bytes, ``--listener``), or
+the one ``--profile`` names; options given on the command line win; ``format from-rsyslog`` turns rsyslog
 templates into the streamlog formats the receiver's configuration takes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,13 +25,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from formats.framing import DEFAULT_MAX_FRAME_BYTES, DatagramDeframer, StreamDeframer, frame_flags
-from formats.parse import make_parser
+from formats.parse import PAYLOADS
 from formats.record import FLAG_PARSE_ERROR
+from formats.rfc3164 import DIALECTS
 from formats.streamlog import StreamlogFormat, format_table
 from receiver.cli.store_commands import time_ns_of
 from receiver.cli.terminal import terminal_ndjson
-from receiver.cli.usage import UsageError
+from receiver.cli.usage import UsageError, config_of
+from receiver.config.model import Config
+from receiver.config.profiles import ParseProfile, ParseSettings
 from receiver.config.streamlog_formats import read_streamlog_formats
+from receiver.deliver.parsing import ParserFactory, profiled_parser
 
 __all__ = ["add_commands"]
 
@@ -44,7 +53,10 @@ def add_commands(commands: Any) -> None:
         ),
     )
     p.add_argument("file", nargs="?", default="-", help="the bytes to parse; - or nothing for stdin")
-    p.add_argument("--format", choices=("auto", "streamlog", "rfc5424", "rfc3164"), default="auto")
+    p.add_argument(
+        "--format", choices=("auto", "streamlog", "rfc5424", "rfc3164"),
+        help="how frames are read (default: auto, or the --listener's format)",
+    )
     p.add_argument(
         "--framing",
         choices=("auto", "lf", "octet", "datagram"),
@@ -58,11 +70,27 @@ def add_commands(commands: Any) -> None:
         help="when the bytes arrived (epoch seconds or ISO 8601; default now): "
         "RFC 3164 years are inferred from it",
     )
+    p.add_argument("-c", "--config", type=Path, help="read as delivery does with this configuration's [parse] and profiles")
+    p.add_argument("--listener", metavar="NAME", help="with -c: the listener the bytes arrived on (its format, its profiles)")
+    p.add_argument("--profile", metavar="NAME", help="with -c: read with this profile, whoever the sender is")
     p.add_argument(
         "--timezone",
-        default="UTC",
         metavar="ZONE",
         help="zone of timestamps without an offset (IANA name, e.g. Asia/Shanghai; default UTC)",
+    )
+    p.add_argument("--dialect", choices=DIALECTS, help="network devices' RFC 3164 headers (default auto)")
+    p.add_argument("--payload", choices=PAYLOADS, help="fields from a structured message (default none)")
+    p.add_argument(
+        "--sd-fields", action="store_true", default=None,
+        help="each RFC 5424 structured-data parameter as a field too",
+    )
+    p.add_argument(
+        "--future-tolerance-hours", type=float, metavar="H",
+        help="a time without a year is dated at most this far after receipt (default 48)",
+    )
+    p.add_argument(
+        "--uncertain-year-days", type=float, metavar="D",
+        help="such a time dated longer ago than this is flagged uncertain-year (default 30)",
     )
     p.add_argument(
         "--streamlog-formats",
@@ -96,23 +124,30 @@ def add_commands(commands: Any) -> None:
 
 def _parse(args: argparse.Namespace) -> int:
     receive_time_ns = _receive_time_ns(args.receive_time)
-    try:
-        tz = zoneinfo.ZoneInfo(args.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
-        raise UsageError(f"--timezone {args.timezone!r} is not a known time zone ({e})") from e
-    extra: list[StreamlogFormat] = []
+    if args.timezone is not None:
+        try:
+            zoneinfo.ZoneInfo(args.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise UsageError(f"--timezone {args.timezone!r} is not a known time zone ({e})") from e
+    config = config_of(args) if args.config is not None else None
+    if config is None and (args.listener is not None or args.profile is not None):
+        raise UsageError(f"--{'listener' if args.listener is not None else 'profile'} needs -c: the configuration that names it")
+    extra: list[StreamlogFormat] = list(config.parse.streamlog_formats) if config is not None else []
     if args.streamlog_formats is not None:
-        extra, warnings = read_streamlog_formats(args.streamlog_formats)
+        more, warnings = read_streamlog_formats(args.streamlog_formats)
+        extra += more
         for warning in warnings:
             print(f"receiverctl: warning: {warning}", file=sys.stderr)
     formats = format_table(extra)
-    parse = make_parser(
-        format=args.format,
-        streamlog_formats=formats,
-        leading_space="keep" if args.keep_leading_space else "strip-rfc3164",
-        strict_rfc5424=args.strict,
-        default_tz=tz,
+    settings, profiles = _settings(args, config)
+    factory = ParserFactory(
+        extra,
+        leading_space="keep" if args.keep_leading_space else (
+            config.parse.streamlog_leading_space if config is not None else "strip-rfc3164"
+        ),
+        strict_rfc5424=args.strict or (config is not None and config.parse.rfc5424_strict),
     )
+    parse = profiled_parser(args.listener, _format(args, config), settings, profiles, factory)
     deframer: StreamDeframer | DatagramDeframer
     if args.framing == "datagram":
         deframer = DatagramDeframer(max_frame_bytes=args.max_frame_bytes)
@@ -136,6 +171,40 @@ def _parse(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _settings(args: argparse.Namespace, config: Config | None) -> tuple[ParseSettings, tuple[ParseProfile, ...]]:
+    """The settings to read with (the file's, a profile's over them, the options' over all) and the
+    profiles still to choose from by sender."""
+    settings = config.parse.settings if config is not None else ParseSettings()
+    profiles = config.parse.profiles if config is not None else ()
+    if args.profile is not None:
+        named = [p for p in profiles if p.name == args.profile]
+        if not named:
+            known = ", ".join(p.name for p in profiles) or "none"
+            raise UsageError(f"--profile {args.profile!r}: {args.config} has no such profile (it has: {known})")
+        settings, profiles = named[0].over(settings), ()
+    given = {
+        name: getattr(args, name)
+        for name in ("timezone", "dialect", "payload", "sd_fields", "future_tolerance_hours", "uncertain_year_days")
+        if getattr(args, name) is not None
+    }
+    if given:
+        # What the command line says holds for every sender: no profile may change it back.
+        cleared: dict[str, Any] = dict.fromkeys(given)
+        profiles = tuple(dataclasses.replace(p, **cleared) for p in profiles)
+    return dataclasses.replace(settings, **given), profiles
+
+
+def _format(args: argparse.Namespace, config: Config | None) -> Any:
+    """``--format``, else the ``--listener``'s format, else auto."""
+    if args.listener is None or config is None:
+        return args.format or "auto"
+    for listener in config.listeners:
+        if listener.name == args.listener:
+            return args.format or listener.format
+    names = ", ".join(listener.name for listener in config.listeners)
+    raise UsageError(f"--listener {args.listener!r}: {args.config} has no such listener (it has: {names})")
 
 
 def _frames(stream: BinaryIO, deframer: StreamDeframer | DatagramDeframer) -> Iterator[list[bytes]]:

@@ -239,3 +239,63 @@ class TestConfiguration:
         assert (fw.get("kv.srcip"), fw.get("kv.action")) == ("10.0.0.1", "deny")
         assert other.get("kv.srcip") is None
         assert hours_east(fw.time) == hours_east(other.time) == 2  # Paris in summer, [parse]'s zone
+
+
+class TestReceiverctlParse:
+    """``receiverctl parse -c FILE``: what delivery would make of given bytes, profiles included."""
+
+    LINE = b"<13>Jul  1 08:00:00 nyc-1 fw: srcip=10.0.0.1 action=deny\n"
+
+    def run(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, list[dict], str]:
+        import io
+        import json
+        import sys
+
+        from receiver.cli.ctl import main
+
+        path = tmp_path / "receiver.toml"
+        path.write_text(textwrap.dedent(TestConfiguration.FILE))
+        sys_stdin = sys.stdin
+        sys.stdin = io.TextIOWrapper(io.BytesIO(self.LINE))
+        try:
+            status = main(["parse", *[a.replace("FILE", str(path)) for a in args], "--receive-time", "2026-07-01T12:00:00Z"])
+        finally:
+            sys.stdin = sys_stdin
+        out, err = capsysbinary.readouterr()
+        return status, [json.loads(line) for line in out.splitlines()], err.decode()
+
+    def test_the_profile_of_the_peer_reads_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+        status, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--listener", "udp", "--peer", "10.9.1.1")
+        assert status == 0
+        assert record["fields"]["kv.action"] == "deny"
+        assert hours_east(record["time"]) == 2  # [parse]'s Paris: the fw profile sets no zone
+
+    def test_the_profile_of_the_hostname_reads_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--peer", "10.8.1.1")
+        assert "kv.action" not in record["fields"]
+        assert hours_east(record["time"]) == -4  # New York, by the hostname nyc-1
+
+    def test_a_named_profile_and_an_option_over_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--profile", "fw", "--timezone", "Asia/Tokyo")
+        assert record["fields"]["kv.srcip"] == "10.0.0.1"
+        assert hours_east(record["time"]) == 9
+
+    def test_an_option_holds_for_every_sender(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+        """If --timezone is given, then no profile changes it back (nyc-1 is read in UTC here)."""
+        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--peer", "10.8.1.1", "--timezone", "UTC")
+        assert hours_east(record["time"]) == 0
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            (("--profile", "fw"), "receiverctl: --profile needs -c: the configuration that names it"),
+            (("-c", "FILE", "--profile", "nope"), "has no such profile (it has: fw, ny)"),
+            (("-c", "FILE", "--listener", "tcp"), "has no such listener (it has: udp)"),
+        ],
+    )
+    def test_wrong_names_are_said(
+        self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], args: tuple[str, ...], error: str
+    ) -> None:
+        status, records, err = self.run(tmp_path, capsysbinary, *args)
+        assert (status, records) == (2, [])
+        assert error in err
