@@ -47,10 +47,12 @@ def _parsed_seconds(parser: Rfc3164Parser, stamp: bytes, received: int) -> tuple
     "clock_year",
     "RFC 3164 without a year, across New Year in several zones: a message stamped Dec 31 received on "
     "Jan 1 is the old year, one stamped Jan 1 received on Dec 31 (sender clock ahead) the new year; "
-    "every stamp within 3 days of the receive time reads back exactly",
+    "every stamp from 3 days behind to 2 days ahead of the receive time reads back exactly",
 )
 def clock_year(size: Size) -> Outcome:
-    """Named cases, then a seeded sweep: New Years 1971-2099, receive times +-12 h, sender offsets +-3 days."""
+    """Named cases, then a seeded sweep: New Years 1971-2099, receive times +-12 h, sender offsets
+    from 3 days behind to 2 days ahead (the parser reads a stamp more than 2 days ahead as last year's).
+    """
     cases = by_size(size, 20_000, 400_000)
     rng = random.Random(1231)
     out = Outcome(sent=0, stored=0)
@@ -78,7 +80,7 @@ def clock_year(size: Size) -> Outcome:
             year = rng.randrange(1971, 2100)
             new_year = int(_dt.datetime(year, 1, 1, tzinfo=tz).timestamp())
             received = new_year + rng.randrange(-12 * _HOUR, 12 * _HOUR)
-            sent = received + rng.randrange(-3 * _DAY, 3 * _DAY)
+            sent = received + rng.randrange(-3 * _DAY, 2 * _DAY)
             stamp = _stamp(sent, tz)
             got = zone_parser.parse(b"<13>" + stamp + b" h a: x", "192.0.2.1", received * 10**9).time
             out.sent += 1
