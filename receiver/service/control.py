@@ -29,10 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from receiver import __version__
+from receiver.config.identity import Identities, MachineGroups
+from receiver.deliver.stats import read_stats
 from receiver.runtime.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
+from receiver.service.reload import ReloadError
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -98,10 +101,6 @@ class ControlResource(Resource):
         return json.dumps(body, indent=None, separators=(",", ":")).encode() + b"\n"
 
     def render_POST(self, request: Request) -> bytes | int:
-        from twisted.web.server import NOT_DONE_YET
-
-        from receiver.service.reload import ReloadError
-
         request.setHeader(b"content-type", b"application/json")
         path = request.path.rstrip(b"/")
         if path not in (b"/reload", b"/flush"):
@@ -131,9 +130,6 @@ class ControlResource(Resource):
 
 def status_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl status`` shows."""
-    from receiver.config.identity import Identities
-    from receiver.deliver.stats import read_stats
-
     config = service.config
     telemetry = service.telemetry
     now_ns = time.time_ns()
@@ -199,16 +195,12 @@ def status_of(service: ControlledService) -> dict[str, Any]:
 def senders_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl senders`` shows. Machine groups by network only: hostnames are in the
     records, which delivery parses; the daemon does not."""
-    from receiver.config.identity import MachineGroups
-
     groups = MachineGroups(service.config.machine_groups)
     return {"senders": service.telemetry.senders.snapshot(lambda peer: groups.of(peer, ""))}
 
 
 def stats_of(service: ControlledService) -> dict[str, Any]:
     """What ``receiverctl stats`` shows: every counter with its labels."""
-    from receiver.deliver.stats import read_stats
-
     counters = [
         {"name": name, "labels": dict(labels), "value": value}
         for (name, labels), value in sorted(service.telemetry.counters.items())
