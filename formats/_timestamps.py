@@ -253,7 +253,7 @@ class ClassicTimes:
     parser (not shared between threads).
     """
 
-    __slots__ = ("_cache", "_default_tz", "_tolerance_ns", "_uncertain_ns")
+    __slots__ = ("_cache", "_default_tz", "_seconds", "_tolerance_ns", "_uncertain_ns")
 
     def __init__(
         self,
@@ -271,6 +271,9 @@ class ClassicTimes:
         self._tolerance_ns = future_tolerance_s * 1_000_000_000
         self._uncertain_ns = uncertain_year_age_s * 1_000_000_000
         self._cache: dict[str, ClassicTime] = {}
+        # The year rule by whole second: stamps with a fraction (Cisco's msec) differ line by line, but
+        # every bound of a result moves with the fraction, so one whole-second result serves them all.
+        self._seconds: dict[tuple[int, int, int, int, int, _dt.tzinfo], ClassicTime] = {}
 
     @property
     def default_tz(self) -> _dt.tzinfo:
@@ -321,6 +324,25 @@ class ClassicTimes:
         self, receive_time_ns: int, month: int, day: int, hour: int, minute: int, second: int, ns: int,
         zone: _dt.tzinfo,
     ) -> ClassicTime:
+        # Every comparison of the rule is (time + ns) against (receive time + tolerance): the answer
+        # for a fraction ns at receive time r is the whole second's answer at r - ns, moved by ns.
+        key = (month, day, hour, minute, second, zone)
+        whole = self._seconds.get(key)
+        at = receive_time_ns - ns
+        if whole is None or not whole[2] <= at < whole[3]:
+            whole = self._whole_second_rule(at, month, day, hour, minute, second, zone)
+            if len(self._seconds) >= _CACHE_LIMIT:
+                self._seconds.clear()
+            self._seconds[key] = whole
+        if not ns:
+            return whole
+        seconds, _, valid_from, valid_until, flag_after = whole
+        return (seconds, ns, _moved(valid_from, ns), _moved(valid_until, ns), _moved(flag_after, ns))
+
+    def _whole_second_rule(
+        self, receive_time_ns: int, month: int, day: int, hour: int, minute: int, second: int, zone: _dt.tzinfo,
+    ) -> ClassicTime:
+        ns = 0
         tolerance = self._tolerance_ns
         latest = receive_time_ns + tolerance  # the latest time the rule allows
         top = year_of(latest // 1_000_000_000, zone)  # any later year is after `latest`
@@ -347,3 +369,8 @@ class ClassicTimes:
             return (None, ns, -_NEVER_NS, valid_until, _NEVER_NS)
         t = chosen * 1_000_000_000 + ns
         return (chosen, ns, t - tolerance, valid_until, t + self._uncertain_ns)
+
+
+def _moved(bound: int, ns: int) -> int:
+    """A bound of a whole second's result, for the same stamp ``ns`` later (a never-bound stays one)."""
+    return bound if bound in (_NEVER_NS, -_NEVER_NS) else bound + ns

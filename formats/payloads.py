@@ -37,14 +37,16 @@ __all__ = ["payload_fields", "read_cef", "read_kv", "read_leef"]
 
 Pairs = list[tuple[str, str]]
 
-_KV = re.compile(r'([A-Za-z_][A-Za-z0-9_.:-]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))', re.DOTALL)
 _KV_UNESCAPE = re.compile(r'\\(["\\])')
 _CEF_START = re.compile(r"(?:^|(?<= ))CEF:(\d+)\|")
 _CEF_HEADER_FIELD = re.compile(r"((?:[^|\\]|\\.)*)\|", re.DOTALL)
 _CEF_HEADER_UNESCAPE = re.compile(r"\\([|\\])")
 _CEF_NAMES = ("device_vendor", "device_product", "device_version", "signature_id", "name", "severity")
 # A key starts the text or follows a space; it cannot contain a backslash, so "\=" never ends one.
-_CEF_KEY = re.compile(r"(?:^|(?<= ))([A-Za-z0-9_.\[\]-]+)=")
+# Written as two patterns so that the common one starts with a literal space, which the engine finds
+# without trying every position.
+_CEF_FIRST_KEY = re.compile(r"([A-Za-z0-9_.\[\]-]+)=")
+_CEF_KEY = re.compile(r" ([A-Za-z0-9_.\[\]-]+)=")
 _CEF_VALUE_ESCAPES = {"\\=": "=", "\\\\": "\\", "\\n": "\n", "\\r": "\r"}
 _CEF_VALUE_UNESCAPE = re.compile(r"\\[=\\nr]")
 _LEEF_START = re.compile(r"(?:^|(?<= ))LEEF:(1\.0|2\.0)\|")
@@ -57,31 +59,28 @@ def _add(pairs: Pairs, seen: set[str], name: str, value: str) -> None:
         pairs.append((name, value))
 
 
+# A pair is a whole word: it starts the text or follows white space, and its value ends at white space
+# or the end. The value group is atomic: a quoted value followed by more than white space ("k="v"w")
+# is no pair at all, never the unquoted reading of the same characters.
+_KV_PAIR = re.compile(
+    r'(?:^|(?<=\s))([A-Za-z_][A-Za-z0-9_.:-]*)=(?>"((?:[^"\\]|\\.)*)"|(\S*))(?=\s|$)', re.DOTALL
+)
+
+
 def read_kv(text: str, prefix: str = "kv.") -> Pairs:
-    """The key=value pairs of ``text``, named ``prefix + key``."""
+    """The key=value pairs of ``text``, named ``prefix + key``: whole words ``key=value`` or
+    ``key="a value"`` (``\\"`` and ``\\\\`` escaped in it); other words are skipped."""
     pairs: Pairs = []
     seen: set[str] = set()
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _KV.match(text, pos)
-        if m is not None and (pos == 0 or text[pos - 1].isspace()) and (m.end() == n or text[m.end()].isspace()):
-            quoted = m.group(2)
-            value = m.group(3) if quoted is None else (_KV_UNESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted)
-            _add(pairs, seen, prefix + m.group(1), value)
-            pos = m.end()
-            continue
-        # Not a pair here: skip to the next word.
-        space = _next_space(text, pos)
-        pos = space + 1
+    for m in _KV_PAIR.finditer(text):
+        key, quoted, value = m.groups()
+        if quoted is not None:
+            value = _KV_UNESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        name = prefix + key
+        if name not in seen:
+            seen.add(name)
+            pairs.append((name, value))
     return pairs
-
-
-def _next_space(text: str, pos: int) -> int:
-    for i in range(pos, len(text)):
-        if text[i].isspace():
-            return i
-    return len(text)
 
 
 def read_cef(text: str, prefix: str = "cef.") -> Pairs:
@@ -100,9 +99,11 @@ def read_cef(text: str, prefix: str = "cef.") -> Pairs:
         pos = m.end()
     seen = {name for name, _ in pairs}
     extension = text[pos:]
-    keys = list(_CEF_KEY.finditer(extension))
+    first = _CEF_FIRST_KEY.match(extension)
+    keys = [first] if first is not None else []
+    keys += _CEF_KEY.finditer(extension, first.end() if first is not None else 0)
     for i, key in enumerate(keys):
-        end = keys[i + 1].start() - 1 if i + 1 < len(keys) else len(extension)
+        end = keys[i + 1].start(1) - 1 if i + 1 < len(keys) else len(extension)
         value = extension[key.end() : max(end, key.end())]
         if "\\" in value:
             value = _CEF_VALUE_UNESCAPE.sub(lambda e: _CEF_VALUE_ESCAPES[e.group()], value)

@@ -14,6 +14,8 @@ Where the samples come from:
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -66,6 +68,36 @@ class TestKeyValue:
         """If pairs are rendered quoted with escapes, then they read back exactly, in order."""
         rendered = " ".join(f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in pairs.items())
         assert read_kv(rendered) == [("kv." + k, v) for k, v in pairs.items()]
+
+
+def kv_by_the_rule(text: str) -> list[tuple[str, str]]:
+    """read_kv's rule spelled out as a scan: at the start of each word, a pair if one is there whole
+    (a quoted value's closing quote must end the word), else on to the next word."""
+    pair = re.compile(r'([A-Za-z_][A-Za-z0-9_.:-]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))', re.DOTALL)
+    pairs: list[tuple[str, str]] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        m = pair.match(text, pos)
+        if m is not None and (pos == 0 or text[pos - 1].isspace()) and (m.end() == n or text[m.end()].isspace()):
+            quoted = m.group(2)
+            value = m.group(3) if quoted is None else re.sub(r'\\(["\\])', r"\1", quoted)
+            if "kv." + m.group(1) not in dict(pairs):
+                pairs.append(("kv." + m.group(1), value))
+            pos = m.end()
+            continue
+        while pos < n and not text[pos].isspace():
+            pos += 1
+        pos += 1
+    return pairs
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet=st.sampled_from('ab=" \\\t\u00a0x1_.:-\n'), max_size=40))
+@example('k="v w"x y=1')  # a quoted value that does not end its word: no pair, not k="v
+def test_kv_reads_as_the_rule_says(text: str) -> None:
+    """For any text of the characters that matter (quotes, escapes, =, kinds of white space), read_kv
+    finds what a word-by-word scan finds."""
+    assert read_kv(text) == kv_by_the_rule(text)
 
 
 class TestCef:

@@ -334,6 +334,30 @@ class TestYearRule:
             assert shared(frame, "", seconds * 10**9) == make_parser(format="rfc3164")(frame, "", seconds * 10**9)
 
 
+    @PROFILE
+    @given(
+        base=st.integers(min_value=1_790_000_000, max_value=1_830_000_000),
+        visits=st.lists(
+            st.tuples(st.integers(min_value=-3 * 10**9, max_value=3 * 10**9), st.integers(min_value=0, max_value=999)),
+            min_size=1, max_size=12,
+        ),
+        tolerance_s=st.sampled_from([0, 1, 2 * 86_400]),
+    )
+    def test_fractions_of_one_second_share_its_answer(
+        self, base: int, visits: list[tuple[int, int]], tolerance_s: int
+    ) -> None:
+        """If stamps of one second with different fractions come at receive times on both sides of the year
+        rule's bound (the stamp just at, before or after the latest time allowed), then every record is what
+        a fresh parser makes: a whole second's cached answer moves exactly with the fraction."""
+        wall = dt.datetime.fromtimestamp(base + tolerance_s, dt.UTC)
+        shared = make_parser(format="rfc3164", future_tolerance_s=tolerance_s)
+        for offset_ns, ms in visits:
+            frame = f"<13>{wall:%b} {wall.day:2d} {wall:%H:%M:%S}.{ms:03d} host app: m".encode()
+            received = base * 10**9 + offset_ns
+            fresh = make_parser(format="rfc3164", future_tolerance_s=tolerance_s)
+            assert shared(frame, "", received) == fresh(frame, "", received)
+
+
 class TestParserBugsAreContained:
     @staticmethod
     def broken(self: object, frame: bytes, peer: str, received: int) -> Record:
