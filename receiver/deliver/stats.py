@@ -16,10 +16,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LATENCY_BUCKETS", "STATS_FILE", "Histogram", "read_stats", "write_stats"]
+__all__ = ["COUNTERS", "LATENCY_BUCKETS", "STATS_FILE", "Histogram", "read_stats", "write_stats"]
 
 STATS_FILE = "delivery-stats.json"
 """In the state directory."""
+
+COUNTERS = (
+    "delivered_records", "delivered_groups", "retried", "dead_lettered_records",
+    "unknown_tags", "dropped", "damaged_segments", "damaged_dead_letters", "filter_errors",
+)
+"""The counters of a sink's snapshot (``SinkWorker.snapshot``), as ``receiverctl stats`` lists them."""
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 """Upper bounds in seconds of the receipt-to-acknowledged histogram (Prometheus ``le``)."""

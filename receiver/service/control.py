@@ -33,7 +33,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from receiver import __version__
 from receiver.config.identity import Identities, MachineGroups
-from receiver.deliver.stats import read_stats
+from receiver.deliver.stats import COUNTERS, read_stats
 from receiver.runtime.unix_http import SocketPathTakenError, UnixHTTPConnection, remove_stale_socket
 from receiver.service.reload import ReloadError
 
@@ -207,8 +207,7 @@ def stats_of(service: ControlledService) -> dict[str, Any]:
     ]
     delivery = read_stats(service.config.state_directory) if service.delivery is not None else None
     for sink, state in sorted(((delivery or {}).get("sinks") or {}).items()):
-        for key in ("delivered_records", "delivered_groups", "retried", "dead_lettered_records",
-                    "unknown_tags", "dropped", "damaged_segments", "damaged_dead_letters", "filter_errors"):
+        for key in COUNTERS:
             counters.append({"name": f"sink_{key}", "labels": {"sink": sink}, "value": state.get(key, 0)})
     return {"counters": counters}
 

@@ -270,6 +270,16 @@ class TestSinkWorker:
         assert store.cursor("fake") == 5
         assert worker.stats.delivered_records == 15
 
+    def test_the_snapshot_holds_every_counter_the_daemon_reads(self, tmp_path: Path) -> None:
+        """If the daemon lists a sink's counters (receiverctl stats) or turns them into metrics, then the
+        worker's snapshot has each of them under that name."""
+        from receiver.deliver.stats import COUNTERS
+        from receiver.deliver.telemetry import SINK_COUNTERS
+
+        fill_spool(tmp_path / "spool", 1, 1)
+        snapshot = make_worker(ScriptedSink(), tmp_path / "spool", tmp_path / "dead").snapshot()
+        assert set(COUNTERS) | {key for _, key in SINK_COUNTERS} <= set(snapshot)
+
     def test_transient_failures_are_retried_not_dropped(self, tmp_path: Path) -> None:
         """If the upstream answers 5xx, quota and clock-skew, then the group is resent until accepted, once."""
         store = fill_spool(tmp_path / "spool", 1, 2)
