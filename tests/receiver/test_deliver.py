@@ -444,18 +444,26 @@ class TestSinkWorker:
 class SlowSink(ScriptedSink):
     """Takes a while per request and notes how many were in flight at once, per sender too."""
 
-    def __init__(self, outcomes: list[SendOutcome] | None = None) -> None:
+    def __init__(self, outcomes: list[SendOutcome] | None = None, *, together: int = 0) -> None:
         super().__init__(outcomes, max_records=1)
         self.lock = threading.Lock()
         self.in_flight: list[str] = []
         self.most = 0
         self.overlapping_sender = False
+        self.started = 0
+        # The first ``together`` requests wait in flight until all of them are: on a loaded machine a
+        # fixed pause could let one finish before another starts. Fewer in flight times out (an error).
+        self._together = threading.Barrier(together) if together else None
 
     def send(self, group: Group) -> SendOutcome:
         with self.lock:
             self.overlapping_sender |= group.client_ip in self.in_flight
             self.in_flight.append(group.client_ip)
             self.most = max(self.most, len(self.in_flight))
+            self.started += 1
+            first = self.started <= (self._together.parties if self._together is not None else 0)
+        if first and self._together is not None:
+            self._together.wait(timeout=10)
         threading.Event().wait(0.02)
         with self.lock:
             self.in_flight.remove(group.client_ip)
@@ -507,7 +515,7 @@ class TestConcurrency:
         """If every request in flight is answered with a quota error, then their retries go at most
         ``concurrency`` at a time (halved per answer: 1 here), not all at once as before."""
         store = fill_spool_from_peers(tmp_path / "spool", 4, 1)
-        sink = SlowSink([SendOutcome("quota", "WriteQuotaExceed")] * 4)
+        sink = SlowSink([SendOutcome("quota", "WriteQuotaExceed")] * 4, together=4)
         calls = 0
         most_after = 0
         send = sink.send
