@@ -495,7 +495,7 @@ class TestConcurrency:
         """If groups of 4 senders wait, then up to 4 requests are in flight, never two of one sender,
         and each sender's records arrive in their order."""
         store = fill_spool_from_peers(tmp_path / "spool", 4, 5)
-        sink = SlowSink()
+        sink = SlowSink(together=2)
         run_until_done(self.make(sink, tmp_path), store, 1)
         assert sink.most > 1 and not sink.overlapping_sender
         for p in range(4):
