@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,6 +21,7 @@ from receiver.config.snapshot import config_from_json, config_to_json
 from receiver.deliver.building import BatchBuilder
 from receiver.deliver.parsing import ParserFactory, profiled_parser, streamlog_reads_as_columns
 from receiver.spool.reader import SpoolEntry
+from tests.support.receiverctl import receiverctl
 
 # 2026-07-01 12:00:00 UTC: summer, so Shanghai is UTC+8 and New York UTC-4.
 RECEIVED = int(dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC).timestamp()) * 10**9
@@ -246,43 +249,32 @@ class TestReceiverctlParse:
 
     LINE = b"<13>Jul  1 08:00:00 nyc-1 fw: srcip=10.0.0.1 action=deny\n"
 
-    def run(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, list[dict], str]:
-        import io
-        import json
-        import sys
-
-        from receiver.cli.ctl import main
-
+    def run(self, tmp_path: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
         path = tmp_path / "receiver.toml"
         path.write_text(textwrap.dedent(TestConfiguration.FILE))
-        sys_stdin = sys.stdin
-        sys.stdin = io.TextIOWrapper(io.BytesIO(self.LINE))
-        try:
-            status = main(["parse", *[a.replace("FILE", str(path)) for a in args], "--receive-time", "2026-07-01T12:00:00Z"])
-        finally:
-            sys.stdin = sys_stdin
-        out, err = capsysbinary.readouterr()
-        return status, [json.loads(line) for line in out.splitlines()], err.decode()
+        argv = [a.replace("FILE", str(path)) for a in args]
+        done = receiverctl("parse", *argv, "--receive-time", "2026-07-01T12:00:00Z", stdin=self.LINE)
+        return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], done.stderr.decode()
 
-    def test_the_profile_of_the_peer_reads_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-        status, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--listener", "udp", "--peer", "10.9.1.1")
+    def test_the_profile_of_the_peer_reads_it(self, tmp_path: Path) -> None:
+        status, (record,), _ = self.run(tmp_path, "-c", "FILE", "--listener", "udp", "--peer", "10.9.1.1")
         assert status == 0
         assert record["fields"]["kv.action"] == "deny"
         assert hours_east(record["time"]) == 2  # [parse]'s Paris: the fw profile sets no zone
 
-    def test_the_profile_of_the_hostname_reads_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--peer", "10.8.1.1")
+    def test_the_profile_of_the_hostname_reads_it(self, tmp_path: Path) -> None:
+        _, (record,), _ = self.run(tmp_path, "-c", "FILE", "--peer", "10.8.1.1")
         assert "kv.action" not in record["fields"]
         assert hours_east(record["time"]) == -4  # New York, by the hostname nyc-1
 
-    def test_a_named_profile_and_an_option_over_it(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--profile", "fw", "--timezone", "Asia/Tokyo")
+    def test_a_named_profile_and_an_option_over_it(self, tmp_path: Path) -> None:
+        _, (record,), _ = self.run(tmp_path, "-c", "FILE", "--profile", "fw", "--timezone", "Asia/Tokyo")
         assert record["fields"]["kv.srcip"] == "10.0.0.1"
         assert hours_east(record["time"]) == 9
 
-    def test_an_option_holds_for_every_sender(self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    def test_an_option_holds_for_every_sender(self, tmp_path: Path) -> None:
         """If --timezone is given, then no profile changes it back (nyc-1 is read in UTC here)."""
-        _, (record,), _ = self.run(tmp_path, capsysbinary, "-c", "FILE", "--peer", "10.8.1.1", "--timezone", "UTC")
+        _, (record,), _ = self.run(tmp_path, "-c", "FILE", "--peer", "10.8.1.1", "--timezone", "UTC")
         assert hours_east(record["time"]) == 0
 
     @pytest.mark.parametrize(
@@ -294,8 +286,8 @@ class TestReceiverctlParse:
         ],
     )
     def test_wrong_names_are_said(
-        self, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], args: tuple[str, ...], error: str
+        self, tmp_path: Path, args: tuple[str, ...], error: str
     ) -> None:
-        status, records, err = self.run(tmp_path, capsysbinary, *args)
+        status, records, err = self.run(tmp_path, *args)
         assert (status, records) == (2, [])
         assert error in err
