@@ -73,6 +73,10 @@ class ParseProfile:
         }
         return dataclasses.replace(base, **given)
 
+    def reads_listener(self, listener: str | None) -> bool:
+        """Whether frames of ``listener`` (None: a listener since removed) may take this profile."""
+        return not self.listeners or (listener is not None and listener in self.listeners)
+
     @property
     def names_senders(self) -> bool:
         return bool(self.networks or self.hostnames)

@@ -61,7 +61,7 @@ def profiled_parser(
     factory: ParserFactory,
 ) -> ParseFunction:
     """How ``listener`` (None: a listener since removed) reads a frame, profiles included."""
-    mine = [p for p in profiles if not p.listeners or (listener is not None and listener in p.listeners)]
+    mine = [p for p in profiles if p.reads_listener(listener)]
     plain = factory.make(format, base)
     if not mine:
         return plain
@@ -110,9 +110,7 @@ def streamlog_reads_as_columns(
     to them could add fields (a payload grammar reads the message of streamlog lines too)."""
     if base.payload != "none":
         return False
-    return all(
-        p.payload in (None, "none") for p in profiles if not p.listeners or (listener is not None and listener in p.listeners)
-    )
+    return all(p.payload in (None, "none") for p in profiles if p.reads_listener(listener))
 
 
 def listener_parsers(
