@@ -76,10 +76,7 @@ def read_kv(text: str, prefix: str = "kv.") -> Pairs:
         key, quoted, value = m.groups()
         if quoted is not None:
             value = _KV_UNESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        name = prefix + key
-        if name not in seen:
-            seen.add(name)
-            pairs.append((name, value))
+        _add(pairs, seen, prefix + key, value)
     return pairs
 
 
