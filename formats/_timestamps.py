@@ -342,7 +342,7 @@ class ClassicTimes:
     def _whole_second_rule(
         self, receive_time_ns: int, month: int, day: int, hour: int, minute: int, second: int, zone: _dt.tzinfo,
     ) -> ClassicTime:
-        ns = 0
+        """The year rule for a stamp of whole seconds (no fraction) received at ``receive_time_ns``."""
         tolerance = self._tolerance_ns
         latest = receive_time_ns + tolerance  # the latest time the rule allows
         top = year_of(latest // 1_000_000_000, zone)  # any later year is after `latest`
@@ -352,7 +352,7 @@ class ClassicTimes:
             seconds = epoch_seconds(y, month, day, hour, minute, second, zone)
             if seconds is None:
                 continue  # not a date that year (Feb 29), or out of range
-            t = seconds * 1_000_000_000 + ns
+            t = seconds * 1_000_000_000
             if t <= latest:
                 chosen = seconds
                 break
@@ -361,14 +361,14 @@ class ClassicTimes:
             for y in range(top + 1, top + _YEARS_BACK):
                 seconds = epoch_seconds(y, month, day, hour, minute, second, zone)
                 if seconds is not None:
-                    after = seconds * 1_000_000_000 + ns
+                    after = seconds * 1_000_000_000
                     break
         valid_until = _NEVER_NS if after is None else after - tolerance
         if chosen is None:
             # Not a date in any year, or only before 1970: earlier receive times change nothing.
-            return (None, ns, -_NEVER_NS, valid_until, _NEVER_NS)
-        t = chosen * 1_000_000_000 + ns
-        return (chosen, ns, t - tolerance, valid_until, t + self._uncertain_ns)
+            return (None, 0, -_NEVER_NS, valid_until, _NEVER_NS)
+        t = chosen * 1_000_000_000
+        return (chosen, 0, t - tolerance, valid_until, t + self._uncertain_ns)
 
 
 def _moved(bound: int, ns: int) -> int:
