@@ -35,6 +35,8 @@ from receiver.deliver.building import (
     SinkPlan,
     build_in_worker,
     start_pool,
+    warm_pool,
+    worker_modules,
 )
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.registry import build_sink, column_encoder, payload_encoder
@@ -173,11 +175,14 @@ class Delivery:
         """Settle the cursors, start the build pool when a sink encodes in it, and a thread per sink."""
         config = self.config
         settle_cursors(self.store, config.sinks)
-        if any(payload_encoder(s) for s in config.sinks):
-            self._pool = start_pool(config, self._processes)
+        encoders = [(payload_encoder(s), column_encoder(s)) for s in config.sinks]
+        if any(payload for payload, _ in encoders):
+            self._pool = start_pool(config, self._processes, preload=worker_modules(encoders))
         self.threads = [threading.Thread(target=self.run_sink, args=(s,), name=f"sink-{s.name}") for s in config.sinks]
         for thread in self.threads:
             thread.start()
+        if self._pool is not None:  # while the sinks open (the store takes a moment)
+            warm_pool(self._pool, self._processes)
         self.telemetry.started([s.name for s in config.sinks], self._processes if self._pool is not None else None)
 
     def run_sink(self, sink_config: SinkConfig) -> None:

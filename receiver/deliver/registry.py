@@ -62,9 +62,10 @@ def _build_local(sink: SinkConfig, config: Config) -> Sink:
 
 
 def _local_payload(sink: SinkConfig) -> Callable[[Group], bytes]:
-    from receiver.deliver.sinks.local.sink import local_payload
+    # The store's rows as an Arrow IPC stream, which it inserts without a copy.
+    from receiver.deliver.sinks.local.store import arrow_payload
 
-    return local_payload
+    return arrow_payload
 
 
 def _local_columns(sink: SinkConfig) -> ColumnEncoder:

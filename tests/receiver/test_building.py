@@ -28,6 +28,7 @@ from receiver.deliver.building import (
     SinkPlan,
     build_in_worker,
     start_pool,
+    worker_modules,
 )
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.outcomes import SendOutcome
@@ -74,6 +75,62 @@ def test_worker_processes_build_what_this_process_builds(tmp_path: Path) -> None
     assert all(g.records == [] for g in there.groups)
     assert [g.payload for g in there.groups] == [sls_payload(SLS, g) for g in here.groups]
     assert len(decode_log_group(there.groups[0].payload or b"").logs) == 100
+
+
+def test_worker_modules_are_the_encoders_and_the_column_road_once() -> None:
+    """If sinks encode in workers, then the forkserver is told to load each encoder's module once, and
+    the column road's modules only when some sink encodes from columns."""
+    from receiver.config.model import HttpSinkConfig
+
+    http = HttpSinkConfig(name="http", url="http://127.0.0.1:1/")
+    assert worker_modules([(payload_encoder(http), column_encoder(http))]) == ["receiver.deliver.sinks.http"]
+    local, sls = LocalSinkConfig(), SLS
+    modules = worker_modules([(payload_encoder(s), column_encoder(s)) for s in (local, sls, local)])
+    assert len(modules) == len(set(modules))
+    assert {"receiver.deliver.sinks.local.store", "receiver.deliver.sinks.sls.sink",
+            "formats.streamlog_columns", "receiver.deliver.column_groups"} == set(modules)
+
+
+_WORKER_STARTS_LOADED = """
+import sys
+from receiver.config.model import LocalSinkConfig, default_config
+from receiver.deliver.building import start_pool, warm_pool, worker_modules
+from receiver.deliver.registry import column_encoder, payload_encoder
+
+def loaded():
+    return [m for m in ("pyarrow", "receiver.deliver.sinks.local.store", "receiver.deliver.column_groups")
+            if m in sys.modules]
+
+if __name__ == "__main__":
+    local = LocalSinkConfig()
+    preload = worker_modules([(payload_encoder(local), column_encoder(local))]) if sys.argv[1] == "preload" else []
+    pool = start_pool(default_config(), 1, preload=preload)
+    warm_pool(pool, 1)
+    print(",".join(pool.submit(loaded).result(60)))
+    pool.shutdown()
+"""
+
+
+def test_a_warmed_worker_starts_with_the_encoders_loaded(tmp_path: Path) -> None:
+    """If the pool is started with the encoders' modules and warmed, then a worker has Arrow and the
+    store's encoder loaded before its first batch (the forkserver imported them once); without them
+    it would import them on its first batch."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool_check.py"
+    script.write_text(_WORKER_STARTS_LOADED)
+    root = str(Path(__file__).resolve().parents[2])
+
+    def run(mode: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), mode], capture_output=True, text=True, timeout=120, cwd=root,
+            env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"}, check=True,
+        )
+        return done.stdout.strip()
+
+    assert run("preload") == "pyarrow,receiver.deliver.sinks.local.store,receiver.deliver.column_groups"
+    assert run("none") == ""
 
 
 def test_damaged_segment_is_reported_not_fatal(tmp_path: Path) -> None:

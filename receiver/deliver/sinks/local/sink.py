@@ -12,16 +12,11 @@ from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.sinks.clickhouse import QUOTA_CODES, exception_code
 from receiver.deliver.sinks.local.server import StoreServer
 from receiver.deliver.sinks.local.sqlite_import import SqliteImport, legacy_store
-from receiver.deliver.sinks.local.store import EmbeddedStore, arrow_payload
+from receiver.deliver.sinks.local.store import EmbeddedStore
 
-__all__ = ["LocalSink", "local_payload", "local_store_directory"]
+__all__ = ["LocalSink", "local_store_directory"]
 
 log = logging.getLogger("receiver.deliver")
-
-
-def local_payload(group: Group) -> bytes:
-    """The local store's rows of ``group``: an Arrow IPC stream, which the store inserts without a copy."""
-    return arrow_payload(group)
 
 
 class LocalSink:
