@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 from formats.parse import ParseFunction
 from formats.streamlog import StreamlogParser, format_table
@@ -352,7 +352,7 @@ def start_pool(config: Config, workers: int, *, preload: Sequence[str] = ()) -> 
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, os.getpid()))
 
 
-def warm_pool(pool: ProcessPoolExecutor, workers: int) -> None:
+def warm_pool(pool: Executor, workers: int) -> None:
     """Start ``pool``'s ``workers`` processes now, before the first batch waits for them.
 
     The pool starts a process only for a task that finds none idle, so one
