@@ -18,13 +18,25 @@ NX-OS writes ``<PRI>[ORIGIN]: yyyy Mmm dd hh:mm:ss[.fff][ ZONE]: %CODE: TEXT``.
 ASA and FTD send an RFC 3164 header (``Mmm dd yyyy hh:mm:ss [HOST ]: %ASA-6-302013: TEXT``),
 read by :mod:`formats.rfc3164`, which calls :func:`read_code` where a TAG would
 start. Huawei VRP and H3C Comware put their code there too:
-``%%01SHELL/5/CMDRECORD(s):TEXT``.
+``%%01SHELL/5/CMDRECORD(s)[COUNT]:TEXT``; VRP may write the device's offset
+right after the time, and ``DST`` after that while daylight saving time is in
+effect (``Dec  6 2026 10:00:00+08:00 DST HUAWEI %%01...``):
+:func:`read_time_suffix`.
+
+An IOS or NX-OS line relayed by a syslog daemon (rsyslog's traditional
+forwarding format) arrives behind the relay's own RFC 3164 header, the
+device's counter standing where a TAG would be
+(``<189>Dec  6 10:00:00 10.1.2.3 1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: ...``):
+:mod:`formats.rfc3164` calls :func:`read_header` at that TAG.
 
 Only zones that mean one thing are resolved: ``UTC``, ``GMT``, ``UT``,
 ``UCT``, ``Z`` and numeric offsets. A Cisco zone name is whatever the
 administrator typed in ``clock timezone`` (``CET`` may be anything), so any
 other name leaves the time in the parser's default zone, and the name is kept
-in ``_device_timezone_``.
+in ``_device_timezone_``. So does Huawei's ``DST``, with or without an offset
+before it: whether that offset includes the daylight saving shift is not
+documented, and the shift itself is whatever ``clock daylight-saving-time``
+set.
 
 Pure functions over text, no state: :class:`formats.rfc3164.Rfc3164Parser`
 turns their results into records.
@@ -44,28 +56,37 @@ __all__ = [
     "DEVICE_SEVERITY",
     "DEVICE_TIMEZONE",
     "DEVICE_UPTIME",
+    "RELAY_HOSTNAME",
+    "RELAY_TIMESTAMP",
     "CiscoHeader",
     "MessageCode",
     "read_code",
     "read_header",
+    "read_time_suffix",
     "zone_of",
 ]
 
 # Field names: none of these has a Logtail equivalent (Logtail reads such lines as plain RFC 3164).
 DEVICE_SEQUENCE = "_device_sequence_"
-"""The number(s) before the time, as sent; two (the message counter, then the sequence number) space-separated."""
+"""The number(s) before the time, as sent; two (the message counter, then the sequence number) space-separated.
+
+Huawei VRP: the log counter in brackets after the code (``[42]``)."""
 DEVICE_CLOCK_MARK = "_device_clock_mark_"
 """``*`` (clock not authoritative) or ``.`` (NTP synchronisation lost), only when sent."""
 DEVICE_TIMEZONE = "_device_timezone_"
-"""The zone name after the time, as sent."""
+"""The zone name after the time, as sent (Huawei: the offset, ``DST``, or both: ``+08:00 DST``)."""
 DEVICE_UPTIME = "_device_uptime_"
-"""The uptime a device stamped instead of a date (the record has the receive time)."""
+"""The uptime a device stamped instead of a date (the record has the receive time, or a relay's time)."""
 DEVICE_FACILITY = "_device_facility_"
 """The FACILITY of ``%FACILITY-SEVERITY-MNEMONIC`` (Huawei/H3C: the module)."""
 DEVICE_SEVERITY = "_device_severity_"
 """The device's own severity digit in its code, 0-7."""
 DEVICE_MNEMONIC = "_device_mnemonic_"
 """The MNEMONIC of the code (ASA: the message number; Huawei/H3C: the brief)."""
+RELAY_TIMESTAMP = "_relay_timestamp_"
+"""A relayed device line: the TIMESTAMP of the relay's RFC 3164 header, as sent."""
+RELAY_HOSTNAME = "_relay_hostname_"
+"""A relayed device line: the HOSTNAME of the relay's header (the device as the relay names it), as sent."""
 
 _UTC_NAMES = frozenset(("UTC", "GMT", "UT", "UCT", "Z"))
 _ZONE = r"[A-Z][A-Z0-9]{0,7}|[+-]\d\d:?\d\d"
@@ -86,8 +107,11 @@ _NXOS = re.compile(
 )
 # %FACILITY-SEVERITY-MNEMONIC: the facility may hold hyphens (IOS-XR's %PKT_INFRA-LINK-3-UPDOWN).
 _CISCO_CODE = re.compile(r"%([A-Z0-9][A-Z0-9_]*(?:-[A-Z0-9_]+)*?)-([0-7])-([A-Za-z0-9_]+) ?:(?: |$)")
-# Huawei VRP, H3C Comware: %%<version><MODULE>/<severity>/<BRIEF>[(<type>)]: the text may follow without a space.
-_VRP_CODE = re.compile(r"%%\d\d([A-Za-z0-9_]+)/([0-7])/([A-Za-z0-9_]+)(?:\([a-z]\))?: ?")
+# Huawei VRP, H3C Comware: %%<version><MODULE>/<severity>/<BRIEF>[(<type>)][[<count>]]: the text may follow
+# without a space.
+_VRP_CODE = re.compile(r"%%\d\d([A-Za-z0-9_]+)/([0-7])/([A-Za-z0-9_]+)(?:\([a-z]\))?(?:\[(\d{1,10})\])?: ?")
+# Huawei VRP after its time: the device's offset, written against it, and/or " DST" (daylight saving time).
+_VRP_TIME_SUFFIX = re.compile(r"([+-]\d\d:\d\d)?(?: (DST))?(?= )")
 _MONTHS = {
     name: i + 1
     for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
@@ -103,6 +127,8 @@ class MessageCode(NamedTuple):
     mnemonic: str
     end: int
     """Where the text after the code starts."""
+    sequence: str | None = None
+    """Huawei VRP's log counter (``[42]`` after the code), which is not part of ``program``."""
 
 
 class CiscoHeader(NamedTuple):
@@ -139,12 +165,16 @@ def zone_of(name: str) -> _dt.tzinfo | None:
 
 
 def read_code(text: str, pos: int) -> MessageCode | None:
-    """The message code starting at ``pos`` (``%LINK-3-UPDOWN: `` or ``%%01SHELL/5/CMDRECORD(s):``)."""
+    """The message code starting at ``pos`` (``%LINK-3-UPDOWN: `` or ``%%01SHELL/5/CMDRECORD(s)[0]:``)."""
     if text.startswith("%%", pos):
         m = _VRP_CODE.match(text, pos)
         if m is None:
             return None
+        count = m.group(4)
         program = m.group().rstrip(" ")[:-1]
+        if count is not None:
+            program = program[: -len(count) - 2]
+            return MessageCode(program, m.group(1), m.group(2), m.group(3), m.end(), count)
     else:
         m = _CISCO_CODE.match(text, pos)
         if m is None:
@@ -182,3 +212,21 @@ def read_header(text: str, pos: int, *, forced: bool = False) -> CiscoHeader | N
             int(hour), int(minute), int(second), int(frac.ljust(9, "0")) if frac else 0, zone, None, m.end(),
         )
     return None
+
+
+def read_time_suffix(text: str, pos: int) -> tuple[str, _dt.tzinfo | None, int] | None:
+    """What Huawei VRP writes just after an RFC 3164 time at ``pos``: ``+08:00``, `` DST``, or both.
+
+    Returns the zone as it is kept in ``_device_timezone_`` (``+08:00``,
+    ``DST``, ``+08:00 DST``), the zone the time is read in (None: the
+    parser's default zone, for ``DST`` is never guessed), and where the
+    suffix ends; None when there is none. The caller takes it only on a line
+    whose device code follows.
+    """
+    m = _VRP_TIME_SUFFIX.match(text, pos)
+    if m is None or m.end() == pos:
+        return None
+    offset, dst = m.groups()
+    if dst is None:
+        return offset, zone_of(offset), m.end()
+    return (dst if offset is None else f"{offset} {dst}"), None, m.end()

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from formats._timestamps import (
     DEFAULT_FUTURE_TOLERANCE_S,
@@ -60,9 +60,13 @@ from formats.cisco import (
     DEVICE_SEVERITY,
     DEVICE_TIMEZONE,
     DEVICE_UPTIME,
+    RELAY_HOSTNAME,
+    RELAY_TIMESTAMP,
     CiscoHeader,
+    MessageCode,
     read_code,
     read_header,
+    read_time_suffix,
     zone_of,
 )
 from formats.framing import message_bytes
@@ -104,7 +108,21 @@ _USUAL = re.compile(
 _ISO_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d")
 _TAG = re.compile(r"([^\s\[\]:]{1,128})(?:\[([^\]\s]{0,128})\])?(:)?(?= |$)")
 # At least one letter or digit, so a lone ":" is never a hostname.
-_HOSTNAME = re.compile(r"(?=[:.]*[A-Za-z0-9])[A-Za-z0-9:][A-Za-z0-9._:%-]{0,254}")
+_HOSTNAME_PATTERN = r"(?=[:.]*[A-Za-z0-9])[A-Za-z0-9:][A-Za-z0-9._:%-]{0,254}"
+_HOSTNAME = re.compile(_HOSTNAME_PATTERN)
+# After Huawei's zone suffix: " HOSTNAME " (ASA's " : " allowed), then a device code.
+_HOSTNAME_BEFORE_CODE = re.compile(rf" ({_HOSTNAME_PATTERN}) (?:: )?(?=%)")
+
+
+class _Relay(NamedTuple):
+    """The RFC 3164 header a relay put before a device's own: its time stands in where the device gave none."""
+
+    stamp: str
+    host: str | None
+    seconds: int
+    ns: int
+    flags: tuple[str, ...]
+    raw: tuple[tuple[str, str], ...]
 
 
 def looks_like_rfc3164_timestamp(head: bytes) -> bool:
@@ -150,8 +168,10 @@ class Rfc3164Parser:
         if usual is not None:
             pri_text, stamp, host, program, pid = usual.groups()
             pri = int(pri_text)
-            # A device's code where the TAG would be ("%ASA-6-..."): the general path reads it.
-            if pri < 192 and host[-1] != ":" and month_number(stamp[:3]) and (program[0] != "%" or self._dialect == "none"):
+            # A device's code where the TAG would be ("%ASA-6-..."), or a relayed Cisco line's counter ("1234"):
+            # the general path reads them. One comparison sends both there ('%' and the digits sort before
+            # '9'), with the rare TAG that starts with other punctuation, which the general path reads alike.
+            if pri < 192 and host[-1] != ":" and month_number(stamp[:3]) and (program[0] > "9" or self._dialect == "none"):
                 when = self._classic_time(stamp, receive_time_ns)
                 if when is not None and when[0] is not None:
                     seconds, ns, flag_after = when[0], when[1], when[4]
@@ -188,30 +208,40 @@ class Rfc3164Parser:
             else:
                 flags = (*flags, FLAG_BAD_PRI)
 
-        if self._dialect != "none":
+        dialects = self._dialect != "none"
+        if dialects:
             header = read_header(text, pos, forced=self._dialect == "cisco")
             if header is not None:
                 return self._device_record(text, flags, pri_strings, raw, header, peer, receive_time_ns)
+        pri_flags, pri_raw = flags, raw
 
         # TIMESTAMP
         when: tuple[int | None, int] | ClassicTime | None = None
         has_timestamp = False
         ts_start = pos
+        zoned: tuple[str, _dt.tzinfo | None, str, MessageCode] | None = None  # Huawei's zone, host and code
         c = text[pos : pos + 1]
         if "A" <= c <= "Z":
             m = _CLASSIC.match(text, pos)
             if m is not None and month_number(m.group(1)):
                 has_timestamp = True
-                when = self._classic_time(m.group(), receive_time_ns, m)
+                pos = m.end()
+                after = text[pos : pos + 1]
+                if dialects and (after == "+" or after == "-" or (after == " " and text.startswith("DST ", pos + 1))):
+                    zoned = _zoned_device_line(text, pos)
+                if zoned is None or zoned[1] is None:
+                    when = self._classic_time(m.group(), receive_time_ns, m)
+                else:
+                    when = self._zoned_classic_time(m, receive_time_ns, zoned[0], zoned[1])
                 if when is not None and receive_time_ns > when[4]:
                     flags = (*flags, FLAG_UNCERTAIN_YEAR)
-                pos = m.end()
         elif "0" <= c <= "9" and _ISO_START.match(text, pos):
             space = text.find(" ", pos)
             end = space if space >= 0 else len(text)
             has_timestamp = True
             when = self._iso.read(text[pos:end])
             pos = end
+        ts_end = pos
         if when is None or when[0] is None:
             if has_timestamp:
                 flags = (*flags, FLAG_BAD_TIMESTAMP)
@@ -229,21 +259,43 @@ class Rfc3164Parser:
         host = peer
         program = ""
         pid = None
-        tag = _TAG.match(text, pos)
-        if has_timestamp and (tag is None or not (tag.group(2) is not None or tag.group(3))):
-            h = _HOSTNAME.match(text, pos)
-            if h is not None and text[h.end() : h.end() + 1] in ("", " "):
-                host = h.group()
-                pos = min(h.end() + 1, len(text))
-                if text.startswith(": ", pos):  # Cisco ASA: "fw01 : %ASA-6-302013: ..."
-                    pos += 2
-                tag = _TAG.match(text, pos)
-        code = read_code(text, pos) if self._dialect != "none" and text[pos : pos + 1] == "%" else None
         device: tuple[tuple[str, str], ...] = ()
+        code: MessageCode | None = None
+        if zoned is not None:  # Huawei: "+08:00 HUAWEI %%01...", read whole by _zoned_device_line
+            zone, _, host, code = zoned
+            device = ((DEVICE_TIMEZONE, zone),)
+            tag = None
+        else:
+            named_host = None
+            tag = _TAG.match(text, pos)
+            if has_timestamp and (tag is None or not (tag.group(2) is not None or tag.group(3))):
+                h = _HOSTNAME.match(text, pos)
+                if h is not None and text[h.end() : h.end() + 1] in ("", " "):
+                    host = named_host = h.group()
+                    pos = min(h.end() + 1, len(text))
+                    if text.startswith(": ", pos):  # Cisco ASA: "fw01 : %ASA-6-302013: ..."
+                        pos += 2
+                    tag = _TAG.match(text, pos)
+            if dialects:
+                if text[pos : pos + 1] == "%":
+                    code = read_code(text, pos)
+                elif (
+                    has_timestamp and tag is not None and tag.group(3) and tag.group(2) is None
+                    and tag.group(1).isdecimal()
+                ):  # a relayed Cisco line: "relay-header 1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: ..."
+                    header = read_header(text, pos, forced=self._dialect == "cisco")
+                    if header is not None:
+                        relay = _Relay(
+                            text[ts_start:ts_end], named_host, seconds, ns,
+                            flags[len(pri_flags) :], raw[len(pri_raw) :],
+                        )
+                        return self._device_record(
+                            text, pri_flags, pri_strings, pri_raw, header, peer, receive_time_ns, relay
+                        )
         if code is not None:
             program = code.program
             pos = code.end
-            device = ((DEVICE_FACILITY, code.facility), (DEVICE_SEVERITY, code.severity), (DEVICE_MNEMONIC, code.mnemonic))
+            device = (*device, *_code_fields(code))
         elif tag is not None:
             name, tag_pid, colon = tag.groups()
             if tag_pid is not None or colon:
@@ -286,8 +338,15 @@ class Rfc3164Parser:
         header: CiscoHeader,
         peer: str,
         receive_time_ns: int,
+        relay: _Relay | None = None,
     ) -> Record:
-        """The record of a line with a Cisco IOS or NX-OS header (:func:`formats.cisco.read_header`)."""
+        """The record of a line with a Cisco IOS or NX-OS header (:func:`formats.cisco.read_header`).
+
+        The device's date times the record. Where it gave none (an uptime) or
+        an unreadable one, the receive time stands in, or for a ``relay``ed
+        line the relay's time: the time the line reached its first syslog
+        daemon, as the receive time is for a direct one.
+        """
         device: list[tuple[str, str]] = []
         if header.sequence:
             device.append((DEVICE_SEQUENCE, header.sequence))
@@ -297,7 +356,12 @@ class Rfc3164Parser:
             device.append((DEVICE_TIMEZONE, header.zone))
         if header.uptime:
             device.append((DEVICE_UPTIME, header.uptime))
-        seconds, ns = divmod(receive_time_ns, 1_000_000_000)
+        if relay is None:
+            seconds, ns = divmod(receive_time_ns, 1_000_000_000)
+            stand_in_flags: tuple[str, ...] = ()
+            stand_in_raw: tuple[tuple[str, str], ...] = ()
+        else:
+            seconds, ns, stand_in_flags, stand_in_raw = relay.seconds, relay.ns, relay.flags, relay.raw
         if header.stamp is not None:
             zone = header.zone
             key = header.stamp if zone is None else f"{header.stamp} {zone}"
@@ -307,22 +371,33 @@ class Rfc3164Parser:
                 header.second, header.ns, None if zone is None else zone_of(zone),
             )
             if when[0] is None:
-                flags = (*flags, FLAG_BAD_TIMESTAMP)
+                # The stand-in's own flags hold for the time it gives; its unreadable stamp is the relay's,
+                # kept in _relay_timestamp_, while _raw_timestamp_ keeps the device's.
+                flags = (*flags, FLAG_BAD_TIMESTAMP, *(f for f in stand_in_flags if f != FLAG_BAD_TIMESTAMP))
                 raw = (*raw, (RAW_TIMESTAMP, header.stamp))
             else:
                 seconds, ns = when[0], when[1]
                 if receive_time_ns > when[4]:
                     flags = (*flags, FLAG_UNCERTAIN_YEAR)
+        else:
+            flags = (*flags, *stand_in_flags)
+            raw = (*raw, *stand_in_raw)
         pos = header.end
         program = ""
         code = read_code(text, pos)
         if code is not None:
             program = code.program
             pos = code.end
-            device += [(DEVICE_FACILITY, code.facility), (DEVICE_SEVERITY, code.severity), (DEVICE_MNEMONIC, code.mnemonic)]
+            device += _code_fields(code)
+        host = header.host
+        if relay is not None:
+            device.append((RELAY_TIMESTAMP, relay.stamp))
+            if relay.host is not None:
+                device.append((RELAY_HOSTNAME, relay.host))
+                host = host or relay.host
         content = text[pos:]
         values = [
-            program, *pri_strings, str(seconds * 1_000_000_000 + ns), header.host or peer, peer, content,
+            program, *pri_strings, str(seconds * 1_000_000_000 + ns), host or peer, peer, content,
         ]
         return _with_fields(seconds, ns, SYSLOG_KEYS, values, (*device, *raw), peer, flags)
 
@@ -342,6 +417,42 @@ class Rfc3164Parser:
             key, receive_time_ns, int(year) if year else None, month_number(month_name),
             int(d), int(h), int(mi), int(s), int(frac.ljust(9, "0")) if frac else 0,
         )
+
+    def _zoned_classic_time(self, m: re.Match[str], receive_time_ns: int, zone: str, tz: _dt.tzinfo) -> ClassicTime:
+        """The time of the classic timestamp matched by ``m``, a wall time in ``tz`` (sent as ``zone``)."""
+        key = f"{m.group()} {zone}"
+        times = self._times
+        found = times.cached(key, receive_time_ns)
+        if found is not None:
+            return found
+        month_name, d, year_before, h, mi, s, frac, year_after = m.groups()
+        year = year_before or year_after
+        return times.read(
+            key, receive_time_ns, int(year) if year else None, month_number(month_name),
+            int(d), int(h), int(mi), int(s), int(frac.ljust(9, "0")) if frac else 0, tz,
+        )
+
+
+def _code_fields(code: MessageCode) -> tuple[tuple[str, str], ...]:
+    """The fields of a device's message code: its parts, then Huawei's counter when sent."""
+    parts = ((DEVICE_FACILITY, code.facility), (DEVICE_SEVERITY, code.severity), (DEVICE_MNEMONIC, code.mnemonic))
+    return parts if code.sequence is None else (*parts, (DEVICE_SEQUENCE, code.sequence))
+
+
+def _zoned_device_line(text: str, pos: int) -> tuple[str, _dt.tzinfo | None, str, MessageCode] | None:
+    """Huawei's zone after the time at ``pos``, the hostname and the code, when all three are there.
+
+    Only a line with a device code is so read: ``auto`` changes nothing else.
+    """
+    suffix = read_time_suffix(text, pos)
+    if suffix is None:
+        return None
+    zone, tz, end = suffix
+    h = _HOSTNAME_BEFORE_CODE.match(text, end)
+    if h is None:
+        return None
+    code = read_code(text, h.end())
+    return None if code is None else (zone, tz, h.group(1), code)
 
 
 def _with_fields(

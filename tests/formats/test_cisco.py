@@ -17,6 +17,21 @@ framed as the devices send them over syslog):
   as ``logging timestamp`` and ``logging device-id hostname`` make it.
 - Huawei VRP: the log reference's SHELL/5/CMDRECORD; H3C Comware: the system
   log messages reference's SHELL/6/SHELL_CMD.
+- Huawei VRP's offset after the time and its log counter: Huawei's "Log
+  Format" page (``<Int_16>TIMESTAMP HOSTNAME %%ddAAA/B/CCC(l)[Count]:...``,
+  example ``Jan 8 2013 03:58:15+07:00 HUAWEI ... HWCM/5/EXIT(l)[1]: exit from
+  configure mode``; mirrored at a10.tagan.ru/huawei/dc/dc_cbb_log_format_s.html);
+  that a log sent to a log host carries "time zone or DST information" unless
+  ``without-timezone``: the ``info-center timestamp`` command reference. Where
+  ``DST`` stands is in neither page: the samples put it after the time, and
+  after the offset when both are sent, the only places this parser reads it.
+- Relayed IOS lines: rsyslog's traditional forwarding format
+  (``<%PRI%>%TIMESTAMP% %HOSTNAME% %syslogtag:1:32%%msg%``) applied to an IOS
+  line, whose counter rsyslog reads as the TAG; a line so relayed, with
+  origin-id and a daylight-saving zone name, is quoted in elastic/beats issue
+  19383 (``Jun 23 10:20:17 <host> 44124: <origin>: Jun 23 10:20:16.775
+  PSTDST: %LINEPROTO-5-UPDOWN: Line protocol on Interface
+  GigabitEthernet2/0/10, changed state to down``).
 """
 
 from __future__ import annotations
@@ -25,10 +40,11 @@ import datetime as dt
 import zoneinfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from formats.cisco import read_code, zone_of
+from formats.cisco import read_code, read_header, zone_of
+from formats.framing import message_bytes
 from formats.parse import make_parser
 from formats.rfc3164 import Rfc3164Parser
 
@@ -190,6 +206,188 @@ class TestHuaweiH3c:
         assert device_fields(r)["_device_mnemonic_"] == "SHELL_CMD"
 
 
+class TestRelayed:
+    """IOS lines forwarded by rsyslog: the relay's header, then the counter where a TAG would be, then IOS's header."""
+
+    DIRECT = b"<189>1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console by vty0"
+    RELAYED = b"<189>Dec  6 10:00:00 relay01 1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console by vty0"
+
+    def test_reads_as_the_direct_line(self) -> None:
+        """If an IOS line comes through a relay, then its time, code, text and device fields are the direct line's."""
+        direct, relayed = parse(self.DIRECT), parse(self.RELAYED)
+        assert (relayed["time"], relayed["time_ns"], relayed["flags"]) == (direct["time"], direct["time_ns"], direct["flags"])
+        f, d = relayed["fields"], direct["fields"]
+        assert isinstance(f, dict) and isinstance(d, dict)
+        assert (f["_program_"], f["_content_"], f["_priority_"]) == (d["_program_"], d["_content_"], d["_priority_"])
+        assert device_fields(relayed) == device_fields(direct) == {
+            "_device_sequence_": "1234", "_device_clock_mark_": "*",
+            "_device_facility_": "SYS", "_device_severity_": "5", "_device_mnemonic_": "CONFIG_I",
+        }
+
+    def test_hostname_and_relay_fields(self) -> None:
+        """If a relay forwards a line, then its HOSTNAME is the record's and both parts of its header are kept as sent."""
+        f = parse(self.RELAYED)["fields"]
+        assert isinstance(f, dict)
+        assert (f["_hostname_"], f["_client_ip_"]) == ("relay01", PEER)
+        assert (f["_relay_timestamp_"], f["_relay_hostname_"]) == ("Dec  6 10:00:00", "relay01")
+        assert list(f)[-2:] == ["_relay_timestamp_", "_relay_hostname_"]
+
+    def test_device_stamp_times_the_record(self) -> None:
+        """If the device stamped a date and zone, then that is the record's time, not the relay's."""
+        r = parse(b"<189>Dec  6 10:00:00 10.1.2.3 3255: Dec  6 09:59:59.123 UTC: %LINK-3-UPDOWN: "
+                  b"Interface Gi0/1, changed state to down", int(dt.datetime(2026, 12, 6, 10, tzinfo=dt.UTC).timestamp()) * 10**9,
+                  default_tz=zoneinfo.ZoneInfo("Asia/Tokyo"))
+        assert (r["time"], r["time_ns"], r["flags"]) == (utc("2026-12-06T09:59:59"), 123_000_000, [])
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_hostname_"], f["_program_"], f["_content_"]) == ("10.1.2.3", "%LINK-3-UPDOWN", "Interface Gi0/1, changed state to down")
+        assert device_fields(r)["_device_timezone_"] == "UTC"
+
+    def test_origin_wins_over_the_relays_hostname(self) -> None:
+        """If IOS names itself (logging origin-id), then that is the hostname, as on a direct line; the relay's is kept."""
+        r = parse(b"<189>Jun 23 10:20:17 sw-gw.example.net 44124: sw01: Jun 23 10:20:16.775 PSTDST: "
+                  b"%LINEPROTO-5-UPDOWN: Line protocol on Interface GigabitEthernet2/0/10, changed state to down",
+                  int(dt.datetime(2026, 6, 23, 17, 20, 17, tzinfo=dt.UTC).timestamp()) * 10**9,
+                  default_tz=zoneinfo.ZoneInfo("America/Los_Angeles"))
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_hostname_"], f["_relay_hostname_"]) == ("sw01", "sw-gw.example.net")
+        assert r["time"] == utc("2026-06-23T17:20:16")  # PSTDST is no zone we can know: the default zone's wall time
+        assert device_fields(r)["_device_timezone_"] == "PSTDST"
+        assert device_fields(r)["_device_sequence_"] == "44124"
+
+    def test_uptime_takes_the_relays_time(self) -> None:
+        """If the device stamped its uptime, then the relay's time stands in where a direct line has the receive time."""
+        r = parse(b"<187>Mar  2 11:59:00 10.1.2.3 12: 00:00:46: %LINK-3-UPDOWN: Interface Port-channel1, changed state to up")
+        assert (r["time"], r["time_ns"], r["flags"]) == (utc("2026-03-02T11:59:00"), 0, [])
+        assert device_fields(r)["_device_uptime_"] == "00:00:46"
+
+    def test_iso_relay_header(self) -> None:
+        """If the relay forwards with RSYSLOG_ForwardFormat (an RFC 3339 time), then the line is read the same way."""
+        r = parse(b"<187>2026-03-02T12:59:00.250+01:00 10.1.2.3 12: 1d02h: %LINK-3-UPDOWN: Interface Port-channel1, "
+                  b"changed state to up")
+        assert (r["time"], r["time_ns"]) == (utc("2026-03-02T11:59:00"), 250_000_000)
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_relay_timestamp_"], f["_program_"]) == ("2026-03-02T12:59:00.250+01:00", "%LINK-3-UPDOWN")
+
+    def test_unreadable_device_date(self) -> None:
+        """If the device's date is not a date, then the relay's time stands in and the device's stamp is kept as sent."""
+        r = parse(b"<189>Mar  2 11:59:00 10.1.2.3 1: Feb 30 10:00:00: %SYS-5-CONFIG_I: x")
+        assert (r["time"], r["flags"]) == (utc("2026-03-02T11:59:00"), ["bad-timestamp"])
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_raw_timestamp_"], f["_relay_timestamp_"]) == ("Feb 30 10:00:00", "Mar  2 11:59:00")
+
+    def test_unreadable_relay_date_under_a_device_date(self) -> None:
+        """If only the relay's date is unreadable, then the device's times the record, unflagged."""
+        r = parse(b"<189>Feb 30 11:59:00 10.1.2.3 1: Mar  1 2026 10:00:00 UTC: %SYS-5-CONFIG_I: x")
+        assert (r["time"], r["flags"]) == (utc("2026-03-01T10:00:00"), [])
+        assert "_raw_timestamp_" not in r["fields"]  # type: ignore[operator]
+
+    def test_none_reads_plain_rfc3164(self) -> None:
+        """If the dialect is none, then a relayed line reads as RFC 3164: the counter is the program."""
+        r = parse(self.RELAYED, dialect="none")
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_program_"], f["_hostname_"], f["_content_"]) == (
+            "1234", "relay01", "*Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console by vty0",
+        )
+        assert r["time"] == utc("2025-12-06T10:00:00")  # the relay's, by the year rule (received in March 2026)
+        assert device_fields(r) == {}
+
+    def test_cisco_reads_it_too(self) -> None:
+        """If the dialect is cisco, then a relayed line is read as with auto."""
+        assert parse(self.RELAYED, dialect="cisco") == parse(self.RELAYED)
+
+    @pytest.mark.parametrize(
+        "frame",
+        [b"<13>Dec  6 10:00:00 host 1234: hello", b"<13>Dec  6 10:00:00 host 1234[5]: 00:00:46: x",
+         b"<13>Dec  6 10:00:00 host 12ab: 00:00:46: x", b"<13>1234: hello", b"<13>Dec  6 10:00:00 host 7: Mar  1 x",
+         # not read (see formats.md): an IOS line without its counter, relayed, has its origin-id as the TAG
+         b"<189>Dec  6 10:00:00 10.1.2.3 router1: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console",
+         b"<189>2026-12-06T10:00:00Z 10.1.2.3 router1: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console"],
+    )
+    def test_only_a_counter_then_an_ios_header_is_a_relay(self, frame: bytes) -> None:
+        """If a TAG is not a counter followed by an IOS header, then auto reads the line exactly as none does."""
+        assert parse(frame) == parse(frame, dialect="none")
+
+
+class TestHuaweiZones:
+    """Huawei VRP's offset ("10:00:00+08:00") and daylight saving mark ("10:00:00 DST") after its time."""
+
+    CMD = b"%%01SHELL/5/CMDRECORD(s)[0]:Recorded command information. (Task=VT0, Ip=10.0.0.1, User=admin)"
+
+    def test_offset_applies(self) -> None:
+        """If VRP writes an offset after its time, then the time is read at that offset and the offset kept as sent."""
+        r = parse(b"<187>Dec  6 2025 10:00:00+08:00 HUAWEI " + self.CMD, default_tz=zoneinfo.ZoneInfo("Europe/Paris"))
+        assert (r["time"], r["flags"]) == (utc("2025-12-06T02:00:00"), [])
+        f = r["fields"]
+        assert isinstance(f, dict)
+        assert (f["_hostname_"], f["_program_"]) == ("HUAWEI", "%%01SHELL/5/CMDRECORD(s)")
+        assert f["_content_"] == "Recorded command information. (Task=VT0, Ip=10.0.0.1, User=admin)"
+        assert device_fields(r) == {
+            "_device_timezone_": "+08:00", "_device_facility_": "SHELL", "_device_severity_": "5",
+            "_device_mnemonic_": "CMDRECORD", "_device_sequence_": "0",
+        }
+
+    def test_documented_sample(self) -> None:
+        """If the line is Huawei's documented one (offset +07:00, counter [1]), then the offset applies as RFC 3339 reads it."""
+        r = parse(b"<189>Jan  8 2013 03:58:15+07:00 HUAWEI %%01HWCM/5/EXIT(l)[1]: exit from configure mode")
+        assert r["time"] == utc("2013-01-07T20:58:15")
+        assert device_fields(r) == {
+            "_device_timezone_": "+07:00", "_device_facility_": "HWCM", "_device_severity_": "5",
+            "_device_mnemonic_": "EXIT", "_device_sequence_": "1",
+        }
+
+    def test_negative_offset_without_year(self) -> None:
+        """If the time has no year (short-date) and a negative offset, then the year rule runs in that offset."""
+        r = parse(b"<187>Mar  1 22:00:00-05:00 sw-core %%01SHELL/5/CMDRECORD(s):x")
+        assert (r["time"], r["flags"]) == (utc("2026-03-02T03:00:00"), [])
+
+    def test_dst_is_not_guessed(self) -> None:
+        """If VRP marks daylight saving time, then the time stays in the default zone and the mark is kept."""
+        tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+        r = parse(b"<187>Dec  6 2025 10:00:00 DST HUAWEI " + self.CMD, default_tz=tokyo)
+        assert r["time"] == utc("2025-12-06T01:00:00")
+        assert r["fields"]["_hostname_"] == "HUAWEI"  # type: ignore[index]
+        assert device_fields(r)["_device_timezone_"] == "DST"
+
+    def test_offset_with_dst_is_not_applied(self) -> None:
+        """If an offset comes with DST (whether it holds the DST shift is not documented), then it is kept, not applied."""
+        tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+        r = parse(b"<187>Dec  6 2025 10:00:00+08:00 DST HUAWEI " + self.CMD, default_tz=tokyo)
+        assert r["time"] == utc("2025-12-06T01:00:00")
+        assert device_fields(r)["_device_timezone_"] == "+08:00 DST"
+
+    def test_fraction_and_offset(self) -> None:
+        """If VRP writes milliseconds (precision-time millisecond) and an offset, then both are read."""
+        r = parse(b"<187>Dec  6 2025 10:00:00.250+08:00 HUAWEI " + self.CMD)
+        assert (r["time"], r["time_ns"]) == (utc("2025-12-06T02:00:00"), 250_000_000)
+
+    @pytest.mark.parametrize(
+        "frame",
+        [b"<13>Dec  6 2025 10:00:00+08:00 host app: x", b"<13>Dec  6 2025 10:00:00 DST app: x",
+         b"<13>Dec  6 10:00:00 DST host app: x", b"<13>Dec  6 2025 10:00:00+08:00 HUAWEI %not a code",
+         b"<13>Dec  6 2025 10:00:00+0800 HUAWEI %%01SHELL/5/CMDRECORD(s):x"],
+    )
+    def test_without_a_code_nothing_changes(self, frame: bytes) -> None:
+        """If no device code follows the zone and hostname, then auto reads the line exactly as none does."""
+        assert parse(frame) == parse(frame, dialect="none")
+
+    def test_dst_as_a_hostname(self) -> None:
+        """If a code follows 'DST' directly, then 'DST' is the hostname, as before (VRP always sends its name)."""
+        r = parse(b"<187>Dec  6 2025 10:00:00 DST %%01SHELL/5/CMDRECORD(s):x")
+        assert r["fields"]["_hostname_"] == "DST"  # type: ignore[index]
+        assert "_device_timezone_" not in device_fields(r)
+
+    def test_none_unchanged(self) -> None:
+        """If the dialect is none, then the offset stays in the text, as before."""
+        r = parse(b"<187>Dec  6 2025 10:00:00+08:00 HUAWEI " + self.CMD, dialect="none")
+        assert r["fields"]["_content_"] == "+08:00 HUAWEI " + self.CMD.decode()  # type: ignore[index]
+        assert r["time"] == utc("2025-12-06T10:00:00")
+
+
 class TestDialectSetting:
     IOS = b"<189>1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console by vty2 (10.34.195.36)"
 
@@ -236,6 +434,7 @@ class TestPieces:
             ("%LINK-3-UPDOWN: x", ("%LINK-3-UPDOWN", "LINK", "3", "UPDOWN")),
             ("%PKT_INFRA-LINK-3-UPDOWN : x", ("%PKT_INFRA-LINK-3-UPDOWN", "PKT_INFRA-LINK", "3", "UPDOWN")),
             ("%%01SHELL/5/CMDRECORD(s):x", ("%%01SHELL/5/CMDRECORD(s)", "SHELL", "5", "CMDRECORD")),
+            ("%%01SHELL/5/CMDRECORD(s)[42]:x", ("%%01SHELL/5/CMDRECORD(s)", "SHELL", "5", "CMDRECORD")),
         ],
     )
     def test_codes(self, text: str, parts: tuple[str, str, str, str]) -> None:
@@ -256,12 +455,20 @@ class TestPieces:
 
     @PROFILE
     @given(
-        head=st.sampled_from(["<189>", "<189>12: ", "<190>sw1: ", "<189>: 2026 ", "<166>Jan 05 2026 10:00:00 fw : ", ""]),
-        rest=st.text(alphabet=st.sampled_from(list("%*.: -/()0123456789ABCSYJanMr\u00e9\t")), max_size=80),
+        head=st.sampled_from([
+            "<189>", "<189>12: ", "<190>sw1: ", "<189>: 2026 ", "<166>Jan 05 2026 10:00:00 fw : ", "",
+            # relayed IOS lines and Huawei's zone suffixes
+            "<189>Dec  6 10:00:00 relay01 1234: ", "<189>Dec  6 10:00:00 12: ", "<189>2026-12-06T10:00:00Z 10.1.2.3 7: ",
+            "<189>Feb 30 10:00:00 r 1: ", "<189>Dec  6 10:00:00 12: *Mar  1 18:46:11.123: ",
+            "<189>2026-12-06T10:00:00Z 10.1.2.3 7: 1d02h: ", "<189>Dec  6 10:00:00 r 9: Feb 30 10:00:00: ",
+            "<187>Dec  6 2026 10:00:00", "<187>Dec  6 10:00:00+08:00 ", "<187>Dec  6 10:00:00 DST ",
+            "<187>Dec  6 2026 10:00:00+08:00 HUAWEI %%01SHELL/5/CMDRECORD(s)", "<187>Dec  6 10:00:00 DST H %%01",
+        ]),
+        rest=st.text(alphabet=st.sampled_from(list("%*.: -+/()[]0123456789ABCSYJanMrDSTHUW\u00e9\t")), max_size=80),
         dialect=st.sampled_from(["auto", "cisco", "none"]),
     )
     def test_never_raises(self, head: str, rest: str, dialect: str) -> None:
-        """If any mix of Cisco's characters follows a plausible head, then every dialect returns a record."""
+        """If any mix of Cisco's and Huawei's characters follows a plausible head, then every dialect returns a record."""
         record = Rfc3164Parser(dialect=dialect).parse((head + rest).encode(), PEER, RECEIVED)  # type: ignore[arg-type]
         assert all(isinstance(v, str) for v in record.values) and 0 <= record.time_ns < 10**9
 
@@ -278,3 +485,126 @@ class TestPieces:
         frame = f"<{pri}>Mar  1 18:46:11 {host} {program}: {message}".encode()
         auto = Rfc3164Parser(dialect="auto").parse(frame, PEER, received)
         assert auto == Rfc3164Parser(dialect="none").parse(frame, PEER, received) or message.startswith("%")
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_classic_stamps = st.builds(
+    lambda mon, day, h, mi, sec: f"{mon} {day:>2} {h:02d}:{mi:02d}:{sec:02d}",
+    st.sampled_from(_MONTHS), st.integers(1, 28), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+)
+_ios_times = st.one_of(
+    st.builds(  # service timestamps log datetime [msec] [year]
+        lambda stamp, year, msec: stamp[:6] + (f" {year}" if year else "") + stamp[6:] + (f".{msec:03d}" if msec is not None else ""),
+        _classic_stamps, st.none() | st.integers(1990, 2100), st.none() | st.integers(0, 999),
+    ),
+    st.sampled_from(["00:00:46", "1d02h", "3w2d", "12:34:56"]),  # service timestamps log uptime
+)
+_hosts = st.one_of(
+    st.from_regex(r"\A[a-z][a-z0-9.-]{0,20}\Z", fullmatch=True),
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t))),
+)
+_received = st.integers(min_value=int(dt.datetime(1990, 1, 1, tzinfo=dt.UTC).timestamp()) * 10**9,
+                        max_value=int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp()) * 10**9)
+
+
+@st.composite
+def ios_lines(draw: st.DrawFn) -> tuple[str, str | None, bool]:
+    """An IOS console line as IOS sends it after the PRI, always with its counter; its origin; whether it has a date."""
+    counter = str(draw(st.integers(0, 10**10 - 1)))
+    origin = draw(st.none() | _hosts)
+    sequence = draw(st.none() | st.integers(0, 999999).map(lambda n: f"{n:06d}"))
+    mark = draw(st.sampled_from(["", "*", "."]))
+    time = draw(_ios_times)
+    zone = draw(st.sampled_from(["", " UTC", " +0100", " -0530", " CET", " PSTDST"]))
+    code = draw(st.sampled_from(["%SYS-5-CONFIG_I: ", "%LINK-3-UPDOWN: ", "%PKT_INFRA-LINK-3-UPDOWN : ", ""]))
+    text = draw(st.text(max_size=40))
+    parts = [counter, *([origin] if origin else []), *([sequence] if sequence else [])]
+    line = ": ".join(parts) + f": {mark}{time}{zone}: {code}{text}"
+    return line, origin, time[:3] in _MONTHS
+
+
+class TestRelayedProperties:
+    @PROFILE
+    @given(
+        pri=st.integers(0, 191), ios=ios_lines(), relay_stamp=st.one_of(_classic_stamps, st.just("2026-12-06T10:00:00.5+01:00")),
+        relay_host=_hosts, received=_received, dialect=st.sampled_from(["auto", "cisco"]),
+    )
+    def test_relayed_reads_as_direct(
+        self, pri: int, ios: tuple[str, str | None, bool], relay_stamp: str, relay_host: str, received: int, dialect: str,
+    ) -> None:
+        """If rsyslog relays an IOS line (its header, then the line whose counter it took for a TAG), then the record
+        has the direct line's device fields, code and text; its time is the device's date, else the relay's time."""
+        line, origin, dated = ios
+        parser = Rfc3164Parser(dialect=dialect)  # type: ignore[arg-type]
+        direct = parser.parse(f"<{pri}>{line}".encode(), PEER, received).to_dict()
+        relayed = parser.parse(f"<{pri}>{relay_stamp} {relay_host} {line}".encode(), PEER, received).to_dict()
+        f, d = relayed["fields"], direct["fields"]
+        assert isinstance(f, dict) and isinstance(d, dict)
+        assert device_fields(relayed) == device_fields(direct) != {}
+        assert [f[k] for k in ("_program_", "_priority_", "_content_")] == [d[k] for k in ("_program_", "_priority_", "_content_")]
+        assert (f["_hostname_"], f["_relay_hostname_"], f["_relay_timestamp_"]) == (origin or relay_host, relay_host, relay_stamp)
+        if dated and "bad-timestamp" not in direct["flags"]:  # type: ignore[operator]
+            assert (relayed["time"], relayed["time_ns"], relayed["flags"]) == (direct["time"], direct["time_ns"], direct["flags"])
+        else:  # an uptime or an unreadable date: the relay's time, where a direct line has the receive time
+            header_only = parser.parse(f"<{pri}>{relay_stamp} {relay_host} app: x".encode(), PEER, received)
+            assert (relayed["time"], relayed["time_ns"]) == (header_only.time, header_only.time_ns)
+
+    @PROFILE
+    @given(
+        pri=st.integers(0, 191), ios=ios_lines(), relay_stamp=st.one_of(_classic_stamps, st.just("2026-12-06T10:00:00.5+01:00")),
+        relay_host=_hosts, received=_received,
+    )
+    def test_none_reads_relayed_lines_as_rfc3164(
+        self, pri: int, ios: tuple[str, str | None, bool], relay_stamp: str, relay_host: str, received: int,
+    ) -> None:
+        """If the dialect is none, then a relayed IOS line is plain RFC 3164: the counter is the program, the rest the text."""
+        line = ios[0]
+        record = Rfc3164Parser(dialect="none").parse(f"<{pri}>{relay_stamp} {relay_host} {line}".encode(), PEER, received)
+        counter, _, rest = message_bytes(line.encode()).decode().partition(": ")  # a final CR or NUL ends the frame
+        plain = Rfc3164Parser(dialect="none").parse(f"<{pri}>{relay_stamp} {relay_host} app: x".encode(), PEER, received)
+        assert (record.get("_program_"), record.get("_hostname_"), record.get("_content_")) == (counter, relay_host, rest)
+        assert (record.time, record.time_ns, record.flags) == (plain.time, plain.time_ns, plain.flags)
+        assert not any(key.startswith(("_device_", "_relay_")) for key in record.keys)
+
+    @PROFILE
+    @given(
+        pri=st.integers(0, 191),
+        host=st.from_regex(r"\A[a-z][a-z0-9.-]{0,20}\Z", fullmatch=True),
+        tag=st.from_regex(r"\A[0-9!-/][A-Za-z0-9_.-]{0,10}\Z", fullmatch=True),
+        pid=st.none() | st.integers(0, 99999),
+        message=st.text(max_size=60),
+        received=_received,
+    )
+    def test_plain_lines_with_numeric_tags(
+        self, pri: int, host: str, tag: str, pid: int | None, message: str, received: int,
+    ) -> None:
+        """If a plain line's TAG starts with a digit or punctuation (now read by the general path under auto), then auto
+        makes the record none makes, unless the TAG is a counter and an IOS header follows it."""
+        tail = f"{tag}: {message}" if pid is None else f"{tag}[{pid}]: {message}"
+        assume(not (pid is None and tag.isdecimal() and read_header(tail, 0) is not None))
+        assume(not message.startswith("%"))
+        frame = f"<{pri}>Mar  1 18:46:11 {host} {tail}".encode()
+        assert parse(frame, received) == parse(frame, received, dialect="none")
+
+
+class TestHuaweiZoneProperties:
+    @PROFILE
+    @given(
+        when=st.datetimes(min_value=dt.datetime(1971, 1, 2), max_value=dt.datetime(2105, 12, 30)),
+        sign=st.sampled_from("+-"), hours=st.integers(0, 23), minutes=st.integers(0, 59),
+        dst=st.booleans(), received=_received,
+    )
+    def test_offset_means_what_rfc3339_says(
+        self, when: dt.datetime, sign: str, hours: int, minutes: int, dst: bool, received: int,
+    ) -> None:
+        """If VRP writes an offset after its date, then the time is the RFC 3339 time of that date and offset;
+        with DST after it, the default zone's wall time. The zone is kept as sent either way."""
+        offset = f"{sign}{hours:02d}:{minutes:02d}"
+        suffix = f"{offset} DST" if dst else offset
+        tail = " HUAWEI %%01SHELL/5/CMDRECORD(s)[3]:x"
+        parser = Rfc3164Parser(default_tz=zoneinfo.ZoneInfo("Asia/Shanghai"))
+        vrp = parser.parse(f"<189>{when:%b} {when.day:>2} {when:%Y %H:%M:%S}{suffix}{tail}".encode(), PEER, received)
+        iso = f"{when:%Y-%m-%dT%H:%M:%S}" + ("" if dst else offset)  # without an offset: the default zone, as DST is read
+        expected = parser.parse(f"<189>{iso}{tail}".encode(), PEER, received)
+        assert (vrp.time, vrp.time_ns, vrp.flags) == (expected.time, expected.time_ns, expected.flags)
+        assert (vrp.get("_device_timezone_"), vrp.get("_device_sequence_"), vrp.get("_hostname_")) == (suffix, "3", "HUAWEI")
