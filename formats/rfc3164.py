@@ -27,8 +27,13 @@
   fields; a message code where the TAG would be (``%ASA-6-302013:``,
   ``%%01SHELL/5/CMDRECORD(s):``) is the program and is split into
   ``_device_facility_``, ``_device_severity_`` and ``_device_mnemonic_``, the
-  text after it the content. ``none`` reads such lines as plain RFC 3164;
-  ``cisco`` takes any IOS-shaped header, even without a mark of Cisco's own.
+  text after it the content. An IOS line relayed behind a syslog daemon's
+  header (``<189>Dec  6 10:00:00 10.1.2.3 1234: *Mar  1 ...``: the counter as
+  the TAG) is read as the direct line, the relay's time standing in where
+  that line would take the receive time; Huawei's offset after the time
+  (``10:00:00+08:00``) is applied, its ``DST`` kept in ``_device_timezone_``.
+  ``none`` reads such lines as plain RFC 3164; ``cisco`` takes any IOS-shaped
+  header, even without a mark of Cisco's own.
 - TAG is ``name:``, ``name[pid]:`` or ``name[pid]``; a lone ``-`` (rsyslog's
   rendering of an absent APP-NAME) is an empty program. A word without a colon
   or a pid is content, not a TAG. CONTENT starts after exactly one space.
