@@ -8,6 +8,7 @@ every test closes the store it opened (the ``store`` fixture does).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -294,6 +295,27 @@ class TestUpgrade:
         finally:
             store.close()
 
+
+    def test_a_store_of_this_layout_is_opened_as_it_is(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """If a store this build made is opened again, then it is not upgraded: its table stays the same
+        table (no copy of every hour at each start), with the merge setting this build gives it."""
+        store = open_store(tmp_path / "store")
+        try:
+            store.insert_groups([group([ali(1, msg="kept")], "P-1")], token="P-1")
+            created = store.query("SELECT uuid, metadata_modification_time FROM system.tables WHERE name = 'records'")
+            store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5")  # as an earlier build
+        finally:
+            store.close()
+        with caplog.at_level(logging.WARNING, logger="receiver.deliver"):
+            store = open_store(tmp_path / "store")
+        try:
+            assert "upgrading" not in caplog.text
+            table = store.query("SELECT uuid, engine_full FROM system.tables WHERE name = 'records'")
+            assert table.split()[0] == created.split()[0]
+            assert "merge_selector_base = 20" in table
+            assert messages(search(store, "")) == ["kept"]
+        finally:
+            store.close()
 
     def test_an_upgrade_cut_short_goes_on_at_the_next_open(self, tmp_path: Path) -> None:
         """If an upgrade stopped while copying an hour, then the next open copies that hour again,
