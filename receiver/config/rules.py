@@ -284,7 +284,7 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
     "identity": rules_of(IdentityConfig, {}),
     "deliver": rules_of(DeliverConfig, {
         "default_sink": _NAME,
-        "segments_per_batch": Bounds(1, 1024),
+        "segments_per_batch": Bounds(0, 1024, "0: each sink's own"),
         "poll_interval_ms": Bounds(1, 10000),
         "build_processes": Bounds(0, 64, "0: one per core"),
     }),

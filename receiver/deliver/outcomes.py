@@ -38,7 +38,9 @@ class Sink(Protocol):
 
         A sink may also have ``send_batch(groups) -> SendOutcome``: the worker
         then hands it a batch's groups in one call (the embedded store
-        inserts them as one part)."""
+        inserts them as one part); and ``segments_per_batch``, how many spool
+        segments its batches read unless ``[deliver]`` says
+        (:data:`receiver.deliver.worker.SEGMENTS_PER_BATCH` otherwise)."""
 
     def close(self) -> None: ...
 

@@ -39,13 +39,14 @@ from receiver.deliver.building import (
     worker_modules,
 )
 from receiver.deliver.dead_letters import DeadLetters
+from receiver.deliver.outcomes import Sink
 from receiver.deliver.registry import build_sink, column_encoder, payload_encoder
 from receiver.deliver.telemetry import DeliveryTelemetry
-from receiver.deliver.worker import SinkWorker, full_jitter_backoff
+from receiver.deliver.worker import SEGMENTS_PER_BATCH, SinkWorker, full_jitter_backoff
 from receiver.runtime.process import load_or_report, set_up_process
 from receiver.spool.store import SpoolStore
 
-__all__ = ["Delivery", "build_processes", "main", "run_delivery", "settle_cursors"]
+__all__ = ["Delivery", "batch_segments", "build_processes", "main", "run_delivery", "settle_cursors"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -152,6 +153,11 @@ def settle_cursors(store: SpoolStore, sinks: Sequence[SinkConfig]) -> None:
             store.set_cursor(sink.name, store.refresh().first_seq - 1)
 
 
+def batch_segments(config: Config, sink: Sink) -> int:
+    """How many spool segments ``sink``'s batches read: ``[deliver]``'s number, else the sink's own."""
+    return config.deliver.segments_per_batch or getattr(sink, "segments_per_batch", SEGMENTS_PER_BATCH)
+
+
 class Delivery:
     """One run of the delivery process, in steps: :meth:`start` a thread per sink, :meth:`watch` them
     until ``stop`` is set (each second: :meth:`check`), then :meth:`finish`."""
@@ -231,7 +237,7 @@ class Delivery:
         return SinkWorker(
             sink, SpoolStore(config.spool_directory, readonly=True), build_batch=build_batch, rebuild=rebuild,
             dead_letters=self._dead_letters, backoff=full_jitter_backoff(),
-            segments_per_batch=config.deliver.segments_per_batch,
+            segments_per_batch=batch_segments(config, sink),
             poll_seconds=config.deliver.poll_interval_ms / 1000,
             max_concurrency=getattr(sink_config, "concurrency", 1),  # the local store takes one writer
             batches_ahead=ahead,

@@ -41,14 +41,17 @@ from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
 from receiver.telemetry.throttle import LogThrottle
 
-__all__ = ["SinkWorker", "WorkerStats", "full_jitter_backoff"]
+__all__ = ["SEGMENTS_PER_BATCH", "SinkWorker", "WorkerStats", "full_jitter_backoff"]
 
 log = logging.getLogger("receiver.deliver")
 
 _REPLAY_CHECK_SECONDS = 1.0
 _SUCCESSES_PER_STEP = 8
-_BATCH_STORED_BYTES = 1024 * 1024
-"""Stored (lz4) segment bytes one batch reads at most, some 4 to 8 MiB of log text."""
+SEGMENTS_PER_BATCH = 8
+"""How many spool segments a batch reads, unless the sink or ``[deliver]`` says otherwise."""
+_STORED_BYTES_PER_SEGMENT = 128 * 1024
+"""Stored (lz4) segment bytes a batch reads at most, per segment it may read: 8 segments, 1 MiB,
+some 4 to 8 MiB of log text."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,7 +89,7 @@ class SinkWorker:
         rebuild: Callable[[int, Segments], Built],
         dead_letters: DeadLetters,
         backoff: Callable[[int, OutcomeKind], float],
-        segments_per_batch: int = 8,
+        segments_per_batch: int = SEGMENTS_PER_BATCH,
         poll_seconds: float = 0.05,
         max_concurrency: int = 1,
         batches_ahead: int = 1,
@@ -348,7 +351,7 @@ class SinkWorker:
         last = start
         size = 0
         for seq in range(start, stop):
-            if size >= _BATCH_STORED_BYTES:
+            if size >= self._segments_per_batch * _STORED_BYTES_PER_SEGMENT:
                 break  # bounds memory whatever the segments' sizes; at least one segment is taken
             blob = store.get(seq)
             last = seq

@@ -1094,7 +1094,7 @@ class TestDeliverySections:
             ('[[machine_groups]]\nname = "g"\nnetworks = ["10.0.0.300/8"]', "machine_groups[0].networks", '"10.0.0.300/8" is not a network'),
             ('[[machine_groups]]\nname = "g"', "machine_groups[0]", "needs networks, hostnames or both"),
             ('[deliver]\ndefault_sink = "sls"', "deliver.default_sink", '"sls" is not a sink; the sinks are local'),
-            ('[deliver]\nsegments_per_batch = 0', "deliver.segments_per_batch", "0 is not an integer from 1 to 1024"),
+            ('[deliver]\nsegments_per_batch = 1025', "deliver.segments_per_batch", "1025 is not an integer from 0 to 1024"),
         ],
     )
     def test_mistakes(self, tmp_path: Path, text: str, key_path: str, message: str) -> None:
