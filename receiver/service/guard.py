@@ -16,7 +16,8 @@ memory; this receiver never drops what TCP senders send. Instead:
 - **delivery's memory**: the delivery process and its worker processes
   (the embedded store's engine runs there) are counted together, as
   anonymous memory (the engine's library is some 300 MB of file pages the
-  kernel may take back, not memory it holds). Above
+  kernel may take back, not memory it holds), each page once: the workers
+  share what their forkserver loaded before forking them. Above
   ``delivery_memory_limit_bytes`` the delivery process is restarted: its
   cursors are in the spool, so it goes on where it was, and nothing is lost.
 
@@ -57,7 +58,8 @@ def resident_bytes() -> int:
 
 
 def anonymous_bytes_of_tree(pid: int) -> int:
-    """Anonymous resident memory of process ``pid`` and all its descendants (0 for what has ended)."""
+    """Anonymous resident memory of process ``pid`` and all its descendants, each page counted once
+    (0 for what has ended)."""
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
@@ -66,13 +68,30 @@ def anonymous_bytes_of_tree(pid: int) -> int:
     total = 0
     for process in tree:
         try:
-            memory = process.memory_info()
-        except psutil.Error:  # ended since the tree was read
+            total += _anonymous_share(process)
+        except (psutil.Error, OSError):  # ended since the tree was read
             continue
-        # Resident minus shared is the kernel's RssAnon: what the process holds, not file pages
-        # (the embedded store's library) the kernel may take back.
-        total += memory.rss - memory.shared
     return total
+
+
+def _anonymous_share(process: psutil.Process) -> int:
+    """The anonymous memory ``process`` holds, a page it shares with n processes (copy-on-write after
+    a fork) counted as 1/n: the kernel's Pss_Anon, which psutil does not read.
+
+    Not file pages (the embedded store's library), which the kernel may take back. Summed over
+    the delivery tree, RssAnon would count what the forkserver loaded (Arrow, the encoders) once
+    in it and once more in every worker forked from it.
+    """
+    try:
+        with open(f"/proc/{process.pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss_Anon:"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        if not process.is_running():
+            raise
+    memory = process.memory_info()  # a kernel before 5.7: RssAnon, shared pages in each process
+    return int(memory.rss - memory.shared)
 
 
 def cpu_seconds() -> float:

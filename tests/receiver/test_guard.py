@@ -113,6 +113,33 @@ def test_anonymous_memory_of_a_process_tree() -> None:
     assert anonymous_bytes_of_tree(2**22 + 12345) == 0
 
 
+def test_memory_a_forked_child_shares_is_counted_once() -> None:
+    """If a process holds memory and forks a child that only reads it (as the forkserver's workers
+    share what it loaded), then the tree counts that memory once, not once a process."""
+    import os
+    import signal
+
+    from receiver.service.guard import anonymous_bytes_of_tree
+
+    held = bytearray(os.urandom(1 << 20)) * 96  # 96 MiB, written, so resident
+    before = anonymous_bytes_of_tree(os.getpid())
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only waits, holding its copy-on-write view
+        os.write(ready_write, b"x")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(ready_read, 1) == b"x"
+        both = anonymous_bytes_of_tree(os.getpid())
+        assert both - before < 16 * MIB, f"the shared {len(held) >> 20} MiB were counted twice"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(ready_read)
+        os.close(ready_write)
+
+
 def anonymous_bytes_of_tree_self() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
