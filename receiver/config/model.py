@@ -390,7 +390,7 @@ class DeliverConfig:
     default_sink: str = "local"
     """Where records go that no route takes."""
     segments_per_batch: int = 0
-    """How many spool segments one delivery batch reads; 0: each sink's own (8, and 32 for the
+    """How many spool segments one delivery batch reads; 0: each sink's own (8, and 16 for the
     local store, whose every batch is one part that it merges later)."""
     poll_interval_ms: float = 50.0
     """How often an idle sink looks for new segments."""

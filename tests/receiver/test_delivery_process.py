@@ -116,7 +116,7 @@ class TestDeliveryTelemetry:
 
 
 def test_batches_read_the_sinks_own_number_of_segments_unless_deliver_says() -> None:
-    """If ``[deliver] segments_per_batch`` is 0 (the default), then the local store's batches read 32
+    """If ``[deliver] segments_per_batch`` is 0 (the default), then the local store's batches read 16
     segments (each is one part it merges later) and other sinks' 8; if it is set, every sink reads that."""
     import dataclasses
 
@@ -127,7 +127,7 @@ def test_batches_read_the_sinks_own_number_of_segments_unless_deliver_says() -> 
 
     config = default_config()
     assert config.deliver.segments_per_batch == 0
-    assert batch_segments(config, LocalSink) == 32  # type: ignore[arg-type]  # (the class says it)
+    assert batch_segments(config, LocalSink) == 16  # type: ignore[arg-type]  # (the class says it)
     assert batch_segments(config, HttpSink) == 8  # type: ignore[arg-type]
     told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, segments_per_batch=4))
     assert batch_segments(told, LocalSink) == batch_segments(told, HttpSink) == 4  # type: ignore[arg-type]

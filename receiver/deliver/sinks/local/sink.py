@@ -29,9 +29,10 @@ class LocalSink:
 
     max_records = 65536
     max_bytes = 32 * 1024 * 1024
-    segments_per_batch = 32
-    """Four times other sinks' batches: each batch is one insert, one part the engine merges later, and
-    larger parts mean fewer merges (8M rows inserted 75k rather than 19k at a time: 35% less engine CPU)."""
+    segments_per_batch = 16
+    """Twice other sinks' batches: each batch is one insert, one part the engine merges later, and
+    larger parts mean fewer merges (8M relay-shaped rows inserted about 37k rather than 19k at a time:
+    56 instead of 81 engine CPU-seconds; 75k at a time saved no more, and holds twice the memory)."""
 
     def __init__(self, config: LocalSinkConfig, state_directory: Path, *, query_socket: Path | None = None) -> None:
         self.name = config.name

@@ -163,9 +163,9 @@ _MERGE_BASE = 20
 """How many parts of a size the engine lets gather before it merges them (its default is 5).
 
 A merge rewrites every column and hashes every word of the message into the word index again,
-so under a steady flood merging cost more than inserting: 8M relay-shaped rows inserted 75k at a
-time took the engine 72 CPU-seconds with merges at 5, 59 at 20 (and 109 at 5 inserted 19k at a
-time). The price is more parts to read (a few dozen per hour of records at most), which a search
+so under a steady flood merging cost more than inserting: 8M relay-shaped rows inserted 19k at a
+time took the engine 109 CPU-seconds with merges at 5, 81 at 20 (inserted 75k at a time: 72 and
+59). The price is more parts to read (a few dozen per hour of records at most), which a search
 pays in microseconds per part."""
 _RETENTION_EVERY_SECONDS = 60.0
 _LOCKED = re.compile(r"Cannot lock file|Another server instance")
