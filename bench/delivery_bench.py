@@ -14,7 +14,10 @@ has acknowledged all N.
   process's workers (which build and encode batches), utime+stime over
   that window (read with psutil), each and together.
 - peak RSS: VmHWM of the daemon, and the sum of VmHWM over the delivery
-  process and its workers.
+  process and its workers; and the delivery side's peak PSS: the largest sum
+  of their proportional set sizes, sampled every 0.2 s (pages the processes
+  share, such as what the forkserver loaded before forking the workers and
+  the libraries' code, counted once instead of once a process).
 - latency: then, on the same receiver, lines paced at half the measured
   rate for ``--latency-seconds``; a line's latency is from the moment it was
   written to the socket to the first poll (every 10 ms) at which the
@@ -74,6 +77,7 @@ from tests.support.processes import (
     peak_rss_kb,
     tree_cpu_seconds,
     tree_peak_rss_kb,
+    tree_pss_kb,
 )
 
 SINKS = ("local", "sls", "http", "clickhouse")
@@ -279,9 +283,13 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
                 raise RuntimeError("sender not ready in time")
             time.sleep(0.2)
             cpu0 = (cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            pss = PeakSampler(lambda: tree_pss_kb(child), 0.2)
             sender.go()
             got, end = _wait_delivered(delivered, n, args.timeout, args.poll)
             cpu1 = (cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
+            pss.stop()
+            if rcv.delivery_pid() != child:  # its CPU and memory would be a stranger's
+                raise RuntimeError(f"the delivery process restarted during the run: {rcv.tail_log(3)}")
             sent = sender.expect(30) or {}
             sender.finish()
             seconds = end - sent.get("start", end)
@@ -295,6 +303,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
                 upstream_cpu_seconds=round(cpu1[2] - cpu0[2], 2) if sink == "clickhouse" else None,
                 daemon_peak_rss_kb=peak_rss_kb(rcv.pid),
                 delivery_peak_rss_kb=tree_peak_rss_kb(child),
+                delivery_peak_pss_kb=pss.peak,
                 delivery_processes=1 + len(descendants(child)),
             )
             if got >= n and args.latency_seconds > 0 and row["msgs_per_second"]:
@@ -305,6 +314,25 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return row
+
+
+class PeakSampler:
+    """The largest value ``read`` gives, read every ``interval`` seconds on a thread until :meth:`stop`."""
+
+    def __init__(self, read: Callable[[], int], interval: float) -> None:
+        self.peak = 0
+        self._read = read
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stopped.wait(interval):
+            self.peak = max(self.peak, self._read())
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def latency(port: int, delivered: Callable[[], int], rate: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -366,8 +394,8 @@ def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float]) -> 
         f"({platform.python_implementation()} {platform.python_version()})",
         "",
         "| sink | msgs/s | vs rsyslog -> file | vs syslog-ng -> file | CPU s (daemon + delivery) "
-        "| peak RSS MB (daemon, delivery) | latency p50 / p99 at half rate |",
-        "|---|---|---|---|---|---|---|",
+        "| peak RSS MB (daemon, delivery) | delivery peak PSS MB | latency p50 / p99 at half rate |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def ratio(rate: float, name: str) -> str:
@@ -375,7 +403,7 @@ def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float]) -> 
 
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['sink']} | error: {r['error'][:80]} | | | | | |")
+            out.append(f"| {r['sink']} | error: {r['error'][:80]} | | | | | | |")
             continue
         lat = (
             f"{r['latency_p50_ms']:.0f} ms / {r['latency_p99_ms']:.0f} ms at {r['latency_rate']:,}/s"
@@ -385,7 +413,8 @@ def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float]) -> 
             f"| {r['sink']} | {r['msgs_per_second']:,} | {ratio(r['msgs_per_second'], 'rsyslog')} | "
             f"{ratio(r['msgs_per_second'], 'syslog-ng')} | {r['cpu_seconds']:.1f} "
             f"({r['daemon_cpu_seconds']:.1f} + {r['delivery_cpu_seconds']:.1f}) | "
-            f"{(r['daemon_peak_rss_kb'] or 0) / 1024:.0f}, {(r['delivery_peak_rss_kb'] or 0) / 1024:.0f} | {lat} |"
+            f"{(r['daemon_peak_rss_kb'] or 0) / 1024:.0f}, {(r['delivery_peak_rss_kb'] or 0) / 1024:.0f} | "
+            f"{(r.get('delivery_peak_pss_kb') or 0) / 1024:.0f} | {lat} |"
         )
     if against:
         out.append("")
@@ -422,7 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in row.items() if k != "log_tail"}), flush=True)
             rows.append(row)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f"work directories kept in {base}", flush=True)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     print()
     print(table(rows, args.n, against))
     if args.json:

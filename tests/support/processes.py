@@ -93,6 +93,17 @@ def tree_peak_rss_kb(pid: int) -> int:
     return sum(peak_rss_kb(p) or 0 for p in (pid, *descendants(pid)))
 
 
+def tree_pss_kb(pid: int) -> int:
+    """The proportional set sizes of ``pid`` and its live descendants, summed, in KiB: the memory the
+    tree holds, each page shared by processes (a library, what a forkserver loaded before forking its
+    workers) counted once, where summing their resident sets counts it in each of them."""
+    total = 0
+    for p in (pid, *descendants(pid)):
+        with contextlib.suppress(*_GONE):
+            total += int(psutil.Process(p).memory_full_info().pss) // 1024
+    return total
+
+
 def child_running(pid: int, command_part: str) -> int | None:
     """The pid of a child of ``pid`` whose command line contains ``command_part`` (None if there is none)."""
     try:
