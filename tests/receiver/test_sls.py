@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import http.server
 import json
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+import urllib3
 from aliyun.log.auth import AuthV1, AuthV4
 from aliyun.log.compress import Compressor, CompressType
 from aliyun.log.credentials import StaticCredentialsProvider
@@ -905,6 +909,98 @@ class TestSlsSink:
             assert sink.send(sink_group()).kind == "retry"
         finally:
             sink.close()
+
+    def test_no_answer_in_time_is_retry(self, keys_file: Path) -> None:
+        """If the endpoint accepts the connection but never answers, then the outcome is retry once
+        ``timeout_seconds`` have passed, naming the timeout."""
+        with socket.socket() as listening:
+            listening.bind(("127.0.0.1", 0))
+            listening.listen()
+            port = listening.getsockname()[1]
+            config = SlsSinkConfig(
+                name="sls", endpoint=f"http://127.0.0.1:{port}", project="proj", logstore="store",
+                credentials_file=keys_file, timeout_seconds=0.5,
+            )
+            sink = SlsSink(config)
+            try:
+                started = time.monotonic()
+                outcome = sink.send(sink_group())
+                assert outcome.kind == "retry" and "timed out" in outcome.reason.lower()
+                assert time.monotonic() - started < 5
+            finally:
+                sink.close()
+
+    def test_a_redirect_is_not_followed(self, keys_file: Path) -> None:
+        """If the endpoint answers with a redirect, then the sink does not follow it (the signature and
+        the token must not reach another host): the outcome is the redirect's, and nothing else is asked."""
+        requests_seen: list[bytes] = []
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                requests_seen.append(self.requestline.encode())
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        with http.server.HTTPServer(("127.0.0.1", 0), Redirecting) as server:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            sink = SlsSink(SlsSinkConfig(
+                name="sls", endpoint=f"http://127.0.0.1:{server.server_address[1]}", project="proj",
+                logstore="store", credentials_file=keys_file, timeout_seconds=5.0,
+            ))
+            try:
+                outcome = sink.send(sink_group())
+            finally:
+                sink.close()
+                server.shutdown()
+        assert outcome.kind != "ok" and outcome.reason.startswith("302")
+        assert len(requests_seen) == 1
+
+    def test_the_environments_proxy_carries_requests(
+        self, sls_server: SlsTestServer, keys_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If HTTP_PROXY names a proxy (and NO_PROXY does not exempt the endpoint), then requests go
+        through it, as with any HTTP client an operator configures by environment."""
+        forwarded: list[str] = []
+
+        class Proxy(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # a forward proxy gets the absolute URL
+                forwarded.append(self.path)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+                upstream = urllib3.PoolManager().request("POST", self.path, body=body, headers=headers, retries=False)
+                self.send_response(upstream.status)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(upstream.data)))
+                self.end_headers()
+                self.wfile.write(upstream.data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy) as proxy:
+            threading.Thread(target=proxy.serve_forever, daemon=True).start()
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            sink = make_sink(sls_server, keys_file)
+            try:
+                outcome = sink.send(sink_group())
+                assert outcome.kind == "ok", outcome.reason
+            finally:
+                sink.close()
+                proxy.shutdown()
+        assert forwarded and forwarded[0].startswith(sls_server.endpoint + "/logstores/store/shards/lb")
+        assert len(sls_server.groups) == 1
 
     def test_bad_logstore_name_is_not_deliverable(self, sls_server: SlsTestServer, sink: SlsSink) -> None:
         """If a route names a logstore that cannot be in a URL, then not-deliverable, not an exception."""

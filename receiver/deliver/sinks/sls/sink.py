@@ -1,4 +1,5 @@
-"""The SLS sink: PutLogs requests of LogGroup protobuf, compressed and signed (sls.md), sent with requests."""
+"""The SLS sink: PutLogs requests of LogGroup protobuf, compressed and signed (sls.md), over a pool of
+kept-alive connections (receiver/deliver/sinks/connections.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import requests
-
 from formats.sls_pb import encode_log_group, log_group_tail
 from receiver.config.model import SlsSinkConfig
 from receiver.deliver.batches import Group
 from receiver.deliver.outcomes import SendOutcome, first_line
+from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
 from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
 from receiver.deliver.sinks.sls.errors import classify
 from receiver.deliver.sinks.sls.request import (
@@ -93,7 +93,8 @@ class SlsSink:
             (lambda: credentials_from_file(keys_file)) if keys_file is not None else credentials_from_env
         )
         self._credentials = self._load_credentials()
-        self._session = requests.Session()
+        self._http = connection_pool(self._endpoint.scheme, self._endpoint.host, concurrency=config.concurrency)
+        self._timeout = timeout_of(config.timeout_seconds)
         self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
 
     def send(self, group: Group) -> SendOutcome:
@@ -115,14 +116,15 @@ class SlsSink:
         except SlsRequestError as e:  # a route's logstore that cannot be in a URL: fix the configuration
             return SendOutcome("not-deliverable", str(e))
         try:
-            response = self._session.post(
-                request.url, data=request.body, headers=request.headers, timeout=config.timeout_seconds,
-                allow_redirects=False,  # the signature and STS token must not travel to another host
+            response = self._http.request(
+                "POST", request.url, body=request.body, headers=request.headers, timeout=self._timeout,
+                redirect=False,  # the signature and STS token must not travel to another host
+                retries=False,  # the worker retries, from the spool
             )
-        except requests.RequestException as e:
+        except UpstreamError as e:
             return SendOutcome("retry", f"{type(e).__name__}: {first_line(e)}")
-        outcome = classify(response.status_code, dict(response.headers), response.content)
-        reason = f"{response.status_code} {outcome.code}: {outcome.message}".strip()
+        outcome = classify(response.status, dict(response.headers), response.data)
+        reason = f"{response.status} {outcome.code}: {outcome.message}".strip()
         if outcome.request_id:
             reason += f" (request id {outcome.request_id})"
         if outcome.kind == "clock-skew" and outcome.server_time is not None:
@@ -136,4 +138,4 @@ class SlsSink:
         return SendOutcome(outcome.kind, reason, outcome.retry_after_seconds)
 
     def close(self) -> None:
-        self._session.close()
+        self._http.clear()
