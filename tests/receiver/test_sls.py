@@ -784,6 +784,14 @@ def make_sink(server: SlsTestServer, keys: Path, **overrides: Any) -> SlsSink:
     return SlsSink(SlsSinkConfig(**settings))
 
 
+def sink_at(endpoint: str, keys: Path, *, timeout_seconds: float) -> SlsSink:
+    """A sink sending to ``endpoint``, which is no test server (nothing, or a server of the test's own)."""
+    return SlsSink(SlsSinkConfig(
+        name="sls", endpoint=endpoint, project="proj", logstore="store", credentials_file=keys,
+        timeout_seconds=timeout_seconds,
+    ))
+
+
 @pytest.fixture
 def sink(sls_server: SlsTestServer, keys_file: Path) -> Iterator[SlsSink]:
     sink = make_sink(sls_server, keys_file)
@@ -900,11 +908,7 @@ class TestSlsSink:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        config = SlsSinkConfig(
-            name="sls", endpoint=f"http://127.0.0.1:{port}", project="proj", logstore="store",
-            credentials_file=keys_file, timeout_seconds=2.0,
-        )
-        sink = SlsSink(config)
+        sink = sink_at(f"http://127.0.0.1:{port}", keys_file, timeout_seconds=2.0)
         try:
             assert sink.send(sink_group()).kind == "retry"
         finally:
@@ -917,11 +921,7 @@ class TestSlsSink:
             listening.bind(("127.0.0.1", 0))
             listening.listen()
             port = listening.getsockname()[1]
-            config = SlsSinkConfig(
-                name="sls", endpoint=f"http://127.0.0.1:{port}", project="proj", logstore="store",
-                credentials_file=keys_file, timeout_seconds=0.5,
-            )
-            sink = SlsSink(config)
+            sink = sink_at(f"http://127.0.0.1:{port}", keys_file, timeout_seconds=0.5)
             try:
                 started = time.monotonic()
                 outcome = sink.send(sink_group())
@@ -949,10 +949,7 @@ class TestSlsSink:
 
         with http.server.HTTPServer(("127.0.0.1", 0), Redirecting) as server:
             threading.Thread(target=server.serve_forever, daemon=True).start()
-            sink = SlsSink(SlsSinkConfig(
-                name="sls", endpoint=f"http://127.0.0.1:{server.server_address[1]}", project="proj",
-                logstore="store", credentials_file=keys_file, timeout_seconds=5.0,
-            ))
+            sink = sink_at(f"http://127.0.0.1:{server.server_address[1]}", keys_file, timeout_seconds=5.0)
             try:
                 outcome = sink.send(sink_group())
             finally:
