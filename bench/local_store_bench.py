@@ -1,6 +1,6 @@
 """The local store alone (the embedded ClickHouse): insert rate, bytes stored, and search.
 
-    python bench/local_store_bench.py [-n 1000000] [--search-records 10000000]
+    python bench/local_store_bench.py [-n 1000000] [--search-records 10000000] [--flood-records 0]
 
 Streamlog records with eight random words and an id in each message: ``-n``
 of them parsed and inserted as the local sink inserts them (Arrow payloads
@@ -9,6 +9,16 @@ into a new store), with the stored bytes against the raw lines' bytes; then
 ``--search-records`` records (made as Arrow columns directly, inserted 250k
 at a time, so that a large store takes minutes, not hours) with a few rare tokens,
 searched as ``receiverctl search`` does (best of 3).
+
+``--flood-records N`` measures instead what a steady flood costs the engine:
+N relay-shaped lines (bench/blast.py's, 100 senders over one connection)
+built into payloads by the delivery workers' code, as the local sink's
+batches (16 spool segments), inserted one batch at a time, and the process's
+CPU counted until the engine's merges have settled: inserting and merging
+together, per row. The first million rows' payloads are reused for the rest.
+``--segments`` and ``--merge-base`` set the batch size and the engine's
+``merge_selector_base`` otherwise, to compare (8 and 5 were the defaults
+before 2026-12-06).
 """
 
 from __future__ import annotations
@@ -143,15 +153,87 @@ def bench_search(directory: Path, total: int) -> None:
         store.close()
 
 
+def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_base: int | None) -> None:
+    """Engine CPU per row for ``n`` rows inserted as the local sink's batches, merges included
+    (``segments_per_batch`` and ``merge_base`` other than the store's own, to compare)."""
+    import dataclasses
+    import resource
+
+    from bench.blast import build_lines
+    from receiver.config.model import LocalSinkConfig, default_config
+    from receiver.deliver.building import BatchBuilder, SinkPlan
+    from receiver.deliver.registry import column_encoder, payload_encoder
+    from receiver.deliver.sinks.local.sink import LocalSink
+    from receiver.deliver.worker import STORED_BYTES_PER_SEGMENT
+    from receiver.spool.segment import Entry, encode_segment
+
+    sink = LocalSinkConfig()
+    config = dataclasses.replace(default_config(), sinks=(sink,))
+    lines = build_lines(min(n, 1_000_000))
+    received = time.time_ns()
+    per_segment, per_entry = 2600, 300  # about 512 KiB of 200-byte lines, read 300 at a time
+    segments = [
+        encode_segment([Entry(received, "127.0.0.1", 1, "tcp-11111", "tcp", lines[at : at + per_entry])
+                        for at in range(start, min(start + per_segment, len(lines)), per_entry)])
+        for start in range(0, len(lines), per_segment)
+    ]
+    step = segments_per_batch or LocalSink.segments_per_batch
+    spans: list[list[bytes]] = []  # as the sink's worker reads batches: `step` segments, or fewer once they hold this many bytes
+    for segment in segments:
+        if not spans or len(spans[-1]) == step or sum(map(len, spans[-1])) >= step * STORED_BYTES_PER_SEGMENT:
+            spans.append([])
+        spans[-1].append(segment)
+    plan = SinkPlan("local", "P", LocalSink.max_records, LocalSink.max_bytes, payload_encoder(sink), column_encoder(sink))
+    builder = BatchBuilder(config)
+    batches, at = [], 0
+    for span in spans:
+        batches.append([g.payload for g in builder.build(plan, at, list(enumerate(span, at)), encode=True).groups])
+        at += len(span)
+    store = open_store(directory / "flood")
+    if merge_base is not None:
+        store.query(f"ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = {merge_base}")
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    try:
+        started, inserted = cpu(), 0
+        while inserted < n:
+            for number, payloads in enumerate(batches):
+                store.insert_payloads([p for p in payloads if p is not None], token=f"{inserted}-{number}")
+            inserted += len(lines)
+        inserts_done = cpu()
+        quiet = 0
+        while quiet < 3:  # merges settled: none running for 1.5 s
+            time.sleep(0.5)
+            quiet = quiet + 1 if store.query("SELECT count() FROM system.merges").strip() == "0" else 0
+        settled = cpu()
+        parts = store.query("SELECT count() FROM system.parts WHERE database = 'receiver' AND active").strip()
+    finally:
+        store.close()
+    base = merge_base or "the store's"
+    print(f"flood of {inserted:,} rows in batches of up to {step} segments ({len(lines) // len(batches):,} rows), "
+          f"merge base {base}: "
+          f"{inserts_done - started:.1f} CPU-s inserting, {settled - inserts_done:.1f} more until merges settled, "
+          f"{(settled - started) / inserted * 1e6:.2f} us a row; {parts} parts")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("-n", type=int, default=1_000_000, help="records to parse and insert")
     parser.add_argument("--search-records", type=int, default=10_000_000)
+    parser.add_argument("--flood-records", type=int, default=0, help="instead: the engine's CPU under a flood of so many rows")
+    parser.add_argument("--segments", type=int, help="with --flood-records: spool segments a batch reads (the sink's own)")
+    parser.add_argument("--merge-base", type=int, help="with --flood-records: merge_selector_base (the store's own)")
     args = parser.parse_args(argv)
     directory = Path(tempfile.mkdtemp(prefix="local-store-bench-"))
     try:
-        bench_inserts(directory, args.n)
-        bench_search(directory, args.search_records)
+        if args.flood_records:
+            bench_flood(directory, args.flood_records, args.segments, args.merge_base)
+        else:
+            bench_inserts(directory, args.n)
+            bench_search(directory, args.search_records)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return 0

@@ -41,7 +41,7 @@ from receiver.deliver.stats import Histogram
 from receiver.spool.store import SpoolStore
 from receiver.telemetry.throttle import LogThrottle
 
-__all__ = ["SEGMENTS_PER_BATCH", "SinkWorker", "WorkerStats", "full_jitter_backoff"]
+__all__ = ["SEGMENTS_PER_BATCH", "STORED_BYTES_PER_SEGMENT", "SinkWorker", "WorkerStats", "full_jitter_backoff"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -49,7 +49,7 @@ _REPLAY_CHECK_SECONDS = 1.0
 _SUCCESSES_PER_STEP = 8
 SEGMENTS_PER_BATCH = 8
 """How many spool segments a batch reads, unless the sink or ``[deliver]`` says otherwise."""
-_STORED_BYTES_PER_SEGMENT = 128 * 1024
+STORED_BYTES_PER_SEGMENT = 128 * 1024
 """Stored (lz4) segment bytes a batch reads at most, per segment it may read: 8 segments, 1 MiB,
 some 4 to 8 MiB of log text."""
 
@@ -351,7 +351,7 @@ class SinkWorker:
         last = start
         size = 0
         for seq in range(start, stop):
-            if size >= self._segments_per_batch * _STORED_BYTES_PER_SEGMENT:
+            if size >= self._segments_per_batch * STORED_BYTES_PER_SEGMENT:
                 break  # bounds memory whatever the segments' sizes; at least one segment is taken
             blob = store.get(seq)
             last = seq
