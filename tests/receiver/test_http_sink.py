@@ -16,7 +16,9 @@ import datetime
 import email.utils
 import gzip
 import hashlib
+import http.server
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,6 +50,7 @@ from receiver.deliver.sinks.http import (
     classify_response,
     load_signing_key,
     parse_retry_after,
+    request_url,
 )
 from receiver.deliver.sinks.http_signatures import (
     Ed25519SigningKey,
@@ -289,6 +293,89 @@ class TestRfc9421Vectors:
         verify_signature(RFC_URL, request.headers, rfc_public_key(), key_id="test-key-ed25519", clock=FixedClock(RFC_CREATED))
 
 
+SPELLED_AS_REQUESTS_DID = [
+    "https://collector.example.com/v1/logs",  # docs/sinks/http.md
+    "HTTPS://Collector.Example.COM:443/v1/logs",
+    "http://127.0.0.1:9000/ingest",
+    "http://example.com",
+    "http://example.com:80",
+    "https://example.com:8443?x=1",
+    "http://example.com:0/x",
+    "http://B\u00fccher.example/v1",
+    "https://\u00c9COLE.example:443/\u00e9t\u00e9?q=\u00df",
+    "http://fa\u00df.de/",
+    "http://xn--bcher-kva.example/x",
+    "http://EXAMPLE.com./x",
+    "http://ho{st`.example/x",  # characters a URL cannot carry, in a host name
+    "http://[::1]:9000/x",
+    "http://[FE80::1]/x",
+    "http://example.com/a%7e%41/%2f/b%2Fc?q=%41%20b&r=a b#frag",
+    "http://example.com/%7Euser/%e2%98%83",
+    "http://example.com/a b/\u00fcn\u00ef?k=\u2603&x=<y>",
+    "http://example.com/100%/done",
+    "http://example.com/path?a=1&a=2&b=%zz",
+    "http://example.com/a/./b/../c",
+    "http://example.com/a;p=1?q",
+    "http://example.com/?",
+    "http://example.com#only-a-fragment",
+    "http://user:p%40ss@127.0.0.1:8080/ingest?token=t0k%2Ben",
+    "  http://example.com/leading-space",
+]
+"""Urls the tests and docs use, and the cases a url normaliser gets wrong; requests is the oracle."""
+
+
+def requests_spelling(url: str) -> str:
+    """The url as requests prepared it (the sink sent with requests before it used urllib3 directly)."""
+    prepared = requests.models.PreparedRequest()
+    prepared.prepare_url(url, None)
+    assert prepared.url is not None
+    return prepared.url
+
+
+class Recorder:
+    """A loopback server that keeps each request's target, headers (lower case) and body, and answers
+    ``status`` (with ``location``, if given) or, with ``forward``, forwards it as a proxy does."""
+
+    def __init__(self, status: int = 200, location: str | None = None, *, forward: bool = False) -> None:
+        self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                recorder.seen.append((self.path, headers, body))
+                if forward:  # a forward proxy gets the absolute URL
+                    answer = urllib3.PoolManager().request("POST", self.path, body=body, headers=headers, retries=False)
+                    status, data = answer.status, answer.data
+                else:
+                    status, data = recorder.status, b""
+                self.send_response(status)
+                if recorder.location is not None:
+                    self.send_header("Location", recorder.location)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.status = status
+        self.location = location
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+
+    def __enter__(self) -> Recorder:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class TestTargetUri:
     @pytest.mark.parametrize(
         ("url", "expected"),
@@ -307,8 +394,43 @@ class TestTargetUri:
         """If the url has upper case and the default port, then the signature verifies against the normalised URI."""
         sink = hmac_sink(tmp_path, "HTTPS://Collector.Example.COM:443/v1/logs", clock)
         request = sink.build_request(make_group())
-        assert request.url == "https://collector.example.com:443/v1/logs"  # as requests sends it
+        assert request.url == "https://collector.example.com:443/v1/logs"  # as requests spelled it
         verify_signature("https://collector.example.com/v1/logs", request.headers, SECRET, clock=clock)
+
+    @pytest.mark.parametrize("url", SPELLED_AS_REQUESTS_DID)
+    def test_url_is_spelled_as_requests_spelled_it(self, url: str) -> None:
+        """If the sink spells a url (IDNA host, default port, empty path, escapes, query), then it spells it
+        as requests' PreparedRequest did when the sink sent with requests."""
+        assert request_url(url) == requests_spelling(url)
+
+    @pytest.mark.parametrize("url", SPELLED_AS_REQUESTS_DID)
+    def test_sink_signs_what_it_signed_with_requests(self, tmp_path: Path, clock: FixedClock, url: str) -> None:
+        """If the sink signs a request to such a url, then the request's url is requests' spelling and the
+        signature covers that spelling, normalised, as before."""
+        request = hmac_sink(tmp_path, url, clock).build_request(make_group())
+        spelled = requests_spelling(url)
+        assert request.url == spelled
+        verify_signature(normalize_target_uri(spelled), request.headers, SECRET, clock=clock)
+
+    @pytest.mark.parametrize(
+        ("path", "requested"),
+        [
+            ("/ingest", "/ingest"),
+            ("", "/"),
+            ("/in%67est/a b/caf\u00e9/%7euser?q=%41%2B&r=\u2603&s=a b#frag", "/ingest/a%20b/caf%C3%A9/~user?q=A%2B&r=%E2%98%83&s=a%20b"),
+            ("/a/./b/../c?x", "/a/c?x"),
+            ("/a/%2E%2E/b", "/b"),  # requests sent /a/../b; urllib3 takes the dot segment out, and the signature follows
+        ],
+    )
+    def test_the_uri_signed_is_the_uri_requested(self, tmp_path: Path, clock: FixedClock, path: str, requested: str) -> None:
+        """If the url's path or query is spelled oddly, then the request line carries the target the signature
+        covers: a collector rebuilding ``@target-uri`` from the request line and Host verifies it."""
+        with Recorder() as server:
+            sink = hmac_sink(tmp_path, f"http://127.0.0.1:{server.port}{path}", clock)
+            assert sink.send(make_group()).kind == "ok"
+        [(target, headers, _)] = server.seen
+        assert target == requested
+        verify_signature(f"http://{headers['host']}{target}", headers, SECRET, clock=clock)
 
 
 URL = "http://127.0.0.1:9000/ingest"
@@ -668,9 +790,75 @@ class TestHttpSinkEndToEnd:
             port = s.getsockname()[1]
         sink = hmac_sink(tmp_path, f"http://user:pw-SECRET@127.0.0.1:{port}/ingest?token=TOKEN-SECRET", clock)
         outcome = sink.send(make_group())
-        assert outcome.kind == "retry"
+        assert outcome.kind == "retry" and "refused" in outcome.reason and "no answer" not in outcome.reason
         assert "SECRET" not in outcome.reason and f"127.0.0.1:{port}" in outcome.reason
         assert "SECRET" not in repr(sink) and "SECRET" not in sink.url
+
+    def test_no_answer_in_time_is_retry(self, tmp_path: Path, clock: FixedClock) -> None:
+        """If the collector accepts the connection but never answers, then the outcome is retry once
+        ``timeout_seconds`` have passed, naming the timeout."""
+        with socket.socket() as listening:
+            listening.bind(("127.0.0.1", 0))
+            listening.listen()
+            sink = hmac_sink(tmp_path, f"http://127.0.0.1:{listening.getsockname()[1]}/ingest", clock, timeout_seconds=0.5)
+            started = time.monotonic()
+            outcome = sink.send(make_group())
+        assert outcome.kind == "retry" and "no answer within 0.5 s" in outcome.reason
+        assert time.monotonic() - started < 5
+
+    def test_a_redirect_is_not_followed(self, tmp_path: Path, clock: FixedClock) -> None:
+        """If the collector answers with a redirect, then the sink does not follow it (the signature covers
+        the target URI): the outcome is the redirect's, and nothing else is asked, not even of the same server."""
+        with Recorder(307) as server:
+            server.location = f"http://127.0.0.1:{server.port}/elsewhere"
+            sink = hmac_sink(tmp_path, f"http://127.0.0.1:{server.port}/ingest", clock)
+            outcome = sink.send(make_group())
+        assert outcome.kind == "not-deliverable" and outcome.reason.startswith("307") and "/elsewhere" in outcome.reason
+        assert [target for target, _, _ in server.seen] == ["/ingest"]
+
+    def test_the_environments_proxy_carries_requests(
+        self, tmp_path: Path, collector: HttpVerifier, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If HTTP_PROXY names a proxy (and NO_PROXY does not exempt the collector), then requests go through
+        it, as with any HTTP client an operator configures by environment, and still verify; the url's user
+        information is not in the request line the proxy sees."""
+        with Recorder(forward=True) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            sink = hmac_sink(tmp_path, collector.url.replace("http://", "http://user:pw@") + "#not-sent", clock)
+            outcome = sink.send(make_group())
+        assert outcome.kind == "ok", outcome.reason
+        assert [target for target, _, _ in proxy.seen] == [collector.url]  # no user information, no fragment
+        assert collector.refusals == [] and len(collector.batches) == 1
+
+    def test_sends_the_bytes_requests_sent(self, tmp_path: Path, clock: FixedClock) -> None:
+        """If the sink sends a group, then the collector gets the request line, headers (in their order) and
+        body that requests sent for the same request, when the sink sent with requests."""
+        with Recorder() as server:
+            url = f"http://user:pw@127.0.0.1:{server.port}/in%67est/caf\u00e9?q=%41#frag"
+            sink = hmac_sink(tmp_path, url, clock)
+            assert sink.send(make_group()).kind == "ok"
+            request = sink.build_request(make_group())  # the same clock: the same signature
+            with requests.Session() as session:
+                session.post(request.url, data=request.body, headers=request.headers, timeout=10, allow_redirects=False)
+        (ours, our_headers, our_body), (theirs, their_headers, their_body) = server.seen
+        assert (ours, our_body) == (theirs, their_body) and ours == "/ingest/caf%C3%A9?q=A"
+        # requests offers br and zstd too when their modules are installed; the sink, what it always offered.
+        assert our_headers.pop("accept-encoding") == "gzip, deflate"
+        their_headers.pop("accept-encoding")
+        assert list(our_headers.items()) == list(their_headers.items())
+
+    def test_user_information_is_basic_auth(self, tmp_path: Path, collector: HttpVerifier, clock: FixedClock) -> None:
+        """If the url carries user:password@, then the request carries the Basic credentials requests made of
+        them, and the request line does not carry them."""
+        url = collector.url.replace("http://", "http://us%C3%A9r:p%40ss%3Aw@")
+        sink = hmac_sink(tmp_path, url, clock)
+        assert sink.send(make_group()).kind == "ok"
+        [request] = collector.requests
+        assert request.headers["authorization"] == requests.Request("POST", url).prepare().headers["Authorization"]
+        assert request.headers["authorization"] == "Basic " + base64.b64encode("usér:p@ss:w".encode("latin-1")).decode()
+        assert request.path == "/ingest"
 
     def test_timeout_is_retry(self, tmp_path: Path, collector: HttpVerifier, clock: FixedClock) -> None:
         """If the collector answers later than timeout_seconds, then the outcome is retry."""

@@ -21,23 +21,36 @@ The body is rebuilt on every attempt: the signature's ``created`` time is
 then always fresh, and gzip with a zero mtime gives the same bytes (and the
 same digest) for the same group, so a resent batch is byte-identical apart
 from its signature.
+
+Requests go over a pool of kept-alive connections, one pool per sink
+(receiver/deliver/sinks/connections.py: urllib3, proxies from the
+environment, no redirects followed, no retries of its own). The configured
+url is spelled once, at start, as it is requested (:func:`request_url`: IDNA
+host, scheme and host in lower case, an empty path as ``/``, percent-encoding
+made consistent), and ``@target-uri`` signs that spelling, normalised: the
+URI signed is the one requested. User information in the url (``user:password@``)
+becomes an ``Authorization: Basic`` header; it is never sent in the request line.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import email.utils
 import gzip
 import json
 import logging
 import re
+import string
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import requests
 from http_message_signatures import ContentDigest
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as UpstreamTimeout
+from urllib3.util import parse_url
 
 from formats.ndjson import encode_ndjson
 from receiver import __version__
@@ -45,6 +58,7 @@ from receiver.config.model import HttpSinkConfig
 from receiver.config.secrets import read_private_file, redact_url
 from receiver.deliver.batches import Group
 from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
 from receiver.deliver.sinks.http_signatures import (
     Ed25519SigningKey,
     HmacSha256Key,
@@ -64,6 +78,7 @@ __all__ = [
     "classify_response",
     "load_signing_key",
     "parse_retry_after",
+    "request_url",
 ]
 
 log = logging.getLogger("receiver.deliver")
@@ -88,6 +103,12 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 _GZIP_LEVEL = 6  # zlib's default: ~6x on access-log NDJSON at ~90 MB/s; level 1 is 2.5x faster, 15% larger
 _EXCERPT_CHARS = 200
 _USER_AGENT = f"syslog-receiver/{__version__}"
+_TRANSPORT_HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
+"""Sent first, unsigned, as requests sent them before the sink used urllib3 directly (docs/sinks/http.md names them)."""
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_ESCAPED = re.compile(r"%([0-9A-Fa-f]{2})")
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+"""Characters a url keeps as they are, besides letters, digits and ``_.-``."""
 
 
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -198,6 +219,47 @@ def classify_response(
     return SendOutcome("retry", f"unexpected answer {said}", wait)
 
 
+def _unescaped_if_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else match[0]
+
+
+def _spell_url(url: str) -> str:
+    parts = parse_url(url.lstrip())  # scheme and host in lower case, IDNA host, dot segments out, invalid characters escaped
+    host = parts.host or ""
+    if host.startswith(("*", ".")):
+        raise ValueError("the host name is not valid")
+    netloc = f"{parts.auth}@{host}" if parts.auth else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    spelled = urlunsplit((parts.scheme or "", netloc, parts.path or "/", parts.query or "", parts.fragment or ""))
+    return quote(_ESCAPED.sub(_unescaped_if_unreserved, spelled), safe=_URL_SAFE)
+
+
+def request_url(url: str) -> str:
+    """``url`` as it is requested: the spelling requests gave it (tests/receiver/test_http_sink.py compares them).
+
+    Scheme and host in lower case, a non-ASCII host in IDNA, an explicit port
+    kept (default or not), an empty path as ``/``, dot segments removed,
+    characters a URL cannot carry percent-encoded, escapes of letters, digits
+    and ``-._~`` undone; user information and fragment kept. Spelled twice:
+    the second time only changes a url whose undone escapes made a dot segment
+    (``/a/%2E%2E/b``), which urllib3 would remove when sending, so that what is
+    signed is what is requested. Raises ValueError (urllib3's
+    LocationParseError among them) for a url that cannot be spelled so.
+    """
+    return _spell_url(_spell_url(url))
+
+
+def _basic_authorization(url: str) -> dict[str, str]:
+    """The ``Authorization`` header of the url's user information, as requests made it; none without ``user:password@``."""
+    parts = urlsplit(url)
+    if parts.password is None or not (parts.username or parts.password):
+        return {}
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password)}".encode("latin-1")
+    return {"Authorization": f"Basic {base64.b64encode(credentials).decode('ascii')}"}
+
+
 class HttpRequest:
     """One request ready to send: where, which headers, which body bytes."""
 
@@ -235,17 +297,24 @@ class HttpSink:
             parts.port  # noqa: B018 - urlsplit checks the port only when asked
         except ValueError:
             raise HttpSinkError(f"sink {config.name}: the port in url is not a number from 1 to 65535") from None
-        prepared = requests.models.PreparedRequest()
         try:
-            prepared.prepare_url(config.url, None)
-        except requests.RequestException as e:
+            self._url = request_url(config.url)  # IDNA host, percent-encoded path; user information and fragment kept
+        except ValueError as e:
             raise HttpSinkError(f"sink {config.name}: url {redact_url(config.url)} is not valid ({type(e).__name__})") from None
-        assert prepared.url is not None
-        self._url = prepared.url  # as requests will send it (IDNA host, percent-encoded path)
         self._target_uri = normalize_target_uri(self._url)
         self._shown_url = redact_url(self._url)
+        sent = urlsplit(self._url)
+        # What the request line carries (and a proxy sees): no user information, no fragment.
+        self._send_url = urlunsplit((sent.scheme, sent.netloc.rpartition("@")[2], sent.path, sent.query, ""))
+        try:
+            self._authorization = _basic_authorization(self._url)
+        except UnicodeEncodeError:
+            raise HttpSinkError(
+                f"sink {config.name}: the user information in url must be Latin-1 (an HTTP Basic credential)"
+            ) from None
         self._key = load_signing_key(config.signature, config.key_file)
-        self._session = requests.Session()
+        self._pool = connection_pool(sent.scheme, sent.hostname or "", concurrency=config.concurrency)
+        self._timeout = timeout_of(config.timeout_seconds)
 
     @property
     def url(self) -> str:
@@ -284,24 +353,24 @@ class HttpSink:
 
     def send(self, group: Group) -> SendOutcome:
         request = self.build_request(group)
+        # In the order requests sent them: its own headers first, ours, the length, then the url's credentials.
+        headers = {**_TRANSPORT_HEADERS, **request.headers, "Content-Length": str(len(request.body)), **self._authorization}
         try:
-            response = self._session.post(
-                request.url, data=request.body, headers=request.headers,
-                timeout=self._config.timeout_seconds, allow_redirects=False,
+            response = self._pool.request(
+                "POST", self._send_url, body=request.body, headers=headers, timeout=self._timeout,
+                redirect=False,  # the signature covers the target URI: it must not travel to another one
+                retries=False,  # the worker retries, from the spool
             )
-        except requests.Timeout:
-            return SendOutcome("retry", f"{self._shown_url}: no answer within {self._config.timeout_seconds:g} s")
-        except requests.RequestException as e:
+        except NewConnectionError as e:  # refused, unreachable, no such host: urllib3 counts these as timeouts too
             return SendOutcome("retry", f"{self._shown_url}: {self._describe(e)}")
-        try:
-            content = response.content
-        except requests.RequestException as e:
-            return SendOutcome("retry", f"{self._shown_url}: reading the answer failed: {self._describe(e)}")
-        finally:
-            response.close()
+        except UpstreamTimeout:  # connecting, or waiting between bytes of the answer
+            return SendOutcome("retry", f"{self._shown_url}: no answer within {self._config.timeout_seconds:g} s")
+        except UpstreamError as e:
+            return SendOutcome("retry", f"{self._shown_url}: {self._describe(e)}")
+        # A field the answer repeats is read joined by ", ", as requests read it.
         outcome = classify_response(
-            response.status_code, response.reason or "", {k.lower(): v for k, v in response.headers.items()},
-            content, now=self._clock(), pack_id=group.pack_id, sink=self.name,
+            response.status, response.reason or "", {name.lower(): response.headers[name] for name in response.headers},
+            response.data, now=self._clock(), pack_id=group.pack_id, sink=self.name,
         )
         if outcome.kind == "auth":
             outcome = self._reload_key(outcome)
@@ -325,4 +394,4 @@ class HttpSink:
         return f"{type(error).__name__}: {text[:300]}"
 
     def close(self) -> None:
-        self._session.close()
+        self._pool.clear()
