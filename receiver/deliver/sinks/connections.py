@@ -5,14 +5,17 @@ thread about a third of the CPU (336 against 987 us for a 30 kB POST
 answered at once on loopback), and the sending thread is what bounds a sink
 that sends many small requests, such as SLS with one LogGroup per sender.
 What requests did besides that is kept: proxies from the environment
-(``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), certificates checked
-against the system's trust store, no redirects followed (a signature or a
-token must not travel to another host), no retries of its own (the sink's
-worker retries, with backoff, from the spool).
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, with the
+proxy's own user and password if its URL has them), no redirects followed (a
+signature or a token must not travel to another host), no retries of its own
+(the sink's worker retries, with backoff, from the spool). Certificates are
+checked against the system's trust store (``SSL_CERT_FILE`` and
+``SSL_CERT_DIR`` point elsewhere), not against a bundle of requests' own.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 import urllib.request
 
 import urllib3
@@ -25,9 +28,12 @@ UpstreamError = urllib3.exceptions.HTTPError
 
 def connection_pool(scheme: str, host: str, *, concurrency: int) -> urllib3.PoolManager:
     """A pool for requests to ``host`` over ``scheme``: through the environment's proxy for it, if any."""
-    proxy = urllib.request.getproxies().get(scheme)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
     if proxy and not urllib.request.proxy_bypass(host):
-        return urllib3.ProxyManager(proxy, num_pools=1, maxsize=max(1, concurrency))
+        auth = urllib3.util.parse_url(proxy).auth  # urllib3 sends a proxy's credentials only when told
+        headers = urllib3.make_headers(proxy_basic_auth=urllib.parse.unquote(auth)) if auth else None
+        return urllib3.ProxyManager(proxy, num_pools=1, maxsize=max(1, concurrency), proxy_headers=headers)
     return urllib3.PoolManager(num_pools=1, maxsize=max(1, concurrency))
 
 
