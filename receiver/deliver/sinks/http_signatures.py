@@ -7,11 +7,11 @@ The library builds the signature base, writes ``Signature-Input`` and
 library does not do it the way docs/sinks/http.md promises:
 
 * :func:`normalize_target_uri`: the library signs ``@target-uri`` exactly as
-  the URL it is given is spelled, and requests spells a URL with its default
-  port (``https://host:443/...``); our collectors rebuild ``@target-uri`` from
+  the URL it is given is spelled, and the sink requests a URL as requests
+  spelled it, with its default port (``https://host:443/...``); our collectors rebuild ``@target-uri`` from
   the configured URL with scheme and host in lower case and no default port
   (RFC 9110 section 4.2.3), so the sink signs a :class:`SignedRequest` that
-  carries the normalised URI, not the URL requests sends to.
+  carries the normalised URI, not the URL the request goes to.
 * ``created`` from the sink's injected clock (the library reads the wall
   clock unless given a time) and the label ``sig1`` (the library's default is
   ``pyhms``): both are arguments of :func:`sign_request`.
@@ -106,7 +106,7 @@ class SignedRequest:
     """What the library reads of a request to sign it; it adds the signature fields to ``headers``.
 
     ``url`` is the target URI as :func:`normalize_target_uri` gives it, which
-    ``@target-uri`` signs: not necessarily the URL requests sends to.
+    ``@target-uri`` signs: not necessarily the URL the request goes to.
     """
 
     method: str
