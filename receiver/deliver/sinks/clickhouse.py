@@ -12,6 +12,15 @@ server log or an exception message could print. All of this works the same
 on clickhouse-server 18.16 (Debian 12's package, checked by
 tests/integration/test_clickhouse_sink.py) and on current releases.
 
+Requests go over the sink's pool of kept-alive connections
+(receiver/deliver/sinks/connections.py: urllib3, through the environment's
+proxy if one applies, with the proxy's credentials if its URL has them), at
+most ``concurrency`` of them. A redirect is never followed (the credentials
+would go with it). The pool retries nothing: only a request whose
+connection broke before any answer came is sent again, at once and once
+(:meth:`ClickHouseSink._post` says why); everything else is the worker's
+to retry, from the spool.
+
 Why Native and not JSONEachRow: 18.16 spent most of an insert parsing JSON,
 and Native is columnar, so the encoder turns whole columns into bytes with
 joins and ``struct`` instead of formatting each row; docs/sinks/clickhouse.md
@@ -58,11 +67,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import lz4.block
-import requests
-import urllib3.exceptions
+import urllib3
 from clickhouse_cityhash.cityhash import CityHash128
 
 from formats.columns import columns_of_records
@@ -71,6 +79,7 @@ from receiver.config.model import ClickHouseSinkConfig
 from receiver.config.secrets import read_private_file, redact_url
 from receiver.deliver.batches import Group
 from receiver.deliver.outcomes import OutcomeKind, SendOutcome, first_line
+from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
 from receiver.deliver.sinks.records_table import (
     COLUMNS,
     MAX_DATETIME,
@@ -539,7 +548,8 @@ class ClickHouseSink:
         self.max_bytes = config.max_bytes
         self._url = _check_url(config.url)
         self._password = self._load_password()
-        self._session = requests.Session()
+        self._http = _connections(self._url, config.concurrency)
+        self._timeout = timeout_of(config.timeout_seconds)
         self._created: set[str] = set()
         """Tables this sink has created (or found) since it started."""
         self._clock = clock
@@ -561,18 +571,22 @@ class ClickHouseSink:
                 return None
             password, where = env, f"${PASSWORD_ENV}"
         if password != password.strip() or any(c in password for c in "\r\n\0"):
-            # HTTP header values cannot carry these; requests would quote the value in its error.
+            # HTTP header values cannot carry these; http.client would quote the value in its error.
             raise ClickHouseConfigError(
                 f"the ClickHouse password in {where} has leading or trailing whitespace or a control "
                 "character, which an HTTP header cannot carry: change the password"
             )
         return password.encode("utf-8")
 
-    def _headers(self) -> dict[str, str | bytes]:
-        """Credentials as headers: bytes, so a non-ASCII user or password travels as UTF-8."""
-        headers: dict[str, str | bytes] = {"X-ClickHouse-User": self.config.user.encode("utf-8")}
+    def _headers(self) -> dict[str, str]:
+        """Credentials as headers, a non-ASCII user or password as UTF-8 bytes on the wire.
+
+        http.client sends a header's text as Latin-1, one byte a character: so each value is its
+        UTF-8 bytes read as Latin-1, which goes out as exactly those bytes.
+        """
+        headers = {"X-ClickHouse-User": self.config.user.encode("utf-8").decode("latin-1")}
         if self._password is not None:
-            headers["X-ClickHouse-Key"] = self._password
+            headers["X-ClickHouse-Key"] = self._password.decode("latin-1")
         return headers
 
     def send(self, group: Group) -> SendOutcome:
@@ -665,44 +679,58 @@ class ClickHouseSink:
         return None
 
     def _post(
-        self, params: dict[str, str], body: bytes, headers: dict[str, str | bytes]
+        self, params: dict[str, str], body: bytes, headers: dict[str, str]
     ) -> tuple[SendOutcome, int | None, bytes]:
         """One request: its outcome, ClickHouse's exception code if it sent one, and the answer's body."""
+        url = f"{self._url}?{urlencode(params)}" if params else self._url
         try:
             try:
-                response = self._session.post(
-                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds,
-                    allow_redirects=False,
-                )
-            except requests.ConnectionError as e:
-                if not (e.args and isinstance(e.args[0], urllib3.exceptions.ProtocolError)):
-                    raise
-                # "Connection aborted" before any answer: mostly a pooled connection the server had
-                # just closed (ClickHouse's keep_alive_timeout is a few seconds). Resending at once
-                # duplicates nothing a later retry would not, and spares a backoff and a warning.
-                response = self._session.post(
-                    self._url, params=params, data=body, headers=headers, timeout=self.config.timeout_seconds,
-                    allow_redirects=False,
-                )
-        except requests.RequestException as e:
-            # requests' messages name the URL (no credentials: they are in headers) and the cause.
-            return SendOutcome("retry", f"{type(e).__name__}: {first_line(e, _MAX_MESSAGE_CHARS)}"), None, b""
+                response = self._request(url, body, headers)
+            except urllib3.exceptions.ProtocolError:
+                # urllib3's "Connection aborted.": the connection was reset or closed while the
+                # request went out or before an answer's first line came. Mostly a pooled
+                # connection the server had just closed (ClickHouse's keep_alive_timeout is a few
+                # seconds; urllib3 looks at an idle connection before using it, but the server
+                # may close it in between). Resending at once duplicates nothing a later retry
+                # would not, and spares a backoff and a warning. Only this is resent, once, as
+                # under requests (whose ConnectionError wrapped this same ProtocolError). Not
+                # NewConnectionError (refused, no such host: nothing is there, the worker backs
+                # off), not a timeout (the server may still be at work on the rows), not a
+                # failure while the answer is read (below, apart: the server has begun to
+                # answer, so whatever it did with the rows is done).
+                response = self._request(url, body, headers)
+            try:
+                content = response.data
+            finally:
+                response.release_conn()
+        except UpstreamError as e:  # no (whole) answer: the messages name host and port, never a header
+            return SendOutcome("retry", _no_answer(e)), None, b""
         except Exception as e:  # never raise from send; the text might quote a header: type only
             return SendOutcome("retry", f"request failed: {type(e).__name__}"), None, b""
-        answer = classify(response.status_code, response.headers, response.content)
+        # dict(): a header sent twice is one value, "a, b", as requests made it
+        answer = classify(response.status, dict(response.headers), content)
         if answer.kind == "ok":
-            return SendOutcome("ok"), None, response.content
+            return SendOutcome("ok"), None, content
         code = f", ClickHouse code {answer.code}" if answer.code is not None else ""
-        reason = f"HTTP {response.status_code}{code}: {answer.message}" + _hint(answer, self.config)
+        reason = f"HTTP {response.status}{code}: {answer.message}" + _hint(answer, self.config)
         if answer.kind == "auth" and self.config.password_file is not None:
             try:
                 self._password = self._load_password()  # a rotated password is picked up
             except ClickHouseConfigError as e:
                 reason += f"; re-reading the password failed: {e}"
-        return SendOutcome(answer.kind, reason, answer.retry_after_seconds), answer.code, response.content
+        return SendOutcome(answer.kind, reason, answer.retry_after_seconds), answer.code, content
+
+    def _request(self, url: str, body: bytes, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        """POST ``body`` to ``url``: the answer's status and headers, its body left to read."""
+        return self._http.request(
+            "POST", url, body=body, headers=headers, timeout=self._timeout,
+            redirect=False,  # the credentials must not go wherever a redirect points
+            retries=False,  # the worker retries, from the spool (and _post resends once)
+            preload_content=False,  # _post reads the body, so a failure there is told apart
+        )
 
     def close(self) -> None:
-        self._session.close()
+        self._http.clear()
 
     # -- reading ------------------------------------------------------------------
 
@@ -748,6 +776,44 @@ _SEARCH_SELECT = ", ".join(
     f"toUInt32({name}) AS {name}_s" if kind == "DateTime" else name for name, kind in COLUMNS
 )
 """The columns a search reads: DateTime as epoch seconds (JSON would write them in the server's zone)."""
+
+
+def _connections(url: str, concurrency: int) -> urllib3.PoolManager:
+    """The sink's pool (connections.py's), with the proxy's credentials if ``HTTP(S)_PROXY`` has them.
+
+    requests sent ``user:password@`` of the proxy's URL as Proxy-Authorization (on each request
+    to a forwarding proxy, on CONNECT for https); connections.py leaves them out, and the proxy
+    answers 407. Until it sends them itself, the same pool is made again here with them.
+    """
+    where = urlsplit(url)  # _check_url saw to it that there is a host
+    pool = connection_pool(where.scheme, where.hostname or "", concurrency=concurrency)
+    if isinstance(pool, urllib3.ProxyManager) and pool.proxy is not None and pool.proxy.auth and not pool.proxy_headers:
+        user, _, password = pool.proxy.auth.partition(":")
+        credentials = urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
+        return urllib3.ProxyManager(pool.proxy.url, num_pools=1, maxsize=max(1, concurrency), proxy_headers=credentials)
+    return pool
+
+
+_NAMES_REQUESTS_GAVE: tuple[tuple[type[UpstreamError], str], ...] = (
+    (urllib3.exceptions.ReadTimeoutError, "ReadTimeout"),
+    (urllib3.exceptions.NewConnectionError, "ConnectionError"),  # first: it is a ConnectTimeoutError
+    (urllib3.exceptions.ConnectTimeoutError, "ConnectTimeout"),
+    (urllib3.exceptions.SSLError, "SSLError"),
+    (urllib3.exceptions.ProxyError, "ProxyError"),
+)
+
+
+def _no_answer(error: UpstreamError) -> str:
+    """Why a request got no answer, for the reason: ``ConnectionError: ...``, ``ReadTimeout: ...``.
+
+    Named as requests named them (the sink's reasons while it used requests, which
+    docs/troubleshooting.md and operators' alerts know): a timeout waiting for the answer is
+    ``ReadTimeout``, for the connection ``ConnectTimeout``, TLS and proxy failures
+    ``SSLError`` and ``ProxyError``, anything else (refused, reset, closed) ``ConnectionError``.
+    The text after the name is urllib3's: host and port, the cause, never the query.
+    """
+    name = next((name for kind, name in _NAMES_REQUESTS_GAVE if isinstance(error, kind)), "ConnectionError")
+    return f"{name}: {first_line(error, _MAX_MESSAGE_CHARS)}"
 
 
 def _hint(answer: Classified, config: ClickHouseSinkConfig) -> str:

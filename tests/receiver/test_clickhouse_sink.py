@@ -1,0 +1,386 @@
+"""The ClickHouse sink's HTTP without a server: what goes on the wire, and what it does when no answer comes.
+
+A small stand-in for ClickHouse's HTTP interface (loopback, HTTP/1.1, kept
+alive) records every request as it arrived, bytes included, and answers
+``DESCRIBE`` with the sink's own columns and anything else with ``200``, or
+as a test says: a redirect, or closing without a word. Bare sockets stand
+for a server that never answers or cuts its answer short, and a forwarding
+proxy for the one HTTP_PROXY names. Every outcome here is the one the sink
+gave when it sent with requests. tests/integration/test_clickhouse_sink.py
+drives the sink against a real clickhouse-server.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from formats.record import Record
+from receiver.config.model import ClickHouseSinkConfig
+from receiver.deliver.batches import Group
+from receiver.deliver.sinks.clickhouse import (
+    COLUMNS,
+    ClickHouseSink,
+    clickhouse_payload,
+    create_table_sql,
+)
+
+USER = "wr\u00efter"
+PASSWORD = "p\u00e4ss w\u00f6rd-42"  # non-ASCII and an inner space: headers carry UTF-8 bytes
+
+INSERT_PATH = (  # the query as requests encoded it (quote_plus), written out
+    "/?query=INSERT+INTO+%60default%60.%60logs%60+%28time%2C+time_ns%2C+host%2C+app%2C+severity%2C+"
+    "facility%2C+message%2C+source%2C+client_ip%2C+tag%2C+field_keys%2C+field_values%2C+flags%2C+"
+    "user_defined_id%2C+machine_group%2C+receive_time%2C+hostname%2C+pack_id%2C+pack_row%29+FORMAT+Native"
+    "&decompress=1"
+)
+
+
+@dataclasses.dataclass
+class Seen:
+    """One request as it arrived: request line, headers (raw bytes of each value), body."""
+
+    method: str
+    path: str
+    headers: dict[str, bytes]
+    body: bytes
+
+
+class FakeClickHouse:
+    """A loopback stand-in for ClickHouse's HTTP interface; ``answer`` decides what each request gets.
+
+    ``answer(seen)`` returns the status, headers and body to send, or None to close the
+    connection without a word.
+    """
+
+    def __init__(self, answer: Callable[[Seen], tuple[int, dict[str, str], bytes] | None] | None = None) -> None:
+        self.seen: list[Seen] = []
+        self.answer = answer or describe_or_ok
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                # http.server reads header bytes as Latin-1: encoding back gives the bytes sent.
+                headers = {k: v.encode("latin-1") for k, v in self.headers.items()}
+                seen = Seen(self.command, self.path, headers, body)
+                fake.seen.append(seen)
+                answer = fake.answer(seen)
+                if answer is None:
+                    self.close_connection = True
+                    return
+                status, extra, out = answer
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def describe_or_ok(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+    """ClickHouse's answers to the sink: its own columns to DESCRIBE, an empty 200 to all else."""
+    if seen.body.startswith(b"DESCRIBE"):
+        return 200, {}, "".join(json.dumps({"name": n, "type": t}) + "\n" for n, t in COLUMNS).encode()
+    return 200, {}, b""
+
+
+@pytest.fixture
+def clickhouse() -> Iterator[FakeClickHouse]:
+    fake = FakeClickHouse()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "clickhouse-password"
+    path.write_text(PASSWORD + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def make_sink(password_file: Path) -> Iterator[Callable[..., ClickHouseSink]]:
+    """``make_sink(url, **config overrides)``: a sink as USER, closed at teardown."""
+    made: list[ClickHouseSink] = []
+
+    def make(url: str, **overrides: Any) -> ClickHouseSink:
+        options: dict[str, Any] = {"name": "ch", "url": url, "user": USER, "password_file": password_file, **overrides}
+        made.append(ClickHouseSink(ClickHouseSinkConfig(**options)))
+        return made[-1]
+
+    yield make
+    for sink in made:
+        sink.close()
+
+
+def a_group() -> Group:
+    record = Record(1_700_000_000, 0, ("_content_",), ["hello"], "10.0.0.9", {})
+    return Group("logs", "10.0.0.9", "10.0.0.9", [record], [("__pack_id__", "ABCDEF0123456789-1")], "ABCDEF0123456789-1")
+
+
+# -- what is sent ----------------------------------------------------------------------
+
+
+def test_what_goes_on_the_wire(clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If a group goes to a table not yet created, then three POSTs go out (CREATE TABLE, DESCRIBE,
+    the INSERT as the ``query`` parameter with the rows as the body), each with the credentials in
+    X-ClickHouse-User/Key as UTF-8 and its length; a SELECT carries readonly=2. No credential is in a URL."""
+    sink = make_sink(clickhouse.url)
+    group = a_group()
+    assert sink.send(group).kind == "ok"
+    assert sink.select("SELECT 1") == b""
+    assert [(s.method, s.path) for s in clickhouse.seen] == [
+        ("POST", "/"), ("POST", "/"), ("POST", INSERT_PATH), ("POST", "/?readonly=2&max_execution_time=60"),
+    ]
+    assert [s.body for s in clickhouse.seen] == [
+        create_table_sql("default", "logs").encode(),
+        b"DESCRIBE TABLE `default`.`logs` FORMAT JSONEachRow",
+        clickhouse_payload(sink.config, group),
+        b"SELECT 1",
+    ]
+    for seen in clickhouse.seen:
+        assert seen.headers["X-ClickHouse-User"] == USER.encode("utf-8")
+        assert seen.headers["X-ClickHouse-Key"] == PASSWORD.encode("utf-8")
+        assert seen.headers["Content-Length"] == str(len(seen.body)).encode()
+        assert "Transfer-Encoding" not in seen.headers and "Authorization" not in seen.headers
+        assert "user=" not in seen.path and "password=" not in seen.path
+
+
+# -- no answer -------------------------------------------------------------------------
+
+
+def test_no_answer_in_time_is_retry(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If the server accepts the connection but never answers, then the outcome is retry once
+    ``timeout_seconds`` have passed, naming the timeout as before (``ReadTimeout``), and the request
+    is not sent again at once (the server may still be at work on the rows)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        # Should the timeout not apply, closing the socket resets the connection: a wrong outcome, not a hang.
+        watchdog = threading.Timer(10.0, listening.close)
+        watchdog.start()
+        try:
+            sink = make_sink(f"http://127.0.0.1:{listening.getsockname()[1]}", create_table=False, timeout_seconds=0.5)
+            started = time.monotonic()
+            outcome = sink.send(a_group())
+            elapsed = time.monotonic() - started
+        finally:
+            watchdog.cancel()
+        listening.setblocking(False)
+        connections = []  # those the kernel accepted for us, never answered
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                connections.append(listening.accept()[0])
+        for connection in connections:
+            connection.close()
+    assert outcome.kind == "retry", outcome
+    assert "ReadTimeout: " in outcome.reason and "timed out" in outcome.reason, outcome.reason
+    assert elapsed < 5
+    assert len(connections) == 1
+
+
+def test_a_redirect_is_not_followed(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If the server answers with a redirect, then the sink does not follow it (the credentials would go
+    along): the outcome is not-deliverable, naming where it pointed, and nothing else is asked."""
+    fake = FakeClickHouse(lambda seen: (302, {"Location": fake.url + "/elsewhere"}, b""))
+    try:
+        outcome = make_sink(fake.url, create_table=False).send(a_group())
+    finally:
+        fake.close()
+    assert outcome.kind == "not-deliverable", outcome
+    assert "HTTP 302" in outcome.reason and f"redirected to {fake.url}/elsewhere;" in outcome.reason, outcome.reason
+    assert [s.path for s in fake.seen] == ["/"]
+
+
+def test_a_connection_closed_before_any_answer_is_tried_again_at_once(
+    make_sink: Callable[..., ClickHouseSink],
+) -> None:
+    """If the connection closes with no answer (as a kept-alive one the server has just closed), then the
+    same request goes again at once, once: here the second gets its answer, and the group is delivered."""
+    dropped: list[Seen] = []
+
+    def drop_the_first(seen: Seen) -> tuple[int, dict[str, str], bytes] | None:
+        if not dropped:
+            dropped.append(seen)
+            return None
+        return describe_or_ok(seen)
+
+    fake = FakeClickHouse(drop_the_first)
+    try:
+        outcome = make_sink(fake.url, create_table=False).send(a_group())
+    finally:
+        fake.close()
+    assert outcome.kind == "ok", outcome
+    assert len(fake.seen) == 3
+    assert fake.seen[0] == fake.seen[1] and fake.seen[0].body.startswith(b"DESCRIBE")
+    assert fake.seen[2].path == INSERT_PATH
+
+
+def test_a_connection_closed_twice_is_retry(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If the request sent again meets a closed connection too, then the outcome is retry, named
+    ``ConnectionError`` as before, after two requests: the worker's backoff does the rest."""
+    fake = FakeClickHouse(lambda seen: None)
+    try:
+        outcome = make_sink(fake.url, create_table=False).send(a_group())
+    finally:
+        fake.close()
+    assert outcome.kind == "retry", outcome
+    assert "ConnectionError: ('Connection aborted.'" in outcome.reason, outcome.reason
+    assert len(fake.seen) == 2
+
+
+def test_an_answer_cut_short_is_not_sent_again(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If the connection breaks while the answer is read (the server has begun to answer, so it had
+    the request), then the outcome is retry, and the request is not sent again at once."""
+    seen: list[bytes] = []
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+
+        def answer_in_part() -> None:
+            connection, _ = listening.accept()
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+                while len(body) < length:  # all of it: unread bytes would make the close a reset
+                    body += connection.recv(65536)
+                seen.append(request)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+            listening.settimeout(1.0)  # a request sent again would be accepted and counted
+            try:
+                again, _ = listening.accept()
+            except TimeoutError:
+                return
+            with again:
+                seen.append(again.recv(65536))
+
+        thread = threading.Thread(target=answer_in_part, daemon=True)
+        thread.start()
+        outcome = make_sink(f"http://127.0.0.1:{listening.getsockname()[1]}", create_table=False, timeout_seconds=5.0).send(a_group())
+        thread.join(10)
+    assert outcome.kind == "retry", outcome
+    assert "IncompleteRead" in outcome.reason, outcome.reason
+    assert len(seen) == 1
+
+
+# -- proxies ---------------------------------------------------------------------------
+
+
+class ForwardingProxy:
+    """A forward proxy on loopback: records each request's absolute URL and Proxy-Authorization,
+    answers 407 unless that is ``required`` (when set), and forwards the rest without it."""
+
+    def __init__(self, required: str | None = None) -> None:
+        self.forwarded: list[str] = []
+        self.credentials: list[str | None] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # a forward proxy gets the absolute URL
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.credentials.append(self.headers.get("Proxy-Authorization"))
+                if required is not None and self.headers.get("Proxy-Authorization") != required:
+                    self.send_response(407)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                proxy.forwarded.append(self.path)
+                hop = ("proxy-connection", "proxy-authorization", "host")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                with urllib3.PoolManager() as pool:
+                    upstream = pool.request("POST", self.path, body=body, headers=headers, retries=False)
+                self.send_response(upstream.status)
+                self.send_header("Content-Length", str(len(upstream.data)))
+                self.end_headers()
+                self.wfile.write(upstream.data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def only_http_proxy(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``only_http_proxy(url)``: HTTP_PROXY is ``url``, and no other proxy setting applies."""
+
+    def use(url: str) -> None:
+        for name in ("http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", url)
+
+    return use
+
+
+def test_the_environments_proxy_carries_requests(
+    clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink], only_http_proxy: Callable[[str], None]
+) -> None:
+    """If HTTP_PROXY names a proxy (and NO_PROXY does not exempt the server), then requests go through it,
+    as with any HTTP client an operator configures by environment, credentials still in headers."""
+    proxy = ForwardingProxy()
+    only_http_proxy(f"http://127.0.0.1:{proxy.port}")
+    sink = make_sink(clickhouse.url, create_table=False)
+    try:
+        outcome = sink.send(a_group())
+    finally:
+        sink.close()
+        proxy.close()
+    assert outcome.kind == "ok", outcome.reason
+    assert proxy.forwarded == [clickhouse.url + "/", clickhouse.url + INSERT_PATH]
+    assert proxy.credentials == [None, None]
+    assert [s.path for s in clickhouse.seen] == ["/", INSERT_PATH]
+    assert all(s.headers["X-ClickHouse-Key"] == PASSWORD.encode("utf-8") for s in clickhouse.seen)
+
+
+def test_the_proxys_own_credentials_go_to_it(
+    clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink], only_http_proxy: Callable[[str], None]
+) -> None:
+    """If HTTP_PROXY holds the proxy's user and password (percent-encoded), then each request carries
+    them as Proxy-Authorization (Basic), as requests sent them, and the proxy lets it through."""
+    proxy = ForwardingProxy(required="Basic " + base64.b64encode(b"proxy user:p@ss:word").decode())
+    only_http_proxy(f"http://proxy%20user:p%40ss%3Aword@127.0.0.1:{proxy.port}")
+    sink = make_sink(clickhouse.url, create_table=False)
+    try:
+        outcome = sink.send(a_group())
+    finally:
+        sink.close()
+        proxy.close()
+    assert outcome.kind == "ok", outcome.reason
+    assert proxy.forwarded == [clickhouse.url + "/", clickhouse.url + INSERT_PATH]
