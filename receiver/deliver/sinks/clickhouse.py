@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import lz4.block
 import urllib3
@@ -548,7 +548,8 @@ class ClickHouseSink:
         self.max_bytes = config.max_bytes
         self._url = _check_url(config.url)
         self._password = self._load_password()
-        self._http = _connections(self._url, config.concurrency)
+        where = urlsplit(self._url)  # _check_url saw to it that there is a host
+        self._http = connection_pool(where.scheme, where.hostname or "", concurrency=config.concurrency)
         self._timeout = timeout_of(config.timeout_seconds)
         self._created: set[str] = set()
         """Tables this sink has created (or found) since it started."""
@@ -776,22 +777,6 @@ _SEARCH_SELECT = ", ".join(
     f"toUInt32({name}) AS {name}_s" if kind == "DateTime" else name for name, kind in COLUMNS
 )
 """The columns a search reads: DateTime as epoch seconds (JSON would write them in the server's zone)."""
-
-
-def _connections(url: str, concurrency: int) -> urllib3.PoolManager:
-    """The sink's pool (connections.py's), with the proxy's credentials if ``HTTP(S)_PROXY`` has them.
-
-    requests sent ``user:password@`` of the proxy's URL as Proxy-Authorization (on each request
-    to a forwarding proxy, on CONNECT for https); connections.py leaves them out, and the proxy
-    answers 407. Until it sends them itself, the same pool is made again here with them.
-    """
-    where = urlsplit(url)  # _check_url saw to it that there is a host
-    pool = connection_pool(where.scheme, where.hostname or "", concurrency=concurrency)
-    if isinstance(pool, urllib3.ProxyManager) and pool.proxy is not None and pool.proxy.auth and not pool.proxy_headers:
-        user, _, password = pool.proxy.auth.partition(":")
-        credentials = urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
-        return urllib3.ProxyManager(pool.proxy.url, num_pools=1, maxsize=max(1, concurrency), proxy_headers=credentials)
-    return pool
 
 
 _NAMES_REQUESTS_GAVE: tuple[tuple[type[UpstreamError], str], ...] = (
