@@ -346,7 +346,12 @@ def start_pool(config: Config, workers: int, *, preload: Sequence[str] = ()) -> 
     The forkserver imports ``preload`` (:func:`worker_modules`) once, so each
     worker starts with Arrow and the sinks' encoders loaded, sharing their
     pages, instead of importing them (about 0.7 CPU-seconds) on its first batch.
+    Loading Arrow starts a native thread in the forkserver (jemalloc's
+    background thread), which forks safely: jemalloc takes its locks around a
+    fork (pthread_atfork). NumPy's OpenBLAS would start another, for nothing
+    here: one BLAS thread means none.
     """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when the forkserver loads NumPy
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["receiver.deliver.building", *preload])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, os.getpid()))
