@@ -41,6 +41,17 @@ def test_no_proxy_exempts_a_host(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not isinstance(connection_pool("https", "cn-hangzhou.log.aliyuncs.com", concurrency=4), urllib3.ProxyManager)
 
 
+def test_no_proxy_exempts_an_address_in_a_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If NO_PROXY names a network (as requests honoured), then an upstream at an address inside it is
+    reached directly, and one outside it through the proxy."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost, 10.0.0.0/8,fd00::/8")
+    assert not isinstance(connection_pool("http", "10.1.2.3", concurrency=1), urllib3.ProxyManager)
+    assert not isinstance(connection_pool("http", "[fd00::7]", concurrency=1), urllib3.ProxyManager)
+    assert isinstance(connection_pool("http", "192.0.2.7", concurrency=1), urllib3.ProxyManager)
+    assert isinstance(connection_pool("http", "clickhouse.example", concurrency=1), urllib3.ProxyManager)
+
+
 def test_a_proxys_credentials_are_sent_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the proxy's URL holds a user and password (percent-encoded), then each request to the proxy
     carries them as Proxy-Authorization, decoded."""

@@ -5,8 +5,9 @@ thread about a third of the CPU (336 against 987 us for a 30 kB POST
 answered at once on loopback), and the sending thread is what bounds a sink
 that sends many small requests, such as SLS with one LogGroup per sender.
 What requests did besides that is kept: proxies from the environment
-(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, with the
-proxy's own user and password if its URL has them), no redirects followed (a
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, and ``NO_PROXY`` with its
+domains and its networks such as ``10.0.0.0/8``; the proxy's own user and
+password if its URL has them), no redirects followed (a
 signature or a token must not travel to another host), no retries of its own
 (the sink's worker retries, with backoff, from the spool). Certificates are
 checked against the system's trust store (``SSL_CERT_FILE`` and
@@ -15,6 +16,7 @@ checked against the system's trust store (``SSL_CERT_FILE`` and
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
 import urllib.request
 
@@ -30,11 +32,27 @@ def connection_pool(scheme: str, host: str, *, concurrency: int) -> urllib3.Pool
     """A pool for requests to ``host`` over ``scheme``: through the environment's proxy for it, if any."""
     proxies = urllib.request.getproxies()
     proxy = proxies.get(scheme) or proxies.get("all")
-    if proxy and not urllib.request.proxy_bypass(host):
+    if proxy and not urllib.request.proxy_bypass(host) and not _in_no_proxy_network(host, proxies.get("no", "")):
         auth = urllib3.util.parse_url(proxy).auth  # urllib3 sends a proxy's credentials only when told
         headers = urllib3.make_headers(proxy_basic_auth=urllib.parse.unquote(auth)) if auth else None
         return urllib3.ProxyManager(proxy, num_pools=1, maxsize=max(1, concurrency), proxy_headers=headers)
     return urllib3.PoolManager(num_pools=1, maxsize=max(1, concurrency))
+
+
+def _in_no_proxy_network(host: str, no_proxy: str) -> bool:
+    """Whether ``host`` is an address inside a network ``NO_PROXY`` names (``10.0.0.0/8``), which the
+    standard library's check (names and domains only) leaves out."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        try:
+            if "/" in entry and address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:  # not a network: the standard library's check reads it
+            continue
+    return False
 
 
 def timeout_of(seconds: float) -> urllib3.Timeout:
