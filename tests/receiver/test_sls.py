@@ -904,13 +904,15 @@ class TestSlsSink:
         assert sink.send(sink_group()).kind == "retry"
 
     def test_network_error_retry(self, keys_file: Path) -> None:
-        """If nothing listens at the endpoint, then the outcome is retry, never an exception."""
+        """If nothing listens at the endpoint, then the outcome is retry, never an exception, and the reason
+        names it as requests did (ConnectionError)."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         sink = sink_at(f"http://127.0.0.1:{port}", keys_file, timeout_seconds=2.0)
         try:
-            assert sink.send(sink_group()).kind == "retry"
+            outcome = sink.send(sink_group())
+            assert outcome.kind == "retry" and outcome.reason.startswith("ConnectionError: ")
         finally:
             sink.close()
 
@@ -925,7 +927,8 @@ class TestSlsSink:
             try:
                 started = time.monotonic()
                 outcome = sink.send(sink_group())
-                assert outcome.kind == "retry" and "timed out" in outcome.reason.lower()
+                assert outcome.kind == "retry" and outcome.reason.startswith("ReadTimeout: ")
+                assert "timed out" in outcome.reason.lower()
                 assert time.monotonic() - started < 5
             finally:
                 sink.close()

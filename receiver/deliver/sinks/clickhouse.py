@@ -78,8 +78,8 @@ from formats.streamlog import STREAMLOG_TAG
 from receiver.config.model import ClickHouseSinkConfig
 from receiver.config.secrets import read_private_file, redact_url
 from receiver.deliver.batches import Group
-from receiver.deliver.outcomes import OutcomeKind, SendOutcome, first_line
-from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
+from receiver.deliver.outcomes import OutcomeKind, SendOutcome
+from receiver.deliver.sinks.connections import UpstreamError, connection_pool, no_answer, timeout_of
 from receiver.deliver.sinks.records_table import (
     COLUMNS,
     MAX_DATETIME,
@@ -705,7 +705,7 @@ class ClickHouseSink:
             finally:
                 response.release_conn()
         except UpstreamError as e:  # no (whole) answer: the messages name host and port, never a header
-            return SendOutcome("retry", _no_answer(e)), None, b""
+            return SendOutcome("retry", no_answer(e, _MAX_MESSAGE_CHARS)), None, b""
         except Exception as e:  # never raise from send; the text might quote a header: type only
             return SendOutcome("retry", f"request failed: {type(e).__name__}"), None, b""
         # dict(): a header sent twice is one value, "a, b", as requests made it
@@ -777,28 +777,6 @@ _SEARCH_SELECT = ", ".join(
     f"toUInt32({name}) AS {name}_s" if kind == "DateTime" else name for name, kind in COLUMNS
 )
 """The columns a search reads: DateTime as epoch seconds (JSON would write them in the server's zone)."""
-
-
-_NAMES_REQUESTS_GAVE: tuple[tuple[type[UpstreamError], str], ...] = (
-    (urllib3.exceptions.ReadTimeoutError, "ReadTimeout"),
-    (urllib3.exceptions.NewConnectionError, "ConnectionError"),  # first: it is a ConnectTimeoutError
-    (urllib3.exceptions.ConnectTimeoutError, "ConnectTimeout"),
-    (urllib3.exceptions.SSLError, "SSLError"),
-    (urllib3.exceptions.ProxyError, "ProxyError"),
-)
-
-
-def _no_answer(error: UpstreamError) -> str:
-    """Why a request got no answer, for the reason: ``ConnectionError: ...``, ``ReadTimeout: ...``.
-
-    Named as requests named them (the sink's reasons while it used requests, which
-    docs/troubleshooting.md and operators' alerts know): a timeout waiting for the answer is
-    ``ReadTimeout``, for the connection ``ConnectTimeout``, TLS and proxy failures
-    ``SSLError`` and ``ProxyError``, anything else (refused, reset, closed) ``ConnectionError``.
-    The text after the name is urllib3's: host and port, the cause, never the query.
-    """
-    name = next((name for kind, name in _NAMES_REQUESTS_GAVE if isinstance(error, kind)), "ConnectionError")
-    return f"{name}: {first_line(error, _MAX_MESSAGE_CHARS)}"
 
 
 def _hint(answer: Classified, config: ClickHouseSinkConfig) -> str:

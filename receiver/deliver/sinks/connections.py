@@ -22,7 +22,9 @@ import urllib.request
 
 import urllib3
 
-__all__ = ["UpstreamError", "connection_pool", "timeout_of"]
+from receiver.deliver.outcomes import first_line
+
+__all__ = ["UpstreamError", "connection_pool", "no_answer", "timeout_of"]
 
 UpstreamError = urllib3.exceptions.HTTPError
 """What a request that got no answer raises: refused, reset, timed out, TLS failed (never an HTTP status)."""
@@ -53,6 +55,28 @@ def _in_no_proxy_network(host: str, no_proxy: str) -> bool:
         except ValueError:  # not a network: the standard library's check reads it
             continue
     return False
+
+
+_NAMES_REQUESTS_GAVE: tuple[tuple[type[UpstreamError], str], ...] = (
+    (urllib3.exceptions.ReadTimeoutError, "ReadTimeout"),
+    (urllib3.exceptions.NewConnectionError, "ConnectionError"),  # first: it is a ConnectTimeoutError
+    (urllib3.exceptions.ConnectTimeoutError, "ConnectTimeout"),
+    (urllib3.exceptions.SSLError, "SSLError"),
+    (urllib3.exceptions.ProxyError, "ProxyError"),
+)
+
+
+def no_answer(error: UpstreamError, limit: int = 300) -> str:
+    """Why a request got no answer, in one line for a sink's reason: ``ConnectionError: ...``.
+
+    Named as requests named them (the sinks' reasons while they used requests, which operators'
+    alerts may know): a timeout waiting for the answer is ``ReadTimeout``, for the connection
+    ``ConnectTimeout``, TLS and proxy failures ``SSLError`` and ``ProxyError``, anything else
+    (refused, reset, closed) ``ConnectionError``. After the name, urllib3's text (host and port,
+    the cause; a URL's query is the caller's to take out), at most ``limit`` characters.
+    """
+    name = next((name for kind, name in _NAMES_REQUESTS_GAVE if isinstance(error, kind)), "ConnectionError")
+    return f"{name}: {first_line(error, limit)}"
 
 
 def timeout_of(seconds: float) -> urllib3.Timeout:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from formats.sls_pb import encode_log_group, log_group_tail
 from receiver.config.model import SlsSinkConfig
 from receiver.deliver.batches import Group
-from receiver.deliver.outcomes import SendOutcome, first_line
-from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
+from receiver.deliver.outcomes import SendOutcome
+from receiver.deliver.sinks.connections import UpstreamError, connection_pool, no_answer, timeout_of
 from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
 from receiver.deliver.sinks.sls.errors import classify
 from receiver.deliver.sinks.sls.request import (
@@ -122,7 +122,7 @@ class SlsSink:
                 retries=False,  # the worker retries, from the spool
             )
         except UpstreamError as e:
-            return SendOutcome("retry", f"{type(e).__name__}: {first_line(e)}")
+            return SendOutcome("retry", no_answer(e))
         outcome = classify(response.status, dict(response.headers), response.data)
         reason = f"{response.status} {outcome.code}: {outcome.message}".strip()
         if outcome.request_id:
