@@ -41,12 +41,12 @@ import gzip
 import json
 import logging
 import re
-import string
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import requests
 from http_message_signatures import ContentDigest
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
@@ -105,10 +105,6 @@ _EXCERPT_CHARS = 200
 _USER_AGENT = f"syslog-receiver/{__version__}"
 _TRANSPORT_HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
 """Sent first, unsigned, as requests sent them before the sink used urllib3 directly (docs/sinks/http.md names them)."""
-_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
-_ESCAPED = re.compile(r"%([0-9A-Fa-f]{2})")
-_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
-"""Characters a url keeps as they are, besides letters, digits and ``_.-``."""
 
 
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -219,36 +215,17 @@ def classify_response(
     return SendOutcome("retry", f"unexpected answer {said}", wait)
 
 
-def _unescaped_if_unreserved(match: re.Match[str]) -> str:
-    char = chr(int(match[1], 16))
-    return char if char in _UNRESERVED else match[0]
-
-
-def _spell_url(url: str) -> str:
-    parts = parse_url(url.lstrip())  # scheme and host in lower case, IDNA host, dot segments out, invalid characters escaped
-    host = parts.host or ""
-    if host.startswith(("*", ".")):
-        raise ValueError("the host name is not valid")
-    netloc = f"{parts.auth}@{host}" if parts.auth else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    spelled = urlunsplit((parts.scheme or "", netloc, parts.path or "/", parts.query or "", parts.fragment or ""))
-    return quote(_ESCAPED.sub(_unescaped_if_unreserved, spelled), safe=_URL_SAFE)
-
-
 def request_url(url: str) -> str:
-    """``url`` as it is requested: the spelling requests gave it (tests/receiver/test_http_sink.py compares them).
-
-    Scheme and host in lower case, a non-ASCII host in IDNA, an explicit port
-    kept (default or not), an empty path as ``/``, dot segments removed,
-    characters a URL cannot carry percent-encoded, escapes of letters, digits
-    and ``-._~`` undone; user information and fragment kept. Spelled twice:
-    the second time only changes a url whose undone escapes made a dot segment
-    (``/a/%2E%2E/b``), which urllib3 would remove when sending, so that what is
-    signed is what is requested. Raises ValueError (urllib3's
-    LocationParseError among them) for a url that cannot be spelled so.
+    """``url`` as it is requested: as requests spells a url (scheme and host in lower case, a non-ASCII
+    host in IDNA, an empty path as ``/``, characters a URL cannot carry percent-encoded, escapes of
+    letters, digits and ``-._~`` undone; user information and fragment kept), then as urllib3 sends
+    it, which removes dot segments (``/a/%2E%2E/b`` is requested as ``/b``), so that what is signed
+    is what is requested. Raises ValueError for a url that cannot be spelled so.
     """
-    return _spell_url(_spell_url(url))
+    prepared = requests.models.PreparedRequest()
+    prepared.prepare_url(url, None)  # its errors (InvalidURL, MissingSchema...) are ValueErrors
+    assert prepared.url is not None
+    return str(parse_url(prepared.url).url)
 
 
 def _basic_authorization(url: str) -> dict[str, str]:
