@@ -15,7 +15,7 @@ build a batch again in-process when it needs the records themselves (to
 keep a rejected group as a dead letter).
 
 A sink that can encode from columns (:class:`ColumnEncoder`: the local
-store, SLS) has batches of streamlog lines built without records: the lines are
+store, SLS, HTTP) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
 (receiver/deliver/column_groups.py) and encoded from the columns, at a third of
 the cost. A sender's frames that cannot be read so (syslog, flagged, odd

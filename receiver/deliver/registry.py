@@ -142,11 +142,18 @@ def _http_payload(sink: SinkConfig) -> Callable[[Group], bytes]:
     return functools.partial(http_payload, sink)
 
 
+def _http_columns(sink: SinkConfig) -> ColumnEncoder:
+    from receiver.deliver.sinks.http import http_lines, http_payload_of_rows
+
+    assert isinstance(sink, HttpSinkConfig)
+    return ColumnEncoder(http_lines, functools.partial(http_payload_of_rows, sink))
+
+
 _KINDS: dict[type, SinkKind] = {
     LocalSinkConfig: SinkKind(_build_local, _local_payload, _local_columns, _no_destination),
     SlsSinkConfig: SinkKind(_build_sls, _sls_payload, _sls_columns, _sls_destination),
     ClickHouseSinkConfig: SinkKind(_build_clickhouse, _clickhouse_payload, _none, _clickhouse_destination),
-    HttpSinkConfig: SinkKind(_build_http, _http_payload, _none, _no_destination),
+    HttpSinkConfig: SinkKind(_build_http, _http_payload, _http_columns, _no_destination),
 }
 
 

@@ -42,8 +42,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
@@ -68,6 +69,10 @@ from receiver.deliver.sinks.http_signatures import (
     normalize_target_uri,
     sign_request,
 )
+
+if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
+    from formats.streamlog_columns import StreamlogColumns
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
 
 __all__ = [
     "COVERED_COMPONENTS",
@@ -253,9 +258,41 @@ class HttpRequest:
 
 def http_payload(config: HttpSinkConfig, group: Group) -> bytes:
     """The body of ``group``'s request: NDJSON, gzipped when configured (what worker processes make)."""
-    body = encode_ndjson(group.records)
+    return _body(config, encode_ndjson(group.records))
+
+
+def _body(config: HttpSinkConfig, ndjson: bytes) -> bytes:
     # mtime=0: a resent batch has the same bytes, so the same Content-Digest.
-    return gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0) if config.gzip else body
+    return gzip.compress(ndjson, compresslevel=_GZIP_LEVEL, mtime=0) if config.gzip else ndjson
+
+
+def http_lines(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
+    """Every row's NDJSON line (formats/ndjson_columns.py), for groups to take their rows from; None when
+    some row's line must be written from its record."""
+    # Arrow: loaded only where batches are built from columns.
+    import pyarrow as pa
+
+    from formats.ndjson_columns import encode_lines
+    from receiver.deliver.column_groups import BatchColumns, RecordRows
+
+    made = []
+    for chunk in chunks:
+        if isinstance(chunk, RecordRows):
+            lines = pa.array([encode_ndjson([record]) for record in chunk.records], pa.binary())
+        else:
+            text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag)
+            if text is None:
+                return None
+            lines = text.cast(pa.binary())
+        made.append({"lines": lines})
+    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+
+
+def http_payload_of_rows(config: HttpSinkConfig, group: Group, lines: BatchColumns) -> bytes:
+    """:func:`http_payload` of a group built from columns, given :func:`http_lines` of its batch."""
+    from formats.sls_pb_columns import joined  # (a binary column's rows as one run of bytes)
+
+    return _body(config, joined(lines.rows_of(group)["lines"]))
 
 
 class HttpSink:
