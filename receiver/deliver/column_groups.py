@@ -65,17 +65,13 @@ class BatchColumns:
         return BatchColumns({name: array.take(picks) for name, array in self.columns.items()}, [0])
 
     def rows_of(self, group: Group) -> dict[str, pa.Array]:
-        """Each column's rows of ``group`` (a group of :func:`build_column_groups`), in order."""
-        starts = self.starts
-        (chunk, first), *others = group.rows
-        if not others and _is_run(first):
-            assert isinstance(first, range)
-            return {name: array.slice(starts[chunk] + first.start, len(first)) for name, array in self.columns.items()}
-        # A relay's lines alternate between senders, and a group is one sender's: pick its rows.
-        picks = pa.array(
-            itertools.chain.from_iterable(_absolute(starts[chunk], rows) for chunk, rows in group.rows), pa.int64()
-        )
-        return {name: array.take(picks) for name, array in self.columns.items()}
+        """Each column's rows of ``group``, in order: a slice of each, once :meth:`in_group_order` has
+        laid the batch's groups out (ValueError for a group whose rows are not one run)."""
+        (chunk, rows), *others = group.rows
+        if others or not isinstance(rows, range) or rows.step != 1:
+            raise ValueError(f"group {group.pack_id}: its rows are not one run (lay the batch out in group order)")
+        start = self.starts[chunk] + rows.start
+        return {name: array.slice(start, len(rows)) for name, array in self.columns.items()}
 
 
 def _is_run(rows: Sequence[int]) -> bool:
