@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,14 +35,25 @@ class BatchColumns:
     """Each chunk's first row in ``columns``."""
 
     @classmethod
-    def of(cls, chunks: Sequence[dict[str, pa.Array]], lengths: Sequence[int]) -> BatchColumns | None:
-        """The columns of ``chunks`` (``lengths`` rows each) one after the other; None for no chunk."""
-        if not chunks:
+    def of(
+        cls, chunks: Sequence[StreamlogColumns | RecordRows],
+        columns_of: Callable[[StreamlogColumns | RecordRows], dict[str, pa.Array] | None],
+    ) -> BatchColumns | None:
+        """What ``columns_of`` makes of each of a batch's chunks, one chunk after the other (a sink's
+        ``prepare``); None for no chunk, or when it makes nothing of one (the batch is then built from
+        records)."""
+        made = []
+        for chunk in chunks:
+            columns = columns_of(chunk)
+            if columns is None:
+                return None
+            made.append(columns)
+        if not made:
             return None
-        starts = list(itertools.accumulate(lengths[:-1], initial=0))
-        if len(chunks) == 1:
-            return cls(dict(chunks[0]), starts)
-        return cls({name: pa.concat_arrays([chunk[name] for chunk in chunks]) for name in chunks[0]}, starts)
+        starts = list(itertools.accumulate((len(chunk) for chunk in chunks[:-1]), initial=0))
+        if len(made) == 1:
+            return cls(dict(made[0]), starts)
+        return cls({name: pa.concat_arrays([columns[name] for columns in made]) for name in made[0]}, starts)
 
     def in_group_order(self, groups: Sequence[Group]) -> BatchColumns:
         """These columns with ``groups``' rows laid out one group after the other, and each group's

@@ -275,17 +275,13 @@ def http_lines(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns 
     from formats.ndjson_columns import encode_lines
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
-    made = []
-    for chunk in chunks:
+    def lines_of(chunk: StreamlogColumns | RecordRows) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
-            lines = pa.array([encode_ndjson([record]) for record in chunk.records], pa.binary())
-        else:
-            text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag)
-            if text is None:
-                return None
-            lines = text.cast(pa.binary())
-        made.append({"lines": lines})
-    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+            return {"lines": pa.array([encode_ndjson([record]) for record in chunk.records], pa.binary())}
+        text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag)
+        return None if text is None else {"lines": text.cast(pa.binary())}
+
+    return BatchColumns.of(chunks, lines_of)
 
 
 def http_payload_of_rows(config: HttpSinkConfig, group: Group, lines: BatchColumns) -> bytes:

@@ -266,13 +266,9 @@ def stored_rows(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns
     """The stored columns but the group's of a batch's chunks: what :func:`arrow_table` makes of their
     records, made a column at a time. None when some chunk's layout needs
     :func:`formats.columns.columns_of` record by record."""
-    made = []
-    for chunk in chunks:
-        columns = _records_stored(chunk.records) if isinstance(chunk, RecordRows) else _stored_columns(chunk)
-        if columns is None:
-            return None
-        made.append(columns)
-    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+    return BatchColumns.of(
+        chunks, lambda chunk: _records_stored(chunk.records) if isinstance(chunk, RecordRows) else _stored_columns(chunk)
+    )
 
 
 def _records_stored(records: Sequence[Record]) -> dict[str, pa.Array]:

@@ -43,19 +43,17 @@ def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | 
     from formats.sls_pb_columns import encode_logs
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
-    made = []
-    for chunk in chunks:
+    def logs_of(chunk: StreamlogColumns | RecordRows) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
             try:  # each record's Log, as sls_payload writes it (its flags as a content)
-                logs = pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records], pa.binary())
+                return {"logs": pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records],
+                                         pa.binary())}
             except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
                 return None
-        else:
-            logs = encode_logs(chunk.time, chunk.keys, chunk.values)
-        if logs is None:
-            return None
-        made.append({"logs": logs})
-    return BatchColumns.of(made, [len(chunk) for chunk in chunks])
+        logs = encode_logs(chunk.time, chunk.keys, chunk.values)
+        return None if logs is None else {"logs": logs}
+
+    return BatchColumns.of(chunks, logs_of)
 
 
 def sls_payload_of_rows(config: SlsSinkConfig, group: Group, logs: BatchColumns) -> bytes:
