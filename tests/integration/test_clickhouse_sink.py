@@ -348,6 +348,101 @@ class TestRows:
         assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "5"
 
 
+# -- batches: one INSERT for many groups ----------------------------------------------
+
+
+def active_parts(server: ClickHouseServer, table: str) -> int:
+    return int(server.scalar(f"SELECT count() FROM system.parts WHERE database = 'default' AND table = '{table}' AND active"))
+
+
+class TestBatches:
+    def test_a_batch_is_one_insert_and_one_part_with_every_groups_rows(
+        self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str
+    ) -> None:
+        """If a batch's groups (blocks one after the other, one of them in several LZ4 frames) go in one
+        insert, then the server stores every group's rows with its own pack_id and pack_row, as one part."""
+        sink = make_sink()
+        clickhouse.query(create_table_sql("default", table))
+        clickhouse.query(f"SYSTEM STOP MERGES default.{table}")
+        big = records_of(*(b"0.1 sys_tag %d 127.0.0.1 web-1 user.info 1 app - - big %06d " % (1_700_000_000 + i, i) + b"%x" % (i * 7919) * 30 for i in range(6000)))
+        batch = [
+            make_group(records_of(STREAMLOG, RFC5424, RFC3164), table),
+            make_group(big, table),
+            make_group(records_of(RFC3164, STREAMLOG), table),
+        ]
+        try:
+            outcome = sink.send_batch(batch)
+            assert outcome.kind == "ok", outcome
+            assert active_parts(clickhouse, table) == 1
+        finally:
+            clickhouse.query(f"SYSTEM START MERGES default.{table}")
+        rows = stored(clickhouse, table)
+        expected = sorted(
+            (expected_row(record, group, index) for group in batch for index, record in enumerate(group.records)),
+            key=lambda row: (row["pack_id"], row["pack_row"]),
+        )
+        assert [{k: row[k] for k in expected[0]} for row in rows] == expected
+        assert len(rows) == 6005
+
+    def test_several_frames_in_one_block(self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str) -> None:
+        """If a group's block is larger than one LZ4 frame (1 MiB) and other groups follow it, then the
+        frames and blocks are read in order: every row is stored."""
+        sink = make_sink()
+        records = records_of(*(b"0.1 sys_tag 1700000000 127.0.0.1 web-1 user.info 1 app - - " + b"%07d" % i + b"x" * 400 for i in range(4000)))
+        big = make_group(records, table)
+        payload = clickhouse_payload(sink.config, big)
+        frames, at = 0, 0
+        while at < len(payload):  # checksum (16), method, compressed size (with the 9 header bytes), size
+            frames += 1
+            at += 16 + int.from_bytes(payload[at + 17 : at + 21], "little")
+        assert frames >= 2 and at == len(payload)
+        small = make_group(records_of(STREAMLOG), table)
+        outcome = sink.send_batch([big, small])
+        assert outcome.kind == "ok", outcome
+        assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "4001"
+        assert clickhouse.scalar(f"SELECT max(pack_row) FROM default.{table} WHERE pack_id = '{big.pack_id}'") == "3999"
+
+    def test_a_refused_group_refuses_the_whole_insert(
+        self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str
+    ) -> None:
+        """If one group's frame in a batch's body is damaged, then the insert is refused for good (permanent:
+        the worker keeps every group of the batch as a dead letter) and none of the batch is stored."""
+        sink = make_sink()
+        send_ok(sink, make_group(records_of(STREAMLOG), table))
+        batch = [make_group(records_of(STREAMLOG, RFC5424), table) for _ in range(3)]
+        bare = []
+        for n, group in enumerate(batch):
+            payload = clickhouse_payload(sink.config, group)
+            if n == 1:
+                payload = payload[:40] + bytes([payload[40] ^ 0x20]) + payload[41:]
+            bare.append(Group(group.destination, group.source, group.client_ip, [], group.tags, group.pack_id, payload=payload, record_count=2))
+        outcome = sink.send_batch(bare)
+        assert outcome.kind == "permanent" and "code 40" in outcome.reason, outcome
+        assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "1"
+        for group in batch:  # replayed one by one (what a dead letter's replay sends): all accepted
+            send_ok(sink, group)
+        assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "7"
+
+    def test_a_resent_batch_is_found_by_pack_id(self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str) -> None:
+        """If a batch is sent again (a crash before the cursor moved), then its rows are stored twice, and
+        ``LIMIT 1 BY pack_id, pack_row`` reads each once."""
+        sink = make_sink()
+        batch = [make_group(records_of(STREAMLOG, RFC5424, RFC3164), table) for _ in range(4)]
+        assert sink.send_batch(batch).kind == "ok"
+        assert ClickHouseSink(sink.config).send_batch(batch).kind == "ok"  # the restarted process's sink
+        assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "24"
+        once = clickhouse.rows(f"SELECT {ALL_COLUMNS} FROM default.{table} ORDER BY pack_id, pack_row LIMIT 1 BY pack_id, pack_row")
+        assert once == stored(clickhouse, table)[::2]
+
+    def test_groups_routed_to_two_tables(self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str) -> None:
+        """If a batch's groups go to two tables, then each table gets its own groups."""
+        other = f"{table}_routed"
+        batch = [make_group(records_of(STREAMLOG), table), make_group(records_of(RFC5424), other), make_group(records_of(RFC3164), table)]
+        assert make_sink().send_batch(batch).kind == "ok"
+        assert sorted(r["message"] for r in stored(clickhouse, table)) == ["hello streamlog", "message 3164"]
+        assert [r["message"] for r in stored(clickhouse, other)] == ["message 5424"]
+
+
 # -- tables --------------------------------------------------------------------
 
 

@@ -173,6 +173,72 @@ def test_what_goes_on_the_wire(clickhouse: FakeClickHouse, make_sink: Callable[.
         assert "user=" not in seen.path and "password=" not in seen.path
 
 
+def group_to(table: str, n: int) -> Group:
+    """The ``n``-th group of a batch, for ``table``."""
+    pack_id = f"ABCDEF0123456789-{n:X}"
+    record = Record(1_700_000_000 + n, 0, ("_content_",), [f"line {n}"], f"10.0.0.{n}", {})
+    return Group(table, f"10.0.0.{n}", f"10.0.0.{n}", [record], [("__pack_id__", pack_id)], pack_id)
+
+
+def inserts(fake: FakeClickHouse) -> list[Seen]:
+    return [seen for seen in fake.seen if "query=INSERT" in seen.path]
+
+
+def test_a_batch_is_one_insert_per_table(clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If a batch's groups go to one table, then one INSERT carries them, its body their payloads in order;
+    if routes send them to two tables, then one INSERT a table, in the order the tables first come."""
+    sink = make_sink(clickhouse.url)
+    batch = [group_to("logs", n) for n in range(1, 4)]
+    assert sink.send_batch(batch).kind == "ok"
+    (insert,) = inserts(clickhouse)
+    assert insert.path == INSERT_PATH
+    assert insert.body == b"".join(clickhouse_payload(sink.config, group) for group in batch)
+    clickhouse.seen.clear()
+    mixed = [group_to("audit", 4), group_to("logs", 5), group_to("audit", 6)]
+    assert sink.send_batch(mixed).kind == "ok"
+    audit, logs = inserts(clickhouse)
+    assert "%60audit%60" in audit.path and "%60logs%60" in logs.path
+    assert audit.body == clickhouse_payload(sink.config, mixed[0]) + clickhouse_payload(sink.config, mixed[2])
+    assert logs.body == clickhouse_payload(sink.config, mixed[1])
+    assert sink.send_batch([]).kind == "ok"
+
+
+def test_a_table_that_took_its_groups_is_not_sent_them_again(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If a batch's insert into one table is accepted and the next table's is refused for now, then a retry
+    of the batch sends only the refused table's groups; a new batch sends all of its own."""
+    refusing = {"logs"}
+
+    def answer(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if any(f"%60{table}%60" in seen.path for table in refusing) and "query=INSERT" in seen.path:
+            return 500, {}, b"Code: 252, e.displayText() = DB::Exception: Too many parts (300)."
+        return describe_or_ok(seen)
+
+    fake = FakeClickHouse(answer)
+    try:
+        sink = make_sink(fake.url)
+        batch = [group_to("audit", 1), group_to("logs", 2)]
+        outcome = sink.send_batch(batch)
+        assert outcome.kind == "quota" and "code 252" in outcome.reason
+        assert [("audit" in s.path, "logs" in s.path) for s in inserts(fake)] == [(True, False), (False, True)]
+        fake.seen.clear()
+        refusing.clear()
+        assert sink.send_batch(batch).kind == "ok"
+        assert [s.body for s in inserts(fake)] == [clickhouse_payload(sink.config, batch[1])]
+        fake.seen.clear()
+        assert sink.send_batch([group_to("audit", 3), group_to("logs", 4)]).kind == "ok"
+        assert len(inserts(fake)) == 2
+    finally:
+        fake.close()
+
+
+def test_a_bad_destination_holds_the_whole_batch(clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If one group of a batch names a table that is not a plain identifier, then the batch is not-deliverable
+    and nothing of it is sent (the cursor waits for the route to be fixed, as it did group by group)."""
+    outcome = make_sink(clickhouse.url).send_batch([group_to("logs", 1), group_to("bad-name", 2)])
+    assert outcome.kind == "not-deliverable" and "'bad-name'" in outcome.reason
+    assert clickhouse.seen == []
+
+
 # -- no answer -------------------------------------------------------------------------
 
 

@@ -1,12 +1,15 @@
-"""The ClickHouse sink: each group is one ``INSERT ... FORMAT Native`` over HTTP.
+"""The ClickHouse sink: each batch is one ``INSERT ... FORMAT Native`` over HTTP.
 
-One request per group, to ClickHouse's HTTP interface (the body is
-:func:`clickhouse_payload`, made in a worker process when delivery uses
-them, else at send): the query
+One request per batch and table (:meth:`ClickHouseSink.send_batch`), to
+ClickHouse's HTTP interface: the query
 ``INSERT INTO `db`.`table` (time, time_ns, ...) FORMAT Native`` as the
-``query`` URL parameter, the rows as one block of ClickHouse's Native
-format (:func:`native_block`) in ClickHouse's own LZ4 block framing
-(``decompress=1``), the credentials in the ``X-ClickHouse-User`` /
+``query`` URL parameter, and as the body each group's
+:func:`clickhouse_payload` one after the other (made in a worker process
+when delivery uses them, from the batch's columns where it can, else at
+send): the group's rows as one block of ClickHouse's Native format
+(:func:`native_block`) in ClickHouse's own LZ4 block framing
+(``decompress=1``). The server squashes the blocks of one insert into one
+part, so a batch costs it one part, not one per sender. The credentials in the ``X-ClickHouse-User`` /
 ``X-ClickHouse-Key`` headers, so they never appear in a URL that a proxy, a
 server log or an exception message could print. All of this works the same
 on clickhouse-server 18.16 (Debian 12's package, checked by
@@ -556,6 +559,8 @@ class ClickHouseSink:
         self._clock = clock
         self._checked: dict[str, float] = {}
         """Tables whose columns were found to be :data:`COLUMNS`, and when (``clock`` seconds)."""
+        self._accepted: tuple[tuple[str, str, int] | None, set[str]] = (None, set())
+        """The batch being sent (first and last pack id, groups) and the tables that accepted its groups."""
 
     def __repr__(self) -> str:  # the password stays out
         c = self.config
@@ -591,13 +596,51 @@ class ClickHouseSink:
         return headers
 
     def send(self, group: Group) -> SendOutcome:
-        table = group.destination or self.config.table
-        if not is_identifier(table):
-            return SendOutcome(
-                "not-deliverable",
-                f"route destination {table!r} is not a plain ClickHouse table name "
-                '(letters, digits and "_"): fix the route\'s destination',
-            )
+        return self.send_batch([group])
+
+    def send_batch(self, groups: Sequence[Group]) -> SendOutcome:
+        """Insert ``groups`` (a batch, in order) with one ``INSERT`` per destination table: one for all
+        of them, unless routes send them to several tables.
+
+        The body is the groups' payloads one after the other: each group its
+        own Native block (its ``pack_id``, ``pack_row`` from 0) in its own LZ4
+        frames, which the server reads as one stream of blocks. The server
+        squashes the blocks of one insert into one part (below
+        ``min_insert_block_size_rows``, a million rows: a batch is far
+        smaller), so an insert is stored whole or not at all, and a batch
+        makes one part instead of one per sender. The worker settles the
+        batch as one: a permanent refusal dead-letters every group of it,
+        each replayed on its own. Over several tables, a table whose insert
+        was accepted is not sent again when the batch is retried.
+        """
+        if not groups:
+            return SendOutcome("ok")
+        by_table: dict[str, list[Group]] = {}
+        for group in groups:
+            table = group.destination or self.config.table
+            if not is_identifier(table):
+                return SendOutcome(
+                    "not-deliverable",
+                    f"route destination {table!r} is not a plain ClickHouse table name "
+                    '(letters, digits and "_"): fix the route\'s destination',
+                )
+            by_table.setdefault(table, []).append(group)
+        batch = (groups[0].pack_id, groups[-1].pack_id, len(groups))
+        if self._accepted[0] != batch:
+            self._accepted = (batch, set())
+        done = self._accepted[1]
+        for table, members in by_table.items():
+            if table in done:
+                continue  # accepted when this batch was sent before: sending it again would duplicate it
+            outcome = self._insert(table, members)
+            if outcome.kind != "ok":
+                return outcome
+            done.add(table)
+        self._accepted = (None, set())
+        return SendOutcome("ok")
+
+    def _insert(self, table: str, groups: Sequence[Group]) -> SendOutcome:
+        """One ``INSERT`` of ``groups`` into ``table``: after creating the table and checking its columns if due."""
         if self.config.create_table and table not in self._created:
             outcome = self._create(table)
             if outcome is not None:
@@ -608,7 +651,9 @@ class ClickHouseSink:
             if outcome is not None:
                 return outcome
         query = f"INSERT INTO {_quoted(self.config.database, table)} ({_INSERT_COLUMNS}) FORMAT Native"
-        body = group.payload if group.payload is not None else clickhouse_payload(self.config, group)
+        body = b"".join(
+            group.payload if group.payload is not None else clickhouse_payload(self.config, group) for group in groups
+        )
         outcome, code, _ = self._post({"query": query, **_INSERT_PARAMS}, body, self._headers())
         if outcome.kind == "ok":
             return outcome
@@ -619,7 +664,7 @@ class ClickHouseSink:
             return SendOutcome("retry", outcome.reason + "; it will be created again")
         if outcome.kind == "permanent":
             # Rows are given up only if the table is still ours: one altered since it was checked
-            # refuses (or misreads) our bytes, and then the group waits for the fix instead.
+            # refuses (or misreads) our bytes, and then the groups wait for the fix instead.
             return self._check_columns(table) or outcome
         return outcome
 
