@@ -42,10 +42,6 @@ class SinkKind:
     """Where records no route sends elsewhere go: a logstore or table ("" when the sink has none)."""
 
 
-def _none(sink: SinkConfig) -> None:
-    return None
-
-
 def _no_destination(sink: SinkConfig) -> str:
     return ""
 
@@ -120,6 +116,13 @@ def _clickhouse_payload(sink: SinkConfig) -> Callable[[Group], bytes]:
     return functools.partial(clickhouse_payload, sink)
 
 
+def _clickhouse_columns(sink: SinkConfig) -> ColumnEncoder:
+    from receiver.deliver.sinks.clickhouse import clickhouse_payload_of_rows, native_columns
+
+    assert isinstance(sink, ClickHouseSinkConfig)
+    return ColumnEncoder(native_columns, functools.partial(clickhouse_payload_of_rows, sink))
+
+
 def _clickhouse_destination(sink: SinkConfig) -> str:
     assert isinstance(sink, ClickHouseSinkConfig)
     return sink.table
@@ -152,7 +155,7 @@ def _http_columns(sink: SinkConfig) -> ColumnEncoder:
 _KINDS: dict[type, SinkKind] = {
     LocalSinkConfig: SinkKind(_build_local, _local_payload, _local_columns, _no_destination),
     SlsSinkConfig: SinkKind(_build_sls, _sls_payload, _sls_columns, _sls_destination),
-    ClickHouseSinkConfig: SinkKind(_build_clickhouse, _clickhouse_payload, _none, _clickhouse_destination),
+    ClickHouseSinkConfig: SinkKind(_build_clickhouse, _clickhouse_payload, _clickhouse_columns, _clickhouse_destination),
     HttpSinkConfig: SinkKind(_build_http, _http_payload, _http_columns, _no_destination),
 }
 

@@ -84,9 +84,9 @@ def test_worker_modules_are_the_encoders_and_the_column_road_once() -> None:
     from receiver.config.model import ClickHouseSinkConfig
 
     clickhouse = ClickHouseSinkConfig(name="ch")
-    assert worker_modules([(payload_encoder(clickhouse), column_encoder(clickhouse))]) == [
-        "receiver.deliver.sinks.clickhouse"
-    ]
+    assert worker_modules([(payload_encoder(clickhouse), None)]) == ["receiver.deliver.sinks.clickhouse"]
+    modules = worker_modules([(payload_encoder(clickhouse), column_encoder(clickhouse))])
+    assert modules[0] == "receiver.deliver.sinks.clickhouse" and "receiver.deliver.column_groups" in modules
     local, sls = LocalSinkConfig(), SLS
     modules = worker_modules([(payload_encoder(s), column_encoder(s)) for s in (local, sls, local)])
     assert len(modules) == len(set(modules))

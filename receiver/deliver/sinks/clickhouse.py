@@ -77,6 +77,7 @@ import urllib3
 from clickhouse_cityhash.cityhash import CityHash128
 
 from formats.columns import columns_of_records
+from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from receiver.config.model import ClickHouseSinkConfig
 from receiver.config.secrets import read_private_file, redact_url
@@ -88,10 +89,13 @@ from receiver.deliver.sinks.records_table import (
     MAX_DATETIME,
     clamp_datetime,
     group_columns,
+    repeated,
+    streamlog_columns,
 )
 from receiver.filters.expression import ClickHouseDialect
 
 if TYPE_CHECKING:  # (the store's module brings Arrow and chDB: only `receiverctl search --sink` needs it)
+    from receiver.deliver.column_groups import BatchColumns
     from receiver.deliver.sinks.local.store import SearchTable
 
 __all__ = [
@@ -109,10 +113,12 @@ __all__ = [
     "ClickHouseSink",
     "classify",
     "clickhouse_payload",
+    "clickhouse_payload_of_rows",
     "create_table_sql",
     "exception_code",
     "is_identifier",
     "native_block",
+    "native_columns",
 ]
 
 log = logging.getLogger("receiver.deliver")
@@ -242,7 +248,6 @@ def native_block(group: Group) -> bytes:
     """
     records = group.records
     count = len(records)
-    same = group_columns(group)
     hosts, apps, severities, facilities, messages = columns_of_records(records)
     keys = [record.keys for record in records]
     values = [record.values for record in records]
@@ -256,11 +261,28 @@ def native_block(group: Group) -> bytes:
         "facility": _numbers("b", facilities),
         "message": _strings(messages),
         "source": _strings([record.source for record in records]),
-        "client_ip": _string(same.client_ip) * count,
         "tag": _strings([record.tags.get(STREAMLOG_TAG, "") for record in records]),
         "field_keys": _offsets(keys) + b"".join(map(_ENCODED_KEYS.__getitem__, keys)),
         "field_values": _offsets(values) + _strings(list(chain.from_iterable(values))),
         "flags": _offsets(flags) + b"".join(map(_ENCODED_FLAGS.__getitem__, flags)),
+        **_group_data(group, count),
+    }
+    return _block(count, data)
+
+
+def _block(count: int, data: Mapping[str, bytes]) -> bytes:
+    """A Native block of ``count`` rows, given each column's bytes by name."""
+    parts = [_varint(len(COLUMNS)), _varint(count)]
+    for (name, _), header in zip(COLUMNS, _COLUMN_HEADERS, strict=True):
+        parts += (header, data[name])
+    return b"".join(parts)
+
+
+def _group_data(group: Group, count: int) -> dict[str, bytes]:
+    """The columns whose value is the group's own, for ``count`` rows: its tags, its pack and row numbers."""
+    same = group_columns(group)
+    return {
+        "client_ip": _string(same.client_ip) * count,
         "user_defined_id": _string(same.user_defined_id) * count,
         "machine_group": _string(same.machine_group) * count,
         "receive_time": struct.pack("<I", same.receive_time) * count,
@@ -268,10 +290,6 @@ def native_block(group: Group) -> bytes:
         "pack_id": _string(same.pack_id) * count,
         "pack_row": _numbers("I", range(count)),
     }
-    parts = [_varint(len(COLUMNS)), _varint(count)]
-    for (name, _), header in zip(COLUMNS, _COLUMN_HEADERS, strict=True):
-        parts += (header, data[name])
-    return b"".join(parts)
 
 
 def _datetimes(seconds: list[int]) -> list[int]:
@@ -392,6 +410,140 @@ def clickhouse_payload(config: ClickHouseSinkConfig, group: Group) -> bytes:
     """
     del config
     return _lz4_framed(native_block(group))
+
+
+# -- rows from columns ------------------------------------------------------------
+#
+# A batch read as columns (receiver/deliver/column_groups.py) gives the same blocks from Arrow
+# arrays, made for the whole batch at once by Arrow's kernels (C++): a String column as each row's
+# varint length and bytes (one element-wise join with the lengths' varints, taken from a table),
+# an Array column as each row's element count and its elements' bytes joined, numbers as they are.
+# A group's column is then the run of its rows' bytes, and an Array's offsets the running sum of
+# its rows' counts: a few calls a column, no Python step per row. Only worker processes that build
+# from columns come here, and Arrow is imported here only.
+
+_COLUMN_STRINGS = ("host", "app", "message", "source", "tag")
+_COLUMN_LISTS = ("field_keys", "field_values", "flags")
+_COLUMN_NUMBERS = {"time": 4, "time_ns": 4, "severity": 1, "facility": 1}  # bytes a value
+_MAX_COLUMN_STRING_BYTES = 1 << 20
+"""Longer values are left to :func:`native_block` (the varints of the lengths are tabled up to here)."""
+_PREFIX_TABLES: list[Any] = []
+
+
+def native_columns(chunks: Sequence[Any]) -> BatchColumns | None:
+    """The batch's rows as Native column pieces (a :class:`~receiver.deliver.batches.ColumnEncoder`'s
+    ``prepare``), each row's as :func:`native_block` writes it; None when some chunk must be encoded
+    from its records (a layout :func:`~receiver.deliver.sinks.records_table.streamlog_columns` leaves
+    to them, a value of a MiB or more)."""
+    from receiver.deliver.column_groups import BatchColumns
+
+    return BatchColumns.of(chunks, _native_part)
+
+
+def _native_part(part: Any) -> dict[str, Any] | None:
+    import pyarrow as pa
+
+    from receiver.deliver.column_groups import RecordRows
+
+    if isinstance(part, RecordRows):
+        return _native_records(part.records)
+    columns = streamlog_columns(part, message=True)
+    if columns is None:
+        return None
+    made = {name: columns[name] for name in _COLUMN_NUMBERS}
+    for name in _COLUMN_STRINGS:
+        encoded = _native_strings(columns[name])
+        if encoded is None:
+            return None
+        made[name] = encoded
+    n = len(part)
+    made["field_keys"] = repeated(_ENCODED_KEYS[part.keys], pa.binary(), n)
+    made["field_keys#"] = repeated(len(part.keys), pa.int32(), n)
+    values = _native_lists(part.values)
+    if values is None:
+        return None
+    made["field_values"], made["field_values#"] = values
+    made["flags"], made["flags#"] = repeated(b"", pa.binary(), n), repeated(0, pa.int32(), n)
+    return made
+
+
+def _native_records(records: Sequence[Record]) -> dict[str, Any]:
+    """Records parsed one by one (frames a chunk could not read as columns), as :func:`native_block` writes them."""
+    import pyarrow as pa
+
+    hosts, apps, severities, facilities, messages = columns_of_records(records)
+    texts = {
+        "host": hosts, "app": apps, "message": messages, "source": [record.source for record in records],
+        "tag": [record.tags.get(STREAMLOG_TAG, "") for record in records],
+    }
+    made: dict[str, Any] = {name: pa.array(list(map(_string, column)), pa.binary()) for name, column in texts.items()}
+    made["time"] = pa.array(_datetimes([record.time for record in records]), pa.uint32())
+    made["time_ns"] = pa.array(_nanoseconds([record.time_ns for record in records]), pa.uint32())
+    made["severity"], made["facility"] = pa.array(severities, pa.int8()), pa.array(facilities, pa.int8())
+    for name, lists, encoded in (
+        ("field_keys", [record.keys for record in records], lambda keys: _ENCODED_KEYS[keys]),
+        ("field_values", [record.values for record in records], lambda values: _strings(list(values))),
+        ("flags", [record.flags for record in records], lambda flags: _ENCODED_FLAGS[flags]),
+    ):
+        made[name] = pa.array(list(map(encoded, lists)), pa.binary())
+        made[f"{name}#"] = pa.array(list(map(len, lists)), pa.int32())
+    return made
+
+
+def _native_strings(texts: Any) -> Any:
+    """Each value of a string array as its varint length and UTF-8 bytes; None for a value too long to table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = texts.cast(pa.binary())
+    lengths = pc.binary_length(data)
+    longest = pc.max(lengths).as_py() or 0
+    if longest >= _MAX_COLUMN_STRING_BYTES:
+        return None
+    if not _PREFIX_TABLES or len(_PREFIX_TABLES[0]) <= longest:
+        size = max(1 << 14, 1 << longest.bit_length())
+        _PREFIX_TABLES[:] = [pa.array([_PREFIX_BYTES[n] for n in range(size)], pa.binary())]
+    return pc.binary_join_element_wise(pc.take(_PREFIX_TABLES[0], lengths), data, b"")
+
+
+def _native_lists(lists: Any) -> tuple[Any, Any] | None:
+    """Each row of a list-of-strings array as its elements' bytes joined, and its element count."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    elements = _native_strings(lists.flatten())
+    if elements is None:
+        return None
+    counts = pc.list_value_length(lists)
+    ends = pc.cumulative_sum(counts)
+    starts = pa.concat_arrays([pa.array([0], pa.int32()), ends.cast(pa.int32())])
+    return pc.binary_join(pa.ListArray.from_arrays(starts, elements), b""), counts
+
+
+def clickhouse_payload_of_rows(config: ClickHouseSinkConfig, group: Group, prepared: BatchColumns) -> bytes:
+    """:func:`clickhouse_payload` of a group built from columns, given :func:`native_columns` of its batch:
+    the same bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from formats.sls_pb_columns import joined  # (a binary column's rows as one run of bytes)
+
+    del config
+    rows = prepared.rows_of(group)
+    count = group.record_count
+    data = {name: _fixed_width(rows[name], width) for name, width in _COLUMN_NUMBERS.items()}
+    for name in _COLUMN_STRINGS:
+        data[name] = joined(rows[name])
+    for name in _COLUMN_LISTS:
+        data[name] = _fixed_width(pc.cumulative_sum(rows[f"{name}#"]).cast(pa.uint64()), 8) + joined(rows[name])
+    data.update(_group_data(group, count))
+    return _lz4_framed(_block(count, data))
+
+
+def _fixed_width(numbers: Any, width: int) -> bytes:
+    """A fixed-width array's values as they lie in memory (little-endian, as Native wants them)."""
+    buffer = numbers.buffers()[1]
+    return bytes(buffer.slice(numbers.offset * width, len(numbers) * width).to_pybytes())
 
 
 # -- answers -------------------------------------------------------------------

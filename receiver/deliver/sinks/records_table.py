@@ -5,15 +5,34 @@ server) and the local store (receiver/deliver/sinks/local/store.py, Arrow into
 chDB) write the same columns from the same groups; what they share is here,
 so that a record reads the same from either. Each lays the table out in its
 own way (types, order, indexes) and encodes the rows in its own format.
+
+Both also make the columns of lines read as columns (:func:`streamlog_columns`,
+in worker processes): Arrow is imported there only, since the delivery
+process that loads this module for the ClickHouse sink never needs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
+from formats.columns import column_plan
 from receiver.deliver.batches import Group
 
-__all__ = ["COLUMNS", "MAX_DATETIME", "GroupColumns", "clamp_datetime", "group_columns"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from formats.streamlog_columns import StreamlogColumns
+
+__all__ = [
+    "COLUMNS",
+    "MAX_DATETIME",
+    "GroupColumns",
+    "clamp_datetime",
+    "group_columns",
+    "repeated",
+    "streamlog_columns",
+]
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "DateTime"),
@@ -73,3 +92,72 @@ def group_columns(group: Group) -> GroupColumns:
         hostname=tags.get("__hostname__", ""),
         pack_id=tags.get("__pack_id__", group.pack_id),
     )
+
+
+# -- columns of lines read as columns (Arrow) --------------------------------------
+
+
+def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> dict[str, pa.Array] | None:
+    """The table's columns of ``columns``' rows but the group's (and ``message`` only if asked: the local
+    store computes it), as :func:`formats.columns.columns_of` gives them a record at a time; None when
+    the layout needs columns_of record by record, or reads its levels from more than one field."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    plan = column_plan(columns.keys)
+    if plan is None or len(plan.level_at) > 1:
+        return None
+    n = len(columns)
+    values = columns.values
+    source = columns.source
+    if plan.host_at is None:
+        host = source
+    else:
+        host = pc.list_element(values, plan.host_at)
+        host = pc.if_else(pc.equal(host, ""), source, host)  # as columns_of: an empty host is the source
+    app = pc.list_element(values, plan.app_at) if plan.app_at is not None else repeated("", pa.string(), n)
+    if plan.level_at:
+        texts = pc.list_element(values, plan.level_at[0])
+        distinct = pc.unique(texts)
+        levels = [plan.levels[text] for text in distinct.to_pylist()]
+        at = pc.index_in(texts, value_set=distinct)
+        severity = pc.take(pa.array([level[0] for level in levels], pa.int8()), at)
+        facility = pc.take(pa.array([level[1] for level in levels], pa.int8()), at)
+    else:
+        only = plan.levels[()]
+        severity, facility = repeated(only[0], pa.int8(), n), repeated(only[1], pa.int8(), n)
+    made = {
+        "time": pc.cast(columns.time, pa.uint32()),  # the parser keeps times within 0..2**32-1, DateTime's range
+        "time_ns": repeated(0, pa.uint32(), n),
+        "host": host,
+        "app": app,
+        "severity": severity,
+        "facility": facility,
+        "source": source,
+        "tag": columns.tag,
+        "field_keys": repeated(columns.keys, pa.list_(pa.string()), n),
+        "field_values": values,
+        "flags": repeated((), pa.list_(pa.string()), n),
+    }
+    if message:
+        made["message"] = (
+            pc.list_element(values, plan.message_at) if plan.message_at is not None else repeated("", pa.string(), n)
+        )
+    return made
+
+
+_REPEATS: dict[tuple[Any, Any], Any] = {}
+"""Arrays of one value repeated, by value and type: few (a layout's keys, no flags, 0), each
+made once at a capacity and sliced, because ``pa.repeat`` of a list costs 0.2 us a row."""
+
+
+def repeated(value: Any, kind: pa.DataType, n: int) -> pa.Array:
+    """``value`` ``n`` times, as an array of ``kind`` (a slice of one kept for the next call)."""
+    import pyarrow as pa
+
+    made = _REPEATS.get((value, kind))
+    if made is None or len(made) < n:
+        if len(_REPEATS) >= 64:
+            _REPEATS.clear()
+        made = _REPEATS[(value, kind)] = pa.repeat(pa.scalar(value, kind), max(n, 2 * len(made or ()), 1024))
+    return made.slice(0, n)

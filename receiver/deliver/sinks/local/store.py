@@ -45,9 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from formats.columns import MESSAGE_KEYS, column_plan, columns_of_records
+from formats.columns import MESSAGE_KEYS, columns_of_records
 from formats.record import Record
 from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
@@ -56,7 +55,7 @@ from receiver.deliver.batches import Group
 from receiver.deliver.column_groups import BatchColumns, RecordRows
 from receiver.deliver.outcomes import first_line
 from receiver.deliver.sinks import records_table
-from receiver.deliver.sinks.records_table import clamp_datetime, group_columns
+from receiver.deliver.sinks.records_table import clamp_datetime, group_columns, streamlog_columns
 from receiver.filters.expression import ClickHouseDialect, parse_filter, sql_string
 
 __all__ = [
@@ -267,7 +266,7 @@ def stored_rows(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns
     records, made a column at a time. None when some chunk's layout needs
     :func:`formats.columns.columns_of` record by record."""
     return BatchColumns.of(
-        chunks, lambda chunk: _records_stored(chunk.records) if isinstance(chunk, RecordRows) else _stored_columns(chunk)
+        chunks, lambda chunk: _records_stored(chunk.records) if isinstance(chunk, RecordRows) else streamlog_columns(chunk)
     )
 
 
@@ -281,58 +280,6 @@ def _records_stored(records: Sequence[Record]) -> dict[str, pa.Array]:
         except (UnicodeEncodeError, pa.ArrowInvalid, OverflowError):  # as table_from_columns cleans them
             arrays[name] = pa.array(_clean_column(column), kind)
     return arrays
-
-
-def _stored_columns(columns: StreamlogColumns) -> dict[str, pa.Array] | None:
-    plan = column_plan(columns.keys)
-    if plan is None or len(plan.level_at) > 1:
-        return None
-    n = len(columns)
-    values = columns.values
-    source = columns.source
-    if plan.host_at is None:
-        host = source
-    else:
-        host = pc.list_element(values, plan.host_at)
-        host = pc.if_else(pc.equal(host, ""), source, host)  # as columns_of: an empty host is the source
-    app = pc.list_element(values, plan.app_at) if plan.app_at is not None else pa.repeat(pa.scalar(""), n)
-    if plan.level_at:
-        texts = pc.list_element(values, plan.level_at[0])
-        distinct = pc.unique(texts)
-        levels = [plan.levels[text] for text in distinct.to_pylist()]
-        at = pc.index_in(texts, value_set=distinct)
-        severity = pc.take(pa.array([level[0] for level in levels], pa.int8()), at)
-        facility = pc.take(pa.array([level[1] for level in levels], pa.int8()), at)
-    else:
-        only = plan.levels[()]
-        severity, facility = pa.repeat(pa.scalar(only[0], pa.int8()), n), pa.repeat(pa.scalar(only[1], pa.int8()), n)
-    return {
-        "time": pc.cast(columns.time, pa.uint32()),  # the parser keeps times within 0..2**32-1, DateTime's range
-        "time_ns": _repeated(0, pa.uint32(), n),
-        "host": host,
-        "app": app,
-        "severity": severity,
-        "facility": facility,
-        "source": source,
-        "tag": columns.tag,
-        "field_keys": _repeated(columns.keys, pa.list_(pa.string()), n),
-        "field_values": values,
-        "flags": _repeated((), pa.list_(pa.string()), n),
-    }
-
-
-_REPEATS: dict[tuple[Any, pa.DataType], pa.Array] = {}
-"""Arrays of one value repeated, by value and type: few (a layout's keys, no flags, 0), each
-made once at a capacity and sliced, because ``pa.repeat`` of a list costs 0.2 us a row."""
-
-
-def _repeated(value: Any, kind: pa.DataType, n: int) -> pa.Array:
-    made = _REPEATS.get((value, kind))
-    if made is None or len(made) < n:
-        if len(_REPEATS) >= 64:
-            _REPEATS.clear()
-        made = _REPEATS[(value, kind)] = pa.repeat(pa.scalar(value, kind), max(n, 2 * len(made or ()), 1024))
-    return made.slice(0, n)
 
 
 _ROW_NUMBERS: list[pa.UInt32Array] = []
