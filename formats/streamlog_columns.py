@@ -35,9 +35,11 @@ _LOOPBACK = pa.array(sorted(LOOPBACK_SOURCES), pa.string())
 class StreamlogColumns:
     """Lines of one layout from one sender, a column per part, row for row with the lines.
 
-    What :meth:`StreamlogParser.parse` makes of line ``i`` is the record with
-    time ``time[i]`` (``time_ns`` 0), fields ``keys`` with ``values[i]``,
-    source ``source[i]``, streamlog tag ``tag[i]``, and no flags.
+    What the parser that read them (:meth:`StreamlogParser.parse`, or
+    :meth:`~formats.rfc3164.Rfc3164Parser.parse` for formats/rfc3164_columns.py)
+    makes of line ``i`` is the record with time ``time[i]`` (``time_ns`` 0),
+    fields ``keys`` with ``values[i]``, source ``source[i]``, streamlog tag
+    ``tag[i]`` (none where it is null), and no flags.
     """
 
     keys: tuple[str, ...]
