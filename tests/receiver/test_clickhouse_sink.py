@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,20 @@ import pytest
 import urllib3
 
 from formats.record import Record
-from receiver.config.model import ClickHouseSinkConfig
+from receiver.config.model import ClickHouseSinkConfig, default_config
 from receiver.deliver.batches import Group
+from receiver.deliver.building import BatchBuilder, Built, Segments, SinkPlan
+from receiver.deliver.dead_letters import DeadLetters
+from receiver.deliver.registry import column_encoder, payload_encoder
 from receiver.deliver.sinks.clickhouse import (
     COLUMNS,
     ClickHouseSink,
     clickhouse_payload,
     create_table_sql,
 )
+from receiver.deliver.worker import SinkWorker
+from receiver.spool.segment import Entry, encode_segment, read_summary
+from receiver.spool.store import SpoolStore
 
 USER = "wr\u00efter"
 PASSWORD = "p\u00e4ss w\u00f6rd-42"  # non-ASCII and an inner space: headers carry UTF-8 bytes
@@ -450,3 +457,82 @@ def test_the_proxys_own_credentials_go_to_it(
         proxy.close()
     assert outcome.kind == "ok", outcome.reason
     assert proxy.forwarded == [clickhouse.url + "/", clickhouse.url + INSERT_PATH]
+
+
+# -- through the delivery worker --------------------------------------------------------
+
+T0 = 1_795_323_666 * 10**9
+
+
+def run_worker_once(tmp_path: Path, sink: ClickHouseSink) -> tuple[SpoolStore, DeadLetters, BatchBuilder, SinkPlan]:
+    """Spool one segment of three senders' streamlog lines (relayed by one peer) and run ``sink``'s worker until
+    its cursor passes it; batches are built from columns and encoded, as worker processes do."""
+    config = dataclasses.replace(
+        default_config(), state_directory=tmp_path, sinks=(sink.config,),
+        deliver=dataclasses.replace(default_config().deliver, default_sink=sink.name),
+    )
+    plan = SinkPlan(sink.name, "P", 100, 1 << 20, payload_encoder(sink.config), column_encoder(sink.config))
+    frames = [b"0.1 sys_tag 1795323666 10.0.0.%d web-1 user.notice 1 app 7 - message %d" % (i % 3, i) for i in range(9)]
+    blob = encode_segment([Entry(T0, "127.0.0.1", 1, "tcp-11111", "tcp", frames)])
+    store = SpoolStore(tmp_path / "spool")
+    store.append(blob, read_summary(blob))
+    builder = BatchBuilder(config)
+
+    def build_batch(first: int, segments: Segments) -> Future[Built]:
+        future: Future[Built] = Future()
+        future.set_result(builder.build(plan, first, segments, encode=True))
+        return future
+
+    dead = DeadLetters(tmp_path / "dead")
+    worker = SinkWorker(
+        sink, SpoolStore(tmp_path / "spool", readonly=True), build_batch=build_batch,
+        rebuild=lambda first, segments: builder.build(plan, first, segments),
+        dead_letters=dead, backoff=lambda attempt, kind: 0.0, poll_seconds=0.01,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    for _ in range(1000):
+        if store.cursor(sink.name) >= 1:
+            break
+        stop.wait(0.01)
+    stop.set()
+    thread.join(5)
+    assert store.cursor(sink.name) == 1
+    assert builder.column_batches == 1
+    return store, dead, builder, plan
+
+
+def test_the_worker_sends_a_batch_as_one_insert(
+    clickhouse: FakeClickHouse, make_sink: Callable[..., ClickHouseSink], tmp_path: Path
+) -> None:
+    """If delivery sends a batch of three senders' groups, then one INSERT carries the three groups' blocks,
+    made from columns, each the bytes its records give."""
+    sink = make_sink(clickhouse.url, table="logs")
+    _, _, builder, plan = run_worker_once(tmp_path, sink)
+    (insert,) = inserts(clickhouse)
+    segments: Segments = [(1, SpoolStore(tmp_path / "spool", readonly=True).get(1) or b"")]
+    by_records = builder.build(dataclasses.replace(plan, column_encoder=None), 1, segments)
+    assert [g.count for g in by_records.groups] == [3, 3, 3]
+    assert insert.body == b"".join(clickhouse_payload(sink.config, group) for group in by_records.groups)
+
+
+def test_a_batch_refused_for_good_is_kept_group_by_group(make_sink: Callable[..., ClickHouseSink], tmp_path: Path) -> None:
+    """If the server refuses a batch's insert for good (a damaged block) while the table is ours, then every group
+    of the batch becomes its own dead letter, with its records, and the cursor moves past the batch."""
+
+    def refuse(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if "query=INSERT" in seen.path:
+            return 500, {}, b"Code: 40, e.displayText() = DB::Exception: Checksum doesn't match: corrupted data."
+        return describe_or_ok(seen)
+
+    fake = FakeClickHouse(refuse)
+    try:
+        _, dead, _, _ = run_worker_once(tmp_path, make_sink(fake.url, table="logs"))
+        assert len(inserts(fake)) == 1
+    finally:
+        fake.close()
+    letters = dead.letters()
+    assert [letter.records for letter in letters] == [3, 3, 3]
+    kept = [dead.load(letter.path) for letter in letters]
+    assert sorted(str(r.get("msg")) for group in kept for r in group.records) == [f"message {i}" for i in range(9)]
