@@ -186,9 +186,10 @@ def http_count(headers: dict[str, str], body: bytes) -> int:
 class DeliveringReceiver(OurReceiver):
     """``receiver run`` with delivery on, to the one sink given as TOML."""
 
-    def __init__(self, workdir: Path, port: int, sink_toml: str) -> None:
+    def __init__(self, workdir: Path, port: int, sink_toml: str, deliver: Sequence[str] = ()) -> None:
         super().__init__(workdir, port, CASES["tcp1"])
-        self.extra_toml = sink_toml + "\n[metrics]\nport = 0\n"
+        deliver_toml = "[deliver]\n" + "".join(f"{setting}\n" for setting in deliver) if deliver else ""
+        self.extra_toml = sink_toml + "\n[metrics]\nport = 0\n" + deliver_toml
 
     def delivery_pid(self) -> int | None:
         return child_running(self.pid, "receiver.deliver.process")
@@ -268,7 +269,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
     with contextlib.ExitStack() as stack:
         try:
             sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack)
-            rcv = DeliveringReceiver(workdir, free_port(), sink_toml)
+            rcv = DeliveringReceiver(workdir, free_port(), sink_toml, args.deliver)
             stack.callback(rcv.stop, 60)
             rcv.start()
             deadline = time.monotonic() + 30
@@ -433,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.05)
     parser.add_argument("--build-timeout", type=float, default=120.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument("--deliver", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [deliver] setting of the receiver's config, e.g. 'build_processes = 1' (repeatable)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-baselines", action="store_true", help="skip rsyslog and syslog-ng to a file")
     args = parser.parse_args(argv)
