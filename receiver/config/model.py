@@ -395,8 +395,8 @@ class DeliverConfig:
     poll_interval_ms: float = 50.0
     """How often an idle sink looks for new segments."""
     build_processes: int = 0
-    """Worker processes that parse and encode batches for the sinks (0: one per core), so
-    delivery is not bound to one core."""
+    """Worker processes that parse and encode batches for the sinks (0: one per core, less one for the
+    embedded store's engine when the local store is a sink), so delivery is not bound to one core."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -286,7 +286,7 @@ SECTION_RULES: dict[str, dict[str, Rule]] = {
         "default_sink": _NAME,
         "segments_per_batch": Bounds(0, 1024, "0: each sink's own"),
         "poll_interval_ms": Bounds(1, 10000),
-        "build_processes": Bounds(0, 64, "0: one per core"),
+        "build_processes": Bounds(0, 64, "0: one per core, less one for the local store's engine"),
     }),
     "metrics": rules_of(MetricsConfig, {"address": ADDRESS, "port": _PORT}),
     "control": rules_of(ControlConfig, {}),

@@ -131,3 +131,55 @@ def test_batches_read_the_sinks_own_number_of_segments_unless_deliver_says() -> 
     assert batch_segments(config, HttpSink) == 8  # type: ignore[arg-type]
     told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, segments_per_batch=4))
     assert batch_segments(told, LocalSink) == batch_segments(told, HttpSink) == 4  # type: ignore[arg-type]
+
+
+def test_build_processes_leave_the_engine_a_core_when_the_local_store_is_a_sink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If ``[deliver] build_processes`` is 0 (the default), then there is a worker per core, but one fewer when
+    the local store is a sink (its engine inserts and merges on that core), and never none; a number set is kept."""
+    import dataclasses
+    import os
+
+    from receiver.config.model import HttpSinkConfig, default_config
+    from receiver.deliver.process import build_processes
+
+    config = default_config()
+    http = dataclasses.replace(config, sinks=(HttpSinkConfig(name="h", url="http://127.0.0.1:9/"),))
+    both = dataclasses.replace(config, sinks=(*config.sinks, *http.sinks))
+    for cores, local, other in ((4, 3, 4), (2, 1, 2), (1, 1, 1)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert (build_processes(config), build_processes(both), build_processes(http)) == (local, local, other)
+    told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, build_processes=3))
+    assert build_processes(told) == 3
+
+
+def test_the_engine_reads_the_allocator_settings_delivery_gives_it(tmp_path: Path) -> None:
+    """If the delivery process's settings for the engine's allocator are in the environment when chDB loads,
+    then the engine runs with them (its own jemalloc reads them, once); an operator's own are kept."""
+    import os
+    import subprocess
+    import sys
+
+    from receiver.deliver.process import (
+        ENGINE_ALLOCATOR_ENV,
+        ENGINE_ALLOCATOR_SETTINGS,
+        tune_engine_allocator,
+    )
+
+    environ = {k: v for k, v in os.environ.items() if k != ENGINE_ALLOCATOR_ENV}
+    tune_engine_allocator(environ)
+    assert environ[ENGINE_ALLOCATOR_ENV] == ENGINE_ALLOCATOR_SETTINGS
+    own = {ENGINE_ALLOCATOR_ENV: "dirty_decay_ms:0"}
+    tune_engine_allocator(own)
+    assert own == {ENGINE_ALLOCATOR_ENV: "dirty_decay_ms:0"}
+    probe = (
+        "import sys; from chdb import session; s = session.Session(sys.argv[1]); "
+        "print(s.query('SELECT stats FROM system.jemalloc_stats', 'TSVRaw'))"
+    )
+    stats = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "engine")], env=environ, capture_output=True, text=True,
+        timeout=120, check=True,
+    ).stdout
+    decay = ENGINE_ALLOCATOR_SETTINGS.partition(":")[2]
+    assert f"opt.dirty_decay_ms: {decay} " in stats, [line for line in stats.splitlines() if "decay" in line]
