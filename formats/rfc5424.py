@@ -191,6 +191,15 @@ class Rfc5424Parser:
         self._sd_shapes: dict[tuple[str, ...], list[str] | bool] = {}
         self._sd_pattern = _STRICT_SD_ALL if strict else _SD_ALL
 
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
+    def times(self) -> Rfc3339Reader:
+        """This parser's timestamp reader (formats.rfc5424_columns reads with it too)."""
+        return self._times
+
     def _sd_json(self, sd: str) -> str | None:
         """The JSON of candidate STRUCTURED-DATA ``sd``, or None when it is not valid SD.
 
@@ -207,14 +216,7 @@ class Rfc5424Parser:
         pieces = sd.split('"')
         # An odd count of quotes cannot be SD; its shape would pair values with the wrong slots.
         if "\\" not in sd and len(pieces) % 2 == 1 and (sd.isprintable() or _CONTROL.search(sd) is None):
-            shape = tuple(pieces[::2])
-            shapes = self._sd_shapes
-            skeleton = shapes.get(shape)
-            if skeleton is None:
-                skeleton = _skeleton(shape, self._sd_pattern)
-                if len(shapes) >= _SD_CACHE_LIMIT:
-                    shapes.clear()
-                shapes[shape] = skeleton
+            skeleton = self.sd_skeleton(tuple(pieces[::2]))
             if skeleton is False:
                 return None
             if skeleton is not True:
@@ -230,6 +232,17 @@ class Rfc5424Parser:
             cache.clear()
         cache[sd] = json
         return json
+
+    def sd_skeleton(self, shape: tuple[str, ...]) -> list[str] | bool:
+        """The JSON around the values of SD of ``shape`` (see :func:`_skeleton`) by this parser's grammar, cached."""
+        shapes = self._sd_shapes
+        skeleton = shapes.get(shape)
+        if skeleton is None:
+            skeleton = _skeleton(shape, self._sd_pattern)
+            if len(shapes) >= _SD_CACHE_LIMIT:
+                shapes.clear()
+            shapes[shape] = skeleton
+        return skeleton
 
     def parse(self, frame: bytes, peer: str, receive_time_ns: int) -> Record:
         """One frame into a record."""
