@@ -1,0 +1,340 @@
+"""Many RFC 5424 frames of one sender at once, straight into Arrow columns.
+
+:meth:`Rfc5424Parser.parse` reads a frame in some 6 us of Python. Frames
+from one sender in one batch nearly always share their shapes: the same
+timestamp layout (only the second and the fraction change), the same
+STRUCTURED-DATA skeleton (only the values change). So the frames are split a
+column at a time by Arrow's kernels, and what varies little is read once in
+Python, by the parser's own pieces: each distinct ``YYYY-MM-DDTHH:MM:SS``
+plus offset by the parser's :class:`Rfc3339Reader`, the SD skeleton of the
+first frame with SD by :meth:`Rfc5424Parser.sd_skeleton`.
+
+Each row is checked to be of those shapes (usual ``<PRI>1`` head, seven
+fields, the timestamp's fraction ASCII digits, the SD exactly the skeleton's
+text around values without escapes, control characters or ``] ``). A frame
+that is not is parsed by :meth:`Rfc5424Parser.parse` itself and its record
+put in its row, so every row is what the parser makes of its frame (a
+property test holds them to that). Columns have no flags: if any such record
+has flags or an error (invalid UTF-8 anywhere, bad PRI, timestamp or SD), the
+answer is None and the caller parses the frames one by one.
+
+Rows come in parts, one a layout (``_KEYS[has SD, has MSGID, has PROCID]``),
+each with its row positions: a relay's lines mix PROCID and none in one
+batch, and one keys tuple a part is what column encoders take.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from formats.rfc5424 import _KEYS, _USUAL_HEADS, Rfc5424Parser
+
+__all__ = ["Rfc5424Columns", "parse_rfc5424_columns"]
+
+_HEADS = pa.array(list(_USUAL_HEADS), pa.string())  # "<PRI>1" at index PRI
+_LAYOUTS = tuple(_KEYS[sd, msgid, procid] for sd in (False, True) for msgid in (False, True) for procid in (False, True))
+_LAYOUT_OF_KEYS = {keys: code for code, keys in enumerate(_LAYOUTS)}  # code: 4 * SD + 2 * MSGID + PROCID
+# The value list's sources, after the frames' own pieces: priority, facility and severity strings by PRI, "".
+_PRI_TABLES = pa.array([strings[i] for i in range(3) for strings in _USUAL_HEADS.values()] + [""], pa.string())
+_EMPTY_AT = 3 * 192
+# A value of SD that the skeleton's JSON does not hold as it is: an escape or control character
+# (the parser's JSON escapes them), or "] " (the parser's SD ends there).
+_NOT_PLAIN = r"[\\\x00-\x1f]|\] "
+_ROWS: dict[str, pa.Int64Array] = {}
+"""Cached 0, 1, 2, ... (sliced to each batch's length)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rfc5424Columns:
+    """Frames of one layout from one sender, a column per part, row for row.
+
+    What :meth:`Rfc5424Parser.parse` makes of frame ``rows[i]`` is the record
+    with time ``time[i]`` and ``time_ns[i]``, fields ``keys`` with
+    ``values[i]``, source ``source[i]`` (the peer), no tags and no flags.
+    """
+
+    keys: tuple[str, ...]
+    rows: pa.Int64Array
+    """Each row's position among the frames, ascending."""
+    time: pa.Int64Array
+    time_ns: pa.Int64Array
+    source: pa.StringArray
+    values: pa.ListArray
+    """One list of ``len(keys)`` strings per row."""
+    frame_bytes: pa.Int32Array
+    """Each frame's length in bytes, as it was received."""
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+def parse_rfc5424_columns(
+    parser: Rfc5424Parser, frames: Sequence[bytes], peer: str, receive_time_ns: int | Sequence[int]
+) -> list[Rfc5424Columns] | None:
+    """``frames`` as :meth:`Rfc5424Parser.parse` reads them, in columns: a part a layout, in the order
+    of their first rows; None when some frame's record has flags or an error (the caller then parses
+    them one by one). ``receive_time_ns`` is when the frames were received, one for all or one a
+    frame. Never raises."""
+    n = len(frames)
+    if not n:
+        return None
+    binary = pa.array(frames, pa.binary())
+    try:
+        text = binary.cast(pa.string())
+    except pa.ArrowInvalid:  # not UTF-8: the parser replaces the bytes and flags the record
+        return None
+    rows = _rows(n)
+    # The parser strips a trailing NUL or CR first: such frames take its way.
+    ok = pc.invert(pc.or_(pc.ends_with(text, "\0"), pc.ends_with(text, "\r")))
+
+    parts = pc.split_pattern(text, " ", max_splits=6)
+    ok = pc.and_(ok, pc.equal(pc.list_value_length(parts), 7))
+    pieces = parts.values
+    firsts = _firsts(parts)  # each row's first piece in `pieces`
+    last = len(pieces) - 1  # rows short of pieces pick others' (they are not ok anyway)
+
+    def field(index: int) -> pa.StringArray:
+        return pieces.take(pc.min_element_wise(pc.add(firsts, index), last))
+
+    pri = pc.index_in(field(0), value_set=_HEADS)
+    ok = pc.and_(ok, pc.is_valid(pri))
+    pri = pc.fill_null(pri, 0)
+    host, app, procid, msgid = field(2), field(3), field(4), field(5)
+    if parser.strict:  # the parser's header limits
+        for value, limit in ((host, 255), (app, 48), (procid, 128), (msgid, 32)):
+            ok = pc.and_(ok, pc.match_substring_regex(value, f"^[!-~]{{1,{limit}}}$"))
+    nil_time, seconds, unix_seconds, ns_text, ok = _times(parser, field(1), ok)
+
+    rest = field(6)
+    sd_rows = pc.starts_with(rest, "[")
+    nil_sd = pc.or_(pc.equal(rest, "-"), pc.starts_with(rest, "- "))
+    msg = pc.if_else(nil_sd, pc.utf8_slice_codeunits(rest, 2), rest)
+    if parser.strict:  # no SD field at all: lenient reads it as MSG
+        ok = pc.and_(ok, pc.or_(sd_rows, nil_sd))
+    else:
+        nil_sd = pc.or_(nil_sd, pc.invert(sd_rows))
+    sd_json = None
+    if pc.any(sd_rows).as_py():
+        sd_json, sd_msg, sd_ok = _structured_data(parser, rest, sd_rows)
+        ok = pc.and_(ok, pc.or_(pc.invert(sd_rows), sd_ok))
+        msg = pc.if_else(sd_rows, sd_msg, msg)
+    if pc.any(pc.starts_with(msg, "\ufeff")).as_py():  # the parser drops a BOM
+        msg = pc.if_else(pc.starts_with(msg, "\ufeff"), pc.utf8_slice_codeunits(msg, 1), msg)
+
+    # Time: the frame's, or the receive time for a NIL timestamp.
+    time_ns = pc.cast(ns_text, pa.int64())
+    unix = pc.binary_join_element_wise(unix_seconds, ns_text, "")
+    if pc.any(nil_time).as_py():
+        if isinstance(receive_time_ns, int):
+            whole, part = divmod(receive_time_ns, 1_000_000_000)
+            received: tuple[object, object, object] = (whole, part, str(receive_time_ns))
+        else:
+            split = [divmod(t, 1_000_000_000) for t in receive_time_ns]
+            received = (
+                pa.array([w for w, _ in split], pa.int64()), pa.array([p for _, p in split], pa.int64()),
+                pa.array([str(t) for t in receive_time_ns], pa.string()),
+            )
+        seconds = pc.if_else(nil_time, received[0], seconds)
+        time_ns = pc.if_else(nil_time, received[1], time_ns)
+        unix = pc.if_else(nil_time, received[2], unix)
+
+    has_msgid = pc.not_equal(msgid, "-")
+    has_procid = pc.not_equal(procid, "-")
+    layout = pc.add(
+        pc.add(pc.multiply(pc.cast(pc.invert(nil_sd), pa.int8()), 4), pc.multiply(pc.cast(has_msgid, pa.int8()), 2)),
+        pc.cast(has_procid, pa.int8()),
+    )
+
+    # Every row's values as picks from one array: the frames' pieces, then msg, unix time, SD JSON,
+    # the PRI strings, "" and the peer.
+    base_msg = len(pieces)
+    base_unix = base_msg + n
+    base_json = base_unix + n
+    base_pri = base_json + (n if sd_json is not None else 0)
+    peer_at = base_pri + _EMPTY_AT + 1
+    sources = [pieces, msg, unix] + ([sd_json] if sd_json is not None else []) + [_PRI_TABLES, pa.array([peer], pa.string())]
+    picks = [
+        pc.if_else(pc.equal(app, "-"), base_pri + _EMPTY_AT, pc.add(firsts, 3)),
+        pc.add(pri, base_pri),
+        pc.add(pri, base_pri + 192),
+        pc.add(pri, base_pri + 384),
+        pc.add(rows, base_unix),
+        pc.if_else(pc.equal(host, "-"), peer_at, pc.add(firsts, 2)),
+        pa.repeat(pa.scalar(peer_at, pa.int64()), n),
+        pc.add(rows, base_msg),
+        pc.if_else(nil_sd, pa.scalar(None, pa.int64()), pc.add(rows, base_json)) if sd_json is not None else None,
+        pc.if_else(has_msgid, pc.add(firsts, 5), pa.scalar(None, pa.int64())),
+        pc.if_else(has_procid, pc.add(firsts, 4), pa.scalar(None, pa.int64())),
+    ]
+    values = _lists(pa.concat_arrays(sources), [pc.cast(p, pa.int64()) for p in picks if p is not None], n)
+
+    slow = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    if slow:
+        records = []
+        for row in slow:
+            record = parser.parse(
+                frames[row], peer, receive_time_ns if isinstance(receive_time_ns, int) else receive_time_ns[row]
+            )
+            code = _LAYOUT_OF_KEYS.get(record.keys)
+            if record.flags or record.error is not None or code is None or record.tags or record.source != peer:
+                return None
+            records.append((record, code))
+        mask = pc.invert(ok)
+        seconds = pc.replace_with_mask(seconds, mask, pa.array([r.time for r, _ in records], pa.int64()))
+        time_ns = pc.replace_with_mask(time_ns, mask, pa.array([r.time_ns for r, _ in records], pa.int64()))
+        layout = pc.replace_with_mask(layout, mask, pa.array([c for _, c in records], layout.type))
+        at = pc.replace_with_mask(rows, mask, pa.array(range(n, n + len(slow)), pa.int64()))
+        values = pc.take(pa.concat_arrays([values, pa.array([r.values for r, _ in records], pa.list_(pa.string()))]), at)
+
+    frame_bytes = pc.binary_length(binary)
+    found = pc.unique(layout).to_pylist()
+    if len(found) == 1:
+        return [Rfc5424Columns(_LAYOUTS[found[0]], rows, seconds, time_ns, pa.repeat(pa.scalar(peer, pa.string()), n), values, frame_bytes)]
+    out = []
+    for code in found:
+        at = pc.indices_nonzero(pc.equal(layout, code))
+        out.append(Rfc5424Columns(
+            _LAYOUTS[code], pc.cast(at, pa.int64()), seconds.take(at), time_ns.take(at),
+            pa.repeat(pa.scalar(peer, pa.string()), len(at)), values.take(at), frame_bytes.take(at),
+        ))
+    return out
+
+
+def _rows(n: int) -> pa.Int64Array:
+    cached = _ROWS.get("rows")
+    if cached is None or len(cached) < n:
+        cached = pa.array(range(max(n, 4096, 2 * len(cached) if cached is not None else 0)), pa.int64())
+        _ROWS["rows"] = cached
+    return cached.slice(0, n)
+
+
+def _firsts(lists: pa.ListArray) -> pa.Int64Array:
+    offsets = lists.offsets
+    return pc.cast(offsets.slice(0, len(offsets) - 1), pa.int64())
+
+
+def _times(
+    parser: Rfc5424Parser, stamps: pa.StringArray, ok: pa.BooleanArray
+) -> tuple[pa.BooleanArray, pa.Int64Array, pa.StringArray, pa.StringArray, pa.BooleanArray]:
+    """(NIL timestamp, seconds, seconds as text, nanoseconds as 9 digits, ok) of each row's timestamp.
+
+    A timestamp is its second (``YYYY-MM-DDTHH:MM:SS``), an optional
+    fraction, and an offset: the second and offset, few in a batch, are read
+    by the parser's reader and the fraction of ASCII digits is nanoseconds by
+    itself (the reader reads a fraction so, whatever the rest; the offset's
+    length is the first timestamp's, and a row with another reads as no time).
+    """
+    nil = pc.equal(stamps, "-")
+    candidates = pc.filter(stamps, pc.invert(nil))
+    first = candidates[0].as_py() if len(candidates) else "Z"
+    zone = 1 if first[-1:] in ("Z", "z") else 6
+    second = pc.utf8_slice_codeunits(stamps, 0, 19)
+    fraction = pc.utf8_slice_codeunits(stamps, 20, -zone)
+    digits = pc.utf8_length(fraction)
+    whole = pc.equal(pc.utf8_length(stamps), 19 + zone)
+    fractional = pc.and_(
+        pc.and_(pc.equal(pc.utf8_slice_codeunits(stamps, 19, 20), "."), pc.ascii_is_decimal(fraction)),
+        pc.less_equal(digits, 6 if parser.strict else 9),
+    )
+    key = pc.binary_join_element_wise(second, pc.utf8_slice_codeunits(stamps, -zone), "")
+    encoded = pc.dictionary_encode(key)
+    read = parser.times.read
+    found = []
+    for text in encoded.dictionary.to_pylist():
+        when = read(text)
+        # The reader gives (seconds, 0) for a whole second; 0 seconds would print without the padding.
+        found.append(when[0] if when is not None and when[1] == 0 and when[0] > 0 else None)
+    seconds = pc.take(pa.array(found, pa.int64()), encoded.indices)
+    good = pc.and_(pc.or_(whole, fractional), pc.is_valid(seconds))
+    ok = pc.and_(ok, pc.or_(nil, good))
+    seconds = pc.fill_null(seconds, 0)
+    ns_text = pc.if_else(pc.and_(fractional, good), pc.utf8_rpad(fraction, 9, "0"), "000000000")
+    unix_seconds = pc.take(pa.array([str(s) if s is not None else "" for s in found], pa.string()), encoded.indices)
+    return nil, seconds, unix_seconds, ns_text, ok
+
+
+def _structured_data(
+    parser: Rfc5424Parser, rest: pa.StringArray, sd_rows: pa.BooleanArray
+) -> tuple[pa.StringArray, pa.StringArray, pa.BooleanArray]:
+    """(SD JSON, MSG, ok) of each row whose ``rest`` (SD and MSG) has the first SD row's shape.
+
+    The shape is the text around the values (split at '"'), read once; a row
+    is of that shape if its pieces are that text and its values are plain.
+    Its JSON is the shape's skeleton around the values, as the parser makes it.
+    """
+    first = pc.filter(rest, sd_rows)[0].as_py()
+    end = first.find("] ") + 1 or (len(first) if first[-1] == "]" else 0)
+    shape = tuple(first[:end].split('"')[::2]) if end and first[:end].count('"') % 2 == 0 else None
+    skeleton = parser.sd_skeleton(shape) if shape is not None and _plain_shape(shape) else False
+    if not isinstance(skeleton, list) or shape is None:
+        nothing = pa.repeat(pa.scalar("", pa.string()), len(rest))
+        return nothing, nothing, pa.repeat(pa.scalar(False), len(rest))
+    m = len(shape) - 1
+    parts = pc.split_pattern(rest, '"', max_splits=2 * m)
+    pieces = parts.values
+    firsts = _firsts(parts)
+    last = len(pieces) - 1
+
+    def piece(index: int) -> pa.StringArray:
+        return pieces.take(pc.min_element_wise(pc.add(firsts, index), last))
+
+    ok = pc.equal(pc.list_value_length(parts), 2 * m + 1)
+    for i in range(m):
+        ok = pc.and_(ok, pc.equal(piece(2 * i), shape[i]))
+    tail = piece(2 * m)
+    ends = pc.equal(tail, shape[m])
+    ok = pc.and_(ok, pc.or_(ends, pc.starts_with(tail, shape[m] + " ")))
+    joined: list[object] = [skeleton[0]]
+    for i in range(m):
+        joined += [piece(2 * i + 1), skeleton[i + 1]]
+    json = pc.binary_join_element_wise(*joined, "") if m else pa.repeat(pa.scalar(skeleton[0], pa.string()), len(rest))
+    if m:
+        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(json, _NOT_PLAIN)))
+    msg = pc.if_else(ends, "", pc.utf8_slice_codeunits(tail, len(shape[m]) + 1))
+    return json, msg, ok
+
+
+def _plain_shape(shape: tuple[str, ...]) -> bool:
+    """Whether SD of ``shape`` (with plain values) is read by the parser's skeleton and ends where the
+    shape ends: no escape or control character, no "] " before the end, a last piece ending in "]"."""
+    last = shape[-1]
+    return (
+        last.endswith("]")
+        and not any("] " in text or "\\" in text or any(c < " " for c in text) for text in shape)
+    )
+
+
+def _lists(source: pa.StringArray, picks: list[pa.Int64Array], n: int) -> pa.ListArray:
+    """Row ``r``'s list: ``source[picks[0][r]], source[picks[1][r]], ...``, null picks left out."""
+    width = len(picks)
+    flat = pc.take(pa.concat_arrays(picks), _interleave(n, width))  # row by row
+    if flat.null_count:
+        kept = pc.cumulative_sum(pc.cast(pc.is_valid(flat), pa.int32()))
+        ends = kept.take(pc.add(pc.multiply(_rows(n), width), width - 1))
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+        flat = pc.drop_null(flat)
+    else:
+        offsets = pc.cast(pc.multiply(_rows(n + 1), width), pa.int32())
+    return pa.ListArray.from_arrays(offsets, source.take(flat))
+
+
+_INTERLEAVE: dict[int, tuple[pa.Int64Array, pa.Int64Array]] = {}
+"""By width: (0 x width, 1 x width, ...) and (0, 1, .., width - 1) repeated, for as many rows as asked yet."""
+
+
+def _interleave(n: int, width: int) -> pa.Int64Array:
+    """Positions that turn ``width`` columns of ``n`` laid one after the other into ``n`` rows of ``width``:
+    pick ``j`` of row ``r`` is at ``j * n + r``. Made from cached patterns (one Python list per width)."""
+    row, column = _INTERLEAVE.get(width, (None, None))
+    if row is None or len(row) < n * width:
+        capacity = max(n, 4096, 2 * len(row) // width if row is not None else 0)
+        row = pa.array([r for r in range(capacity) for _ in range(width)], pa.int64())
+        column = pa.array(list(range(width)) * capacity, pa.int64())
+        _INTERLEAVE[width] = row, column
+    assert column is not None
+    size = n * width
+    return pc.add(row.slice(0, size), pc.multiply(column.slice(0, size), n))
