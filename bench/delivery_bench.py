@@ -98,14 +98,29 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def count_logs(group: bytes) -> int:
-    """Logs in a LogGroup: its top-level field 1 entries (every top-level field is length-delimited)."""
+    """Logs in a LogGroup: its top-level field 1 entries (every top-level field is length-delimited).
+
+    Keys are one byte (fields 1 to 15) and lengths read inline while under 16 KiB: the stand-in shares
+    the receiver's two cores, and a varint call per field was 127 us of CPU for a group of 200 logs.
+    """
     pos = n = 0
     end = len(group)
     while pos < end:
-        key, pos = _varint(group, pos)
-        length, pos = _varint(group, pos)
+        key = group[pos]
+        if key >= 0x80:
+            key, pos = _varint(group, pos)
+        else:
+            pos += 1
+        length = group[pos]
+        if length < 0x80:
+            pos += 1
+        elif group[pos + 1] < 0x80:  # a Log of 128 bytes to 16 KiB
+            length = (length & 0x7F) | group[pos + 1] << 7
+            pos += 2
+        else:
+            length, pos = _varint(group, pos)
         pos += length
-        n += key >> 3 == 1
+        n += key == 0x0A  # field 1, length-delimited
     return n
 
 
