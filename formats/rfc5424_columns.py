@@ -26,7 +26,7 @@ batch, and one keys tuple a part is what column encoders take.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,9 +41,6 @@ _LAYOUT_OF_KEYS = {keys: code for code, keys in enumerate(_LAYOUTS)}  # code: 4 
 # The value list's sources, after the frames' own pieces: priority, facility and severity strings by PRI, "".
 _PRI_TABLES = pa.array([strings[i] for i in range(3) for strings in _USUAL_HEADS.values()] + [""], pa.string())
 _EMPTY_AT = 3 * 192
-# A value of SD that the skeleton's JSON does not hold as it is: an escape or control character
-# (the parser's JSON escapes them), or "] " (the parser's SD ends there).
-_NOT_PLAIN = r"[\\\x00-\x1f]|\] "
 _ROWS: dict[str, pa.Int64Array] = {}
 """Cached 0, 1, 2, ... (sliced to each batch's length)."""
 
@@ -94,11 +91,8 @@ def parse_rfc5424_columns(
     parts = pc.split_pattern(text, " ", max_splits=6)
     ok = pc.and_(ok, pc.equal(pc.list_value_length(parts), 7))
     pieces = parts.values
-    firsts = _firsts(parts)  # each row's first piece in `pieces`
-    last = len(pieces) - 1  # rows short of pieces pick others' (they are not ok anyway)
-
-    def field(index: int) -> pa.StringArray:
-        return pieces.take(pc.min_element_wise(pc.add(firsts, index), last))
+    field = _elements(parts, 7)
+    firsts = pc.cast(parts.offsets.slice(0, n), pa.int64())  # each row's first piece in `pieces`
 
     pri = pc.index_in(field(0), value_set=_HEADS)
     ok = pc.and_(ok, pc.is_valid(pri))
@@ -112,7 +106,10 @@ def parse_rfc5424_columns(
     rest = field(6)
     sd_rows = pc.starts_with(rest, "[")
     nil_sd = pc.or_(pc.equal(rest, "-"), pc.starts_with(rest, "- "))
-    msg = pc.if_else(nil_sd, pc.utf8_slice_codeunits(rest, 2), rest)
+    msg = rest
+    if pc.any(nil_sd).as_py():  # MSG after "- " (bytes: after two ASCII characters)
+        raw = rest.view(pa.binary())
+        msg = pc.if_else(nil_sd, pc.binary_slice(raw, 2, _LARGE), raw).view(pa.string())
     if parser.strict:  # no SD field at all: lenient reads it as MSG
         ok = pc.and_(ok, pc.or_(sd_rows, nil_sd))
     else:
@@ -212,9 +209,19 @@ def _rows(n: int) -> pa.Int64Array:
     return cached.slice(0, n)
 
 
-def _firsts(lists: pa.ListArray) -> pa.Int64Array:
+def _elements(lists: pa.ListArray, width: int) -> Callable[[int], pa.StringArray]:
+    """A function of ``j``: each list's element ``j`` (of a list shorter than ``width``: some other
+    string, for rows that are not read anyway). Picks from the flat values: list_element costs more."""
+    values = lists.values
     offsets = lists.offsets
-    return pc.cast(offsets.slice(0, len(offsets) - 1), pa.int64())
+    firsts = pc.cast(offsets.slice(0, len(offsets) - 1), pa.int64())
+    if pc.min(pc.list_value_length(lists)).as_py() >= width:
+        return lambda j: values.take(pc.add(firsts, j))
+    last = len(values) - 1
+    return lambda j: values.take(pc.min_element_wise(pc.add(firsts, j), last))
+
+
+_LARGE = 1 << 40  # a slice's stop beyond any string
 
 
 def _times(
@@ -223,29 +230,32 @@ def _times(
     """(NIL timestamp, seconds, seconds as text, nanoseconds as 9 digits, ok) of each row's timestamp.
 
     A timestamp is its second (``YYYY-MM-DDTHH:MM:SS``), an optional
-    fraction, and an offset: the second and offset, few in a batch, are read
-    by the parser's reader and the fraction of ASCII digits is nanoseconds by
-    itself (the reader reads a fraction so, whatever the rest; the offset's
-    length is the first timestamp's, and a row with another reads as no time).
+    fraction, and an offset as long as the first timestamp's (``Z`` or
+    ``+hh:mm``). Second and offset, few in a batch, are read together by the
+    parser's reader; a fraction of ASCII digits is nanoseconds whatever they
+    are (the reader reads one so). A row whose second and offset do not read
+    (another offset's length, not a time) is not ok.
     """
     nil = pc.equal(stamps, "-")
     candidates = pc.filter(stamps, pc.invert(nil))
     first = candidates[0].as_py() if len(candidates) else "Z"
     zone = 1 if first[-1:] in ("Z", "z") else 6
-    second = pc.utf8_slice_codeunits(stamps, 0, 19)
-    fraction = pc.utf8_slice_codeunits(stamps, 20, -zone)
-    digits = pc.utf8_length(fraction)
-    whole = pc.equal(pc.utf8_length(stamps), 19 + zone)
+    ascii = pc.string_is_ascii(stamps)
+    if not pc.all(ascii).as_py():  # bytes are characters in the others: they are sliced as bytes
+        stamps = pc.if_else(ascii, stamps, "?")
+    raw = stamps.view(pa.binary())
+    fraction = pc.binary_slice(raw, 20, -zone).view(pa.string())
+    whole = pc.equal(pc.binary_length(raw), 19 + zone)
     fractional = pc.and_(
-        pc.and_(pc.equal(pc.utf8_slice_codeunits(stamps, 19, 20), "."), pc.ascii_is_decimal(fraction)),
-        pc.less_equal(digits, 6 if parser.strict else 9),
+        pc.and_(pc.equal(pc.binary_slice(raw, 19, 20), b"."), pc.ascii_is_decimal(fraction)),
+        pc.less_equal(pc.binary_length(fraction), 6 if parser.strict else 9),
     )
-    key = pc.binary_join_element_wise(second, pc.utf8_slice_codeunits(stamps, -zone), "")
+    key = pc.binary_join_element_wise(pc.binary_slice(raw, 0, 19), pc.binary_slice(raw, -zone, _LARGE), b"")
     encoded = pc.dictionary_encode(key)
     read = parser.times.read
     found = []
     for text in encoded.dictionary.to_pylist():
-        when = read(text)
+        when = read(text.decode())
         # The reader gives (seconds, 0) for a whole second; 0 seconds would print without the padding.
         found.append(when[0] if when is not None and when[1] == 0 and when[0] > 0 else None)
     seconds = pc.take(pa.array(found, pa.int64()), encoded.indices)
@@ -262,9 +272,11 @@ def _structured_data(
 ) -> tuple[pa.StringArray, pa.StringArray, pa.BooleanArray]:
     """(SD JSON, MSG, ok) of each row whose ``rest`` (SD and MSG) has the first SD row's shape.
 
-    The shape is the text around the values (split at '"'), read once; a row
-    is of that shape if its pieces are that text and its values are plain.
-    Its JSON is the shape's skeleton around the values, as the parser makes it.
+    The SD ends at the first "] " (or the frame's end), as the parser reads
+    it. Its shape, the text around the values (split at '"'), is read once;
+    a row is of that shape if its pieces are that text and its values hold
+    no escape or control character. Its JSON is then the shape's skeleton
+    around the values, as the parser makes it.
     """
     first = pc.filter(rest, sd_rows)[0].as_py()
     end = first.find("] ") + 1 or (len(first) if first[-1] == "]" else 0)
@@ -274,37 +286,36 @@ def _structured_data(
         nothing = pa.repeat(pa.scalar("", pa.string()), len(rest))
         return nothing, nothing, pa.repeat(pa.scalar(False), len(rest))
     m = len(shape) - 1
-    parts = pc.split_pattern(rest, '"', max_splits=2 * m)
-    pieces = parts.values
-    firsts = _firsts(parts)
-    last = len(pieces) - 1
-
-    def piece(index: int) -> pa.StringArray:
-        return pieces.take(pc.min_element_wise(pc.add(firsts, index), last))
-
+    halves = pc.split_pattern(rest, "] ", max_splits=1)  # SD without its last "]", MSG
+    half = _elements(halves, 2)
+    with_msg = pc.equal(pc.list_value_length(halves), 2)
+    msg = pc.if_else(with_msg, half(1), "")
+    parts = pc.split_pattern(half(0), '"', max_splits=2 * m)
+    piece = _elements(parts, 2 * m + 1)
     ok = pc.equal(pc.list_value_length(parts), 2 * m + 1)
     for i in range(m):
         ok = pc.and_(ok, pc.equal(piece(2 * i), shape[i]))
-    tail = piece(2 * m)
-    ends = pc.equal(tail, shape[m])
-    ok = pc.and_(ok, pc.or_(ends, pc.starts_with(tail, shape[m] + " ")))
+    ok = pc.and_(ok, pc.equal(piece(2 * m), pc.if_else(with_msg, shape[m][:-1], shape[m])))
+    if not m:
+        return pa.repeat(pa.scalar(skeleton[0], pa.string()), len(rest)), msg, ok
     joined: list[object] = [skeleton[0]]
     for i in range(m):
         joined += [piece(2 * i + 1), skeleton[i + 1]]
-    json = pc.binary_join_element_wise(*joined, "") if m else pa.repeat(pa.scalar(skeleton[0], pa.string()), len(rest))
-    if m:
-        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(json, _NOT_PLAIN)))
-    msg = pc.if_else(ends, "", pc.utf8_slice_codeunits(tail, len(shape[m]) + 1))
-    return json, msg, ok
+    json = pc.binary_join_element_wise(*joined, "")
+    # The skeleton holds neither; a value with one is escaped by the parser.
+    plain = pc.ascii_is_printable(json)
+    if not pc.all(plain).as_py():
+        plain = pc.invert(pc.match_substring_regex(json, r"[\x00-\x1f]"))
+    if b"\\" in json.buffers()[2].to_pybytes():
+        plain = pc.and_(plain, pc.invert(pc.match_substring(json, "\\")))
+    return json, msg, pc.and_(ok, plain)
 
 
 def _plain_shape(shape: tuple[str, ...]) -> bool:
-    """Whether SD of ``shape`` (with plain values) is read by the parser's skeleton and ends where the
-    shape ends: no escape or control character, no "] " before the end, a last piece ending in "]"."""
-    last = shape[-1]
-    return (
-        last.endswith("]")
-        and not any("] " in text or "\\" in text or any(c < " " for c in text) for text in shape)
+    """Whether SD of ``shape`` ends where the shape ends, and with plain values is read by the
+    parser's skeleton: no "] " before a last "]", no escape or control character."""
+    return shape[-1].endswith("]") and not any(
+        "] " in text or "\\" in text or any(c < " " for c in text) for text in shape
     )
 
 
