@@ -43,8 +43,9 @@ def encode_lines(
     time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray, source: pa.StringArray, tag: pa.StringArray
 ) -> pa.StringArray | None:
     """Each row's NDJSON line (its LF included), for records with ``time``, fields ``keys`` with
-    ``values``, ``source``, the streamlog tag ``tag``, ``time_ns`` 0, no flags and no error; None when
-    some row's line must be written from its record (a control character, a key given twice)."""
+    ``values``, ``source``, the streamlog tag ``tag`` (none where null: RFC 3164 lines), ``time_ns`` 0, no
+    flags and no error; None when some row's line must be written from its record (a control character,
+    a key given twice)."""
     if len(set(keys)) != len(keys):
         return None  # to_dict keeps a repeated key once, where its first is, with its last value
     if not len(time):
@@ -61,8 +62,11 @@ def encode_lines(
     opening = pc.take(pa.array(openings, pa.string()), pa.array(list(range(width)) * rows, pa.int32()))
     fields = pc.binary_join_element_wise(opening, flat, pa.scalar('"', pa.string()), "")
     per_row = pa.ListArray.from_arrays(pa.array(range(0, width * rows + 1, width), pa.int32()), fields)
+    tagged = pc.binary_join_element_wise('","tags":{' + _quoted(STREAMLOG_TAG) + ':"', tags, '"}', "")
+    if tag.null_count:  # a record without a tag has no tags (a null would make the whole line null)
+        tagged = pc.fill_null(tagged, '","tags":{}')
     return pc.binary_join_element_wise(
         '{"time":', pc.cast(time, pa.string()), ',"time_ns":0,"fields":{', pc.binary_join(per_row, ""),
-        '},"source":"', sources, '","tags":{' + _quoted(STREAMLOG_TAG) + ':"', tags, '"},"flags":[]}\n',
+        '},"source":"', sources, tagged, ',"flags":[]}\n',
         "",
     )
