@@ -18,9 +18,11 @@ A sink that can encode from columns (:class:`ColumnEncoder`: the local
 store, SLS, HTTP) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
 (receiver/deliver/column_groups.py) and encoded from the columns, at a third of
-the cost. A sender's frames that cannot be read so (syslog, flagged, odd
-lines) are parsed as records inside the batch; a batch whose routes have
-filters is built from records. Either way the result is the same.
+the cost. RFC 3164 lines of the usual shape are read into columns too
+(formats/rfc3164_columns.py), a part per layout (with a pid, without). A
+sender's frames that cannot be read so (RFC 5424, flagged, odd lines) are
+parsed as records inside the batch; a batch whose routes have filters is
+built from records. Either way the result is the same.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from formats.parse import ParseFunction
+from formats.rfc3164 import Rfc3164Parser
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config.identity import Identities, MachineGroups, appliance_hostname
 from receiver.config.model import Config
@@ -50,12 +54,23 @@ from receiver.deliver.batches import (
     build_groups,
     entry_records,
 )
-from receiver.deliver.parsing import ParserFactory, listener_parsers, streamlog_reads_as_columns
+from receiver.deliver.parsing import (
+    ParserFactory,
+    listener_parsers,
+    rfc3164_parser,
+    streamlog_reads_as_columns,
+)
 from receiver.deliver.registry import default_destination
 from receiver.filters.expression import parse_filter
 from receiver.runtime.process import set_up_process
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import SegmentError, decode_segment
+
+if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
+    import pyarrow as pa
+
+    from formats.streamlog_columns import StreamlogColumns
+    from receiver.deliver.column_groups import LayoutParts, RecordRows
 
 __all__ = [
     "BatchBuilder",
@@ -139,6 +154,18 @@ def streamlog_parsers_for(config: Config) -> tuple[dict[str, StreamlogParser | N
     return by_listener, parser if streamlog_reads_as_columns(None, settings, profiles) else None
 
 
+def rfc3164_parsers_for(config: Config) -> tuple[dict[str, Rfc3164Parser | None], Rfc3164Parser | None]:
+    """The RFC 3164 parser :func:`parsers_for`'s function for each listener hands its RFC 3164 frames to,
+    and the one for frames of listeners since removed: what reads them as columns. None where they are
+    not read as columns (:func:`receiver.deliver.parsing.rfc3164_parser`)."""
+    settings, profiles = config.parse.settings, config.parse.profiles
+    by_listener = {
+        listener.name: rfc3164_parser(listener.name, listener.format, settings, profiles)
+        for listener in config.listeners
+    }
+    return by_listener, rfc3164_parser(None, "auto", settings, profiles)
+
+
 def router_for(config: Config) -> Router:
     sinks = {sink.name: sink for sink in config.sinks}
 
@@ -184,6 +211,7 @@ class BatchBuilder:
         self.machine_groups = MachineGroups(config.machine_groups)
         self.hostname = appliance_hostname()
         self.streamlog_parsers, self.default_streamlog_parser = streamlog_parsers_for(config)
+        self.rfc3164_parsers, self.default_rfc3164_parser = rfc3164_parsers_for(config)
         self.column_batches = 0
         """Batches built from columns (the others were built from records)."""
 
@@ -233,7 +261,7 @@ class BatchBuilder:
         """The encoded groups :meth:`build` makes of ``entries``, made from columns (frames that cannot
         be read so are parsed as records and encoded by the sink's ``prepare``); None (nothing counted,
         nothing changed) when the sink cannot encode some of them so."""
-        from formats.streamlog_columns import StreamlogColumns, parse_streamlog_columns
+        from formats.streamlog_columns import parse_streamlog_columns
         from receiver.deliver.column_groups import (  # Arrow: loaded here only
             BatchColumns,
             ColumnChunk,
@@ -254,14 +282,18 @@ class BatchBuilder:
                 starts.append(len(frames))
                 frames += entry.frames
             parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
-            columns: StreamlogColumns | RecordRows | None = None
-            if parser is not None and not any(entry.frame_flags for entry in run) and not (
+            columns: StreamlogColumns | RecordRows | LayoutParts | None = None
+            flagged = any(entry.frame_flags for entry in run)
+            if parser is not None and not flagged and not (
                 # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
                 any(version.startswith("<") for version in parser.versions) and any(f[:1] == b"<" for f in frames)
             ):
                 columns = parse_streamlog_columns(parser, frames, peer)
+            parse = self.parsers.get(listener, self.default_parser)
+            rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
+            if columns is None and rfc3164 is not None and not flagged:
+                columns = _rfc3164_chunk(rfc3164, parse, run, frames, peer)
             if columns is None:  # these frames are read as the record road reads them
-                parse = self.parsers.get(listener, self.default_parser)
                 records = [record for entry in run for _, record in entry_records(entry, parse)]
                 columns = RecordRows.of(records, frames)
             chunks.append(ColumnChunk(columns, peer, starts, [entry.receive_time_ns for entry in run]))
@@ -282,6 +314,31 @@ class BatchBuilder:
             router.unknown_tags, router.dropped = counted
             return None
         return groups
+
+
+def _rfc3164_chunk(
+    parser: Rfc3164Parser, parse: ParseFunction, run: Sequence[SpoolEntry], frames: Sequence[bytes], peer: str
+) -> StreamlogColumns | LayoutParts | None:
+    """A chunk's RFC 3164 lines of the usual shape read as columns, the other frames parsed by ``parse``
+    (the listener's function, which gives RFC 3164 frames to ``parser``), as one part each; None when
+    no line reads so. The run's entries carry no frame flags."""
+    import pyarrow as pa
+
+    from formats.rfc3164_columns import parse_rfc3164_columns
+    from receiver.deliver.column_groups import LayoutParts, RecordRows
+
+    received = [entry.receive_time_ns for entry in run for _ in entry.frames]
+    read = parse_rfc3164_columns(parser, frames, peer, received)
+    if read is None:
+        return None
+    if len(read.parts) == 1 and not read.unread:
+        return read.parts[0][0]  # one layout, every row in its place already
+    parts: list[tuple[StreamlogColumns | RecordRows, pa.Int64Array]] = list(read.parts)
+    if read.unread:
+        records = [parse(frames[row], peer, received[row]) for row in read.unread]
+        unread = RecordRows.of(records, [frames[row] for row in read.unread])
+        parts.append((unread, pa.array(read.unread, pa.int64())))
+    return LayoutParts.of(parts)
 
 
 # -- the worker processes --------------------------------------------------------
@@ -372,7 +429,7 @@ def _ready() -> None:
     """The empty task :func:`warm_pool` starts a worker with."""
 
 
-_COLUMN_ROAD = ("formats.streamlog_columns", "receiver.deliver.column_groups")
+_COLUMN_ROAD = ("formats.streamlog_columns", "formats.rfc3164_columns", "receiver.deliver.column_groups")
 """What building from columns imports (Arrow with it) besides a sink's own encoder."""
 
 

@@ -1,4 +1,4 @@
-"""Groups built from columns: a batch's streamlog lines as rows of Arrow columns, never as records.
+"""Groups built from columns: a batch's streamlog and RFC 3164 lines as rows of Arrow columns, never as records.
 
 :func:`build_column_groups` makes of a batch the groups
 :func:`receiver.deliver.batches.build_groups` makes, with the same names and
@@ -23,7 +23,7 @@ from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver.batches import Group, Grouping, Router, hostname_field, name_and_tag
 
-__all__ = ["BatchColumns", "ColumnChunk", "RecordRows", "build_column_groups"]
+__all__ = ["BatchColumns", "ColumnChunk", "LayoutParts", "RecordRows", "build_column_groups"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,15 +36,15 @@ class BatchColumns:
 
     @classmethod
     def of(
-        cls, chunks: Sequence[StreamlogColumns | RecordRows],
+        cls, chunks: Sequence[StreamlogColumns | RecordRows | LayoutParts],
         columns_of: Callable[[StreamlogColumns | RecordRows], dict[str, pa.Array] | None],
     ) -> BatchColumns | None:
         """What ``columns_of`` makes of each of a batch's chunks, one chunk after the other (a sink's
-        ``prepare``); None for no chunk, or when it makes nothing of one (the batch is then built from
-        records)."""
+        ``prepare``; a chunk of several layouts is made a part at a time); None for no chunk, or when
+        it makes nothing of one (the batch is then built from records)."""
         made = []
         for chunk in chunks:
-            columns = columns_of(chunk)
+            columns = chunk.columns_by(columns_of) if isinstance(chunk, LayoutParts) else columns_of(chunk)
             if columns is None:
                 return None
             made.append(columns)
@@ -121,12 +121,65 @@ class RecordRows:
         return len(self.records)
 
 
+Part = StreamlogColumns | RecordRows
+"""Rows of one layout read as columns, or frames parsed as records."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LayoutParts:
+    """A chunk whose rows are of several layouts (a sender's kernel lines without a pid among sshd's
+    with one, and the frames parsed as records), a part each: each part's rows, where they are in the
+    chunk, and the columns grouping needs for the whole chunk, in its order."""
+
+    parts: tuple[Part, ...]
+    positions: tuple[pa.Int64Array, ...]
+    """Each part's rows' places in the chunk, ascending; together every row once."""
+    order: pa.Int64Array
+    """For each row of the chunk, its row in the parts laid one after the other."""
+    source: pa.StringArray
+    tag: pa.StringArray
+    frame_bytes: pa.Int32Array
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[Part, pa.Int64Array]]) -> LayoutParts:
+        # Where each row of the parts laid end to end belongs is a permutation; sorting by it inverts it.
+        order = pc.sort_indices(pa.concat_arrays([positions for _, positions in parts]))
+        chunk = [part for part, _ in parts]
+        return cls(
+            tuple(chunk), tuple(positions for _, positions in parts), order,
+            *(pa.concat_arrays([getattr(part, name) for part in chunk]).take(order)
+              for name in ("source", "tag", "frame_bytes")),
+        )
+
+    def columns_by(self, columns_of: Callable[[Part], dict[str, pa.Array] | None]) -> dict[str, pa.Array] | None:
+        """What ``columns_of`` makes of each part, in the chunk's order; None if it makes nothing of one."""
+        made = []
+        for part in self.parts:
+            columns = columns_of(part)
+            if columns is None:
+                return None
+            made.append(columns)
+        return {name: pa.concat_arrays([columns[name] for columns in made]).take(self.order) for name in made[0]}
+
+    def part_of(self, row: int) -> tuple[Part, int]:
+        """The part holding the chunk's ``row``, and the row's place in it."""
+        at = self.order[row].as_py()
+        for part in self.parts:
+            if at < len(part):
+                return part, at
+            at -= len(part)
+        raise IndexError(row)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ColumnChunk:
     """The frames of consecutive spool entries from one peer, read into columns (or, where they cannot
     be, parsed as records): what :func:`build_column_groups` groups."""
 
-    columns: StreamlogColumns | RecordRows
+    columns: StreamlogColumns | RecordRows | LayoutParts
     peer: str
     entry_starts: list[int]
     """The first row of each entry."""
@@ -139,7 +192,7 @@ class ColumnChunk:
 
 
 def _rows_by_key(
-    columns: StreamlogColumns | RecordRows, destinations: Mapping[str | None, str | None]
+    columns: StreamlogColumns | RecordRows | LayoutParts, destinations: Mapping[str | None, str | None]
 ) -> list[tuple[str | None, str, Sequence[int]]]:
     """A chunk's rows by group key (destination, from the tag, and source), in order, the keys in the
     order of their first row."""
@@ -224,9 +277,11 @@ def build_column_groups(chunks: Sequence[ColumnChunk], grouping: Grouping, *, ro
 
     def first_hostname(group: Group) -> str:
         chunk_index, rows = group.rows[0]
-        columns = chunks[chunk_index].columns
+        columns, row = chunks[chunk_index].columns, rows[0]
+        if isinstance(columns, LayoutParts):
+            columns, row = columns.part_of(row)
         if isinstance(columns, RecordRows):
-            return hostname_field(columns.records[rows[0]])
-        return hostname_field(Record(0, 0, columns.keys, columns.values[rows[0]].as_py(), "", {}))
+            return hostname_field(columns.records[row])
+        return hostname_field(Record(0, 0, columns.keys, columns.values[row].as_py(), "", {}))
 
     return name_and_tag(done, receive_s, first_hostname, grouping)

@@ -13,15 +13,17 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from formats.parse import Format, ParseFunction, make_parser
 from formats.record import Record
+from formats.rfc3164 import Rfc3164Parser
 from formats.streamlog import StreamlogFormat, format_table
 from receiver.config.identity import SenderSet
 from receiver.config.profiles import ParseProfile, ParseSettings
 from receiver.deliver.batches import hostname_field
 
-__all__ = ["ParserFactory", "listener_parsers", "profiled_parser", "streamlog_reads_as_columns"]
+__all__ = ["ParserFactory", "listener_parsers", "profiled_parser", "rfc3164_parser", "streamlog_reads_as_columns"]
 
 _HOUR = 3600
 _DAY = 24 * _HOUR
@@ -44,13 +46,31 @@ class ParserFactory:
             streamlog_formats=self._formats,
             leading_space=self._leading_space,  # type: ignore[arg-type]
             strict_rfc5424=self._strict,
-            default_tz=zoneinfo.ZoneInfo(settings.timezone),
-            future_tolerance_s=round(settings.future_tolerance_hours * _HOUR),
-            uncertain_year_age_s=round(settings.uncertain_year_days * _DAY),
-            dialect=settings.dialect,
+            **_rfc3164_settings(settings),
             payload=settings.payload,
             sd_fields=settings.sd_fields,
         )
+
+
+def _rfc3164_settings(settings: ParseSettings) -> dict[str, Any]:
+    """What RFC 3164 reading takes of ``settings``, as :class:`Rfc3164Parser` (and make_parser) name it."""
+    return {
+        "default_tz": zoneinfo.ZoneInfo(settings.timezone),
+        "future_tolerance_s": round(settings.future_tolerance_hours * _HOUR),
+        "uncertain_year_age_s": round(settings.uncertain_year_days * _DAY),
+        "dialect": settings.dialect,
+    }
+
+
+def rfc3164_parser(
+    listener: str | None, format: Format, base: ParseSettings, profiles: Sequence[ParseProfile]
+) -> Rfc3164Parser | None:
+    """The parser ``listener``'s parse function hands its RFC 3164 frames to, where it does nothing more
+    with its records (for reading them as columns): a listener of format ``rfc3164`` or ``auto``, with no
+    payload grammar and no profile that may apply. None for any other."""
+    if format not in ("rfc3164", "auto") or base.payload != "none" or any(p.reads_listener(listener) for p in profiles):
+        return None
+    return Rfc3164Parser(**_rfc3164_settings(base))
 
 
 def profiled_parser(

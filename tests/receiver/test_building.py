@@ -6,12 +6,14 @@ import dataclasses
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formats.sls_pb import decode_log_group
+from receiver.config.identity import MachineGroup
 from receiver.config.model import (
     Config,
     HttpSinkConfig,
@@ -21,6 +23,7 @@ from receiver.config.model import (
     SlsSinkConfig,
     default_config,
 )
+from receiver.config.profiles import ParseProfile
 from receiver.deliver.batches import Group
 from receiver.deliver.building import (
     BatchBuilder,
@@ -91,7 +94,7 @@ def test_worker_modules_are_the_encoders_and_the_column_road_once() -> None:
     modules = worker_modules([(payload_encoder(s), column_encoder(s)) for s in (local, sls, local)])
     assert len(modules) == len(set(modules))
     assert {"receiver.deliver.sinks.local.store", "receiver.deliver.sinks.sls.sink",
-            "formats.streamlog_columns", "receiver.deliver.column_groups"} == set(modules)
+            "formats.streamlog_columns", "formats.rfc3164_columns", "receiver.deliver.column_groups"} == set(modules)
 
 
 _WORKER_STARTS_LOADED = """
@@ -253,27 +256,50 @@ def stream_line(tag: str, source: str, n: int, *, rfc3164: bool = False, size: i
     ).encode()
 
 
+def syslog_line(n: int, *, pid: bool, host: str = "web-1") -> bytes:
+    """An RFC 3164 line of the usual shape, received at T0 (2026-11-22T05:01:06Z)."""
+    tag = f"sshd[{1000 + n}]" if pid else "kernel"
+    return f"<{8 + n % 16}>Nov 22 05:01:{n % 60:02d} {host} {tag}: line {n}".encode()
+
+
 SOURCES = st.sampled_from(["10.0.0.7", "10.0.0.8", "127.0.0.1"])
 TAGS = st.sampled_from(["sys_tag", "audit", "noise", "other"])
+SYSLOG_HOSTS = st.sampled_from(["web-1", "web-2", "fw01"])
+# Syslog frames RFC 3164 columns leave to the parser: an uncertain year, a device's code, RFC 5424, a final CR.
+ODD_SYSLOG = st.sampled_from([
+    b"<13>Jan  1 00:00:00 h a: m", b"<189>Nov 22 05:01:06 fw01 %ASA-6-302013: Built",
+    b"<13>1 2026-11-22T05:01:06Z h a - - - m", b"<13>Nov 22 05:01:06 h a: m\r", b"<13>Nov 22 05:01:06 h a[]: m",
+])
 
 
 @st.composite
 def spool_segments(draw: st.DrawFn) -> Segments:
     """Segments of entries from a few peers and listeners: streamlog lines (runs of one source and tag,
-    and mixed ones), and in one batch of four an entry only the record path reads."""
+    and mixed ones) and RFC 3164 lines (with a pid and without, now and then one RFC 3164 columns leave
+    to the parser), and in one batch of four an entry only the record path reads."""
     batch: list[tuple[int, list[Entry]]] = []
     n = 0
     for seq in range(1, draw(st.integers(1, 4)) + 1):
         entries = []
         for _ in range(draw(st.integers(1, 3))):
             frames = []
+            syslog = draw(st.integers(0, 2)) == 0  # an entry of syslog lines
             for _ in range(draw(st.integers(1, 6))):
                 count = draw(st.integers(1, 40))
+                if syslog:
+                    pid, host = draw(st.sampled_from([True, False, None])), draw(SYSLOG_HOSTS)
+                    frames += [
+                        syslog_line(n + i, pid=(i % 3 == 0) if pid is None else pid, host=host) for i in range(count)
+                    ]
+                    if draw(st.integers(0, 3)) == 0:
+                        frames.insert(draw(st.integers(0, len(frames))), draw(ODD_SYSLOG))
+                    n += count
+                    continue
                 tag, source = draw(TAGS), draw(SOURCES)
                 rfc3164, size = draw(st.booleans()), draw(st.sampled_from([0, 0, 0, 300, 5000, 20000]))
                 frames += [stream_line(tag, source, n + i, rfc3164=rfc3164, size=size) for i in range(count)]
                 n += count
-            listener = draw(st.sampled_from(["tcp-11111", "tcp-11111", "removed"]))
+            listener = draw(st.sampled_from(["tcp-11111", "tcp-11111", "removed", "syslog-3164" if syslog else "tcp-11111"]))
             peer = draw(st.sampled_from(["10.0.0.7", "10.0.0.9", "::1"]))
             received = T0 + seq * 10**9 + len(entries) * 600_000_000  # some entries a second later
             entries.append(Entry(received, peer, 1, listener, "tcp", frames))
@@ -289,6 +315,16 @@ def spool_segments(draw: st.DrawFn) -> Segments:
     return [(seq, encode_segment(entries)) for seq, entries in batch]
 
 
+# Parse settings RFC 3164 columns must read as the parser does (a zone, a dialect, the year rule), and a
+# profile for some senders (their listener's syslog frames are then all parsed as records).
+PARSE = st.sampled_from([
+    {},
+    {"timezone": "Asia/Shanghai", "dialect": "none", "uncertain_year_days": 400.0},
+    {"timezone": "America/New_York", "dialect": "cisco", "future_tolerance_hours": 1.0},
+    {"profiles": (ParseProfile("nets", networks=("10.0.0.0/8",), timezone="Asia/Tokyo"),)},
+])
+
+
 ROUTES = st.sampled_from([
     (),
     (RouteConfig(sink="local", tag="audit", destination="audit"),),
@@ -300,10 +336,11 @@ ROUTES = st.sampled_from([
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     segments=spool_segments(), routes=ROUTES, plan=st.sampled_from([LOCAL_PLAN, SLS_PLAN, HTTP_PLAN]),
-    max_records=st.sampled_from([1, 7, 100]), max_bytes=st.sampled_from([1, 4000, 1 << 20]),
+    max_records=st.sampled_from([1, 7, 100]), max_bytes=st.sampled_from([1, 4000, 1 << 20]), parse=PARSE,
 )
 def test_groups_built_from_columns_are_the_groups_built_from_records(
-    segments: Segments, routes: tuple[RouteConfig, ...], plan: SinkPlan, max_records: int, max_bytes: int
+    segments: Segments, routes: tuple[RouteConfig, ...], plan: SinkPlan, max_records: int, max_bytes: int,
+    parse: dict[str, Any],
 ) -> None:
     """If a batch is built from columns, then it is the batch built from records: the same groups in the
     same order, with the same pack ids and tags, the same rows for the local store and the same bytes for
@@ -311,8 +348,14 @@ def test_groups_built_from_columns_are_the_groups_built_from_records(
     whole batch takes it."""
     config = dataclasses.replace(
         default_config(), state_directory=Path("/nonexistent"), sinks=(LocalSinkConfig(), SLS, HTTP), routes=routes,
-        listeners=(*default_config().listeners, ListenerConfig(name="syslog-only", transport="tcp", format="rfc5424")),
+        listeners=(
+            *default_config().listeners, ListenerConfig(name="syslog-only", transport="tcp", format="rfc5424"),
+            ListenerConfig(name="syslog-3164", transport="tcp", format="rfc3164"),
+        ),
+        # A group's tags name the machine groups its first record's hostname is in.
+        machine_groups=(MachineGroup("web-2s", hostnames=("web-2",)), MachineGroup("webs", hostnames=("web-*",))),
         deliver=dataclasses.replace(default_config().deliver, default_sink=plan.sink),  # what no route takes
+        parse=dataclasses.replace(default_config().parse, **parse),
     )
     by_records = dataclasses.replace(plan, max_records=max_records, max_bytes=max_bytes, column_encoder=None)
     by_columns = dataclasses.replace(plan, max_records=max_records, max_bytes=max_bytes)
@@ -352,3 +395,24 @@ def test_plain_streamlog_batches_are_built_from_columns(tmp_path: Path) -> None:
     filtered = BatchBuilder(dataclasses.replace(config, routes=(RouteConfig(sink="local", filter="app-name=app"),)))
     filtered.build(LOCAL_PLAN, 4, [(4, segment("10.0.0.7", lines(3)))], encode=True)
     assert filtered.column_batches == 0
+
+
+def test_relayed_rfc3164_batches_are_built_from_columns(tmp_path: Path) -> None:
+    """If a relay's batch holds RFC 3164 lines of several senders, with a pid and without, and a line only
+    the parser reads, then SLS and HTTP build it from columns, with the bytes built from records give."""
+    frames = [syslog_line(i, pid=i % 2 == 0, host=f"web-{i % 3}") for i in range(40)]
+    frames.insert(7, b"<189>Nov 22 05:01:06 fw01 %ASA-6-302013: Built")
+    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
+    for plan in (SLS_PLAN, HTTP_PLAN):
+        config = dataclasses.replace(
+            config_for(tmp_path), sinks=(SLS, HTTP),
+            deliver=dataclasses.replace(default_config().deliver, default_sink=plan.sink),
+        )
+        builder = BatchBuilder(config)
+        built = builder.build(plan, 1, segments, encode=True)
+        assert builder.column_batches == 1
+        by_records = BatchBuilder(config).build(dataclasses.replace(plan, column_encoder=None), 1, segments, encode=True)
+        assert [(g.pack_id, g.tags, g.count, g.payload) for g in built.groups] == [
+            (g.pack_id, g.tags, g.count, g.payload) for g in by_records.groups
+        ]
+        assert [g.count for g in built.groups] == [41, 9]
