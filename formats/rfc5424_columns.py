@@ -9,14 +9,18 @@ Python, by the parser's own pieces: each distinct ``YYYY-MM-DDTHH:MM:SS``
 plus offset by the parser's :class:`Rfc3339Reader`, the SD skeleton of the
 first frame with SD by :meth:`Rfc5424Parser.sd_skeleton`.
 
-Each row is checked to be of those shapes (usual ``<PRI>1`` head, seven
-fields, the timestamp's fraction ASCII digits, the SD exactly the skeleton's
-text around values without escapes, control characters or ``] ``). A frame
+Each row is checked to be of those shapes (a usual ``<PRI>1`` head, seven
+fields, a fraction of ASCII digits, SD up to the first ``] `` that is the
+shape's text around values without escapes or control characters). A frame
 that is not is parsed by :meth:`Rfc5424Parser.parse` itself and its record
 put in its row, so every row is what the parser makes of its frame (a
 property test holds them to that). Columns have no flags: if any such record
 has flags or an error (invalid UTF-8 anywhere, bad PRI, timestamp or SD), the
 answer is None and the caller parses the frames one by one.
+
+On the benchmark's lines (SD values, fractions and sequence numbers changing
+every line) this is about a third of the parser's time a line, with no record
+made; see docs for the figures.
 
 Rows come in parts, one a layout (``_KEYS[has SD, has MSGID, has PROCID]``),
 each with its row positions: a relay's lines mix PROCID and none in one
@@ -85,47 +89,25 @@ def parse_rfc5424_columns(
     except pa.ArrowInvalid:  # not UTF-8: the parser replaces the bytes and flags the record
         return None
     rows = _rows(n)
-    # The parser strips a trailing NUL or CR first: such frames take its way.
+    # `ok`: the row is read here. The parser strips a trailing NUL or CR first: such frames take its way.
     ok = pc.invert(pc.or_(pc.ends_with(text, "\0"), pc.ends_with(text, "\r")))
 
+    # 1. The header: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then SD and MSG.
     parts = pc.split_pattern(text, " ", max_splits=6)
     ok = pc.and_(ok, pc.equal(pc.list_value_length(parts), 7))
-    pieces = parts.values
     field = _elements(parts, 7)
-    firsts = pc.cast(parts.offsets.slice(0, n), pa.int64())  # each row's first piece in `pieces`
-
     pri = pc.index_in(field(0), value_set=_HEADS)
     ok = pc.and_(ok, pc.is_valid(pri))
-    pri = pc.fill_null(pri, 0)
     host, app, procid, msgid = field(2), field(3), field(4), field(5)
     if parser.strict:  # the parser's header limits
         for value, limit in ((host, 255), (app, 48), (procid, 128), (msgid, 32)):
             ok = pc.and_(ok, pc.match_substring_regex(value, f"^[!-~]{{1,{limit}}}$"))
+
+    # 2. The time, and the record's _unixtimestamp_ (nanoseconds as text).
     nil_time, seconds, unix_seconds, ns_text, ok = _times(parser, field(1), ok)
-
-    rest = field(6)
-    sd_rows = pc.starts_with(rest, "[")
-    nil_sd = pc.or_(pc.equal(rest, "-"), pc.starts_with(rest, "- "))
-    msg = rest
-    if pc.any(nil_sd).as_py():  # MSG after "- " (bytes: after two ASCII characters)
-        raw = rest.view(pa.binary())
-        msg = pc.if_else(nil_sd, pc.binary_slice(raw, 2, _LARGE), raw).view(pa.string())
-    if parser.strict:  # no SD field at all: lenient reads it as MSG
-        ok = pc.and_(ok, pc.or_(sd_rows, nil_sd))
-    else:
-        nil_sd = pc.or_(nil_sd, pc.invert(sd_rows))
-    sd_json = None
-    if pc.any(sd_rows).as_py():
-        sd_json, sd_msg, sd_ok = _structured_data(parser, rest, sd_rows)
-        ok = pc.and_(ok, pc.or_(pc.invert(sd_rows), sd_ok))
-        msg = pc.if_else(sd_rows, sd_msg, msg)
-    if pc.any(pc.starts_with(msg, "\ufeff")).as_py():  # the parser drops a BOM
-        msg = pc.if_else(pc.starts_with(msg, "\ufeff"), pc.utf8_slice_codeunits(msg, 1), msg)
-
-    # Time: the frame's, or the receive time for a NIL timestamp.
     time_ns = pc.cast(ns_text, pa.int64())
     unix = pc.binary_join_element_wise(unix_seconds, ns_text, "")
-    if pc.any(nil_time).as_py():
+    if pc.any(nil_time).as_py():  # the receive time
         if isinstance(receive_time_ns, int):
             whole, part = divmod(receive_time_ns, 1_000_000_000)
             received: tuple[object, object, object] = (whole, part, str(receive_time_ns))
@@ -139,21 +121,22 @@ def parse_rfc5424_columns(
         time_ns = pc.if_else(nil_time, received[1], time_ns)
         unix = pc.if_else(nil_time, received[2], unix)
 
+    # 3. SD and MSG.
+    has_sd, sd_json, msg, ok = _message(parser, field(6), ok)
+
+    # 4. The values, as picks from one array: the frames' pieces, MSG, _unixtimestamp_, SD JSON, the
+    # PRI strings, "" and the peer.
+    pieces = parts.values
+    firsts = pc.cast(parts.offsets.slice(0, n), pa.int64())  # each row's first piece in `pieces`
+    pri = pc.fill_null(pri, 0)
     has_msgid = pc.not_equal(msgid, "-")
     has_procid = pc.not_equal(procid, "-")
-    layout = pc.add(
-        pc.add(pc.multiply(pc.cast(pc.invert(nil_sd), pa.int8()), 4), pc.multiply(pc.cast(has_msgid, pa.int8()), 2)),
-        pc.cast(has_procid, pa.int8()),
-    )
-
-    # Every row's values as picks from one array: the frames' pieces, then msg, unix time, SD JSON,
-    # the PRI strings, "" and the peer.
     base_msg = len(pieces)
     base_unix = base_msg + n
     base_json = base_unix + n
     base_pri = base_json + (n if sd_json is not None else 0)
     peer_at = base_pri + _EMPTY_AT + 1
-    sources = [pieces, msg, unix] + ([sd_json] if sd_json is not None else []) + [_PRI_TABLES, pa.array([peer], pa.string())]
+    none = pa.scalar(None, pa.int64())
     picks = [
         pc.if_else(pc.equal(app, "-"), base_pri + _EMPTY_AT, pc.add(firsts, 3)),
         pc.add(pri, base_pri),
@@ -163,16 +146,22 @@ def parse_rfc5424_columns(
         pc.if_else(pc.equal(host, "-"), peer_at, pc.add(firsts, 2)),
         pa.repeat(pa.scalar(peer_at, pa.int64()), n),
         pc.add(rows, base_msg),
-        pc.if_else(nil_sd, pa.scalar(None, pa.int64()), pc.add(rows, base_json)) if sd_json is not None else None,
-        pc.if_else(has_msgid, pc.add(firsts, 5), pa.scalar(None, pa.int64())),
-        pc.if_else(has_procid, pc.add(firsts, 4), pa.scalar(None, pa.int64())),
+        *([pc.if_else(has_sd, pc.add(rows, base_json), none)] if sd_json is not None else []),
+        pc.if_else(has_msgid, pc.add(firsts, 5), none),
+        pc.if_else(has_procid, pc.add(firsts, 4), none),
     ]
-    values = _lists(pa.concat_arrays(sources), [pc.cast(p, pa.int64()) for p in picks if p is not None], n)
+    sources = [pieces, msg, unix, *([sd_json] if sd_json is not None else []), _PRI_TABLES, pa.array([peer], pa.string())]
+    values = _lists(pa.concat_arrays(sources), [pc.cast(p, pa.int64()) for p in picks], n)
+    layout = pc.add(
+        pc.add(pc.multiply(pc.cast(has_sd, pa.int8()), 4), pc.multiply(pc.cast(has_msgid, pa.int8()), 2)),
+        pc.cast(has_procid, pa.int8()),
+    )
 
-    slow = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-    if slow:
+    # 5. The other rows, as the parser reads them.
+    slow = pc.invert(ok)
+    if pc.any(slow).as_py():
         records = []
-        for row in slow:
+        for row in pc.indices_nonzero(slow).to_pylist():
             record = parser.parse(
                 frames[row], peer, receive_time_ns if isinstance(receive_time_ns, int) else receive_time_ns[row]
             )
@@ -180,25 +169,49 @@ def parse_rfc5424_columns(
             if record.flags or record.error is not None or code is None or record.tags or record.source != peer:
                 return None
             records.append((record, code))
-        mask = pc.invert(ok)
-        seconds = pc.replace_with_mask(seconds, mask, pa.array([r.time for r, _ in records], pa.int64()))
-        time_ns = pc.replace_with_mask(time_ns, mask, pa.array([r.time_ns for r, _ in records], pa.int64()))
-        layout = pc.replace_with_mask(layout, mask, pa.array([c for _, c in records], layout.type))
-        at = pc.replace_with_mask(rows, mask, pa.array(range(n, n + len(slow)), pa.int64()))
-        values = pc.take(pa.concat_arrays([values, pa.array([r.values for r, _ in records], pa.list_(pa.string()))]), at)
+        seconds = pc.replace_with_mask(seconds, slow, pa.array([r.time for r, _ in records], pa.int64()))
+        time_ns = pc.replace_with_mask(time_ns, slow, pa.array([r.time_ns for r, _ in records], pa.int64()))
+        layout = pc.replace_with_mask(layout, slow, pa.array([c for _, c in records], layout.type))
+        their = pa.array([r.values for r, _ in records], pa.list_(pa.string()))
+        at = pc.replace_with_mask(rows, slow, pa.array(range(n, n + len(records)), pa.int64()))
+        values = pc.take(pa.concat_arrays([values, their]), at)
 
+    # 6. A part a layout.
     frame_bytes = pc.binary_length(binary)
     found = pc.unique(layout).to_pylist()
     if len(found) == 1:
-        return [Rfc5424Columns(_LAYOUTS[found[0]], rows, seconds, time_ns, pa.repeat(pa.scalar(peer, pa.string()), n), values, frame_bytes)]
+        source = pa.repeat(pa.scalar(peer, pa.string()), n)
+        return [Rfc5424Columns(_LAYOUTS[found[0]], rows, seconds, time_ns, source, values, frame_bytes)]
     out = []
     for code in found:
-        at = pc.indices_nonzero(pc.equal(layout, code))
+        at = pc.cast(pc.indices_nonzero(pc.equal(layout, code)), pa.int64())
         out.append(Rfc5424Columns(
-            _LAYOUTS[code], pc.cast(at, pa.int64()), seconds.take(at), time_ns.take(at),
-            pa.repeat(pa.scalar(peer, pa.string()), len(at)), values.take(at), frame_bytes.take(at),
+            _LAYOUTS[code], at, seconds.take(at), time_ns.take(at), pa.repeat(pa.scalar(peer, pa.string()), len(at)),
+            values.take(at), frame_bytes.take(at),
         ))
     return out
+
+
+def _message(
+    parser: Rfc5424Parser, rest: pa.StringArray, ok: pa.BooleanArray
+) -> tuple[pa.BooleanArray, pa.StringArray | None, pa.StringArray, pa.BooleanArray]:
+    """(has SD, SD JSON or None when no row has SD, MSG, ok) of each row's text after MSGID."""
+    sd_rows = pc.starts_with(rest, "[")
+    nil_sd = pc.or_(pc.equal(rest, "-"), pc.starts_with(rest, "- "))
+    if parser.strict:
+        ok = pc.and_(ok, pc.or_(sd_rows, nil_sd))
+    msg = rest  # lenient: without an SD field, MSG starts right after MSGID
+    if pc.any(nil_sd).as_py():  # MSG after "- " (as bytes: after two ASCII characters)
+        raw = rest.view(pa.binary())
+        msg = pc.if_else(nil_sd, pc.binary_slice(raw, 2, _LARGE), raw).view(pa.string())
+    sd_json = None
+    if pc.any(sd_rows).as_py():
+        sd_json, sd_msg, sd_ok = _structured_data(parser, rest, sd_rows)
+        ok = pc.and_(ok, pc.or_(pc.invert(sd_rows), sd_ok))
+        msg = pc.if_else(sd_rows, sd_msg, msg)
+    if pc.any(pc.starts_with(msg, "\ufeff")).as_py():  # the parser drops a BOM
+        msg = pc.if_else(pc.starts_with(msg, "\ufeff"), pc.utf8_slice_codeunits(msg, 1), msg)
+    return sd_rows, sd_json, msg, ok
 
 
 def _rows(n: int) -> pa.Int64Array:
