@@ -14,6 +14,8 @@ process that loads this module for the ClickHouse sink never needs it.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from formats.columns import column_plan
@@ -100,12 +102,12 @@ def group_columns(group: Group) -> GroupColumns:
 def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> dict[str, pa.Array] | None:
     """The table's columns of ``columns``' rows but the group's (and ``message`` only if asked: the local
     store computes it), as :func:`formats.columns.columns_of` gives them a record at a time; None when
-    the layout needs columns_of record by record, or reads its levels from more than one field."""
+    the layout needs columns_of record by record."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     plan = column_plan(columns.keys)
-    if plan is None or len(plan.level_at) > 1:
+    if plan is None:
         return None
     n = len(columns)
     values = columns.values
@@ -116,7 +118,14 @@ def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> di
         host = pc.list_element(values, plan.host_at)
         host = pc.if_else(pc.equal(host, ""), source, host)  # as columns_of: an empty host is the source
     app = pc.list_element(values, plan.app_at) if plan.app_at is not None else repeated("", pa.string(), n)
-    if plan.level_at:
+    if len(plan.level_at) > 1:
+        found = _levels_of_fields(values, plan.level_at, plan.levels)
+        if found is None:
+            return None
+        levels, at = found
+        severity = pc.take(pa.array([level[0] for level in levels], pa.int8()), at)
+        facility = pc.take(pa.array([level[1] for level in levels], pa.int8()), at)
+    elif plan.level_at:
         texts = pc.list_element(values, plan.level_at[0])
         distinct = pc.unique(texts)
         levels = [plan.levels[text] for text in distinct.to_pylist()]
@@ -134,7 +143,7 @@ def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> di
         "severity": severity,
         "facility": facility,
         "source": source,
-        "tag": columns.tag,
+        "tag": pc.fill_null(columns.tag, "") if columns.tag.null_count else columns.tag,  # no tag: "", as from records
         "field_keys": repeated(columns.keys, pa.list_(pa.string()), n),
         "field_values": values,
         "flags": repeated((), pa.list_(pa.string()), n),
@@ -144,6 +153,34 @@ def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> di
             pc.list_element(values, plan.message_at) if plan.message_at is not None else repeated("", pa.string(), n)
         )
     return made
+
+
+def _levels_of_fields(
+    values: pa.ListArray, level_at: tuple[int, ...], by_texts: Mapping[tuple[str, ...], tuple[int, int]]
+) -> tuple[list[tuple[int, int]], pa.Int32Array] | None:
+    """Levels read from several fields (syslog's ``_facility_`` and ``_severity_``): (severity, facility)
+    of each distinct combination of their texts, and each row's combination; None where a text is null
+    or the combinations are too many to number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    fields = [pc.dictionary_encode(pc.list_element(values, at)) for at in level_at]
+    if any(field.null_count for field in fields) or math.prod(len(f.dictionary) for f in fields) >= 1 << 62:
+        return None
+    # A combination's number: its texts' places in each field's dictionary, as digits of mixed radix.
+    number = pc.cast(fields[0].indices, pa.int64())
+    for field in fields[1:]:
+        number = pc.add(pc.multiply(number, len(field.dictionary)), pc.cast(field.indices, pa.int64()))
+    distinct = pc.unique(number)
+    dictionaries = [field.dictionary.to_pylist() for field in fields]
+    levels = []
+    for combination in distinct.to_pylist():
+        texts = []
+        for dictionary in reversed(dictionaries):
+            combination, place = divmod(combination, len(dictionary))
+            texts.append(dictionary[place])
+        levels.append(by_texts[tuple(reversed(texts))])
+    return levels, pc.index_in(number, value_set=distinct)
 
 
 _REPEATS: dict[tuple[Any, Any], Any] = {}
