@@ -399,20 +399,26 @@ def test_plain_streamlog_batches_are_built_from_columns(tmp_path: Path) -> None:
 
 def test_relayed_rfc3164_batches_are_built_from_columns(tmp_path: Path) -> None:
     """If a relay's batch holds RFC 3164 lines of several senders, with a pid and without, and a line only
-    the parser reads, then SLS and HTTP build it from columns, with the bytes built from records give."""
+    the parser reads, then the local store, SLS and HTTP build it from columns, with what records give."""
     frames = [syslog_line(i, pid=i % 2 == 0, host=f"web-{i % 3}") for i in range(40)]
     frames.insert(7, b"<189>Nov 22 05:01:06 fw01 %ASA-6-302013: Built")
     segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
-    for plan in (SLS_PLAN, HTTP_PLAN):
+    for plan in (LOCAL_PLAN, SLS_PLAN, HTTP_PLAN):
         config = dataclasses.replace(
-            config_for(tmp_path), sinks=(SLS, HTTP),
+            config_for(tmp_path), sinks=(LocalSinkConfig(), SLS, HTTP),
             deliver=dataclasses.replace(default_config().deliver, default_sink=plan.sink),
         )
         builder = BatchBuilder(config)
         built = builder.build(plan, 1, segments, encode=True)
         assert builder.column_batches == 1
         by_records = BatchBuilder(config).build(dataclasses.replace(plan, column_encoder=None), 1, segments, encode=True)
-        assert [(g.pack_id, g.tags, g.count, g.payload) for g in built.groups] == [
-            (g.pack_id, g.tags, g.count, g.payload) for g in by_records.groups
+        assert [(g.pack_id, g.tags, g.count) for g in built.groups] == [
+            (g.pack_id, g.tags, g.count) for g in by_records.groups
         ]
+        for group, reference in zip(built.groups, by_records.groups, strict=True):
+            assert group.payload is not None and reference.payload is not None
+            if plan is LOCAL_PLAN:  # Arrow tables (the same rows), not bytes
+                assert pa.ipc.open_stream(group.payload).read_all().equals(pa.ipc.open_stream(reference.payload).read_all())
+            else:
+                assert group.payload == reference.payload
         assert [g.count for g in built.groups] == [41, 9]
