@@ -73,6 +73,11 @@ class Rfc5424Columns:
     def __len__(self) -> int:
         return len(self.time)
 
+    @property
+    def tag(self) -> pa.StringArray:
+        """The streamlog tag of each row, as grouping reads it from other columns: null (none here)."""
+        return pa.nulls(len(self.time), pa.string())
+
 
 def parse_rfc5424_columns(
     parser: Rfc5424Parser, frames: Sequence[bytes], peer: str, receive_time_ns: int | Sequence[int]

@@ -38,6 +38,7 @@ def rows_of(parts: list[Rfc5424Columns], count: int) -> list[Record]:
     found: dict[int, Record] = {}
     for part in parts:
         assert len(set(part.rows.to_pylist())) == len(part) and part.rows.to_pylist() == sorted(part.rows.to_pylist())
+        assert part.tag.null_count == len(part)
         for row, time, ns, values, source in zip(
             part.rows.to_pylist(), part.time.to_pylist(), part.time_ns.to_pylist(), part.values.to_pylist(),
             part.source.to_pylist(), strict=True,
