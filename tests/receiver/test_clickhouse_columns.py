@@ -142,3 +142,16 @@ def test_a_plain_batch_takes_the_column_road() -> None:
     _, rows = read_block(block)
     assert [row["message"] for row in rows] == [f"message {i} \u00e9" for i in range(50)]
     assert [row["pack_row"] for row in rows] == list(range(50))
+
+
+def test_runs_of_rows_are_read_from_a_slice_where_it_starts() -> None:
+    """If a batch's column is a slice of a larger array (its buffers start before it), then a group's run of
+    rows is read from where the slice starts, for numbers and for bytes."""
+    import struct
+
+    import pyarrow as pa
+
+    from receiver.deliver.sinks.clickhouse import _Bytes, _Numbers
+
+    assert _Numbers(pa.array(range(10), pa.uint32()).slice(3, 5), 4).rows(1, 3) == struct.pack("<2I", 4, 5)
+    assert _Bytes(pa.array([b"a", b"bb", b"ccc", b"dddd"], pa.binary()).slice(1, 3)).rows(1, 3) == b"cccdddd"
