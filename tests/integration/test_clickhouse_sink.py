@@ -14,6 +14,7 @@ stored from each. Figures (rows/s) are printed: run with ``-s`` or ``-rP`` to se
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -32,8 +33,10 @@ from hypothesis import HealthCheck, given, settings
 from formats.parse import make_parser
 from formats.record import Record
 from receiver.config.identity import group_tags
-from receiver.config.model import ClickHouseSinkConfig
+from receiver.config.model import ClickHouseSinkConfig, default_config
 from receiver.deliver.batches import Group
+from receiver.deliver.building import BatchBuilder, Segments, SinkPlan
+from receiver.deliver.registry import column_encoder, payload_encoder
 from receiver.deliver.sinks.clickhouse import (
     COLUMNS,
     CREATE_TABLE,
@@ -45,6 +48,7 @@ from receiver.deliver.sinks.clickhouse import (
     clickhouse_payload,
     create_table_sql,
 )
+from receiver.spool.segment import Entry, encode_segment
 from tests.receiver.test_clickhouse_rows import expected_rows, groups
 from tests.support.clickhouse import ClickHouseQueryError, ClickHouseServer, ClickHouseUser
 from tests.support.programs import LOOPBACK, free_port
@@ -433,6 +437,37 @@ class TestBatches:
         assert clickhouse.scalar(f"SELECT count() FROM default.{table}") == "24"
         once = clickhouse.rows(f"SELECT {ALL_COLUMNS} FROM default.{table} ORDER BY pack_id, pack_row LIMIT 1 BY pack_id, pack_row")
         assert once == stored(clickhouse, table)[::2]
+
+    def test_a_batch_built_from_columns_is_stored_as_one_built_from_records(
+        self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str, tmp_path: Path
+    ) -> None:
+        """If a batch is built from columns as worker processes build it (three senders' streamlog lines relayed
+        by one peer, non-ASCII, and a line only the record road reads), then the server stores from its one
+        insert exactly what it stores from the same batch built from records: every column of every row."""
+        sink = make_sink()
+        config = dataclasses.replace(
+            default_config(), state_directory=tmp_path, sinks=(sink.config,),
+            deliver=dataclasses.replace(default_config().deliver, default_sink="ch"),
+        )
+        frames = [
+            b"0.1 sys_tag %d 10.0.0.%d web-%d local0.err 1 app-\xc3\xa9 %d - m\xc3\xa9ssage %d \xe4\xb8\xad"
+            % (1_700_000_000 + i, i % 3, i % 2, i, i)
+            for i in range(30)
+        ]
+        frames.insert(7, b"0.1 short")
+        segments: Segments = [(1, encode_segment([Entry(RECEIVE_NS, "127.0.0.1", 1, "tcp-11111", "tcp", frames)]))]
+        plan = SinkPlan("ch", "P", 100, 1 << 20, payload_encoder(sink.config), column_encoder(sink.config))
+        builder = BatchBuilder(config)
+        by_columns = builder.build(plan, 1, segments, encode=True).groups
+        assert builder.column_batches == 1 and len(by_columns) == 4
+        by_records = BatchBuilder(config).build(dataclasses.replace(plan, column_encoder=None), 1, segments).groups
+        for group in by_records:
+            group.destination = f"{table}_records"
+        assert sink.send_batch(by_columns).kind == "ok"
+        assert sink.send_batch(by_records).kind == "ok"
+        rows = stored(clickhouse, table)
+        assert len(rows) == 31
+        assert rows == stored(clickhouse, f"{table}_records")
 
     def test_groups_routed_to_two_tables(self, clickhouse: ClickHouseServer, make_sink: MakeSink, table: str) -> None:
         """If a batch's groups go to two tables, then each table gets its own groups."""
