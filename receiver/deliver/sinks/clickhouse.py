@@ -46,9 +46,11 @@ Every answer becomes a :class:`~receiver.deliver.outcomes.SendOutcome` by
 sends no such header). Data is given up on (``permanent``, dead-lettered and
 replayable) only when the rows themselves were refused; a wrong password, a
 missing database or table, a full server, a schema that is not ours
-all keep the group in the spool until someone fixes the cause.
+all keep the batch in the spool until someone fixes the cause. The worker
+settles a batch as one: a refusal for good dead-letters every group of it,
+each replayed on its own (docs/sinks/clickhouse.md, *One insert per batch*).
 
-Plain MergeTree does not de-duplicate: a group resent after a crash inside a
+Plain MergeTree does not de-duplicate: a batch resent after a crash inside a
 send is stored twice. Its rows carry ``pack_id`` and ``pack_row`` (the row's
 index in its group), which are the same on every resend, so duplicates can
 be found and dropped at query time (``LIMIT 1 BY pack_id, pack_row``); the
@@ -769,7 +771,7 @@ def _check_url(url: str) -> str:
 
 
 class ClickHouseSink:
-    """Inserts each group into its destination table (``group.destination``) of ``config.database``."""
+    """Inserts each batch's groups into their destination tables (``group.destination``) of ``config.database``."""
 
     def __init__(self, config: ClickHouseSinkConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         for what, name in (("database", config.database), ("table", config.table)):
