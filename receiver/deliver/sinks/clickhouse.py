@@ -9,11 +9,12 @@ when delivery uses them, from the batch's columns where it can, else at
 send): the group's rows as one block of ClickHouse's Native format
 (:func:`native_block`) in ClickHouse's own LZ4 block framing
 (``decompress=1``). The server squashes the blocks of one insert into one
-part, so a batch costs it one part, not one per sender. The credentials in the ``X-ClickHouse-User`` /
-``X-ClickHouse-Key`` headers, so they never appear in a URL that a proxy, a
-server log or an exception message could print. All of this works the same
-on clickhouse-server 18.16 (Debian 12's package, checked by
-tests/integration/test_clickhouse_sink.py) and on current releases.
+part, so a batch costs it one part, not one per sender. The credentials go
+in the ``X-ClickHouse-User`` / ``X-ClickHouse-Key`` headers, so they never
+appear in a URL that a proxy, a server log or an exception message could
+print. All of this works the same on clickhouse-server 18.16 (Debian 12's
+package, checked by tests/integration/test_clickhouse_sink.py) and on
+current releases.
 
 Requests go over the sink's pool of kept-alive connections
 (receiver/deliver/sinks/connections.py: urllib3, through the environment's
