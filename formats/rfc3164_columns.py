@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +35,8 @@ __all__ = ["Rfc3164Columns", "parse_rfc3164_columns"]
 
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
 _BOM = "\ufeff"
+# A PRI's text (1 to 3 ASCII digits, leading zeros too) -> its number: one lookup instead of int().
+_PRIS = {text: int(text) for width in (1, 2, 3) for text in (f"{p:0{width}d}" for p in range(10**width))}
 # The PRI's three texts by PRI, for one take each instead of a Python lookup a line.
 _PRIORITY, _FACILITY, _SEVERITY = (pa.array([texts[i] for texts in PRI_STRINGS[:192]], pa.string()) for i in range(3))
 
@@ -60,8 +61,11 @@ def parse_rfc3164_columns(
     dialect_none = parser._dialect == "none"
     classic_time = parser._classic_time
     match = _USUAL.match
-    heads: list[tuple[str | Any, ...]] = []  # the match's groups: PRI, stamp, host, program, pid
+    # What parse takes of each line read (a list a column: transposing tuples after costs more).
     pris: list[int] = []
+    hosts: list[str] = []
+    programs: list[str] = []
+    pids: list[str | None] = []
     times: list[int] = []
     contents: list[str] = []
     unread: list[int] = []
@@ -78,9 +82,10 @@ def parse_rfc3164_columns(
         if usual is None or text[-1] in "\0\r":  # (the parser drops a final NUL or CR first)
             unread.append(row)
             continue
-        head = usual.groups()
-        pri_text, stamp, host, program, _ = head
-        pri = int(pri_text)
+        pri_text, stamp, host, program, pid = usual.groups()
+        pri = _PRIS.get(pri_text)
+        if pri is None:  # (digits of other scripts: int reads them as parse does)
+            pri = int(pri_text)
         received = receive_times_ns[row]
         if received != dated_at:
             dated, dated_at = {}, received
@@ -91,13 +96,15 @@ def parse_rfc3164_columns(
         if seconds is None or pri > 191 or host[-1] == ":" or (program[0] <= "9" and not dialect_none):
             unread.append(row)
             continue
-        heads.append(head)
         pris.append(pri)
+        hosts.append(host)
+        programs.append(program)
+        pids.append(pid)
         times.append(seconds)
         contents.append(text[usual.end() :])
-    if not heads:
+    if not pris:
         return None
-    n = len(heads)
+    n = len(pris)
     positions = _row_numbers(len(frames))
     frame_bytes = pa.array(list(map(len, frames)), pa.int32())
     if unread:
@@ -106,7 +113,6 @@ def parse_rfc3164_columns(
             kept[row] = False
         read = pa.array(kept, pa.bool_())
         positions, frame_bytes = positions.filter(read), frame_bytes.filter(read)
-    _, _, hosts, programs, pids = zip(*heads, strict=True)
     text_type = pa.string()
     content = pa.array(contents, text_type)
     bom = pc.starts_with(content, _BOM)
