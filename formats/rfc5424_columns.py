@@ -302,37 +302,74 @@ def _times(
     return nil, seconds, unix_seconds, ns_text, ok
 
 
+_SHAPES = 3
+"""SD shapes tried in a batch at most (a relay's programs each have theirs)."""
+
+
 def _structured_data(
     parser: Rfc5424Parser, rest: pa.StringArray, sd_rows: pa.BooleanArray
 ) -> tuple[pa.StringArray, pa.StringArray, pa.BooleanArray]:
-    """(SD JSON, MSG, ok) of each row whose ``rest`` (SD and MSG) has the first SD row's shape.
+    """(SD JSON, MSG, ok) of each SD row (``rest`` starting with "[") whose SD has one of the batch's
+    first few shapes.
 
     The SD ends at the first "] " (or the frame's end), as the parser reads
-    it. Its shape, the text around the values (split at '"'), is read once;
-    a row is of that shape if its pieces are that text and its values hold
-    no escape or control character. Its JSON is then the shape's skeleton
-    around the values, as the parser makes it.
+    it. A shape, the text around the values (split at '"'), is read once,
+    from the first rows that have it; a row is of that shape if its pieces
+    are that text and its values hold no escape or control character. Its
+    JSON is then the shape's skeleton around the values, as the parser makes
+    it.
     """
-    first = pc.filter(rest, sd_rows)[0].as_py()
-    end = first.find("] ") + 1 or (len(first) if first[-1] == "]" else 0)
-    shape = tuple(first[:end].split('"')[::2]) if end and first[:end].count('"') % 2 == 0 else None
-    skeleton = parser.sd_skeleton(shape) if shape is not None and _plain_shape(shape) else False
-    if not isinstance(skeleton, list) or shape is None:
-        nothing = pa.repeat(pa.scalar("", pa.string()), len(rest))
-        return nothing, nothing, pa.repeat(pa.scalar(False), len(rest))
-    m = len(shape) - 1
+    n = len(rest)
     halves = pc.split_pattern(rest, "] ", max_splits=1)  # SD without its last "]", MSG
     half = _elements(halves, 2)
     with_msg = pc.equal(pc.list_value_length(halves), 2)
     msg = pc.if_else(with_msg, half(1), "")
-    parts = pc.split_pattern(half(0), '"', max_splits=2 * m)
+    sd = half(0)
+    json = None
+    ok = pa.repeat(pa.scalar(False), n)
+    todo = sd_rows
+    for _ in range(_SHAPES):
+        left = pc.sum(todo).as_py() or 0
+        # Another shape costs about as much as parsing a sixteenth of the frames one by one.
+        if not left or (json is not None and left * 16 < n):
+            break
+        found = _usable_shape(parser, pc.filter(rest, todo).slice(0, 8).to_pylist())
+        if found is None:
+            break
+        shape_json, of_shape = _of_shape(sd, with_msg, *found)
+        of_shape = pc.and_(of_shape, todo)
+        json = shape_json if json is None else pc.if_else(of_shape, shape_json, json)
+        ok = pc.or_(ok, of_shape)
+        todo = pc.and_(todo, pc.invert(of_shape))
+    return json if json is not None else pa.repeat(pa.scalar("", pa.string()), n), msg, ok
+
+
+def _usable_shape(parser: Rfc5424Parser, texts: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
+    """The shape and skeleton of the first of ``texts`` (SD and MSG) whose SD has a shape read here."""
+    for text in texts:
+        end = text.find("] ") + 1 or (len(text) if text[-1] == "]" else 0)
+        if not end or text[:end].count('"') % 2:
+            continue
+        shape = tuple(text[:end].split('"')[::2])
+        skeleton = parser.sd_skeleton(shape) if _plain_shape(shape) else False
+        if isinstance(skeleton, list):
+            return shape, skeleton
+    return None
+
+
+def _of_shape(
+    sd: pa.StringArray, with_msg: pa.BooleanArray, shape: tuple[str, ...], skeleton: list[str]
+) -> tuple[pa.StringArray, pa.BooleanArray]:
+    """(JSON, is of the shape) of each row's ``sd`` (without the last "]" when ``with_msg``)."""
+    m = len(shape) - 1
+    parts = pc.split_pattern(sd, '"', max_splits=2 * m)
     piece = _elements(parts, 2 * m + 1)
     ok = pc.equal(pc.list_value_length(parts), 2 * m + 1)
     for i in range(m):
         ok = pc.and_(ok, pc.equal(piece(2 * i), shape[i]))
     ok = pc.and_(ok, pc.equal(piece(2 * m), pc.if_else(with_msg, shape[m][:-1], shape[m])))
     if not m:
-        return pa.repeat(pa.scalar(skeleton[0], pa.string()), len(rest)), msg, ok
+        return pa.repeat(pa.scalar(skeleton[0], pa.string()), len(sd)), ok
     joined: list[object] = [skeleton[0]]
     for i in range(m):
         joined += [piece(2 * i + 1), skeleton[i + 1]]
@@ -343,7 +380,7 @@ def _structured_data(
         plain = pc.invert(pc.match_substring_regex(json, r"[\x00-\x1f]"))
     if b"\\" in json.buffers()[2].to_pybytes():
         plain = pc.and_(plain, pc.invert(pc.match_substring(json, "\\")))
-    return json, msg, pc.and_(ok, plain)
+    return json, pc.and_(ok, plain)
 
 
 def _plain_shape(shape: tuple[str, ...]) -> bool:

@@ -264,6 +264,23 @@ def test_odd_frames_among_usual_ones_are_parsed_one_by_one_in_their_rows() -> No
     assert rows_of(parts, len(frames)) == [reference.parse(frame, PEER, RECEIVED) for frame in frames]
 
 
+def test_several_sd_shapes_are_read_in_columns_whatever_comes_first() -> None:
+    """If the first frame's SD has an escape and two programs' SD shapes alternate, then each shape is
+    read in columns (only the escaped frame is parsed one by one)."""
+    frames = [b'<13>1 2026-12-07T01:02:03Z h a 1 ID1 [req@32473 id="a\\"b" user="u"][meta seq="0"] m']
+    for i in range(1, 100):
+        frames.append(
+            b'<13>1 2026-12-07T01:02:03.%dZ h a 1 ID1 [req@32473 id="%d" user="u"][meta seq="%d"] m' % (i, i, i)
+            if i % 2 else b'<14>1 2026-12-07T01:02:04Z h b 2 - [timeQuality tzKnown="1" isSynced="%d"] x' % (i % 3)
+        )
+    parser = CountingParser()
+    parts = parse_rfc5424_columns(parser, frames, PEER, RECEIVED)
+    assert parts is not None
+    assert parser.calls == 1
+    reference = Rfc5424Parser()
+    assert rows_of(parts, len(frames)) == [reference.parse(frame, PEER, RECEIVED) for frame in frames]
+
+
 def test_a_frame_the_parser_flags_leaves_the_batch_to_it() -> None:
     """If one frame's record has a flag (here a PRI over 191), then there is no answer."""
     frames = [*rfc5424_lines(3), b"<200>1 - h a - - - m"]
