@@ -265,16 +265,15 @@ def _times(
     """(NIL timestamp, seconds, seconds as text, nanoseconds as 9 digits, ok) of each row's timestamp.
 
     A timestamp is its second (``YYYY-MM-DDTHH:MM:SS``), an optional
-    fraction, and an offset as long as the first timestamp's (``Z`` or
-    ``+hh:mm``). Second and offset, few in a batch, are read together by the
-    parser's reader; a fraction of ASCII digits is nanoseconds whatever they
-    are (the reader reads one so). A row whose second and offset do not read
-    (another offset's length, not a time) is not ok.
+    fraction, and an offset as long as most rows' (``Z`` or ``+hh:mm``).
+    Second and offset, few in a batch, are read together by the parser's
+    reader; a fraction of ASCII digits is nanoseconds whatever they are (the
+    reader reads one so). A row whose second and offset do not read (another
+    offset's length, not a time) is not ok.
     """
     nil = pc.equal(stamps, "-")
-    candidates = pc.filter(stamps, pc.invert(nil))
-    first = candidates[0].as_py() if len(candidates) else "Z"
-    zone = 1 if first[-1:] in ("Z", "z") else 6
+    utc = pc.sum(pc.or_(pc.ends_with(stamps, "Z"), pc.ends_with(stamps, "z"))).as_py() or 0
+    zone = 1 if 2 * utc >= len(stamps) - (pc.sum(nil).as_py() or 0) else 6  # the offset most have
     ascii = pc.string_is_ascii(stamps)
     if not pc.all(ascii).as_py():  # bytes are characters in the others: they are sliced as bytes
         stamps = pc.if_else(ascii, stamps, "?")
