@@ -29,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from formats.framing import StreamDeframer
 from formats.ndjson import encode_ndjson
 from formats.parse import make_parser
+from formats.rfc3164 import Rfc3164Parser
+from formats.rfc3164_columns import parse_rfc3164_columns
+from formats.rfc5424 import Rfc5424Parser
+from formats.rfc5424_columns import parse_rfc5424_columns
 from formats.sls_pb import encode_log_group
 from formats.streamlog import StreamlogParser
 from formats.streamlog_columns import parse_streamlog_columns
@@ -189,6 +193,33 @@ def main() -> int:
             return count
         return run
 
+    def parse_rfc3164_into_columns(lines: list[bytes]) -> Callable[[], int]:
+        batches = [lines[i : i + GROUP] for i in range(0, len(lines), GROUP)]
+        received_at = [received] * GROUP
+
+        def run() -> int:
+            p = Rfc3164Parser()
+            count = 0
+            for batch in batches:
+                columns = parse_rfc3164_columns(p, batch, peer, received_at[: len(batch)])
+                assert columns is not None and not columns.unread
+                count += len(batch)
+            return count
+        return run
+
+    def parse_rfc5424_into_columns(lines: list[bytes]) -> Callable[[], int]:
+        batches = [lines[i : i + GROUP] for i in range(0, len(lines), GROUP)]
+
+        def run() -> int:
+            p = Rfc5424Parser()
+            count = 0
+            for batch in batches:
+                parts = parse_rfc5424_columns(p, batch, peer, received)
+                assert parts is not None
+                count += sum(len(part) for part in parts)
+            return count
+        return run
+
     parse_auto = make_parser()
     ali_records = [parse_auto(line, peer, received) for line in ali]
     r5424_records = [parse_auto(line, peer, received) for line in r5424]
@@ -212,11 +243,13 @@ def main() -> int:
         ("deframe LF, auto (ALI lines)", "frames", deframe(stream_chunks, "auto"), 3_000_000),
         ("deframe LF, lf-only (ALI lines)", "frames", deframe(stream_chunks, "lf"), 3_000_000),
         ("deframe octet-counted, auto (RFC 5424)", "frames", deframe(octet_chunks, "auto"), None),
-        ("parse streamlog (ALI_LOG_FMT)", "records", parse(ali, "streamlog"), 1_000_000),
+        ("parse streamlog (ALI_LOG_FMT)", "records", parse(ali, "streamlog"), None),
         ("parse auto-detected streamlog", "records", parse(ali, "auto"), None),
         ("parse streamlog into columns (Arrow)", "records", parse_columns(ali), 1_000_000),
-        ("parse RFC 3164", "records", parse(r3164, "rfc3164"), 500_000),
-        ("parse RFC 5424 with structured data", "records", parse(r5424, "rfc5424"), 400_000),
+        ("parse RFC 3164", "records", parse(r3164, "rfc3164"), None),
+        ("parse RFC 3164 into columns (Arrow)", "records", parse_rfc3164_into_columns(r3164), 500_000),
+        ("parse RFC 5424 with structured data", "records", parse(r5424, "rfc5424"), None),
+        ("parse RFC 5424 into columns (Arrow)", "records", parse_rfc5424_into_columns(r5424), 400_000),
         ("parse Cisco IOS (RFC 3164 path, auto dialect)", "records", parse(cisco_ios_lines(n), "rfc3164"), None),
         ("parse FortiGate key=value (payload kv)", "records", parse(fortigate_lines(n), "rfc3164", "kv"), None),
         ("parse CEF behind RFC 3164 (payload cef)", "records", parse(cef_lines(n), "rfc3164", "cef"), None),
