@@ -287,8 +287,9 @@ class ColumnEncoder:
 
     prepare: Callable[[Sequence[Any]], Any]
     """What the sink makes of a batch's chunks (lines read as columns, or frames parsed as records: each a
-    ``StreamlogColumns`` or a ``RecordRows`` of receiver/deliver/column_groups.py, which this module leaves
-    out of its imports so that Arrow stays out of processes that never build from columns)
+    ``StreamlogColumns``, a ``RecordRows`` or ``LayoutParts`` of them, of receiver/deliver/column_groups.py,
+    which this module leaves out of its imports so that Arrow stays out of processes that never build
+    from columns)
     before its groups take their rows from it; None when it cannot (the batch is then built from
     records)."""
     encode: Callable[[Group, Any], bytes]
