@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -157,8 +158,11 @@ def parse_rfc5424_columns(
         pc.if_else(has_msgid, pc.add(firsts, 5), none),
         pc.if_else(has_procid, pc.add(firsts, 4), none),
     ]
-    sources = [pieces, msg, unix, *([sd_json] if sd_json is not None else []), _PRI_TABLES, pa.array([peer], pa.string())]
-    values = _lists(pa.concat_arrays(sources), [pc.cast(p, pa.int64()) for p in picks], n)
+    source = pa.concat_arrays(
+        [pieces, msg, unix, *([sd_json] if sd_json is not None else []), _PRI_TABLES, pa.array([peer], pa.string())]
+    )
+    # Each row's picks, made strings only once rows are in their parts (strings are copied once).
+    chosen = _picks(pc.cast(pick, pa.int64()) for pick in picks)
     layout = pc.add(
         pc.add(pc.multiply(pc.cast(has_sd, pa.int8()), 4), pc.multiply(pc.cast(has_msgid, pa.int8()), 2)),
         pc.cast(has_procid, pa.int8()),
@@ -179,22 +183,28 @@ def parse_rfc5424_columns(
         seconds = pc.replace_with_mask(seconds, slow, pa.array([r.time for r, _ in records], pa.int64()))
         time_ns = pc.replace_with_mask(time_ns, slow, pa.array([r.time_ns for r, _ in records], pa.int64()))
         layout = pc.replace_with_mask(layout, slow, pa.array([c for _, c in records], layout.type))
-        their = pa.array([r.values for r, _ in records], pa.list_(pa.string()))
+        # Their values go after the others in `source`, their picks after the others' picks.
+        their = [value for record, _ in records for value in record.values]
+        ends = itertools.accumulate((len(record.values) for record, _ in records), initial=0)
+        their_picks = pa.ListArray.from_arrays(
+            pa.array(ends, pa.int32()), pa.array(range(len(source), len(source) + len(their)), pa.int64())
+        )
+        source = pa.concat_arrays([source, pa.array(their, pa.string())])
         at = pc.replace_with_mask(rows, slow, pa.array(range(n, n + len(records)), pa.int64()))
-        values = pc.take(pa.concat_arrays([values, their]), at)
+        chosen = pc.take(pa.concat_arrays([chosen, their_picks]), at)
 
     # 6. A part a layout.
     frame_bytes = pc.binary_length(binary)
     found = pc.unique(layout).to_pylist()
     if len(found) == 1:
-        source = pa.repeat(pa.scalar(peer, pa.string()), n)
-        return [Rfc5424Columns(_LAYOUTS[found[0]], rows, seconds, time_ns, source, values, frame_bytes)]
+        peers = pa.repeat(pa.scalar(peer, pa.string()), n)
+        return [Rfc5424Columns(_LAYOUTS[found[0]], rows, seconds, time_ns, peers, _strings(source, chosen), frame_bytes)]
     out = []
     for code in found:
         at = pc.cast(pc.indices_nonzero(pc.equal(layout, code)), pa.int64())
         out.append(Rfc5424Columns(
             _LAYOUTS[code], at, seconds.take(at), time_ns.take(at), pa.repeat(pa.scalar(peer, pa.string()), len(at)),
-            values.take(at), frame_bytes.take(at),
+            _strings(source, chosen.take(at)), frame_bytes.take(at),
         ))
     return out
 
@@ -411,9 +421,11 @@ def _plain_shape(shape: tuple[str, ...]) -> bool:
     )
 
 
-def _lists(source: pa.StringArray, picks: list[pa.Int64Array], n: int) -> pa.ListArray:
-    """Row ``r``'s list: ``source[picks[0][r]], source[picks[1][r]], ...``, null picks left out."""
+def _picks(columns: Iterable[pa.Int64Array]) -> pa.ListArray:
+    """Row ``r``'s list: each column's ``r``-th pick, null picks left out."""
+    picks = list(columns)
     width = len(picks)
+    n = len(picks[0])
     flat = pc.take(pa.concat_arrays(picks), _interleave(n, width))  # row by row
     if flat.null_count:
         kept = pc.cumulative_sum(pc.cast(pc.is_valid(flat), pa.int32()))
@@ -422,7 +434,15 @@ def _lists(source: pa.StringArray, picks: list[pa.Int64Array], n: int) -> pa.Lis
         flat = pc.drop_null(flat)
     else:
         offsets = pc.cast(pc.multiply(_rows(n + 1), width), pa.int32())
-    return pa.ListArray.from_arrays(offsets, source.take(flat))
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _strings(source: pa.StringArray, picks: pa.ListArray) -> pa.ListArray:
+    """``picks`` (lists of positions in ``source``) as lists of those strings."""
+    offsets = picks.offsets
+    if offsets[0].as_py():
+        offsets = pc.subtract(offsets, offsets[0])
+    return pa.ListArray.from_arrays(offsets, source.take(pc.list_flatten(picks)))
 
 
 _INTERLEAVE: dict[int, tuple[pa.Int64Array, pa.Int64Array]] = {}
