@@ -20,7 +20,9 @@ the two read it (a property test holds them to that).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,8 +37,13 @@ __all__ = ["Rfc3164Columns", "parse_rfc3164_columns"]
 
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
 _BOM = "\ufeff"
-# A PRI's text (1 to 3 ASCII digits, leading zeros too) -> its number: one lookup instead of int().
-_PRIS = {text: int(text) for width in (1, 2, 3) for text in (f"{p:0{width}d}" for p in range(10**width))}
+# parse's usual match and the content after it (``text[usual.end():]``) in one: ``(.*)`` always takes the rest,
+# so the match is _USUAL's own; a final CR or NUL (which parse drops first) matches nothing, to be left to parse.
+_USUAL_TO_END = re.compile(_USUAL.pattern + r"((?s:.*))(?<![\r\0])\Z")
+_GROUPS: Callable[[re.Match[str]], tuple[str, ...]] = re.Match.groups
+# A PRI's text (1 to 3 ASCII digits, leading zeros too) -> its number, where parse takes its usual path (under
+# 192): one lookup instead of int() and a comparison (a PRI in other scripts' digits is left to parse).
+_PRIS = {text: int(text) for width in (1, 2, 3) for text in (f"{p:0{width}d}" for p in range(10**width)) if int(text) < 192}
 # The PRI's three texts by PRI, for one take each instead of a Python lookup a line.
 _PRIORITY, _FACILITY, _SEVERITY = (pa.array([texts[i] for texts in PRI_STRINGS[:192]], pa.string()) for i in range(3))
 
@@ -60,73 +67,73 @@ def parse_rfc3164_columns(
     # The parser's own settings and year rule (its private parts: this reads what its parse reads).
     dialect_none = parser._dialect == "none"
     classic_time = parser._classic_time
-    match = _USUAL.match
-    # What parse takes of each line read (a list a column: transposing tuples after costs more).
-    pris: list[int] = []
-    hosts: list[str] = []
-    programs: list[str] = []
-    pids: list[str | None] = []
-    times: list[int] = []
-    contents: list[str] = []
-    unread: list[int] = []
-    # The lines of an entry share its receive time, and a burst its stamp: the year rule once per stamp an entry.
-    dated: dict[str, int | None] = {}
-    dated_at = None
-    for row, frame in enumerate(frames):
-        try:
-            text = frame.decode()
-        except UnicodeDecodeError:  # replaced and flagged by the parser
-            unread.append(row)
-            continue
-        usual = match(text)
-        if usual is None or text[-1] in "\0\r":  # (the parser drops a final NUL or CR first)
-            unread.append(row)
-            continue
-        pri_text, stamp, host, program, pid = usual.groups()
-        pri = _PRIS.get(pri_text)
-        if pri is None:  # (digits of other scripts: int reads them as parse does)
-            pri = int(pri_text)
-        received = receive_times_ns[row]
-        if received != dated_at:
-            dated, dated_at = {}, received
-        seconds = dated.get(stamp, -1)
-        if seconds == -1:
-            seconds = dated[stamp] = _dated(classic_time, stamp, received)
-        # parse's usual path: its conditions, and a time it dates with no flag.
-        if seconds is None or pri > 191 or host[-1] == ":" or (program[0] <= "9" and not dialect_none):
-            unread.append(row)
-            continue
-        pris.append(pri)
-        hosts.append(host)
-        programs.append(program)
-        pids.append(pid)
-        times.append(seconds)
-        contents.append(text[usual.end() :])
-    if not pris:
+    n = len(frames)
+    if n == 0:
         return None
-    n = len(pris)
-    positions = _row_numbers(len(frames))
+    # Each step over the whole chunk at C level (map, zip, min): a Python step a line cost more than the match.
+    try:
+        texts = list(map(bytes.decode, frames))
+    except (UnicodeDecodeError, TypeError):  # a line the parser replaces and flags: "" matches nothing
+        texts = list(map(_text, frames))
+    matches = list(map(_USUAL_TO_END.match, texts))
+    unread: list[int] = []
+    if None in matches:
+        unread = [row for row, usual in enumerate(matches) if usual is None]
+        if len(unread) == n:
+            return None
+        matches = list(filter(None, matches))
+    pri_texts, stamps, hosts, programs, pids, contents = zip(*map(_GROUPS, cast("list[re.Match[str]]", matches)), strict=True)
+    m = len(matches)
+    pri_list = list(map(_PRIS.get, pri_texts))
+    seconds = _seconds(classic_time, stamps, receive_times_ns, unread)
+    # parse's conditions after the match, each first checked for the whole chunk (nearly always met).
+    bad: set[int] = set()
+    if None in pri_list:
+        bad.update(i for i, pri in enumerate(pri_list) if pri is None)
+    if None in seconds:
+        bad.update(i for i, second in enumerate(seconds) if second is None)
+    if ": " in " ".join(hosts) + " ":  # (a host has no space)
+        bad.update(i for i, host in enumerate(hosts) if host[-1] == ":")
+    if not dialect_none and min(programs) <= "9":  # (the least first character is the least program's)
+        bad.update(i for i, program in enumerate(programs) if program[0] <= "9")
+    if bad:
+        if len(bad) == m:
+            return None
+        left = set(unread)
+        matched_rows = [row for row in range(n) if row not in left]
+        unread = sorted([*unread, *(matched_rows[i] for i in bad)])
+        pri_list = [0 if pri is None else pri for pri in pri_list]
+        seconds = [0 if second is None else second for second in seconds]
+    positions = _row_numbers(n)
     frame_bytes = pa.array(list(map(len, frames)), pa.int32())
     if unread:
-        kept = [True] * len(frames)
+        kept = [True] * n
         for row in unread:
             kept[row] = False
         read = pa.array(kept, pa.bool_())
         positions, frame_bytes = positions.filter(read), frame_bytes.filter(read)
     text_type = pa.string()
-    content = pa.array(contents, text_type)
+    read_columns = [
+        pa.array(seconds, pa.int64()), pa.array(pri_list, pa.int64()), pa.array(programs, text_type),
+        pa.array(hosts, text_type), pa.array(contents, text_type), pa.array(pids, text_type),
+    ]
+    if bad:
+        good = [True] * m
+        for i in bad:
+            good[i] = False
+        mask = pa.array(good, pa.bool_())
+        read_columns = [column.filter(mask) for column in read_columns]
+    time, pri, program, host, content, pid = read_columns
+    n = m - len(bad)
     bom = pc.starts_with(content, _BOM)
     if pc.any(bom).as_py():  # the parser drops a BOM at the content's start
         content = pc.if_else(bom, pc.utf8_slice_codeunits(content, 1), content)
-    pri = pa.array(pris, pa.int64())
-    time = pa.array(times, pa.int64())
     source = pa.repeat(pa.scalar(peer, text_type), n)
     fields = [
-        pa.array(programs, text_type), _PRIORITY.take(pri), _FACILITY.take(pri), _SEVERITY.take(pri),
+        program, _PRIORITY.take(pri), _FACILITY.take(pri), _SEVERITY.take(pri),
         pc.cast(pc.multiply(time, 1_000_000_000), text_type),  # _unixtimestamp_: str(seconds * 10**9), time_ns 0
-        pa.array(hosts, text_type), source, content,
+        host, source, content,
     ]
-    pid = pa.array(pids, text_type)
     has_pid = pc.fill_null(pc.not_equal(pid, ""), False)  # as parse: an empty pid is none
     with_pid = pc.sum(has_pid).as_py() or 0
     parts = []
@@ -141,6 +148,52 @@ def parse_rfc3164_columns(
         sizes = frame_bytes if count == n else frame_bytes.filter(rows)
         parts.append((_columns(keys, columns[0], columns[1:], count, sizes), at))
     return Rfc3164Columns(tuple(parts), unread)
+
+
+def _text(frame: bytes) -> str:
+    """``frame`` decoded; "" (which no pattern here matches) where parse would replace and flag it."""
+    try:
+        return bytes(frame).decode()
+    except UnicodeDecodeError:
+        return ""
+
+
+def _seconds(
+    classic_time: Callable[[str, int], ClassicTime | None],
+    stamps: Sequence[str],
+    receive_times_ns: Sequence[int],
+    unread: list[int],
+) -> list[int | None]:
+    """What :func:`_dated` gives each of ``stamps`` (those of the frames not in ``unread``), found once a distinct
+    stamp: the year rule's answer holds over a window of receive times it names, so one answer serves every
+    receive time of the chunk where they all lie in it; a stamp whose window the chunk's times leave is dated
+    line by line."""
+    lo, hi = min(receive_times_ns), max(receive_times_ns)
+    by_stamp: dict[str, int | None] = {}
+    each: set[str] = set()
+    for stamp in set(stamps):
+        if not month_number(stamp[:3]):
+            by_stamp[stamp] = None
+            continue
+        when = classic_time(stamp, lo)
+        if when is None:  # (not a time whatever the receive time)
+            by_stamp[stamp] = None
+        elif not when[2] <= lo or not hi < when[3]:
+            each.add(stamp)
+        elif when[0] is None or when[1] != 0 or lo > when[4]:
+            by_stamp[stamp] = None
+        elif hi <= when[4]:
+            by_stamp[stamp] = when[0]
+        else:  # the year turns uncertain within the chunk
+            each.add(stamp)
+    if not each:
+        return list(map(by_stamp.__getitem__, stamps))
+    left = set(unread)
+    times = [received for row, received in enumerate(receive_times_ns) if row not in left]
+    return [
+        _dated(classic_time, stamp, received) if stamp in each else by_stamp[stamp]
+        for stamp, received in zip(stamps, times, strict=True)
+    ]
 
 
 def _dated(classic_time: Callable[[str, int], ClassicTime | None], stamp: str, received: int) -> int | None:
