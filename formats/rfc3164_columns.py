@@ -3,8 +3,9 @@
 :meth:`Rfc3164Parser.parse` reads a line in about 3.2 us, most of it
 making the record. Nearly every line a syslog daemon relays has the usual
 shape (``<PRI>Mmm dd hh:mm:ss host tag[pid]: ``), which the parser reads
-with one match; here the same match runs over a chunk's lines in one loop
-that only gathers its groups, and the columns are made from them by Arrow.
+with one match; here the same match runs over a chunk's lines with no
+Python step a line (``map``), its groups become columns in one conversion
+by Arrow, and parse's conditions after the match are Arrow's work too.
 
 Arrow's own regex (RE2) was measured too, and lost: it cannot say the
 parser's pattern (a lookahead, Unicode classes), and even a loose version
@@ -38,12 +39,17 @@ __all__ = ["Rfc3164Columns", "parse_rfc3164_columns"]
 _KEYS_WITH_PID = (*SYSLOG_KEYS, PROCESS_ID)
 _BOM = "\ufeff"
 # parse's usual match and the content after it (``text[usual.end():]``) in one: ``(.*)`` always takes the rest,
-# so the match is _USUAL's own; a final CR or NUL (which parse drops first) matches nothing, to be left to parse.
-_USUAL_TO_END = re.compile(_USUAL.pattern + r"((?s:.*))(?<![\r\0])\Z")
-_GROUPS: Callable[[re.Match[str]], tuple[str, ...]] = re.Match.groups
-# A PRI's text (1 to 3 ASCII digits, leading zeros too) -> its number, where parse takes its usual path (under
-# 192): one lookup instead of int() and a comparison (a PRI in other scripts' digits is left to parse).
+# so the match is _USUAL's own; a final CR or NUL (which parse drops first) fails it, to be left to parse. Else the
+# empty match, so every line matches (one that is not usual with its groups all None): no Python step a line.
+_USUAL_TO_END = re.compile(rf"(?:{_USUAL.pattern}((?s:.*))(?<![\r\0])\Z|)")  # ("|)" runs faster than ")?")
+_MATCH = cast("Callable[[str], re.Match[str]]", _USUAL_TO_END.match)  # (None never: it matches every string)
+_GROUPS: Callable[[re.Match[str]], tuple[str | None, ...]] = re.Match.groups
+_LINE = pa.struct([(name, pa.string()) for name in ("pri", "stamp", "host", "program", "pid", "content")])
+# Each PRI's text parse takes its usual path with (1 to 3 ASCII digits, leading zeros too, under 192) and its
+# number, for one index_in (a PRI in other scripts' digits, which parse reads too, is left to it).
 _PRIS = {text: int(text) for width in (1, 2, 3) for text in (f"{p:0{width}d}" for p in range(10**width)) if int(text) < 192}
+_PRI_TEXTS = pa.array(list(_PRIS), pa.string())
+_PRI_NUMBERS = pa.array(list(_PRIS.values()), pa.int64())
 # The PRI's three texts by PRI, for one take each instead of a Python lookup a line.
 _PRIORITY, _FACILITY, _SEVERITY = (pa.array([texts[i] for texts in PRI_STRINGS[:192]], pa.string()) for i in range(3))
 
@@ -70,69 +76,43 @@ def parse_rfc3164_columns(
     n = len(frames)
     if n == 0:
         return None
-    # Each step over the whole chunk at C level (map, zip, min): a Python step a line cost more than the match.
+    # Each step over the whole chunk at C level (map, Arrow): a Python step a line cost more than the match.
     try:
         texts = list(map(bytes.decode, frames))
-    except (UnicodeDecodeError, TypeError):  # a line the parser replaces and flags: "" matches nothing
+    except (UnicodeDecodeError, TypeError):  # a line the parser replaces and flags: "" is read as not usual
         texts = list(map(_text, frames))
-    matches = list(map(_USUAL_TO_END.match, texts))
-    unread: list[int] = []
-    if None in matches:
-        unread = [row for row, usual in enumerate(matches) if usual is None]
-        if len(unread) == n:
-            return None
-        matches = list(filter(None, matches))
-    pri_texts, stamps, hosts, programs, pids, contents = zip(*map(_GROUPS, cast("list[re.Match[str]]", matches)), strict=True)
-    m = len(matches)
-    pri_list = list(map(_PRIS.get, pri_texts))
-    seconds = _seconds(classic_time, stamps, receive_times_ns, unread)
-    # parse's conditions after the match, each first checked for the whole chunk (nearly always met).
-    bad: set[int] = set()
-    if None in pri_list:
-        bad.update(i for i, pri in enumerate(pri_list) if pri is None)
-    if None in seconds:
-        bad.update(i for i, second in enumerate(seconds) if second is None)
-    if ": " in " ".join(hosts) + " ":  # (a host has no space)
-        bad.update(i for i, host in enumerate(hosts) if host[-1] == ":")
-    if not dialect_none and min(programs) <= "9":  # (the least first character is the least program's)
-        bad.update(i for i, program in enumerate(programs) if program[0] <= "9")
-    if bad:
-        if len(bad) == m:
-            return None
-        left = set(unread)
-        matched_rows = [row for row in range(n) if row not in left]
-        unread = sorted([*unread, *(matched_rows[i] for i in bad)])
-        pri_list = [0 if pri is None else pri for pri in pri_list]
-        seconds = [0 if second is None else second for second in seconds]
+    # One tuple a line (all None where not usual), made columns by Arrow in one conversion.
+    lines = pa.array(list(map(_GROUPS, map(_MATCH, texts))), _LINE)
+    pri_text, stamp, host, program, pid, content = lines.flatten()
+    pri_at = pc.index_in(pri_text, value_set=_PRI_TEXTS)  # null: no PRI, or one parse does not read here
+    time, stamp_ns = _seconds(classic_time, stamp, receive_times_ns)
+    # parse's conditions after the match (null where the line is not usual, so not read).
+    read = pc.and_(pc.is_valid(pri_at), pc.is_valid(time))
+    read = pc.and_kleene(read, pc.invert(pc.ends_with(host, ":")))
+    if not dialect_none:  # (the TAG's first character over '9': the TAG sorts after ":" as no TAG holds one)
+        read = pc.and_kleene(read, pc.greater(program, ":"))
+    read = pc.fill_null(read, False)
+    count = pc.sum(read).as_py() or 0
+    if count == 0:
+        return None
     positions = _row_numbers(n)
     frame_bytes = pa.array(list(map(len, frames)), pa.int32())
-    if unread:
-        kept = [True] * n
-        for row in unread:
-            kept[row] = False
-        read = pa.array(kept, pa.bool_())
-        positions, frame_bytes = positions.filter(read), frame_bytes.filter(read)
+    unread: list[int] = []
+    if count < n:
+        unread = pc.indices_nonzero(pc.invert(read)).to_pylist()
+        positions, frame_bytes, pri_at, time, stamp_ns, program, host, content, pid = (
+            column.filter(read)
+            for column in (positions, frame_bytes, pri_at, time, stamp_ns, program, host, content, pid)
+        )
+    pri = _PRI_NUMBERS.take(pri_at)
+    n = count
     text_type = pa.string()
-    read_columns = [
-        pa.array(seconds, pa.int64()), pa.array(pri_list, pa.int64()), pa.array(programs, text_type),
-        pa.array(hosts, text_type), pa.array(contents, text_type), pa.array(pids, text_type),
-    ]
-    if bad:
-        good = [True] * m
-        for i in bad:
-            good[i] = False
-        mask = pa.array(good, pa.bool_())
-        read_columns = [column.filter(mask) for column in read_columns]
-    time, pri, program, host, content, pid = read_columns
-    n = m - len(bad)
     bom = pc.starts_with(content, _BOM)
     if pc.any(bom).as_py():  # the parser drops a BOM at the content's start
         content = pc.if_else(bom, pc.utf8_slice_codeunits(content, 1), content)
     source = pa.repeat(pa.scalar(peer, text_type), n)
     fields = [
-        program, _PRIORITY.take(pri), _FACILITY.take(pri), _SEVERITY.take(pri),
-        pc.cast(pc.multiply(time, 1_000_000_000), text_type),  # _unixtimestamp_: str(seconds * 10**9), time_ns 0
-        host, source, content,
+        program, _PRIORITY.take(pri), _FACILITY.take(pri), _SEVERITY.take(pri), stamp_ns, host, source, content,
     ]
     has_pid = pc.fill_null(pc.not_equal(pid, ""), False)  # as parse: an empty pid is none
     with_pid = pc.sum(has_pid).as_py() or 0
@@ -151,7 +131,7 @@ def parse_rfc3164_columns(
 
 
 def _text(frame: bytes) -> str:
-    """``frame`` decoded; "" (which no pattern here matches) where parse would replace and flag it."""
+    """``frame`` decoded; "" (read as not usual) where parse would replace and flag it."""
     try:
         return bytes(frame).decode()
     except UnicodeDecodeError:
@@ -159,42 +139,46 @@ def _text(frame: bytes) -> str:
 
 
 def _seconds(
-    classic_time: Callable[[str, int], ClassicTime | None],
-    stamps: Sequence[str],
-    receive_times_ns: Sequence[int],
-    unread: list[int],
-) -> list[int | None]:
-    """What :func:`_dated` gives each of ``stamps`` (those of the frames not in ``unread``), found once a distinct
-    stamp: the year rule's answer holds over a window of receive times it names, so one answer serves every
-    receive time of the chunk where they all lie in it; a stamp whose window the chunk's times leave is dated
-    line by line."""
+    classic_time: Callable[[str, int], ClassicTime | None], stamps: pa.StringArray, receive_times_ns: Sequence[int]
+) -> tuple[pa.Int64Array, pa.StringArray]:
+    """What :func:`_dated` gives each of ``stamps`` (null for None), with its _unixtimestamp_ (time_ns 0), found once a distinct stamp: the year rule's
+    answer holds over a window of receive times it names, so one answer serves every receive time of the chunk
+    where they all lie in it; a stamp whose window the chunk's times leave is dated line by line."""
     lo, hi = min(receive_times_ns), max(receive_times_ns)
-    by_stamp: dict[str, int | None] = {}
-    each: set[str] = set()
-    for stamp in set(stamps):
-        if not month_number(stamp[:3]):
-            by_stamp[stamp] = None
-            continue
-        when = classic_time(stamp, lo)
-        if when is None:  # (not a time whatever the receive time)
-            by_stamp[stamp] = None
+    encoded = stamps.dictionary_encode()
+    distinct: list[str] = encoded.dictionary.to_pylist()
+    answers: list[int | None] = []
+    each = False
+    for stamp in distinct:
+        when = classic_time(stamp, lo) if month_number(stamp[:3]) else None
+        if when is None:  # (not parse's usual path, whatever the receive time)
+            answers.append(None)
         elif not when[2] <= lo or not hi < when[3]:
-            each.add(stamp)
+            each = True
+            answers.append(None)
         elif when[0] is None or when[1] != 0 or lo > when[4]:
-            by_stamp[stamp] = None
+            answers.append(None)
         elif hi <= when[4]:
-            by_stamp[stamp] = when[0]
+            answers.append(when[0])
         else:  # the year turns uncertain within the chunk
-            each.add(stamp)
-    if not each:
-        return list(map(by_stamp.__getitem__, stamps))
-    left = set(unread)
-    times = [received for row, received in enumerate(receive_times_ns) if row not in left]
-    return [
-        _dated(classic_time, stamp, received) if stamp in each else by_stamp[stamp]
-        for stamp, received in zip(stamps, times, strict=True)
-    ]
+            each = True
+            answers.append(None)
+    if each:  # rare: the chunk spans a turn of the year rule
+        seconds = pa.array(
+            [
+                None if stamp is None else _dated(classic_time, stamp, received)
+                for stamp, received in zip(stamps.to_pylist(), receive_times_ns, strict=True)
+            ],
+            pa.int64(),
+        )
+        return seconds, _unix_ns(seconds)
+    seconds = pa.array(answers, pa.int64())
+    return seconds.take(encoded.indices), _unix_ns(seconds).take(encoded.indices)
 
+
+def _unix_ns(seconds: pa.Int64Array) -> pa.StringArray:
+    """_unixtimestamp_ as parse writes it for a time of whole seconds: str(seconds * 10**9)."""
+    return pc.cast(pc.multiply(seconds, 1_000_000_000), pa.string())
 
 def _dated(classic_time: Callable[[str, int], ClassicTime | None], stamp: str, received: int) -> int | None:
     """The seconds parse gives ``stamp`` received at ``received`` on its usual path; None where it does not

@@ -204,3 +204,24 @@ class TestParts:
         wall = _dt.datetime(2026, 11, 22, 13, 1, 6, tzinfo=zone)
         assert columns.time.to_pylist() == [int(wall.timestamp())] == [NOV_2026]
         assert isinstance(columns.values, pa.ListArray)
+
+    def test_a_chunk_across_the_moment_a_year_turns_uncertain(self) -> None:
+        """If one stamp's lines were received either side of the moment its year turns uncertain, then the
+        line before is read and the one after is left to parse (which flags it)."""
+        line = b"<13>Oct 22 05:01:06 web-1 cron: tick"  # uncertain 30 days on: 2026-11-21T05:01:06Z
+        received = [(NOV_2026 - 2 * 86_400) * 10**9, NOV_2026 * 10**9]
+        parser = Rfc3164Parser(uncertain_year_age_s=30 * 86_400)
+        read = parse_rfc3164_columns(parser, [line] * 2, PEER, received)
+        assert read is not None and read.unread == [1]
+        assert check(parser, Rfc3164Parser(uncertain_year_age_s=30 * 86_400), [line] * 2, received) == 1
+
+    def test_a_tag_from_a_digit_is_left_to_parse_but_in_dialect_none(self) -> None:
+        """If the TAG starts with a digit (a relayed Cisco counter, perhaps), then parse's general path reads
+        it, so it is left to parse; in dialect none parse reads it on its usual path, and so is it here."""
+        lines = [b"<13>Nov 22 05:01:06 web-1 1234: x", b"<13>Nov 22 05:01:06 web-1 9lives: x", b"<13>Nov 22 05:01:06 web-1 app: x"]
+        received = [NOV_2026 * 10**9] * 3
+        read = parse_rfc3164_columns(Rfc3164Parser(), lines, PEER, received)
+        assert read is not None and read.unread == [0, 1]
+        read = parse_rfc3164_columns(Rfc3164Parser(dialect="none"), lines, PEER, received)
+        assert read is not None and read.unread == []
+        assert check(Rfc3164Parser(dialect="none"), Rfc3164Parser(dialect="none"), lines, received) == 3
