@@ -40,12 +40,13 @@ def _escaped(strings: pa.Array) -> pa.Array | None:
 
 
 def encode_lines(
-    time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray, source: pa.StringArray, tag: pa.StringArray
+    time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray, source: pa.StringArray, tag: pa.StringArray,
+    time_ns: pa.Int64Array | None = None,
 ) -> pa.StringArray | None:
     """Each row's NDJSON line (its LF included), for records with ``time``, fields ``keys`` with
-    ``values``, ``source``, the streamlog tag ``tag`` (none where null: RFC 3164 lines), ``time_ns`` 0, no
-    flags and no error; None when some row's line must be written from its record (a control character,
-    a key given twice)."""
+    ``values``, ``source``, the streamlog tag ``tag`` (none where null: syslog lines), ``time_ns`` (None:
+    0 for every row), no flags and no error; None when some row's line must be written from its record
+    (a control character, a key given twice)."""
     if len(set(keys)) != len(keys):
         return None  # to_dict keeps a repeated key once, where its first is, with its last value
     if not len(time):
@@ -65,8 +66,10 @@ def encode_lines(
     tagged = pc.binary_join_element_wise('","tags":{' + _quoted(STREAMLOG_TAG) + ':"', tags, '"}', "")
     if tag.null_count:  # a record without a tag has no tags (a null would make the whole line null)
         tagged = pc.fill_null(tagged, '","tags":{}')
+    # to_dict writes time_ns as the int it is, whatever its range
+    nanoseconds: str | pa.Array = "0" if time_ns is None else pc.cast(time_ns, pa.string())
     return pc.binary_join_element_wise(
-        '{"time":', pc.cast(time, pa.string()), ',"time_ns":0,"fields":{', pc.binary_join(per_row, ""),
+        '{"time":', pc.cast(time, pa.string()), ',"time_ns":', nanoseconds, ',"fields":{', pc.binary_join(per_row, ""),
         '},"source":"', sources, tagged, ',"flags":[]}\n',
         "",
     )

@@ -16,6 +16,7 @@ answered None, and the caller encodes the records.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ __all__ = ["encode_logs", "joined"]
 
 _HEADS: dict[str, pa.BinaryArray] = {}
 """By key: the content head of every value length below SMALL_LENGTHS."""
+_TIME_NS_TAG = b"\x25"  # Log.Time_ns: field 4, fixed32
 _LOG_HEADS = pa.array([log_head(size) for size in range(SMALL_LENGTHS)], pa.binary())
 
 
@@ -39,12 +41,22 @@ def _heads(key: str) -> pa.BinaryArray:
     return heads
 
 
-def encode_logs(time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray) -> pa.BinaryArray | None:
+def encode_logs(
+    time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray, time_ns: pa.Int64Array | None = None
+) -> pa.BinaryArray | None:
     """Each row's ``Log`` (its tag and length included), for records with ``time`` (0..2**32-1), fields
-    ``keys`` with ``values``, no flags and ``time_ns`` 0; None when a value or a ``Log`` is too long
-    for the tables (encode those records one by one)."""
+    ``keys`` with ``values``, no flags and ``time_ns`` (None: 0 for every row); None when a value or a
+    ``Log`` is too long for the tables, or a ``time_ns`` is outside 0..999,999,999 (encode those
+    records one by one: encode_log_group refuses such a time_ns)."""
     if not len(time):
         return pa.array([], pa.binary())
+    nanoseconds = None
+    if time_ns is not None:
+        low, high = (bound.as_py() for bound in pc.min_max(time_ns).values())
+        if low < 0 or high >= 1_000_000_000:
+            return None
+        if high:
+            nanoseconds = _time_ns_fields(time_ns)
     distinct = pc.unique(time)
     times = pc.take(
         pa.array([time_part(t) for t in distinct.to_pylist()], pa.binary()), pc.index_in(time, value_set=distinct)
@@ -56,11 +68,27 @@ def encode_logs(time: pa.Int64Array, keys: Sequence[str], values: pa.ListArray) 
         if pc.max(lengths).as_py() >= SMALL_LENGTHS:
             return None
         pieces += [pc.take(_heads(key), lengths), value]
+    if nanoseconds is not None:
+        pieces.append(nanoseconds)  # last, as encode_log_group writes it (after the flags, which rows lack)
     body = pc.binary_join_element_wise(*pieces, b"")
     sizes = pc.binary_length(body)
     if pc.max(sizes).as_py() >= SMALL_LENGTHS:
         return None
     return pc.binary_join_element_wise(pc.take(_LOG_HEADS, sizes), body, b"")
+
+
+def _time_ns_fields(time_ns: pa.Int64Array) -> pa.BinaryArray:
+    """Each row's ``Time_ns`` field, for ``time_ns`` within 0..999,999,999 (b"" for 0, which
+    encode_log_group leaves out)."""
+    as_uint32 = pc.cast(time_ns, pa.uint32())
+    if sys.byteorder == "little":  # fixed32 is little-endian: the uint32 buffer is its bytes already
+        fixed = pa.Array.from_buffers(
+            pa.binary(4), len(as_uint32), [None, as_uint32.buffers()[1]], offset=as_uint32.offset
+        ).cast(pa.binary())
+    else:
+        fixed = pa.array([ns.to_bytes(4, "little") for ns in time_ns.to_pylist()], pa.binary())
+    field = pc.binary_join_element_wise(_TIME_NS_TAG, fixed, b"")
+    return pc.if_else(pc.equal(time_ns, 0), pa.scalar(b"", pa.binary()), field)
 
 
 def joined(logs: pa.BinaryArray) -> bytes:

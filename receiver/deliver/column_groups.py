@@ -1,4 +1,4 @@
-"""Groups built from columns: a batch's streamlog and RFC 3164 lines as rows of Arrow columns, never as records.
+"""Groups built from columns: a batch's streamlog and syslog lines as rows of Arrow columns, never as records.
 
 :func:`build_column_groups` makes of a batch the groups
 :func:`receiver.deliver.batches.build_groups` makes, with the same names and
@@ -19,11 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.record import Record
+from formats.rfc5424_columns import Rfc5424Columns
 from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.deliver.batches import Group, Grouping, Router, hostname_field, name_and_tag
 
-__all__ = ["BatchColumns", "ColumnChunk", "LayoutParts", "RecordRows", "build_column_groups"]
+__all__ = ["BatchColumns", "ColumnChunk", "LayoutParts", "Part", "RecordRows", "build_column_groups"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,8 +37,7 @@ class BatchColumns:
 
     @classmethod
     def of(
-        cls, chunks: Sequence[StreamlogColumns | RecordRows | LayoutParts],
-        columns_of: Callable[[StreamlogColumns | RecordRows], dict[str, pa.Array] | None],
+        cls, chunks: Sequence[Part | LayoutParts], columns_of: Callable[[Part], dict[str, pa.Array] | None],
     ) -> BatchColumns | None:
         """What ``columns_of`` makes of each of a batch's chunks, one chunk after the other (a sink's
         ``prepare``; a chunk of several layouts is made a part at a time); None for no chunk, or when
@@ -121,14 +121,14 @@ class RecordRows:
         return len(self.records)
 
 
-Part = StreamlogColumns | RecordRows
+Part = StreamlogColumns | Rfc5424Columns | RecordRows
 """Rows of one layout read as columns, or frames parsed as records."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LayoutParts:
     """A chunk whose rows are of several layouts (a sender's kernel lines without a pid among sshd's
-    with one, and the frames parsed as records), a part each: each part's rows, where they are in the
+    with one, RFC 5424 lines with SD among others without, and the frames parsed as records), a part each: each part's rows, where they are in the
     chunk, and the columns grouping needs for the whole chunk, in its order."""
 
     parts: tuple[Part, ...]
@@ -179,7 +179,7 @@ class ColumnChunk:
     """The frames of consecutive spool entries from one peer, read into columns (or, where they cannot
     be, parsed as records): what :func:`build_column_groups` groups."""
 
-    columns: StreamlogColumns | RecordRows | LayoutParts
+    columns: Part | LayoutParts
     peer: str
     entry_starts: list[int]
     """The first row of each entry."""
@@ -192,7 +192,7 @@ class ColumnChunk:
 
 
 def _rows_by_key(
-    columns: StreamlogColumns | RecordRows | LayoutParts, destinations: Mapping[str | None, str | None]
+    columns: Part | LayoutParts, destinations: Mapping[str | None, str | None]
 ) -> list[tuple[str | None, str, Sequence[int]]]:
     """A chunk's rows by group key (destination, from the tag, and source), in order, the keys in the
     order of their first row."""

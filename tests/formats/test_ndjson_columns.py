@@ -23,11 +23,16 @@ KEYS = st.lists(st.sampled_from(["hostname", "app-name", "msg", 'quo"te', "back\
                 min_size=1, max_size=5)
 
 
+# A record's time_ns as to_dict writes it: 0, a fraction, or (from no parser, but written as it is) out of range.
+NANOSECONDS = st.one_of(st.just(0), st.integers(1, 999_999_999), st.sampled_from([-1, 1_000_000_000]))
+
+
 @st.composite
 def rows(draw: st.DrawFn) -> tuple[list[str], list[Record]]:
     keys = draw(KEYS)
+    with_time_ns = draw(st.booleans())
     records = [
-        Record(draw(st.integers(0, 2**32 - 1)), 0, tuple(keys), [draw(TEXT) for _ in keys], draw(TEXT),
+        Record(draw(st.integers(0, 2**32 - 1)), draw(NANOSECONDS) if with_time_ns else 0, tuple(keys), [draw(TEXT) for _ in keys], draw(TEXT),
                {STREAMLOG_TAG: draw(TEXT)})
         for _ in range(draw(st.integers(1, 6)))
     ]
@@ -35,11 +40,13 @@ def rows(draw: st.DrawFn) -> tuple[list[str], list[Record]]:
 
 
 def _lines(keys: list[str], records: list[Record]) -> pa.StringArray | None:
+    """The lines of ``records`` (with no time_ns column where every record's is 0, as streamlog columns)."""
+    time_ns = None if all(r.time_ns == 0 for r in records) else pa.array([r.time_ns for r in records], pa.int64())
     return encode_lines(
         pa.array([r.time for r in records], pa.int64()), keys,
         pa.array([r.values for r in records], pa.list_(pa.string())),
         pa.array([r.source for r in records], pa.string()),
-        pa.array([r.tags[STREAMLOG_TAG] for r in records], pa.string()),
+        pa.array([r.tags[STREAMLOG_TAG] for r in records], pa.string()), time_ns,
     )
 
 
@@ -64,3 +71,15 @@ def test_the_lines_are_encode_ndjsons_or_nothing(case: tuple[list[str], list[Rec
 
 def test_no_rows_make_no_lines() -> None:
     assert _lines(["msg"], []) is not None and len(_lines(["msg"], []) or []) == 0
+
+
+def test_a_time_ns_column_is_written_as_the_records_is() -> None:
+    """If rows have a time_ns column, then each line carries its row's (an RFC 5424 fraction), and a
+    column of zeros writes what no column does."""
+    records = [Record(1795323666, ns, ("msg",), ["m"], "10.0.0.7", {STREAMLOG_TAG: "t"}) for ns in (0, 123_456_000)]
+    args = (pa.array([r.time for r in records], pa.int64()), ["msg"], pa.array([r.values for r in records]),
+            pa.array(["10.0.0.7"] * 2), pa.array(["t"] * 2))
+    lines = encode_lines(*args, pa.array([0, 123_456_000], pa.int64()))
+    assert lines is not None and [line.as_py() for line in lines] == [encode_ndjson([r]).decode() for r in records]
+    assert b'"time_ns":123456000,' in encode_ndjson(records[1:])
+    assert encode_lines(*args, pa.array([0, 0], pa.int64())) == encode_lines(*args)

@@ -72,7 +72,7 @@ from receiver.deliver.sinks.http_signatures import (
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     from formats.streamlog_columns import StreamlogColumns
-    from receiver.deliver.column_groups import BatchColumns, RecordRows
+    from receiver.deliver.column_groups import BatchColumns, Part, RecordRows
 
 __all__ = [
     "COVERED_COMPONENTS",
@@ -275,10 +275,10 @@ def http_lines(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns 
     from formats.ndjson_columns import encode_lines
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
-    def lines_of(chunk: StreamlogColumns | RecordRows) -> dict[str, pa.Array] | None:
+    def lines_of(chunk: Part) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
             return {"lines": pa.array([encode_ndjson([record]) for record in chunk.records], pa.binary())}
-        text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag)
+        text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag, getattr(chunk, "time_ns", None))
         return None if text is None else {"lines": text.cast(pa.binary())}
 
     return BatchColumns.of(chunks, lines_of)

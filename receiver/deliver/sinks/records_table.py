@@ -24,6 +24,7 @@ from receiver.deliver.batches import Group
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from formats.rfc5424_columns import Rfc5424Columns
     from formats.streamlog_columns import StreamlogColumns
 
 __all__ = [
@@ -99,10 +100,12 @@ def group_columns(group: Group) -> GroupColumns:
 # -- columns of lines read as columns (Arrow) --------------------------------------
 
 
-def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> dict[str, pa.Array] | None:
+def streamlog_columns(
+    columns: StreamlogColumns | Rfc5424Columns, *, message: bool = False
+) -> dict[str, pa.Array] | None:
     """The table's columns of ``columns``' rows but the group's (and ``message`` only if asked: the local
     store computes it), as :func:`formats.columns.columns_of` gives them a record at a time; None when
-    the layout needs columns_of record by record."""
+    the layout needs columns_of record by record. Rows without ``time_ns`` (streamlog, RFC 3164) have 0."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -135,9 +138,17 @@ def streamlog_columns(columns: StreamlogColumns, *, message: bool = False) -> di
     else:
         only = plan.levels[()]
         severity, facility = repeated(only[0], pa.int8(), n), repeated(only[1], pa.int8(), n)
+    time_ns: pa.Int64Array | None = getattr(columns, "time_ns", None)
+    if time_ns is None:
+        nanoseconds = repeated(0, pa.uint32(), n)
+    else:  # as the record road stores them: one outside 0..999,999,999 is 0
+        low, high = pc.min_max(time_ns).values()
+        if n and (low.as_py() < 0 or high.as_py() >= 1_000_000_000):
+            time_ns = pc.if_else(pc.and_(pc.greater_equal(time_ns, 0), pc.less(time_ns, 1_000_000_000)), time_ns, 0)
+        nanoseconds = pc.cast(time_ns, pa.uint32())
     made = {
-        "time": pc.cast(columns.time, pa.uint32()),  # the parser keeps times within 0..2**32-1, DateTime's range
-        "time_ns": repeated(0, pa.uint32(), n),
+        "time": pc.cast(columns.time, pa.uint32()),  # the parsers keep times within 0..2**32-1, DateTime's range
+        "time_ns": nanoseconds,
         "host": host,
         "app": app,
         "severity": severity,

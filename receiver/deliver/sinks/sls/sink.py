@@ -24,7 +24,7 @@ from receiver.deliver.sinks.sls.request import (
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     from formats.streamlog_columns import StreamlogColumns
-    from receiver.deliver.column_groups import BatchColumns, RecordRows
+    from receiver.deliver.column_groups import BatchColumns, Part, RecordRows
 
 __all__ = ["FLAGS_FIELD", "SlsSink", "sls_logs", "sls_payload", "sls_payload_of_rows"]
 
@@ -43,14 +43,14 @@ def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | 
     from formats.sls_pb_columns import encode_logs
     from receiver.deliver.column_groups import BatchColumns, RecordRows
 
-    def logs_of(chunk: StreamlogColumns | RecordRows) -> dict[str, pa.Array] | None:
+    def logs_of(chunk: Part) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
             try:  # each record's Log, as sls_payload writes it (its flags as a content)
                 return {"logs": pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records],
                                          pa.binary())}
             except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
                 return None
-        logs = encode_logs(chunk.time, chunk.keys, chunk.values)
+        logs = encode_logs(chunk.time, chunk.keys, chunk.values, getattr(chunk, "time_ns", None))
         return None if logs is None else {"logs": logs}
 
     return BatchColumns.of(chunks, logs_of)
