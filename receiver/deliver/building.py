@@ -18,11 +18,12 @@ A sink that can encode from columns (:class:`ColumnEncoder`: the local
 store, SLS, HTTP) has batches of streamlog lines built without records: the lines are
 read a column at a time (formats/streamlog_columns.py), grouped as rows
 (receiver/deliver/column_groups.py) and encoded from the columns, at a third of
-the cost. RFC 3164 lines of the usual shape are read into columns too
-(formats/rfc3164_columns.py), a part per layout (with a pid, without). A
-sender's frames that cannot be read so (RFC 5424, flagged, odd lines) are
-parsed as records inside the batch; a batch whose routes have filters is
-built from records. Either way the result is the same.
+the cost. RFC 3164 and RFC 5424 lines of the usual shapes are read into
+columns too (formats/rfc3164_columns.py, formats/rfc5424_columns.py), a part
+per layout (with a pid, without; with SD, without). A sender's frames that
+cannot be read so (flagged, odd lines) are parsed as records inside the
+batch; a batch whose routes have filters is built from records. Either way
+the result is the same.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-from formats.parse import ParseFunction
+from formats.parse import Format, ParseFunction
 from formats.rfc3164 import Rfc3164Parser
+from formats.rfc5424 import Rfc5424Parser
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config.identity import Identities, MachineGroups, appliance_hostname
 from receiver.config.model import Config
@@ -58,6 +60,7 @@ from receiver.deliver.parsing import (
     ParserFactory,
     listener_parsers,
     rfc3164_parser,
+    rfc5424_parser,
     streamlog_reads_as_columns,
 )
 from receiver.deliver.registry import default_destination
@@ -69,8 +72,7 @@ from receiver.spool.segment import SegmentError, decode_segment
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     import pyarrow as pa
 
-    from formats.streamlog_columns import StreamlogColumns
-    from receiver.deliver.column_groups import LayoutParts, RecordRows
+    from receiver.deliver.column_groups import LayoutParts, Part
 
 __all__ = [
     "BatchBuilder",
@@ -166,6 +168,25 @@ def rfc3164_parsers_for(config: Config) -> tuple[dict[str, Rfc3164Parser | None]
     return by_listener, rfc3164_parser(None, "auto", settings, profiles)
 
 
+Rfc5424Reading = tuple[Rfc5424Parser, bool]
+"""The RFC 5424 parser a listener's frames go to, and whether all of them do (format ``rfc5424``) or
+only those auto-detection takes for RFC 5424 (``auto``)."""
+
+
+def rfc5424_parsers_for(config: Config) -> tuple[dict[str, Rfc5424Reading | None], Rfc5424Reading | None]:
+    """As :func:`rfc3164_parsers_for`, for RFC 5424 frames
+    (:func:`receiver.deliver.parsing.rfc5424_parser`)."""
+    settings, profiles, strict = config.parse.settings, config.parse.profiles, config.parse.rfc5424_strict
+
+    def reading(listener: str | None, format: Format) -> Rfc5424Reading | None:
+        parser = rfc5424_parser(listener, format, settings, profiles, strict=strict)
+        return None if parser is None else (parser, format == "rfc5424")
+
+    return {listener.name: reading(listener.name, listener.format) for listener in config.listeners}, reading(
+        None, "auto"
+    )
+
+
 def router_for(config: Config) -> Router:
     sinks = {sink.name: sink for sink in config.sinks}
 
@@ -212,6 +233,7 @@ class BatchBuilder:
         self.hostname = appliance_hostname()
         self.streamlog_parsers, self.default_streamlog_parser = streamlog_parsers_for(config)
         self.rfc3164_parsers, self.default_rfc3164_parser = rfc3164_parsers_for(config)
+        self.rfc5424_parsers, self.default_rfc5424_parser = rfc5424_parsers_for(config)
         self.column_batches = 0
         """Batches built from columns (the others were built from records)."""
 
@@ -282,7 +304,7 @@ class BatchBuilder:
                 starts.append(len(frames))
                 frames += entry.frames
             parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
-            columns: StreamlogColumns | RecordRows | LayoutParts | None = None
+            columns: Part | LayoutParts | None = None
             flagged = any(entry.frame_flags for entry in run)
             if parser is not None and not flagged and not (
                 # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
@@ -291,6 +313,9 @@ class BatchBuilder:
                 columns = parse_streamlog_columns(parser, frames, peer)
             parse = self.parsers.get(listener, self.default_parser)
             rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
+            rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
+            if columns is None and rfc5424 is not None and not flagged:
+                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, run, frames, peer)
             if columns is None and rfc3164 is not None and not flagged:
                 columns = _rfc3164_chunk(rfc3164, parse, run, frames, peer)
             if columns is None:  # these frames are read as the record road reads them
@@ -318,27 +343,105 @@ class BatchBuilder:
 
 def _rfc3164_chunk(
     parser: Rfc3164Parser, parse: ParseFunction, run: Sequence[SpoolEntry], frames: Sequence[bytes], peer: str
-) -> StreamlogColumns | LayoutParts | None:
+) -> Part | LayoutParts | None:
     """A chunk's RFC 3164 lines of the usual shape read as columns, the other frames parsed by ``parse``
     (the listener's function, which gives RFC 3164 frames to ``parser``), as one part each; None when
     no line reads so. The run's entries carry no frame flags."""
+    from receiver.deliver.column_groups import LayoutParts
+
+    received = [entry.receive_time_ns for entry in run for _ in entry.frames]
+    parts = _rfc3164_parts(parser, parse, frames, received, range(len(frames)), peer)
+    if parts is None:
+        return None
+    if len(parts) == 1:
+        return parts[0][0]  # one part holds every row, in its place already
+    return LayoutParts.of(parts)
+
+
+def _rfc3164_parts(
+    parser: Rfc3164Parser | None, parse: ParseFunction, frames: Sequence[bytes], received: Sequence[int],
+    rows: Sequence[int], peer: str,
+) -> list[tuple[Part, pa.Int64Array]] | None:
+    """A chunk's frames ``rows`` (ascending) as parts, each with its rows' places in the chunk: RFC 3164
+    lines of the usual shape read as columns by ``parser``, the others parsed by ``parse``; with no
+    ``parser``, all of them parsed. None when ``parser`` reads none of them."""
     import pyarrow as pa
 
     from formats.rfc3164_columns import parse_rfc3164_columns
-    from receiver.deliver.column_groups import LayoutParts, RecordRows
+    from receiver.deliver.column_groups import RecordRows
 
+    parts: list[tuple[Part, pa.Int64Array]] = []
+    unread: Sequence[int] = rows
+    if parser is not None:
+        whole = len(rows) == len(frames)
+        read = parse_rfc3164_columns(
+            parser, frames if whole else [frames[row] for row in rows], peer,
+            received if whole else [received[row] for row in rows],
+        )
+        if read is None:
+            return None
+        if whole:
+            parts += read.parts
+            unread = read.unread
+        else:
+            at = pa.array(rows, pa.int64())
+            parts += [(part, at.take(positions)) for part, positions in read.parts]
+            unread = [rows[row] for row in read.unread]
+    if unread:
+        records = [parse(frames[row], peer, received[row]) for row in unread]
+        parts.append((RecordRows.of(records, [frames[row] for row in unread]), pa.array(unread, pa.int64())))
+    return parts
+
+
+def _auto_reads_rfc5424(frame: bytes) -> bool:
+    """Whether auto-detection (formats/parse.py) gives ``frame`` to the RFC 5424 parser: ``<PRI>1 ``."""
+    if frame[:1] != b"<":
+        return False
+    gt = frame.find(b">", 1, 5)
+    return gt > 0 and frame[gt + 1 : gt + 3] == b"1 "
+
+
+def _rfc5424_chunk(
+    reading: Rfc5424Reading, rfc3164: Rfc3164Parser | None, parse: ParseFunction, run: Sequence[SpoolEntry],
+    frames: Sequence[bytes], peer: str,
+) -> Part | LayoutParts | None:
+    """A chunk's frames that ``parse`` gives to the RFC 5424 parser (all of them, or those auto-detection
+    takes) read as columns, a part a layout, and the others as :func:`_rfc3164_chunk` reads them; None
+    when there are none, or when one would be a record with flags (the chunk then goes the RFC 3164
+    way, which parses them as records). The run's entries carry no frame flags."""
+    import pyarrow as pa
+
+    from formats.rfc5424_columns import parse_rfc5424_columns
+    from receiver.deliver.column_groups import LayoutParts
+
+    parser, every = reading
     received = [entry.receive_time_ns for entry in run for _ in entry.frames]
-    read = parse_rfc3164_columns(parser, frames, peer, received)
+    if every:
+        mine: Sequence[int] = range(len(frames))
+        others: list[int] = []
+    else:
+        taken = [_auto_reads_rfc5424(frame) for frame in frames]
+        mine = [row for row, rfc5424 in enumerate(taken) if rfc5424]
+        others = [row for row, rfc5424 in enumerate(taken) if not rfc5424]
+        if not mine:
+            return None
+    if not others:
+        read = parse_rfc5424_columns(parser, frames, peer, received)
+        if read is None:
+            return None
+        if len(read) == 1:
+            return read[0]  # one layout, every row in its place already
+        return LayoutParts.of([(part, part.rows) for part in read])
+    read = parse_rfc5424_columns(parser, [frames[row] for row in mine], peer, [received[row] for row in mine])
     if read is None:
         return None
-    if len(read.parts) == 1 and not read.unread:
-        return read.parts[0][0]  # one layout, every row in its place already
-    parts: list[tuple[StreamlogColumns | RecordRows, pa.Int64Array]] = list(read.parts)
-    if read.unread:
-        records = [parse(frames[row], peer, received[row]) for row in read.unread]
-        unread = RecordRows.of(records, [frames[row] for row in read.unread])
-        parts.append((unread, pa.array(read.unread, pa.int64())))
-    return LayoutParts.of(parts)
+    at = pa.array(mine, pa.int64())
+    parts: list[tuple[Part, pa.Int64Array]] = [(part, at.take(part.rows)) for part in read]
+    found = None if rfc3164 is None else _rfc3164_parts(rfc3164, parse, frames, received, others, peer)
+    if found is None:  # no RFC 3164 reader, or it read none of them: all parsed
+        found = _rfc3164_parts(None, parse, frames, received, others, peer)
+    assert found is not None
+    return LayoutParts.of([*parts, *found])
 
 
 # -- the worker processes --------------------------------------------------------
@@ -429,7 +532,9 @@ def _ready() -> None:
     """The empty task :func:`warm_pool` starts a worker with."""
 
 
-_COLUMN_ROAD = ("formats.streamlog_columns", "formats.rfc3164_columns", "receiver.deliver.column_groups")
+_COLUMN_ROAD = (
+    "formats.streamlog_columns", "formats.rfc3164_columns", "formats.rfc5424_columns", "receiver.deliver.column_groups"
+)
 """What building from columns imports (Arrow with it) besides a sink's own encoder."""
 
 

@@ -18,12 +18,20 @@ from typing import Any
 from formats.parse import Format, ParseFunction, make_parser
 from formats.record import Record
 from formats.rfc3164 import Rfc3164Parser
+from formats.rfc5424 import Rfc5424Parser
 from formats.streamlog import StreamlogFormat, format_table
 from receiver.config.identity import SenderSet
 from receiver.config.profiles import ParseProfile, ParseSettings
 from receiver.deliver.batches import hostname_field
 
-__all__ = ["ParserFactory", "listener_parsers", "profiled_parser", "rfc3164_parser", "streamlog_reads_as_columns"]
+__all__ = [
+    "ParserFactory",
+    "listener_parsers",
+    "profiled_parser",
+    "rfc3164_parser",
+    "rfc5424_parser",
+    "streamlog_reads_as_columns",
+]
 
 _HOUR = 3600
 _DAY = 24 * _HOUR
@@ -71,6 +79,21 @@ def rfc3164_parser(
     if format not in ("rfc3164", "auto") or base.payload != "none" or any(p.reads_listener(listener) for p in profiles):
         return None
     return Rfc3164Parser(**_rfc3164_settings(base))
+
+
+def rfc5424_parser(
+    listener: str | None, format: Format, base: ParseSettings, profiles: Sequence[ParseProfile], *, strict: bool
+) -> Rfc5424Parser | None:
+    """The parser ``listener``'s parse function hands its RFC 5424 frames to, where it does nothing more
+    with its records (for reading them as columns): a listener of format ``rfc5424`` or ``auto``, with no
+    payload grammar, no SD fields and no profile that may apply; made as :func:`make_parser` makes it
+    (``strict`` is the configuration's ``rfc5424_strict``). None for any other."""
+    if (
+        format not in ("rfc5424", "auto") or base.payload != "none" or base.sd_fields
+        or any(p.reads_listener(listener) for p in profiles)
+    ):
+        return None
+    return Rfc5424Parser(strict=strict, default_tz=zoneinfo.ZoneInfo(base.timezone))
 
 
 def profiled_parser(

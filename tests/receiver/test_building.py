@@ -94,7 +94,8 @@ def test_worker_modules_are_the_encoders_and_the_column_road_once() -> None:
     modules = worker_modules([(payload_encoder(s), column_encoder(s)) for s in (local, sls, local)])
     assert len(modules) == len(set(modules))
     assert {"receiver.deliver.sinks.local.store", "receiver.deliver.sinks.sls.sink",
-            "formats.streamlog_columns", "formats.rfc3164_columns", "receiver.deliver.column_groups"} == set(modules)
+            "formats.streamlog_columns", "formats.rfc3164_columns", "formats.rfc5424_columns",
+            "receiver.deliver.column_groups"} == set(modules)
 
 
 _WORKER_STARTS_LOADED = """
@@ -262,6 +263,21 @@ def syslog_line(n: int, *, pid: bool, host: str = "web-1") -> bytes:
     return f"<{8 + n % 16}>Nov 22 05:01:{n % 60:02d} {host} {tag}: line {n}".encode()
 
 
+def rfc5424_line(n: int, *, sd: bool, fraction: bool, procid: bool, host: str = "web-1") -> bytes:
+    """An RFC 5424 line of the usual shape (SD of two elements or none, a fraction or none, a PROCID or none)."""
+    stamp = f"2026-11-22T05:01:{n % 60:02d}" + (f".{n % 1000:03d}{n % 7}" if fraction else "") + "+08:00"
+    data = f'[req@32473 id="{n}" user="u{n % 5}"][meta seq="{n}"]' if sd else "-"
+    return f"<{8 + n % 16}>1 {stamp} {host} app{n % 3} {1000 + n if procid else '-'} ID{n % 4} {data} m {n}".encode()
+
+
+# RFC 5424 frames read by the parser inside RFC 5424 columns (a NIL time: the receive time's ns; an escape, a
+# final CR, no MSG), and some the columns cannot take (a bad time: flagged; a BOM and bad UTF-8).
+ODD_RFC5424 = st.sampled_from([
+    b"<13>1 - h a - - - nil time", b'<13>1 2026-11-22T05:01:06.5Z h a 1 M [x@1 k="a\\"b"] esc',
+    b"<13>1 2026-11-22T05:01:06Z h a - - - m\r", b"<13>1 2026-11-22T05:01:06.123456Z h a - - -",
+    b"<13>1 2026-13-22T05:01:06Z h a - - - bad time", b"<13>1 2026-11-22T05:01:06Z h a - - - \xef\xbb\xbfbom",
+    b"<13>1 - h a - - - \xff",
+])
 SOURCES = st.sampled_from(["10.0.0.7", "10.0.0.8", "127.0.0.1"])
 TAGS = st.sampled_from(["sys_tag", "audit", "noise", "other"])
 SYSLOG_HOSTS = st.sampled_from(["web-1", "web-2", "fw01"])
@@ -275,8 +291,9 @@ ODD_SYSLOG = st.sampled_from([
 @st.composite
 def spool_segments(draw: st.DrawFn) -> Segments:
     """Segments of entries from a few peers and listeners: streamlog lines (runs of one source and tag,
-    and mixed ones) and RFC 3164 lines (with a pid and without, now and then one RFC 3164 columns leave
-    to the parser), and in one batch of four an entry only the record path reads."""
+    and mixed ones), RFC 3164 lines (with a pid and without, now and then one RFC 3164 columns leave
+    to the parser), RFC 5424 lines (SD, fractions, PROCID and none mixed, now and then an odd one, and
+    RFC 3164 runs among them), and in one batch of four an entry only the record path reads."""
     batch: list[tuple[int, list[Entry]]] = []
     n = 0
     for seq in range(1, draw(st.integers(1, 4)) + 1):
@@ -284,8 +301,24 @@ def spool_segments(draw: st.DrawFn) -> Segments:
         for _ in range(draw(st.integers(1, 3))):
             frames = []
             syslog = draw(st.integers(0, 2)) == 0  # an entry of syslog lines
+            rfc5424 = syslog and draw(st.booleans())  # of RFC 5424 lines (now and then RFC 3164 ones among them)
             for _ in range(draw(st.integers(1, 6))):
                 count = draw(st.integers(1, 40))
+                if rfc5424 and draw(st.integers(0, 4)):
+                    sd, fraction, procid = (draw(st.sampled_from([True, False, None])) for _ in range(3))
+                    host = draw(SYSLOG_HOSTS)
+                    frames += [
+                        rfc5424_line(
+                            n + i, sd=(i % 2 == 0) if sd is None else sd,
+                            fraction=(i % 3 != 0) if fraction is None else fraction,
+                            procid=(i % 5 != 0) if procid is None else procid, host=host,
+                        )
+                        for i in range(count)
+                    ]
+                    if draw(st.integers(0, 3)) == 0:
+                        frames.insert(draw(st.integers(0, len(frames))), draw(ODD_RFC5424))
+                    n += count
+                    continue
                 if syslog:
                     pid, host = draw(st.sampled_from([True, False, None])), draw(SYSLOG_HOSTS)
                     frames += [
@@ -299,7 +332,10 @@ def spool_segments(draw: st.DrawFn) -> Segments:
                 rfc3164, size = draw(st.booleans()), draw(st.sampled_from([0, 0, 0, 300, 5000, 20000]))
                 frames += [stream_line(tag, source, n + i, rfc3164=rfc3164, size=size) for i in range(count)]
                 n += count
-            listener = draw(st.sampled_from(["tcp-11111", "tcp-11111", "removed", "syslog-3164" if syslog else "tcp-11111"]))
+            listener = draw(st.sampled_from([
+                "tcp-11111", "tcp-11111", "removed",
+                ("syslog-only" if rfc5424 else "syslog-3164") if syslog else "tcp-11111",
+            ]))
             peer = draw(st.sampled_from(["10.0.0.7", "10.0.0.9", "::1"]))
             received = T0 + seq * 10**9 + len(entries) * 600_000_000  # some entries a second later
             entries.append(Entry(received, peer, 1, listener, "tcp", frames))
