@@ -458,3 +458,35 @@ def test_relayed_rfc3164_batches_are_built_from_columns(tmp_path: Path) -> None:
             else:
                 assert group.payload == reference.payload
         assert [g.count for g in built.groups] == [41, 9]
+
+
+def test_relayed_rfc5424_batches_are_built_from_columns(tmp_path: Path) -> None:
+    """If a relay's batch holds RFC 5424 lines of several senders (SD, fractions, PROCID and none), an RFC
+    3164 line and one only the parser reads, on an auto listener, then the local store, SLS and HTTP build
+    it from columns, with what records give, fractions included."""
+    frames = [
+        rfc5424_line(i, sd=i % 2 == 0, fraction=i % 3 != 0, procid=i % 5 != 0, host=f"web-{i % 3}") for i in range(40)
+    ]
+    frames[5:5] = [syslog_line(5, pid=True), b"<13>1 2026-11-22T05:01:06Z h a - - - m\r"]
+    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
+    for plan in (LOCAL_PLAN, SLS_PLAN, HTTP_PLAN):
+        config = dataclasses.replace(
+            config_for(tmp_path), sinks=(LocalSinkConfig(), SLS, HTTP),
+            deliver=dataclasses.replace(default_config().deliver, default_sink=plan.sink),
+        )
+        builder = BatchBuilder(config)
+        built = builder.build(plan, 1, segments, encode=True)
+        assert builder.column_batches == 1
+        by_records = BatchBuilder(config).build(dataclasses.replace(plan, column_encoder=None), 1, segments, encode=True)
+        assert [(g.pack_id, g.tags, g.count) for g in built.groups] == [
+            (g.pack_id, g.tags, g.count) for g in by_records.groups
+        ]
+        for group, reference in zip(built.groups, by_records.groups, strict=True):
+            assert group.payload is not None and reference.payload is not None
+            if plan is LOCAL_PLAN:
+                table = pa.ipc.open_stream(group.payload).read_all()
+                assert table.equals(pa.ipc.open_stream(reference.payload).read_all())
+                assert any(table.column("time_ns").to_pylist())
+            else:
+                assert group.payload == reference.payload
+        assert [g.count for g in built.groups] == [42, 9]
