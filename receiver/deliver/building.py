@@ -107,7 +107,7 @@ class SinkPlan:
     """What the sink sends made of a group (a module-level function or a partial of one, so
     worker processes can be sent it); None builds groups of records in the sending process."""
     column_encoder: ColumnEncoder | None = None
-    """The same payloads made from columns, for batches of streamlog lines: no record is made."""
+    """The same payloads made from columns, for batches of lines read as columns: no record is made."""
 
 
 @dataclasses.dataclass(slots=True)
