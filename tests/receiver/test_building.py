@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -297,9 +298,9 @@ def spool_segments(draw: st.DrawFn) -> Segments:
     batch: list[tuple[int, list[Entry]]] = []
     n = 0
     for seq in range(1, draw(st.integers(1, 4)) + 1):
-        entries = []
+        entries: list[Entry] = []
         for _ in range(draw(st.integers(1, 3))):
-            frames = []
+            frames: list[bytes] = []
             syslog = draw(st.integers(0, 2)) == 0  # an entry of syslog lines
             rfc5424 = syslog and draw(st.booleans())  # of RFC 5424 lines (now and then RFC 3164 ones among them)
             for _ in range(draw(st.integers(1, 6))):
@@ -433,42 +434,10 @@ def test_plain_streamlog_batches_are_built_from_columns(tmp_path: Path) -> None:
     assert filtered.column_batches == 0
 
 
-def test_relayed_rfc3164_batches_are_built_from_columns(tmp_path: Path) -> None:
-    """If a relay's batch holds RFC 3164 lines of several senders, with a pid and without, and a line only
-    the parser reads, then the local store, SLS and HTTP build it from columns, with what records give."""
-    frames = [syslog_line(i, pid=i % 2 == 0, host=f"web-{i % 3}") for i in range(40)]
-    frames.insert(7, b"<189>Nov 22 05:01:06 fw01 %ASA-6-302013: Built")
-    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
-    for plan in (LOCAL_PLAN, SLS_PLAN, HTTP_PLAN):
-        config = dataclasses.replace(
-            config_for(tmp_path), sinks=(LocalSinkConfig(), SLS, HTTP),
-            deliver=dataclasses.replace(default_config().deliver, default_sink=plan.sink),
-        )
-        builder = BatchBuilder(config)
-        built = builder.build(plan, 1, segments, encode=True)
-        assert builder.column_batches == 1
-        by_records = BatchBuilder(config).build(dataclasses.replace(plan, column_encoder=None), 1, segments, encode=True)
-        assert [(g.pack_id, g.tags, g.count) for g in built.groups] == [
-            (g.pack_id, g.tags, g.count) for g in by_records.groups
-        ]
-        for group, reference in zip(built.groups, by_records.groups, strict=True):
-            assert group.payload is not None and reference.payload is not None
-            if plan is LOCAL_PLAN:  # Arrow tables (the same rows), not bytes
-                assert pa.ipc.open_stream(group.payload).read_all().equals(pa.ipc.open_stream(reference.payload).read_all())
-            else:
-                assert group.payload == reference.payload
-        assert [g.count for g in built.groups] == [41, 9]
-
-
-def test_relayed_rfc5424_batches_are_built_from_columns(tmp_path: Path) -> None:
-    """If a relay's batch holds RFC 5424 lines of several senders (SD, fractions, PROCID and none), an RFC
-    3164 line and one only the parser reads, on an auto listener, then the local store, SLS and HTTP build
-    it from columns, with what records give, fractions included."""
-    frames = [
-        rfc5424_line(i, sd=i % 2 == 0, fraction=i % 3 != 0, procid=i % 5 != 0, host=f"web-{i % 3}") for i in range(40)
-    ]
-    frames[5:5] = [syslog_line(5, pid=True), b"<13>1 2026-11-22T05:01:06Z h a - - - m\r"]
-    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
+def built_both_ways(tmp_path: Path, segments: Segments) -> Iterator[tuple[SinkPlan, list[Group], list[Group]]]:
+    """For the local store, SLS and HTTP: ``segments`` built from columns (checked to be so) and from
+    records, whose groups are checked to be the same groups with the same payloads (the local store's
+    as Arrow tables: the same rows, not bytes)."""
     for plan in (LOCAL_PLAN, SLS_PLAN, HTTP_PLAN):
         config = dataclasses.replace(
             config_for(tmp_path), sinks=(LocalSinkConfig(), SLS, HTTP),
@@ -484,9 +453,32 @@ def test_relayed_rfc5424_batches_are_built_from_columns(tmp_path: Path) -> None:
         for group, reference in zip(built.groups, by_records.groups, strict=True):
             assert group.payload is not None and reference.payload is not None
             if plan is LOCAL_PLAN:
-                table = pa.ipc.open_stream(group.payload).read_all()
-                assert table.equals(pa.ipc.open_stream(reference.payload).read_all())
-                assert any(table.column("time_ns").to_pylist())
+                assert pa.ipc.open_stream(group.payload).read_all().equals(pa.ipc.open_stream(reference.payload).read_all())
             else:
                 assert group.payload == reference.payload
-        assert [g.count for g in built.groups] == [42, 9]
+        yield plan, built.groups, by_records.groups
+
+
+def test_relayed_rfc3164_batches_are_built_from_columns(tmp_path: Path) -> None:
+    """If a relay's batch holds RFC 3164 lines of several senders, with a pid and without, and a line only
+    the parser reads, then the local store, SLS and HTTP build it from columns, with what records give."""
+    frames = [syslog_line(i, pid=i % 2 == 0, host=f"web-{i % 3}") for i in range(40)]
+    frames.insert(7, b"<189>Nov 22 05:01:06 fw01 %ASA-6-302013: Built")
+    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
+    for _, groups, _ in built_both_ways(tmp_path, segments):
+        assert [g.count for g in groups] == [41, 9]
+
+
+def test_relayed_rfc5424_batches_are_built_from_columns(tmp_path: Path) -> None:
+    """If a relay's batch holds RFC 5424 lines of several senders (SD, fractions, PROCID and none), an RFC
+    3164 line and one only the parser reads, on an auto listener, then the local store, SLS and HTTP build
+    it from columns, with what records give, fractions included."""
+    frames = [
+        rfc5424_line(i, sd=i % 2 == 0, fraction=i % 3 != 0, procid=i % 5 != 0, host=f"web-{i % 3}") for i in range(40)
+    ]
+    frames[5:5] = [syslog_line(5, pid=True), b"<13>1 2026-11-22T05:01:06Z h a - - - m\r"]
+    segments: Segments = [(1, segment("10.0.0.7", frames)), (2, segment("10.0.0.8", frames[:9]))]
+    for plan, groups, _ in built_both_ways(tmp_path, segments):
+        if plan is LOCAL_PLAN:
+            assert all(any(pa.ipc.open_stream(g.payload).read_all().column("time_ns").to_pylist()) for g in groups)
+        assert [g.count for g in groups] == [42, 9]
