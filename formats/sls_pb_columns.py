@@ -16,7 +16,7 @@ answered None, and the caller encodes the records.
 
 from __future__ import annotations
 
-import sys
+import struct
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -25,6 +25,9 @@ import pyarrow.compute as pc
 from formats.sls_pb import SMALL_LENGTHS, content_head, log_head, time_part
 
 __all__ = ["encode_logs", "joined"]
+
+_LITTLE_ENDIAN = struct.pack("=I", 1) == struct.pack("<I", 1)
+"""Whether this machine's integers are little-endian (formats/ stays pure: no sys)."""
 
 _HEADS: dict[str, pa.BinaryArray] = {}
 """By key: the content head of every value length below SMALL_LENGTHS."""
@@ -81,7 +84,7 @@ def _time_ns_fields(time_ns: pa.Int64Array) -> pa.BinaryArray:
     """Each row's ``Time_ns`` field, for ``time_ns`` within 0..999,999,999 (b"" for 0, which
     encode_log_group leaves out)."""
     as_uint32 = pc.cast(time_ns, pa.uint32())
-    if sys.byteorder == "little":  # fixed32 is little-endian: the uint32 buffer is its bytes already
+    if _LITTLE_ENDIAN:  # fixed32 is little-endian: the uint32 buffer is its bytes already
         fixed = pa.Array.from_buffers(
             pa.binary(4), len(as_uint32), [None, as_uint32.buffers()[1]], offset=as_uint32.offset
         ).cast(pa.binary())

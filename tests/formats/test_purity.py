@@ -11,8 +11,8 @@ import formats
 
 FORMATS_DIR = Path(formats.__file__).parent
 ALLOWED = {
-    "__future__", "collections", "dataclasses", "datetime", "enum", "json", "operator", "re",
-    "struct", "types", "typing", "pyparsing", "formats",
+    "__future__", "bisect", "collections", "dataclasses", "datetime", "enum", "itertools", "json", "operator",
+    "re", "struct", "types", "typing", "pyparsing", "formats",
     "pyarrow",  # columns of many lines computed at once (formats/streamlog_columns.py); no I/O used
 }
 
