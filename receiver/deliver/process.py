@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -47,33 +47,18 @@ from receiver.runtime.process import load_or_report, set_up_process
 from receiver.spool.store import SpoolStore
 
 __all__ = [
-    "ENGINE_ALLOCATOR_ENV",
-    "ENGINE_ALLOCATOR_SETTINGS",
     "Delivery",
     "batch_segments",
     "build_processes",
     "main",
     "run_delivery",
     "settle_cursors",
-    "tune_engine_allocator",
 ]
 
 log = logging.getLogger("receiver.deliver")
 
 _SPOOL_WAIT_SECONDS = 30.0
 _STATS_EVERY_SECONDS = 2.0
-
-ENGINE_ALLOCATOR_ENV = "JE_MALLOC_CONF"
-"""Where the embedded store's engine (chDB, with its own jemalloc) reads its allocator's settings,
-once, when its library loads."""
-ENGINE_ALLOCATOR_SETTINGS = "dirty_decay_ms:1000"
-"""The engine keeps pages it has freed for 5 s by default: under a flood of inserts that was 150-250 MB
-of the delivery process's memory. A second costs no measurable CPU and gives back about half."""
-
-
-def tune_engine_allocator(environ: MutableMapping[str, str]) -> None:
-    """Our allocator settings for the engine, unless the operator set their own in ``environ``."""
-    environ.setdefault(ENGINE_ALLOCATOR_ENV, ENGINE_ALLOCATOR_SETTINGS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:
         return 2
     set_up_process(config)  # the file modes are the daemon's already; set again when run on its own
-    tune_engine_allocator(os.environ)  # before the local sink loads the engine
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

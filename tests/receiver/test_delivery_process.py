@@ -153,33 +153,3 @@ def test_build_processes_leave_the_engine_a_core_when_the_local_store_is_a_sink(
     told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, build_processes=3))
     assert build_processes(told) == 3
 
-
-def test_the_engine_reads_the_allocator_settings_delivery_gives_it(tmp_path: Path) -> None:
-    """If the delivery process's settings for the engine's allocator are in the environment when chDB loads,
-    then the engine runs with them (its own jemalloc reads them, once); an operator's own are kept."""
-    import os
-    import subprocess
-    import sys
-
-    from receiver.deliver.process import (
-        ENGINE_ALLOCATOR_ENV,
-        ENGINE_ALLOCATOR_SETTINGS,
-        tune_engine_allocator,
-    )
-
-    environ = {k: v for k, v in os.environ.items() if k != ENGINE_ALLOCATOR_ENV}
-    tune_engine_allocator(environ)
-    assert environ[ENGINE_ALLOCATOR_ENV] == ENGINE_ALLOCATOR_SETTINGS
-    own = {ENGINE_ALLOCATOR_ENV: "dirty_decay_ms:0"}
-    tune_engine_allocator(own)
-    assert own == {ENGINE_ALLOCATOR_ENV: "dirty_decay_ms:0"}
-    probe = (
-        "import sys; from chdb import session; s = session.Session(sys.argv[1]); "
-        "print(s.query('SELECT stats FROM system.jemalloc_stats', 'TSVRaw'))"
-    )
-    stats = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path / "engine")], env=environ, capture_output=True, text=True,
-        timeout=120, check=True,
-    ).stdout
-    decay = ENGINE_ALLOCATOR_SETTINGS.partition(":")[2]
-    assert f"opt.dirty_decay_ms: {decay} " in stats, [line for line in stats.splitlines() if "decay" in line]
