@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
 from formats.framing import StreamDeframer
+from receiver.deliver.building import BatchBuilder, Built, Segments, SinkPlan
 
 WIRE_SAMPLES = Path(__file__).parent / "fixtures" / "wire-samples"
 
@@ -57,3 +60,18 @@ def filter_expressions(draw: st.DrawFn, terms: st.SearchStrategy[str], depth: in
         return "(" + draw(filter_expressions(terms, depth - 1)) + ")"
     left, right = draw(filter_expressions(terms, depth - 1)), draw(filter_expressions(terms, depth - 1))
     return f"{left} {'' if shape == 'juxta' else shape + ' '}{right}"
+
+
+def encoding_builders(builder: BatchBuilder, plan: SinkPlan) -> dict[str, Any]:
+    """A SinkWorker's ``build_batch`` (groups encoded, as a worker process makes them) and ``rebuild``
+    (groups of records) for ``plan``, both done at once in the calling thread."""
+
+    def build_batch(first: int, segments: Segments) -> Future[Built]:
+        future: Future[Built] = Future()
+        future.set_result(builder.build(plan, first, segments, encode=True))
+        return future
+
+    def rebuild(first: int, segments: Segments) -> Built:
+        return builder.build(plan, first, segments)
+
+    return {"build_batch": build_batch, "rebuild": rebuild}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from receiver.config.profiles import ParseProfile
 from receiver.deliver.batches import Group
 from receiver.deliver.building import (
     BatchBuilder,
-    Built,
     Segments,
     SinkPlan,
     build_in_worker,
@@ -42,6 +40,7 @@ from receiver.deliver.sinks.sls.sink import sls_payload
 from receiver.deliver.worker import SinkWorker
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
+from tests.helpers import encoding_builders
 
 T0 = 1_795_323_666 * 10**9
 SLS = SlsSinkConfig(name="sls", endpoint="http://127.0.0.1:1", project="p", logstore="syslog")
@@ -175,15 +174,9 @@ def test_rejected_encoded_group_is_kept_with_its_records(tmp_path: Path) -> None
     store.append(blob, read_summary(blob))
     builder = BatchBuilder(config)
 
-    def build_batch(first: int, segments: Segments) -> Future[Built]:
-        future: Future[Built] = Future()
-        future.set_result(builder.build(plan, first, segments, encode=True))
-        return future
-
     sink = RejectingSink()
     worker = SinkWorker(
-        sink, SpoolStore(tmp_path / "spool", readonly=True), build_batch=build_batch,
-        rebuild=lambda first, segments: builder.build(plan, first, segments),
+        sink, SpoolStore(tmp_path / "spool", readonly=True), **encoding_builders(builder, plan),
         dead_letters=DeadLetters(tmp_path / "dead"), backoff=lambda attempt, kind: 0.0, poll_seconds=0.01,
     )
     stop = threading.Event()

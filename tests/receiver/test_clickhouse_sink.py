@@ -21,7 +21,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import urllib3
 from formats.record import Record
 from receiver.config.model import ClickHouseSinkConfig, default_config
 from receiver.deliver.batches import Group
-from receiver.deliver.building import BatchBuilder, Built, Segments, SinkPlan
+from receiver.deliver.building import BatchBuilder, Segments, SinkPlan
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.registry import column_encoder, payload_encoder
 from receiver.deliver.sinks.clickhouse import (
@@ -43,6 +42,7 @@ from receiver.deliver.sinks.clickhouse import (
 from receiver.deliver.worker import SinkWorker
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
+from tests.helpers import encoding_builders
 
 USER = "wr\u00efter"
 PASSWORD = "p\u00e4ss w\u00f6rd-42"  # non-ASCII and an inner space: headers carry UTF-8 bytes
@@ -478,15 +478,9 @@ def run_worker_once(tmp_path: Path, sink: ClickHouseSink) -> tuple[SpoolStore, D
     store.append(blob, read_summary(blob))
     builder = BatchBuilder(config)
 
-    def build_batch(first: int, segments: Segments) -> Future[Built]:
-        future: Future[Built] = Future()
-        future.set_result(builder.build(plan, first, segments, encode=True))
-        return future
-
     dead = DeadLetters(tmp_path / "dead")
     worker = SinkWorker(
-        sink, SpoolStore(tmp_path / "spool", readonly=True), build_batch=build_batch,
-        rebuild=lambda first, segments: builder.build(plan, first, segments),
+        sink, SpoolStore(tmp_path / "spool", readonly=True), **encoding_builders(builder, plan),
         dead_letters=dead, backoff=lambda attempt, kind: 0.0, poll_seconds=0.01,
     )
     stop = threading.Event()
