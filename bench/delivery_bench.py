@@ -1,10 +1,13 @@
 """End to end, to each sink: sender -> receiver (TCP, spool) -> delivery process -> upstream.
 
     python bench/delivery_bench.py [-n 1000000] [--sinks local,sls,http,clickhouse]
+                                   [--format ali|rfc3164|rfc5424]
                                    [--latency-seconds 10] [--json bench/out/delivery.json]
 
 For each sink a private receiver (``receiver run``, the configuration's
-defaults plus that one sink) gets N ALI_LOG_FMT lines from the in-memory
+defaults plus that one sink) gets N ALI_LOG_FMT lines (or RFC 3164 or RFC
+5424 lines of a fleet of 100 hosts, ``--format``; the latency run sends
+ALI lines whatever the format) from the in-memory
 blast sender (``bench/blast.py`` in its own process, one connection, lines
 built before the clock starts), and the bench watches the upstream until it
 has acknowledged all N.
@@ -63,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lz4.block
 
-from bench.blast import TcpStream, ali_line
+from bench.blast import FORMATS, TcpStream, ali_line
 from bench.ingest_bench import (
     CASES,
     OurReceiver,
@@ -280,7 +283,7 @@ def _wait_delivered(count: Callable[[], int], target: int, timeout: float, poll:
 
 def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"deliver-{sink}-", dir=base))
-    row: dict[str, Any] = {"sink": sink, "messages": n}
+    row: dict[str, Any] = {"sink": sink, "messages": n, "format": args.format}
     with contextlib.ExitStack() as stack:
         try:
             sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack)
@@ -293,7 +296,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
             child = rcv.delivery_pid()
             if child is None:
                 raise RuntimeError(f"no delivery process: {rcv.tail_log()}")
-            sender = Sender(rcv.port, CASES["tcp1"], n, 0, "threads", "ali", "lf", 0)
+            sender = Sender(rcv.port, CASES["tcp1"], n, 0, "threads", args.format, "lf", 0)
             stack.callback(sender.kill)
             if sender.expect(args.build_timeout) != {}:
                 raise RuntimeError("sender not ready in time")
@@ -389,12 +392,12 @@ def latency(port: int, delivered: Callable[[], int], rate: float, args: argparse
     }
 
 
-def baselines(n: int, base: Path) -> dict[str, float]:
+def baselines(n: int, base: Path, fmt: str) -> dict[str, float]:
     """msgs/s of rsyslog and syslog-ng storing the same lines to a file (bench/ingest_bench.py, same run)."""
     out = base / "baselines.json"
     subprocess.run(
         [sys.executable, str(Path(__file__).with_name("ingest_bench.py")), "-n", str(n), "--repeat", "1",
-         "--cases", "tcp1", "--receivers", "rsyslog,syslog-ng", "--json", str(out)],
+         "--cases", "tcp1", "--receivers", "rsyslog,syslog-ng", "--format", fmt, "--json", str(out)],
         check=False, stdout=subprocess.DEVNULL, timeout=900,
     )
     try:
@@ -404,9 +407,10 @@ def baselines(n: int, base: Path) -> dict[str, float]:
     return {r["receiver"]: r["msgs_per_second"] for r in rows if r.get("msgs_per_second") and not r.get("error")}
 
 
-def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float]) -> str:
+def table(rows: Sequence[dict[str, Any]], n: int, against: dict[str, float], fmt: str) -> str:
+    lines = {"ali": "ALI_LOG_FMT", "rfc3164": "RFC 3164", "rfc5424": "RFC 5424"}[fmt]
     out = [
-        f"End to end, {n:,} ALI_LOG_FMT lines over one TCP connection, on {os.cpu_count()} cores "
+        f"End to end, {n:,} {lines} lines over one TCP connection, on {os.cpu_count()} cores "
         f"({platform.python_implementation()} {platform.python_version()})",
         "",
         "| sink | msgs/s | vs rsyslog -> file | vs syslog-ng -> file | CPU s (daemon + delivery) "
@@ -444,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1_000_000)
     parser.add_argument("--sinks", default=",".join(SINKS))
+    parser.add_argument("--format", choices=FORMATS, default="ali", help="the lines of the throughput run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     parser.add_argument("--poll", type=float, default=0.05)
@@ -463,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     against: dict[str, float] = {}
     try:
         if not args.no_baselines:
-            against = baselines(args.n, base)
+            against = baselines(args.n, base, args.format)
         for sink in sinks:
             row = run_sink(sink, args.n, base, args)
             print(json.dumps({k: v for k, v in row.items() if k != "log_tail"}), flush=True)
@@ -474,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     print()
-    print(table(rows, args.n, against))
+    print(table(rows, args.n, against, args.format))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"n": args.n, "rows": rows, "baselines": against}, indent=2))
