@@ -2,7 +2,8 @@
 
     python bench/delivery_bench.py [-n 1000000] [--sinks local,sls,http,clickhouse]
                                    [--format ali|rfc3164|rfc5424]
-                                   [--latency-seconds 10] [--json bench/out/delivery.json]
+                                   [--latency-seconds 10] [--upstream-delay-ms 0]
+                                   [--json bench/out/delivery.json]
 
 For each sink a private receiver (``receiver run``, the configuration's
 defaults plus that one sink) gets N ALI_LOG_FMT lines (or RFC 3164 or RFC
@@ -24,9 +25,10 @@ has acknowledged all N.
 - latency: then, on the same receiver, lines paced at half the measured
   rate for ``--latency-seconds``; a line's latency is from the moment it was
   written to the socket to the first poll (every 10 ms) at which the
-  upstream's count covers it. One connection's records are delivered in
-  order (one sender's groups are never in flight together), so the count
-  says which lines are in. p50 and p99.
+  upstream's count covers it. Each host's records are delivered in order
+  (two groups of one sender's source are never in flight together), so the
+  count says which lines are in, give or take the few groups of other hosts
+  in flight beside it (milliseconds at these rates). p50 and p99.
 
 The upstreams, and what they cost: ``sls`` and ``http`` are light stand-ins
 in this process (threads): the SLS one checks Content-MD5, decompresses the
@@ -128,9 +130,10 @@ def count_logs(group: bytes) -> int:
 
 
 class CountingUpstream:
-    """An HTTP server on 127.0.0.1 that counts the records of each accepted POST."""
+    """An HTTP server on 127.0.0.1 that counts the records of each accepted POST, answering each
+    ``delay`` seconds after it arrived (an upstream that far away; a thread per connection)."""
 
-    def __init__(self, count: Callable[[dict[str, str], bytes], int]) -> None:
+    def __init__(self, count: Callable[[dict[str, str], bytes], int], delay: float = 0.0) -> None:
         self.count_body = count
         self.records = 0
         self.requests = 0
@@ -155,6 +158,8 @@ class CountingUpstream:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if delay:
+                    time.sleep(delay)
                 with upstream._lock:
                     upstream.records += n
                     upstream.requests += 1
@@ -213,8 +218,11 @@ class DeliveringReceiver(OurReceiver):
         return child_running(self.pid, "receiver.deliver.process")
 
 
-def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[str, Callable[[], int], Callable[[], float]]:
-    """The sink's TOML, a count of what its upstream holds, and the upstream's own CPU seconds."""
+def _upstream(
+    sink: str, workdir: Path, stack: contextlib.ExitStack, delay: float = 0.0
+) -> tuple[str, Callable[[], int], Callable[[], float]]:
+    """The sink's TOML, a count of what its upstream holds, and the upstream's own CPU seconds
+    (``delay``: how long the SLS and HTTP stand-ins take to answer)."""
     no_cpu: Callable[[], float] = lambda: 0.0  # noqa: E731 - in-process stand-ins: part of the bench's CPU
     if sink == "local":
         from receiver.deliver.sinks.local.server import StoreClient, StoreUnavailableError
@@ -231,7 +239,7 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
 
         return '[[sinks]]\ntype = "local"\n', local_count, no_cpu
     if sink == "sls":
-        upstream = stack.enter_context(contextlib.closing(CountingUpstream(sls_count)))
+        upstream = stack.enter_context(contextlib.closing(CountingUpstream(sls_count, delay)))
         keys = workdir / "sls.keys"
         keys.write_text("access_key_id = bench-id\naccess_key_secret = bench-secret\n")
         keys.chmod(0o600)
@@ -241,7 +249,7 @@ def _upstream(sink: str, workdir: Path, stack: contextlib.ExitStack) -> tuple[st
         )
         return toml, upstream.delivered, no_cpu
     if sink == "http":
-        upstream = stack.enter_context(contextlib.closing(CountingUpstream(http_count)))
+        upstream = stack.enter_context(contextlib.closing(CountingUpstream(http_count, delay)))
         key = workdir / "http.key"
         key.write_bytes(os.urandom(32).hex().encode())
         key.chmod(0o600)
@@ -286,7 +294,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
     row: dict[str, Any] = {"sink": sink, "messages": n, "format": args.format}
     with contextlib.ExitStack() as stack:
         try:
-            sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack)
+            sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack, args.upstream_delay_ms / 1000)
             rcv = DeliveringReceiver(workdir, free_port(), sink_toml, args.deliver)
             stack.callback(rcv.stop, 60)
             rcv.start()
@@ -456,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     parser.add_argument("--deliver", action="append", default=[], metavar="KEY=VALUE",
                         help="a [deliver] setting of the receiver's config, e.g. 'build_processes = 1' (repeatable)")
+    parser.add_argument("--upstream-delay-ms", type=float, default=0.0,
+                        help="the SLS and HTTP stand-ins answer so long after each request (a distant upstream)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-baselines", action="store_true", help="skip rsyslog and syslog-ng to a file")
     args = parser.parse_args(argv)
