@@ -232,25 +232,27 @@ class SinkWorker:
     ) -> bool:
         """Send every group until settled, up to ``concurrency`` at once; False when stopping first.
 
-        Groups of one sender are never in flight together, so each sender's
-        records reach the upstream in the order they arrived.
+        Groups of one stream (a sender's records of one source to one destination) are never in
+        flight together, so each stream's records reach the upstream in the order they arrived;
+        a relay's sources go side by side.
         """
         if self._pool is None:
             return all(self._deliver(group, stop, recover) for group in groups)
         pending = list(groups)
-        in_flight: dict[Future[bool], str] = {}
+        in_flight: dict[Future[bool], tuple[str, str, str]] = {}
         settled = True
         while pending or in_flight:
             busy = set(in_flight.values())
             i = 0
             while settled and i < len(pending) and len(in_flight) < self.concurrency:
                 group = pending[i]
-                if group.client_ip in busy:
+                stream = (group.client_ip, group.source, group.destination)
+                if stream in busy:
                     i += 1
                     continue
                 del pending[i]
-                busy.add(group.client_ip)
-                in_flight[self._pool.submit(self._deliver, group, stop, recover)] = group.client_ip
+                busy.add(stream)
+                in_flight[self._pool.submit(self._deliver, group, stop, recover)] = stream
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

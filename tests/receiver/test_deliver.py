@@ -39,6 +39,11 @@ def ali(tag: str, app: str, n: int) -> bytes:
     return f"0.1 {tag} 1795323666 127.0.0.1 web-1 user.notice 0 {app} 1 - message {n}".encode()
 
 
+def relayed(host: int, n: int) -> bytes:
+    """An ALI line of host 10.1.0.``host`` (its record's source), as a relay passes it on."""
+    return f"0.1 t 1795323666 10.1.0.{host} web-{host} user.notice 0 a 1 - message {n}".encode()
+
+
 def spool_entry(frames: list[bytes], *, seq: int = 1, peer: str = "10.0.0.7", at: int = T0) -> SpoolEntry:
     return SpoolEntry(seq, at, peer, 40000, "tcp", "tcp", frames, {})
 
@@ -442,7 +447,8 @@ class TestSinkWorker:
 
 
 class SlowSink(ScriptedSink):
-    """Takes a while per request and notes how many were in flight at once, per sender too."""
+    """Takes a while per request and notes how many were in flight at once, per sender and per
+    stream (a sender's source) too."""
 
     def __init__(self, outcomes: list[SendOutcome] | None = None, *, together: int = 0) -> None:
         super().__init__(outcomes, max_records=1)
@@ -450,6 +456,8 @@ class SlowSink(ScriptedSink):
         self.in_flight: list[str] = []
         self.most = 0
         self.overlapping_sender = False
+        self.streams: list[tuple[str, str]] = []
+        self.overlapping_stream = False
         self.started = 0
         # The first ``together`` requests wait in flight until all of them are: on a loaded machine a
         # fixed pause could let one finish before another starts. Fewer in flight times out (an error).
@@ -458,7 +466,9 @@ class SlowSink(ScriptedSink):
     def send(self, group: Group) -> SendOutcome:
         with self.lock:
             self.overlapping_sender |= group.client_ip in self.in_flight
+            self.overlapping_stream |= (group.client_ip, group.source) in self.streams
             self.in_flight.append(group.client_ip)
+            self.streams.append((group.client_ip, group.source))
             self.most = max(self.most, len(self.in_flight))
             self.started += 1
             first = self.started <= (self._together.parties if self._together is not None else 0)
@@ -467,6 +477,7 @@ class SlowSink(ScriptedSink):
         threading.Event().wait(0.02)
         with self.lock:
             self.in_flight.remove(group.client_ip)
+            self.streams.remove((group.client_ip, group.source))
             return super().send(group)
 
 
@@ -500,6 +511,20 @@ class TestConcurrency:
         assert sink.most > 1 and not sink.overlapping_sender
         for p in range(4):
             expected = [f"message {p * 100 + i}" for i in range(5)]
+            assert [m for m in sink.accepted if m in expected] == expected
+
+    def test_relay_sources_in_flight_each_in_order(self, tmp_path: Path) -> None:
+        """If one peer relays the lines of 4 hosts, then their groups go in flight side by side (a relay
+        is not one request at a time), never two of one host, and each host's records arrive in order."""
+        store = SpoolStore(tmp_path / "spool")
+        frames = [relayed(h, h * 100 + i) for i in range(5) for h in range(4)]  # the hosts interleaved
+        blob = encode_segment([Entry(T0, "10.0.0.9", 1, "tcp", "tcp", frames)])
+        store.append(blob, read_summary(blob))
+        sink = SlowSink(together=2)
+        run_until_done(self.make(sink, tmp_path), store, 1)
+        assert sink.most > 1 and not sink.overlapping_stream
+        for h in range(4):
+            expected = [f"message {h * 100 + i}" for i in range(5)]
             assert [m for m in sink.accepted if m in expected] == expected
 
     def test_quota_halves_concurrency(self, tmp_path: Path) -> None:
