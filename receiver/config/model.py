@@ -306,8 +306,9 @@ class SlsSinkConfig:
     route_by_hash_key: bool = False
     """Pin each sender to a shard (``/shards/route?key=``) instead of load-balancing."""
     timeout_seconds: float = 30.0
-    concurrency: int = 4
-    """Requests in flight at most; halved on quota answers, raised again as requests succeed."""
+    concurrency: int = 16
+    """Requests in flight at most (each waits out a round trip to SLS: 16 is Logtail's 10 to 20); halved on
+    quota answers, raised again as requests succeed."""
     max_records: int = 4096
     """Per request (one LogGroup)."""
     max_bytes: int = 3 * 1024 * 1024
