@@ -24,6 +24,9 @@ class SendOutcome:
     kind: OutcomeKind
     reason: str = ""
     retry_after_seconds: float | None = None
+    stored: frozenset[str] = frozenset()
+    """For a batch (``send_batch``) refused for good: the pack ids of its groups the upstream had
+    stored already (an earlier table's insert), which are delivered, not dead letters."""
 
 
 class Sink(Protocol):

@@ -378,6 +378,21 @@ class SinkWorker:
         send_batch = self.sink.send_batch  # type: ignore[attr-defined]
         return self._settle(groups, lambda: self._send(groups, stop, send=send_batch), stop, recover)
 
+    def _delivered(self, groups: Sequence[Group]) -> None:
+        """Count ``groups`` as accepted by the upstream."""
+        if not groups:
+            return
+        stats = self.stats
+        with self._lock:
+            now = self._clock_ns()
+            stats.delivered_records += sum(group.count for group in groups)
+            stats.delivered_groups += len(groups)
+            stats.last_success_ns = now
+            stats.backoff_until_ns = None
+            for group in groups:
+                if group.receive_time_ns:
+                    stats.latency.observe((now - group.receive_time_ns) / 1e9, group.count)
+
     def _settle(
         self,
         groups: Sequence[Group],
@@ -388,24 +403,18 @@ class SinkWorker:
         """Send ``groups`` (one request) until the upstream's answer settles them; False when stopping first."""
         attempt = 0
         stats = self.stats
-        count = sum(group.count for group in groups)
         while not stop.is_set():
             outcome = send()
             if outcome is None:
                 break
             self._adapt(outcome.kind)
             if outcome.kind == "ok":
-                with self._lock:
-                    now = self._clock_ns()
-                    stats.delivered_records += count
-                    stats.delivered_groups += len(groups)
-                    stats.last_success_ns = now
-                    stats.backoff_until_ns = None
-                    for group in groups:
-                        if group.receive_time_ns:
-                            stats.latency.observe((now - group.receive_time_ns) / 1e9, group.count)
+                self._delivered(groups)
                 return True
             if outcome.kind == "permanent":
+                # A batch's groups the upstream stored before it refused the rest are delivered: kept
+                # as dead letters too, a replay would store them twice.
+                refused = [group for group in groups if group.pack_id not in outcome.stored]
                 try:
                     places = [
                         self._dead_letters.keep(
@@ -413,20 +422,23 @@ class SinkWorker:
                             recover(group) if group.payload is not None and recover is not None else group,
                             outcome.reason,
                         )
-                        for group in groups
+                        for group in refused
                     ]
                 except (OSError, LookupError) as e:
                     # Never drop what cannot be kept: the groups stay in the spool and are retried.
                     outcome = SendOutcome("retry", f"{outcome.reason}; and keeping it as a dead letter failed: {e}")
                 else:
+                    self._delivered([group for group in groups if group.pack_id in outcome.stored])
+                    rejected = sum(group.count for group in refused)
                     with self._lock:
-                        stats.dead_lettered_records += count
+                        stats.dead_lettered_records += rejected
                         stats.last_error = outcome.reason
-                    log.error(
-                        "%s: the upstream rejected %d records for good (%s); kept in %s for inspection and replay",
-                        self.sink.name, count, outcome.reason,
-                        places[0] if len(places) == 1 else f"{len(places)} files in {places[0].parent}",
-                    )
+                    if places:
+                        log.error(
+                            "%s: the upstream rejected %d records for good (%s); kept in %s for inspection and replay",
+                            self.sink.name, rejected, outcome.reason,
+                            places[0] if len(places) == 1 else f"{len(places)} files in {places[0].parent}",
+                        )
                     return True
             attempt += 1
             delay = self._backoff(attempt, outcome.kind)

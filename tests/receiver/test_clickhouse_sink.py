@@ -28,7 +28,7 @@ import pytest
 import urllib3
 
 from formats.record import Record
-from receiver.config.model import ClickHouseSinkConfig, default_config
+from receiver.config.model import ClickHouseSinkConfig, RouteConfig, default_config
 from receiver.deliver.batches import Group
 from receiver.deliver.building import BatchBuilder, Segments, SinkPlan
 from receiver.deliver.dead_letters import DeadLetters
@@ -39,7 +39,7 @@ from receiver.deliver.sinks.clickhouse import (
     clickhouse_payload,
     create_table_sql,
 )
-from receiver.deliver.worker import SinkWorker
+from receiver.deliver.worker import SinkWorker, WorkerStats
 from receiver.spool.segment import Entry, encode_segment, read_summary
 from receiver.spool.store import SpoolStore
 from tests.helpers import encoding_builders
@@ -234,6 +234,33 @@ def test_a_table_that_took_its_groups_is_not_sent_them_again(make_sink: Callable
         fake.seen.clear()
         assert sink.send_batch([group_to("audit", 3), group_to("logs", 4)]).kind == "ok"
         assert len(inserts(fake)) == 2
+    finally:
+        fake.close()
+
+
+def refusing_for_good(table: str) -> Callable[[Seen], tuple[int, dict[str, str], bytes]]:
+    """ClickHouse refusing every insert into ``table`` for good (a damaged block), the table being ours."""
+
+    def answer(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if f"%60{table}%60" in seen.path and "query=INSERT" in seen.path:
+            return 500, {}, b"Code: 40, e.displayText() = DB::Exception: Checksum doesn't match: corrupted data."
+        return describe_or_ok(seen)
+
+    return answer
+
+
+def test_a_refusal_for_good_names_the_groups_an_earlier_table_stored(make_sink: Callable[..., ClickHouseSink]) -> None:
+    """If a batch's insert into one table is accepted and the next table's is refused for good, then the refusal
+    names the accepted table's groups as stored (they are delivered, not dead letters); with one table, none."""
+    fake = FakeClickHouse(refusing_for_good("logs"))
+    try:
+        sink = make_sink(fake.url)
+        batch = [group_to("audit", 1), group_to("logs", 2), group_to("audit", 3)]
+        outcome = sink.send_batch(batch)
+        assert outcome.kind == "permanent" and "code 40" in outcome.reason
+        assert outcome.stored == {batch[0].pack_id, batch[2].pack_id}
+        alone = sink.send_batch([group_to("logs", 4)])
+        assert alone.kind == "permanent" and alone.stored == frozenset()
     finally:
         fake.close()
 
@@ -464,11 +491,14 @@ def test_the_proxys_own_credentials_go_to_it(
 T0 = 1_795_323_666 * 10**9
 
 
-def run_worker_once(tmp_path: Path, sink: ClickHouseSink) -> tuple[SpoolStore, DeadLetters, BatchBuilder, SinkPlan]:
-    """Spool one segment of three senders' streamlog lines (relayed by one peer) and run ``sink``'s worker until
-    its cursor passes it; batches are built from columns and encoded, as worker processes do."""
+def run_worker_once(
+    tmp_path: Path, sink: ClickHouseSink, routes: tuple[RouteConfig, ...] = (), stats: list[WorkerStats] | None = None
+) -> tuple[SpoolStore, DeadLetters, BatchBuilder, SinkPlan]:
+    """Spool one segment of three senders' streamlog lines (relayed by one peer, sources 10.0.0.0 to 10.0.0.2)
+    and run ``sink``'s worker until its cursor passes it; batches are built from columns and encoded, as worker
+    processes do."""
     config = dataclasses.replace(
-        default_config(), state_directory=tmp_path, sinks=(sink.config,),
+        default_config(), state_directory=tmp_path, sinks=(sink.config,), routes=routes,
         deliver=dataclasses.replace(default_config().deliver, default_sink=sink.name),
     )
     plan = SinkPlan(sink.name, "P", 100, 1 << 20, payload_encoder(sink.config), column_encoder(sink.config))
@@ -492,8 +522,11 @@ def run_worker_once(tmp_path: Path, sink: ClickHouseSink) -> tuple[SpoolStore, D
         stop.wait(0.01)
     stop.set()
     thread.join(5)
+    if stats is not None:
+        stats.append(worker.stats)
     assert store.cursor(sink.name) == 1
-    assert builder.column_batches == 1
+    if not routes:  # a route's filter reads records
+        assert builder.column_batches == 1
     return store, dead, builder, plan
 
 
@@ -530,3 +563,26 @@ def test_a_batch_refused_for_good_is_kept_group_by_group(make_sink: Callable[...
     assert [letter.records for letter in letters] == [3, 3, 3]
     kept = [dead.load(letter.path) for letter in letters]
     assert sorted(str(r.get("msg")) for group in kept for r in group.records) == [f"message {i}" for i in range(9)]
+
+
+def test_only_the_refused_tables_groups_become_dead_letters(make_sink: Callable[..., ClickHouseSink], tmp_path: Path) -> None:
+    """If routes split a batch over two tables and the second refuses for good after the first stored its groups,
+    then only the second table's groups become dead letters (a replay of the first's would store them twice),
+    and the first's count as delivered."""
+    fake = FakeClickHouse(refusing_for_good("audit"))
+    try:
+        sink = make_sink(fake.url, table="logs")
+        # 10.0.0.0 comes first, so its table (logs) is inserted first.
+        routes = (RouteConfig(sink=sink.name, filter="source=10.0.0.1", destination="audit"),
+                  RouteConfig(sink=sink.name))
+        worker_stats: list[WorkerStats] = []
+        _, dead, _, _ = run_worker_once(tmp_path, sink, routes, worker_stats)
+        assert [("logs" in s.path, "audit" in s.path) for s in inserts(fake)] == [(True, False), (False, True)]
+    finally:
+        fake.close()
+    letters = dead.letters()
+    assert [letter.records for letter in letters] == [3]
+    (kept,) = [dead.load(letter.path) for letter in letters]
+    assert sorted(str(r.get("msg")) for r in kept.records) == ["message 1", "message 4", "message 7"]
+    (stats,) = worker_stats
+    assert (stats.delivered_records, stats.dead_lettered_records) == (6, 3)

@@ -48,8 +48,9 @@ sends no such header). Data is given up on (``permanent``, dead-lettered and
 replayable) only when the rows themselves were refused; a wrong password, a
 missing database or table, a full server, a schema that is not ours
 all keep the batch in the spool until someone fixes the cause. The worker
-settles a batch as one: a refusal for good dead-letters every group of it,
-each replayed on its own (docs/sinks/clickhouse.md, *One insert per batch*).
+settles a batch as one: a refusal for good dead-letters every group of it
+that no earlier table's insert stored, each replayed on its own
+(docs/sinks/clickhouse.md, *One insert per batch*).
 
 Plain MergeTree does not de-duplicate: a batch resent after a crash inside a
 send is stored twice. Its rows carry ``pack_id`` and ``pack_row`` (the row's
@@ -847,7 +848,9 @@ class ClickHouseSink:
         makes one part instead of one per sender. The worker settles the
         batch as one: a permanent refusal dead-letters every group of it,
         each replayed on its own. Over several tables, a table whose insert
-        was accepted is not sent again when the batch is retried.
+        was accepted is not sent again when the batch is retried, and its
+        groups are named in a permanent refusal's ``stored``, so that only
+        the refused table's groups become dead letters.
         """
         if not groups:
             return SendOutcome("ok")
@@ -869,6 +872,10 @@ class ClickHouseSink:
             if table in done:
                 continue  # accepted when this batch was sent before: sending it again would duplicate it
             outcome = self._insert(table, members)
+            if outcome.kind == "permanent" and done:
+                return dataclasses.replace(
+                    outcome, stored=frozenset(group.pack_id for table in done for group in by_table[table])
+                )
             if outcome.kind != "ok":
                 return outcome
             done.add(table)
