@@ -53,6 +53,12 @@ _VERIFY_BATCH = 64
 _MAX_SEGMENT_FACTOR = 16
 _COMMIT_RETRY_MAX_SECONDS = 5.0
 _RETENTION_INTERVAL_SECONDS = 10.0
+_RETENTION_STEP_SEGMENTS = 32
+"""Segments one retention step removes on the writer thread; commits run between steps.
+
+Removing a segment reads it and deletes its file in a transaction, about a millisecond: after a
+flood of a million lines was delivered, one pass removed 584 segments and held the writer (and so
+every commit, and the latency of every line read meanwhile) for half a second."""
 
 
 class SpoolWriter:
@@ -87,6 +93,7 @@ class SpoolWriter:
         self._seal_soon = False  # a seal is asked for at the next reactor turn (after_commit soon=True)
         self._last_commit: Deferred[Any] = succeed(None)  # the tail of the commit chain
         self._retention_timer: IDelayedCall | None = None
+        self._retaining = False  # a retention pass is under way, a step at a time
         self._closed = False
         self.committed_frames = 0
 
@@ -288,16 +295,30 @@ class SpoolWriter:
     def _retention_tick(self) -> None:
         if self._closed:
             return
-        self._chain(self._apply_retention, self._retained)
+        if not self._retaining:  # else the pass under way goes on until it is done
+            self._retention_step()
         self._schedule_retention()
 
-    def _apply_retention(self) -> list[tuple[str, int, int, bool]]:
-        """Writer thread: remove segments past their age, or the oldest when over size."""
+    def _retention_step(self) -> None:
+        self._retaining = True
+        self._chain(self._apply_retention, self._retained, self._retention_failed)
+
+    def _retention_failed(self, failure: Failure) -> None:
+        self._retaining = False  # the next tick tries again
+        log.error("spool retention failed: %s", failure.getTraceback())
+
+    def _apply_retention(self) -> tuple[list[tuple[str, int, int, bool]], bool]:
+        """Writer thread: remove segments delivered, past their age, or the oldest when over size, at most
+        :data:`_RETENTION_STEP_SEGMENTS` of them. Returns what went, and whether more may go."""
         store, config = self._store, self._config
         oldest_allowed = self._wall_clock_ns() - int(config.max_age_hours * 3600 * 1e9)
         cursors = store.cursors()
         removed: dict[tuple[str, bool], list[int]] = {}
+        more = False
         while store.meta.first_seq < store.meta.next_seq:
+            if sum(segments for segments, _ in removed.values()) == _RETENTION_STEP_SEGMENTS:
+                more = True
+                break
             seq = store.meta.first_seq
             blob = store.get(seq)
             if blob is None:
@@ -319,15 +340,22 @@ class SpoolWriter:
             tally = removed.setdefault((reason, delivered), [0, 0])
             tally[0] += 1
             tally[1] += summary.frames
-        return [(reason, segments, frames, delivered) for (reason, delivered), (segments, frames) in removed.items()]
+        went = [(reason, segments, frames, delivered) for (reason, delivered), (segments, frames) in removed.items()]
+        return went, more
 
-    def _retained(self, removed: list[tuple[str, int, int, bool]]) -> None:
+    def _retained(self, result: tuple[list[tuple[str, int, int, bool]], bool]) -> None:
+        removed, more = result
         for reason, segments, frames, delivered in removed:
             if reason == "delivered":
                 self._telemetry.delivered(segments)
             else:
                 self._telemetry.discarded(SpoolDiscard(reason), frames, segments, delivered)
         self._check_disk()
+        if more and not self._closed:
+            # The next step after the commits sealed meanwhile (the reactor's next turn chains it).
+            self._clock.callLater(0, self._retention_step)
+        else:
+            self._retaining = False
 
     # -- verification of what was there at start ------------------------------
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from formats.framing import FlaggedFrame
 from receiver.spool import SpoolReader
+from receiver.spool import writer as writer_module
 from receiver.spool.gate import BackpressureGate
 from receiver.spool.segment import Entry, SegmentError, decode_segment, encode_segment, read_summary
 from receiver.spool.store import RefusedValueError, SpoolDamagedError, SpoolStore
@@ -427,6 +428,33 @@ class TestWriter:
         assert h.frames() == [b"c"]
         assert h.store.meta.discarded_frames == 0
         assert h.telemetry.value("receiver_spool_segments_delivered_total") == 2
+
+    def test_retention_goes_in_steps_that_let_commits_through(self, tmp_path: Path) -> None:
+        """If a retention pass has more delivered segments to remove than one step takes, then it removes them a
+        step at a time, and a commit sealed meanwhile waits for one step, not for the whole pass."""
+        step = writer_module._RETENTION_STEP_SEGMENTS
+        h = Harness(tmp_path)
+        h.writer.start()
+        for n in range(2 * step + 5):
+            h.writer.append(entry([b"%d" % n]), 1)
+            h.clock.advance(0.01)
+        h.store.set_cursor("local", 2 * step + 5)
+        h.runner.hold = True
+        h.clock.advance(10)  # the pass's first step, held on the writer thread
+        committed: list[str] = []
+        h.writer.append(entry([b"new"]), 3)
+        h.writer.after_commit(lambda: committed.append("new"))
+        h.writer.when_committed()  # sealed while the step runs: its commit comes next
+        h.runner.release_one()
+        assert h.store.meta.segments == step + 5
+        h.clock.advance(0)  # the reactor chains the next step, after the commit
+        h.runner.release_one()
+        assert committed == ["new"] and h.store.meta.segments == step + 6
+        h.runner.hold = False
+        h.runner.release_one()  # the second step
+        h.clock.advance(0)  # the third, the last: nothing delivered is left
+        assert h.frames() == [b"new"] and not h.writer._retaining
+        assert h.telemetry.value("receiver_spool_segments_delivered_total") == 2 * step + 5
 
     def test_drop_oldest_when_full(self, tmp_path: Path) -> None:
         """If the spool is over max_bytes in drop-oldest mode, then the oldest segments go, counted."""
