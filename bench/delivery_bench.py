@@ -263,8 +263,12 @@ def _upstream(
     server = stack.enter_context(ClickHouseServer(workdir / "clickhouse"))
 
     def clickhouse_count() -> int:
+        # The rows of the active parts: what count() gives, without reading a column of every part
+        # (18.16 does: 6 ms a poll over a million rows, and the latency run polls every 10 ms).
         try:
-            return int(server.query("SELECT count() FROM default.syslog").strip() or 0)
+            return int(server.query(
+                "SELECT sum(rows) FROM system.parts WHERE database = 'default' AND table = 'syslog' AND active"
+            ).strip() or 0)
         except Exception:  # the table appears with the first insert
             return 0
 
