@@ -76,9 +76,13 @@ def bench_inserts(directory: Path, n: int) -> None:
     lines = [line(rnd, i, now) for i in range(n)]
     raw_bytes = sum(len(x) + 1 for x in lines)
     records = [PARSE(x.encode(), "10.0.0.7", now * 10**9) for x in lines]
-    tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(now)), ("__hostname__", "appliance")]
-    groups = [Group("", "10.0.0.7", "10.0.0.7", records[i : i + 4096], [*tags, ("__pack_id__", f"P-{i}")], f"P-{i}")
-              for i in range(0, n, 4096)]
+
+    def groups_received(at: int) -> list[Group]:
+        tags = [("__client_ip__", "10.0.0.7"), ("__receive_time__", str(at)), ("__hostname__", "appliance")]
+        return [Group("", "10.0.0.7", "10.0.0.7", records[i : i + 4096], [*tags, ("__pack_id__", f"P-{i}")], f"P-{i}")
+                for i in range(0, n, 4096)]
+
+    groups = groups_received(now)
     encode_seconds = timed(lambda: [arrow_payload(g) for g in groups])
     payloads = [arrow_payload(g) for g in groups]
     rates = []
@@ -100,7 +104,19 @@ def bench_inserts(directory: Path, n: int) -> None:
     print(f"insert {n:,} records, batches of 32 x 4,096: {max(rates):,.0f} records/s best of 3 "
           f"({', '.join(f'{r:,.0f}' for r in rates)})")
     print(f"stored {stored / 1e6:,.1f} MB for {raw_bytes / 1e6:,.1f} MB of raw lines: {100 * stored / raw_bytes:.1f}% "
-          f"({stored / n:.1f} bytes/record)")
+          f"({stored / n:.1f} bytes/record) while fresh")
+    # The same records received two hours ago: the merge applies the store's recompression TTL.
+    store = open_store(directory / "recompressed")
+    try:
+        old = [arrow_payload(g) for g in groups_received(now - 7200)]
+        for i in range(0, len(old), 32):
+            store.insert_payloads(old[i : i + 32], token=f"B-{i}")
+        store.query("OPTIMIZE TABLE receiver.records FINAL")
+        stored = store.stats()["bytes_on_disk"]
+    finally:
+        store.close()
+    print(f"stored {stored / 1e6:,.1f} MB once recompressed (an hour after their hour): "
+          f"{100 * stored / raw_bytes:.1f}% ({stored / n:.1f} bytes/record)")
 
 
 def search_table(rnd: random.Random, start: int, count: int, now: int) -> pa.Table:

@@ -246,6 +246,25 @@ class TestRetention:
         finally:
             store.close()
 
+    def test_an_hour_is_recompressed_once_an_hour_old(self, tmp_path: Path) -> None:
+        """If an hour of records is more than an hour old, then the engine rewrites its parts with ZSTD(9) in the
+        background; the newest hour stays as written (LZ4), and both read back."""
+        store = open_store(tmp_path / "store")
+        try:
+            store.insert_groups([group([ali(1, msg="two hours ago")], "P-1", received=NOW - 2 * 3600)], token="P-1")
+            store.insert_groups([group([ali(2, msg="just now")], "P-2", received=int(time.time()))], token="P-2")
+            codecs = ""
+            for _ in range(300):  # the engine's background merges: seconds, bounded here at 30 s
+                codecs = store.query("SELECT partition_id, default_compression_codec FROM system.parts "
+                                     "WHERE table = 'records' AND active ORDER BY partition_id")
+                if codecs.count("ZSTD(9)") == 1:
+                    break
+                time.sleep(0.1)
+            assert [line.split("\t")[1] for line in codecs.splitlines()] == ["ZSTD(9)", "LZ4"]
+            assert sorted(messages(search(store, ""))) == ["just now", "two hours ago"]
+        finally:
+            store.close()
+
     def test_size_drops_the_oldest_hours_never_the_newest(self, tmp_path: Path) -> None:
         """If the store is over max_bytes, then the oldest hours go first, and the newest hour stays."""
         store = open_store(tmp_path / "store", max_bytes=1)
@@ -296,14 +315,19 @@ class TestUpgrade:
             store.close()
 
 
-    def test_a_store_of_this_layout_is_opened_as_it_is(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_a_store_of_this_layout_is_opened_as_it_is(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """If a store this build made is opened again, then it is not upgraded: its table stays the same
         table (no copy of every hour at each start), with the merge setting this build gives it."""
         store = open_store(tmp_path / "store")
         try:
             store.insert_groups([group([ali(1, msg="kept")], "P-1")], token="P-1")
             created = store.query("SELECT uuid, metadata_modification_time FROM system.tables WHERE name = 'records'")
-            store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5")  # as an earlier build
+            # As an earlier build made it: merges at 5, field values ZSTD(1) at insert, no recompression.
+            store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5")
+            store.query("ALTER TABLE receiver.records MODIFY COLUMN field_values Array(String) CODEC(ZSTD(1))")
+            store.query("ALTER TABLE receiver.records MODIFY TTL receive_time + toIntervalSecond(604800)")
         finally:
             store.close()
         with caplog.at_level(logging.WARNING, logger="receiver.deliver"):
@@ -312,10 +336,22 @@ class TestUpgrade:
             assert "upgrading" not in caplog.text
             table = store.query("SELECT uuid, engine_full FROM system.tables WHERE name = 'records'")
             assert table.split()[0] == created.split()[0]
-            assert "merge_selector_base = 20" in table
+            assert "merge_selector_base = 20" in table and "RECOMPRESS CODEC(ZSTD(9))" in table
+            assert store.query("SELECT compression_codec FROM system.columns WHERE table = 'records' "
+                               "AND name = 'field_values'").strip() == ""
             assert messages(search(store, "")) == ["kept"]
         finally:
             store.close()
+        statements: list[str] = []
+        query = EmbeddedStore.query
+
+        def noting(self: EmbeddedStore, sql: str, *args: Any, **kwargs: Any) -> str:
+            statements.append(sql)
+            return query(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(EmbeddedStore, "query", noting)
+        open_store(tmp_path / "store").close()  # as this build left it: nothing to change
+        assert statements and not [sql for sql in statements if sql.startswith("ALTER")]
 
     def test_an_upgrade_cut_short_goes_on_at_the_next_open(self, tmp_path: Path) -> None:
         """If an upgrade stopped while copying an hour, then the next open copies that hour again,

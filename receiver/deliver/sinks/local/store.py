@@ -7,8 +7,9 @@ engine in the delivery process, with the columns of the ClickHouse sink
 language from this box to a ClickHouse cluster), a MergeTree on local disk:
 
 - ``message`` is computed from the record's fields, where it already is, so
-  it is stored once; repeated strings are dictionary-coded, field values
-  compressed with ZSTD;
+  it is stored once; repeated strings are dictionary-coded; a part is
+  written with LZ4 (cheap while records arrive) and rewritten with ZSTD(9)
+  once its hour is an hour old (:data:`_RECOMPRESS`);
 - ``PARTITION BY`` the hour the appliance received a record, so retention
   by age (a ``TTL`` that drops whole parts) and by size (the oldest hours
   first) cost one file operation per hour of data, never a rewrite;
@@ -110,7 +111,7 @@ _STORAGE = {  # the types this store gives the shared columns (the rest keep the
     "client_ip": "LowCardinality(String)",
     "tag": "LowCardinality(String)",
     "field_keys": "Array(LowCardinality(String))",
-    "field_values": "Array(String) CODEC(ZSTD(1))",
+    "field_values": "Array(String)",  # LZ4, then _RECOMPRESS's codec: no codec of its own
     "flags": "Array(LowCardinality(String))",
     "user_defined_id": "LowCardinality(String)",
     "machine_group": "LowCardinality(String)",
@@ -159,6 +160,12 @@ _UPGRADING = f"{TABLE}_upgrading"
 _DEDUPLICATION_WINDOW = 1000
 _TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
 _MERGE_BASE = 20
+_RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
+_RECOMPRESS_AFTER_SECONDS = 3600
+"""Parts are written with the engine's LZ4 and rewritten with :data:`_RECOMPRESS` this long after their
+newest receive time, in a background merge (a TTL's): the blast corpus stored in 28.6% of its raw bytes
+when fresh and 14.7% once recompressed, against 18.7% with ZSTD(1) at insert. Inserts (and merges under
+a flood) skip ZSTD's cost; each hour is merged once more, in the background, an hour later."""
 """How many parts of a size the engine lets gather before it merges them (its default is 5).
 
 A merge rewrites every column and hashes every word of the message into the word index again,
@@ -467,7 +474,10 @@ class EmbeddedStore:
     # -- schema ---------------------------------------------------------------
 
     def _ttl(self) -> str:
-        return f"receive_time + toIntervalSecond({int(self.max_age_hours * 3600)})"
+        return (
+            f"receive_time + toIntervalSecond({int(self.max_age_hours * 3600)}), "
+            f"receive_time + toIntervalSecond({_RECOMPRESS_AFTER_SECONDS}) {_RECOMPRESS}"
+        )
 
     def _create(self) -> None:
         self.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
@@ -480,6 +490,12 @@ class EmbeddedStore:
             self.query(f"ALTER TABLE {QUALIFIED} MODIFY TTL {self._ttl()}")
         if f"merge_selector_base = {_MERGE_BASE}" not in current:  # a store an earlier build made
             self.query(f"ALTER TABLE {QUALIFIED} MODIFY SETTING merge_selector_base = {_MERGE_BASE}")
+        codecs = self.query(
+            f"SELECT name FROM system.columns WHERE database = '{DATABASE}' AND table = '{TABLE}' "
+            "AND compression_codec != '' AND name = 'field_values'"
+        )
+        if codecs.strip():  # ZSTD(1) of an earlier build: parts written from now on are recompressed
+            self.query(f"ALTER TABLE {QUALIFIED} MODIFY COLUMN field_values REMOVE CODEC")
 
     def _layout(self, table: str) -> str | None:
         """The columns (name, type, alias or not) and sorting key of ``table``; None if there is none."""
