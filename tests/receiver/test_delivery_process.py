@@ -116,19 +116,23 @@ class TestDeliveryTelemetry:
 
 
 def test_batches_read_the_sinks_own_number_of_segments_unless_deliver_says() -> None:
-    """If ``[deliver] segments_per_batch`` is 0 (the default), then the local store's batches read 16
-    segments (each is one part it merges later) and other sinks' 8; if it is set, every sink reads that."""
+    """If ``[deliver] segments_per_batch`` is 0 (the default), then the local store's, SLS's and HTTP's batches
+    read 16 segments (one part to merge later; fewer requests for a relay's hosts) and ClickHouse's 8; if it
+    is set, every sink reads that."""
     import dataclasses
 
     from receiver.config.model import default_config
     from receiver.deliver.process import batch_segments
+    from receiver.deliver.sinks.clickhouse import ClickHouseSink
     from receiver.deliver.sinks.http import HttpSink
     from receiver.deliver.sinks.local.sink import LocalSink
+    from receiver.deliver.sinks.sls.sink import SlsSink
 
     config = default_config()
     assert config.deliver.segments_per_batch == 0
-    assert batch_segments(config, LocalSink) == 16  # type: ignore[arg-type]  # (the class says it)
-    assert batch_segments(config, HttpSink) == 8  # type: ignore[arg-type]
+    for sink in (LocalSink, SlsSink, HttpSink):  # the class says it
+        assert batch_segments(config, sink) == 16  # type: ignore[arg-type]
+    assert batch_segments(config, ClickHouseSink) == 8  # type: ignore[arg-type]
     told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, segments_per_batch=4))
     assert batch_segments(told, LocalSink) == batch_segments(told, HttpSink) == 4  # type: ignore[arg-type]
 

@@ -294,6 +294,10 @@ def http_payload_of_rows(config: HttpSinkConfig, group: Group, lines: BatchColum
 class HttpSink:
     """Delivers groups to any HTTP collector: NDJSON, gzip, RFC 9421 signatures, RFC 9530 digests."""
 
+    segments_per_batch = 16
+    """Twice the default, as SLS's: a relay's batch makes a request per host it relays, so larger
+    batches mean half the requests (a relay's million lines: 54-56k -> 60-64k msgs/s)."""
+
     def __init__(self, config: HttpSinkConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.name = config.name
         self.max_records = config.max_records

@@ -75,6 +75,12 @@ def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
 class SlsSink:
     """Alibaba Cloud Log Service PutLogs: LogGroup protobuf, lz4, signed, per sls.md."""
 
+    segments_per_batch = 16
+    """Twice the default: a relay's batch makes a LogGroup (a request) per host it relays, and each
+    request costs the sending thread some hundreds of microseconds of CPU, so larger batches mean
+    half the requests (a relay's million lines: delivery CPU 7.4-8.7 -> 6.1-6.2 s, 115-140k ->
+    195-200k msgs/s; the delivery side's peak PSS 40 MB more)."""
+
     def __init__(self, config: SlsSinkConfig) -> None:
 
         self.name = config.name
