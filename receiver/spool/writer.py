@@ -300,6 +300,9 @@ class SpoolWriter:
         self._schedule_retention()
 
     def _retention_step(self) -> None:
+        if self._closed:  # a step asked for before close: the store is the caller's to close now
+            self._retaining = False
+            return
         self._retaining = True
         self._chain(self._apply_retention, self._retained, self._retention_failed)
 

@@ -456,6 +456,23 @@ class TestWriter:
         assert h.frames() == [b"new"] and not h.writer._retaining
         assert h.telemetry.value("receiver_spool_segments_delivered_total") == 2 * step + 5
 
+    def test_no_retention_step_starts_after_close(self, tmp_path: Path) -> None:
+        """If the writer closes while a retention pass has steps to go, then no further step runs on the store."""
+        step = writer_module._RETENTION_STEP_SEGMENTS
+        h = Harness(tmp_path)
+        h.writer.start()
+        for n in range(step + 3):
+            h.writer.append(entry([b"%d" % n]), 1)
+            h.clock.advance(0.01)
+        h.store.set_cursor("local", step + 3)
+        h.runner.hold = True
+        h.clock.advance(10)  # the first step, held on the writer thread
+        h.runner.release_one()  # done: the next is asked for at the reactor's next turn
+        assert h.store.meta.segments == 3
+        h.writer.close()
+        h.clock.advance(0)
+        assert not h.runner.held and h.store.meta.segments == 3 and not h.writer._retaining
+
     def test_drop_oldest_when_full(self, tmp_path: Path) -> None:
         """If the spool is over max_bytes in drop-oldest mode, then the oldest segments go, counted."""
         h = Harness(tmp_path, segment_max_bytes=4096, max_bytes=6_000, when_full="drop-oldest")
