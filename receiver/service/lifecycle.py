@@ -160,6 +160,7 @@ class ReceiverService:
                 on_over_memory=self._over_memory_limit, clock=time.monotonic,
                 delivery_memory_limit_bytes=limits.delivery_memory_limit_bytes,
                 delivery_memory=self._delivery_memory, on_delivery_over_memory=self._delivery_over_memory_limit,
+                in_thread=lambda read: deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read),
             )
             self._guard_loop = guard.start(self.reactor)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from receiver.service.guard import ResourceGuard
 from receiver.spool.gate import BackpressureGate
@@ -91,6 +92,36 @@ def test_delivery_over_its_memory_limit_is_restarted() -> None:
     g.check()
     assert len(restarts) == 1 and "delivery_memory_limit_bytes" in restarts[0] and "nothing is lost" in restarts[0]
     assert not gate.closed and fake.stops == []
+
+
+def test_delivery_memory_is_read_off_the_reactor() -> None:
+    """If the guard is given a thread to read delivery's memory on, then a check starts a reading there and
+    judges its answer when it comes; a check while a reading is under way starts none."""
+    from twisted.internet.defer import Deferred
+
+    fake, gate = Fake(), BackpressureGate()
+    readings: list[Deferred[int]] = []
+    restarts: list[str] = []
+
+    def in_thread(read: Callable[[], int]) -> Deferred[int]:
+        readings.append(Deferred())
+        return readings[-1]
+
+    g = ResourceGuard(
+        gate, memory_limit_bytes=0, cpu_limit_percent=0, on_over_memory=fake.stops.append, clock=lambda: fake.now,
+        rss=lambda: fake.rss, cpu=lambda: fake.cpu, delivery_memory_limit_bytes=1024 * MIB,
+        delivery_memory=lambda: 0, on_delivery_over_memory=restarts.append, in_thread=in_thread,
+    )
+    g.check()
+    g.check()
+    assert len(readings) == 1 and restarts == []
+    readings[0].callback(1500 * MIB)
+    assert len(restarts) == 1
+    g.check()
+    assert len(readings) == 2
+    readings[1].errback(OSError("gone"))  # logged; the next check reads again
+    g.check()
+    assert len(readings) == 3 and len(restarts) == 1
 
 
 def test_anonymous_memory_of_a_process_tree() -> None:
