@@ -49,11 +49,11 @@ import base64
 import contextlib
 import gzip
 import hashlib
-import http.server
 import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -130,59 +130,68 @@ def count_logs(group: bytes) -> int:
 
 
 class CountingUpstream:
-    """An HTTP server on 127.0.0.1 that counts the records of each accepted POST, answering each
-    ``delay`` seconds after it arrived (an upstream that far away; a thread per connection)."""
+    """An HTTP/1.1 server on 127.0.0.1 that counts the records of each accepted POST, answering each
+    ``delay`` seconds after it arrived (an upstream that far away); a thread per connection, kept alive.
+
+    It reads a request's line, its headers and its Content-Length body, and nothing more: it shares
+    the receiver's two cores, and the standard library's server (headers parsed as e-mail) cost 430 us
+    of CPU per request of 416 logs, against some 150 us this way, most of it the counting.
+    """
 
     def __init__(self, count: Callable[[dict[str, str], bytes], int], delay: float = 0.0) -> None:
         self.count_body = count
+        self.delay = delay
         self.records = 0
         self.requests = 0
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        upstream = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                try:
-                    n = upstream.count_body({k.lower(): v for k, v in self.headers.items()}, body)
-                except Exception as e:  # a bench stand-in: say what was wrong, refuse it
-                    with upstream._lock:
-                        upstream.errors.append(f"{type(e).__name__}: {e}")
-                    self.send_response(400)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if delay:
-                    time.sleep(delay)
-                with upstream._lock:
-                    upstream.records += n
-                    upstream.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.send_header("x-log-requestid", "bench")
-                self.end_headers()
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._closed = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return int(self._listener.getsockname()[1])
 
     def delivered(self) -> int:
         return self.records
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as stream:
+            while not self._closed:
+                if not stream.readline():  # the request line; nothing: the sink closed the connection
+                    return
+                headers: dict[str, str] = {}
+                while (line := stream.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.partition(b":")
+                    headers[name.strip().lower().decode()] = value.strip().decode()
+                body = stream.read(int(headers.get("content-length", "0")))
+                try:
+                    n = self.count_body(headers, body)
+                except Exception as e:  # a bench stand-in: say what was wrong, refuse it
+                    with self._lock:
+                        self.errors.append(f"{type(e).__name__}: {e}")
+                    connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                if self.delay:
+                    time.sleep(self.delay)
+                with self._lock:
+                    self.records += n
+                    self.requests += 1
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-log-requestid: bench\r\n\r\n")
 
 
 def sls_count(headers: dict[str, str], body: bytes) -> int:
