@@ -95,39 +95,49 @@ def parse_streamlog_columns(
         return None
     ip = pc.list_element(parts, 3)
     source = pc.if_else(pc.is_in(ip, _LOOPBACK), pa.scalar(peer, pa.string()), ip) if peer else ip
-    msg = pc.list_element(parts, splits)
+    frame_bytes = pc.binary_length(binary)
+    del binary, text  # (the parts hold their own copy of the text: the lines' bytes go before the values are made)
+    msg = None  # None: each line's msg is its last part, as it is
     if pv_index >= 0 and parser.strips_rfc3164_space:
         # The space rsyslog leaves before an RFC 3164 msg (protocol-version 0).
-        stripped = pc.and_(pc.equal(pc.list_element(parts, 4 + pv_index), "0"), pc.starts_with(msg, " "))
+        version_0 = pc.equal(pc.list_element(parts, 4 + pv_index), "0")
+        # Which msgs start with a space, asked of the parts in place: a msg column would copy most of the text.
+        spaced = pc.list_element(pa.ListArray.from_arrays(parts.offsets, pc.starts_with(parts.values, " ")), splits)
+        stripped = pc.and_(version_0, spaced)
         if pc.any(stripped).as_py():
-            msg = pc.if_else(stripped, pc.utf8_slice_codeunits(msg, 1), msg)
+            last = pc.list_element(parts, splits)
+            msg = pc.if_else(stripped, pc.utf8_slice_codeunits(last, 1), last)
     return StreamlogColumns(
         keys=keys,
         time=time,
         source=source,
         tag=pc.list_element(parts, 1),
         values=_field_values(parts.flatten(), msg, len(frames), splits),
-        frame_bytes=pc.binary_length(binary),
+        frame_bytes=frame_bytes,
     )
 
 
-_PICKS: dict[int, tuple[int, pa.Int64Array, pa.Int64Array, pa.Int32Array]] = {}
+_PICKS: dict[int, tuple[int, pa.Int64Array, pa.Int64Array, pa.Int64Array, pa.Int32Array]] = {}
 """By split count: how many rows the arrays below serve, and the arrays :func:`_field_values` takes."""
 
 
-def _field_values(parts: pa.StringArray, msg: pa.StringArray, rows: int, splits: int) -> pa.ListArray:
-    """Each line's fields (its parts but the first four, with ``msg`` as the last), as one list a line.
+def _field_values(parts: pa.StringArray, msg: pa.StringArray | None, rows: int, splits: int) -> pa.ListArray:
+    """Each line's fields (its parts but the first four, with ``msg`` as the last, or the last part as
+    it is when ``msg`` is None), as one list a line.
 
-    One ``take`` from ``msg`` followed by ``parts`` (``splits + 1`` a line):
-    the indexes are the same for every batch of lines of a layout but for the
-    shift by ``rows``, so they are made once and sliced (Arrow's list_slice
-    costs five times as much).
+    One ``take`` from the parts (preceded by ``msg`` when there is one,
+    ``splits + 1`` parts a line): the indexes are the same for every batch of
+    lines of a layout but for the shift by ``rows``, so they are made once and
+    sliced (Arrow's list_slice costs five times as much). Without ``msg`` the
+    parts are not copied into one array with it first: that copy was the
+    largest allocation of the parse.
     """
     width = splits - 3  # the middle fields and msg
-    capacity, positions, shifted, offsets = _PICKS.get(splits, (0, None, None, None))
+    capacity, direct, positions, shifted, offsets = _PICKS.get(splits, (0, None, None, None, None))
     if capacity < rows:
         capacity = max(rows, 2 * capacity, 1024)
         step = splits + 1
+        direct = pa.array([step * row + 4 + field for row in range(capacity) for field in range(width)], pa.int64())
         positions = pa.array(
             [step * row + 4 + field if field < width - 1 else row for row in range(capacity) for field in range(width)],
             pa.int64(),
@@ -135,8 +145,11 @@ def _field_values(parts: pa.StringArray, msg: pa.StringArray, rows: int, splits:
         shifted = pa.array([1] * (width - 1) + [0], pa.int64())
         shifted = pa.concat_arrays([shifted] * capacity)
         offsets = pa.array(range(0, width * capacity + 1, width), pa.int32())
-        _PICKS[splits] = capacity, positions, shifted, offsets
-    assert positions is not None and shifted is not None and offsets is not None
-    picks = pc.add(positions.slice(0, width * rows), pc.multiply(shifted.slice(0, width * rows), rows))
-    values = pc.take(pa.concat_arrays([msg, parts]), picks)
+        _PICKS[splits] = capacity, direct, positions, shifted, offsets
+    assert direct is not None and positions is not None and shifted is not None and offsets is not None
+    if msg is None:
+        values = pc.take(parts, direct.slice(0, width * rows))
+    else:
+        picks = pc.add(positions.slice(0, width * rows), pc.multiply(shifted.slice(0, width * rows), rows))
+        values = pc.take(pa.concat_arrays([msg, parts]), picks)
     return pa.ListArray.from_arrays(offsets.slice(0, rows + 1), values)
