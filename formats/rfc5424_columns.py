@@ -96,12 +96,15 @@ def parse_rfc5424_columns(
         text = binary.cast(pa.string())
     except pa.ArrowInvalid:  # not UTF-8: the parser replaces the bytes and flags the record
         return None
+    frame_bytes = pc.binary_length(binary)
+    del binary  # (``text`` shares its buffers)
     rows = _rows(n)
     # `ok`: the row is read here. The parser strips a trailing NUL or CR first: such frames take its way.
     ok = pc.invert(pc.or_(pc.ends_with(text, "\0"), pc.ends_with(text, "\r")))
 
     # 1. The header: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then SD and MSG.
     parts = pc.split_pattern(text, " ", max_splits=6)
+    del text  # the parts are a copy of it
     ok = pc.and_(ok, pc.equal(pc.list_value_length(parts), 7))
     field = _elements(parts, 7)
     pri = pc.index_in(field(0), value_set=_HEADS)
@@ -130,39 +133,44 @@ def parse_rfc5424_columns(
         unix = pc.if_else(nil_time, received[2], unix)
 
     # 3. SD and MSG.
-    has_sd, sd_json, msg, ok = _message(parser, field(6), ok)
+    rest = field(6)
+    del parts, field  # (the header's fields and the rest are copies of their pieces)
+    has_sd, sd_json, msg, ok = _message(parser, rest, ok)
+    del rest
 
-    # 4. The values, as picks from one array: the frames' pieces, MSG, _unixtimestamp_, SD JSON, the
-    # PRI strings, "" and the peer.
-    pieces = parts.values
-    firsts = pc.cast(parts.offsets.slice(0, n), pa.int64())  # each row's first piece in `pieces`
+    # 4. The values, as picks from one array: APP-NAME, HOSTNAME, PROCID, MSGID, MSG, _unixtimestamp_,
+    # SD JSON, the PRI strings, "" and the peer.
     pri = pc.fill_null(pri, 0)
     has_msgid = pc.not_equal(msgid, "-")
     has_procid = pc.not_equal(procid, "-")
-    base_msg = len(pieces)
+    base_app, base_host, base_procid, base_msgid, base_msg = 0, n, 2 * n, 3 * n, 4 * n
     base_unix = base_msg + n
     base_json = base_unix + n
     base_pri = base_json + (n if sd_json is not None else 0)
     peer_at = base_pri + _EMPTY_AT + 1
     none = pa.scalar(None, pa.int64())
     picks = [
-        pc.if_else(pc.equal(app, "-"), base_pri + _EMPTY_AT, pc.add(firsts, 3)),
+        pc.if_else(pc.equal(app, "-"), base_pri + _EMPTY_AT, pc.add(rows, base_app)),
         pc.add(pri, base_pri),
         pc.add(pri, base_pri + 192),
         pc.add(pri, base_pri + 384),
         pc.add(rows, base_unix),
-        pc.if_else(pc.equal(host, "-"), peer_at, pc.add(firsts, 2)),
+        pc.if_else(pc.equal(host, "-"), peer_at, pc.add(rows, base_host)),
         pa.repeat(pa.scalar(peer_at, pa.int64()), n),
         pc.add(rows, base_msg),
         *([pc.if_else(has_sd, pc.add(rows, base_json), none)] if sd_json is not None else []),
-        pc.if_else(has_msgid, pc.add(firsts, 5), none),
-        pc.if_else(has_procid, pc.add(firsts, 4), none),
+        pc.if_else(has_msgid, pc.add(rows, base_msgid), none),
+        pc.if_else(has_procid, pc.add(rows, base_procid), none),
     ]
-    source = pa.concat_arrays(
-        [pieces, msg, unix, *([sd_json] if sd_json is not None else []), _PRI_TABLES, pa.array([peer], pa.string())]
-    )
+    source = pa.concat_arrays([
+        app, host, procid, msgid, msg, unix, *([sd_json] if sd_json is not None else []), _PRI_TABLES,
+        pa.array([peer], pa.string()),
+    ])
+    # What ``source`` copied goes before the values are made of it (MSG and the SD's JSON: most of the text).
+    del msg, unix, sd_json, host, app, procid, msgid
     # Each row's picks, made strings only once rows are in their parts (strings are copied once).
     chosen = _picks(pc.cast(pick, pa.int64()) for pick in picks)
+    del picks
     layout = pc.add(
         pc.add(pc.multiply(pc.cast(has_sd, pa.int8()), 4), pc.multiply(pc.cast(has_msgid, pa.int8()), 2)),
         pc.cast(has_procid, pa.int8()),
@@ -194,7 +202,6 @@ def parse_rfc5424_columns(
         chosen = pc.take(pa.concat_arrays([chosen, their_picks]), at)
 
     # 6. A part a layout.
-    frame_bytes = pc.binary_length(binary)
     found = pc.unique(layout).to_pylist()
     if len(found) == 1:
         peers = pa.repeat(pa.scalar(peer, pa.string()), n)
@@ -343,7 +350,7 @@ def _structured_data(
         # Another shape costs about as much as parsing a sixteenth of the frames one by one.
         if not left or (json is not None and left * 16 < n):
             break
-        found = _usable_shape(parser, pc.filter(rest, todo).slice(0, 8).to_pylist())
+        found = _usable_shape(parser, rest.take(pc.indices_nonzero(todo).slice(0, 8)).to_pylist())
         if found is None:
             break
         shape_json, of_shape = _of_shape(sd, with_msg, *found)
