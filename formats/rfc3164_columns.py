@@ -21,8 +21,9 @@ the two read it (a property test holds them to that).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 import pyarrow as pa
@@ -77,12 +78,10 @@ def parse_rfc3164_columns(
     if n == 0:
         return None
     # Each step over the whole chunk at C level (map, Arrow): a Python step a line cost more than the match.
-    # One tuple a line (all None where not usual), made columns by Arrow in one conversion that takes them
-    # one at a time: a line's text and tuple are gone once converted (as lists they were twice the text).
     try:
-        lines = pa.array(map(_GROUPS, map(_MATCH, map(bytes.decode, frames))), _LINE, size=n)
+        lines = _usual_lines(map(bytes.decode, frames))
     except (UnicodeDecodeError, TypeError):  # a line the parser replaces and flags: "" is read as not usual
-        lines = pa.array(map(_GROUPS, map(_MATCH, map(_text, frames))), _LINE, size=n)
+        lines = _usual_lines(map(_text, frames))
     pri_text, stamp, host, program, pid, content = lines.flatten()
     del lines
     pri_at = pc.index_in(pri_text, value_set=_PRI_TEXTS)  # null: no PRI, or one parse does not read here
@@ -129,6 +128,21 @@ def parse_rfc3164_columns(
         sizes = frame_bytes if count == n else frame_bytes.filter(rows)
         parts.append((_columns(keys, columns[0], columns[1:], count, sizes), at))
     return Rfc3164Columns(tuple(parts), unread)
+
+
+_SLICE = 4096
+"""Lines made columns at a time by :func:`_usual_lines`."""
+
+
+def _usual_lines(texts: Iterator[str]) -> pa.StructArray:
+    """One tuple a line (all None where not usual), made columns by Arrow a slice of lines at a time:
+    pa.array collects all it converts as Python objects first (given an iterator too), and the whole
+    chunk's texts and tuples were twice its text (Python's allocator keeps what it held at most)."""
+    matches = map(_GROUPS, map(_MATCH, texts))
+    slices = []
+    while some := list(itertools.islice(matches, _SLICE)):
+        slices.append(pa.array(some, _LINE))
+    return slices[0] if len(slices) == 1 else pa.concat_arrays(slices)
 
 
 def _text(frame: bytes) -> str:
