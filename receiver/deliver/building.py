@@ -73,7 +73,7 @@ from receiver.spool.segment import SegmentError, decode_segment
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     import pyarrow as pa
 
-    from receiver.deliver.column_groups import LayoutParts, Part
+    from receiver.deliver.column_groups import ColumnChunk, LayoutParts, Part
 
 __all__ = [
     "BatchBuilder",
@@ -252,6 +252,8 @@ class BatchBuilder:
         if groups is not None:
             self.column_batches += 1
             return Built(groups, damaged, router.unknown_tags - unknown_before, router.dropped - dropped_before)
+        if not entries:  # the column road let them go before it failed (rare): read the frames again
+            entries, _ = decode_segments(segments)
         groups = build_groups(
             entries, self._grouping(plan, first_seq), parsers=self.parsers, default_parser=self.default_parser,
             router=self.router,
@@ -279,58 +281,37 @@ class BatchBuilder:
         )
 
     def _build_from_columns(
-        self, plan: SinkPlan, encoder: ColumnEncoder, first_seq: int, entries: Sequence[SpoolEntry]
+        self, plan: SinkPlan, encoder: ColumnEncoder, first_seq: int, entries: list[SpoolEntry]
     ) -> list[Group] | None:
         """The encoded groups :meth:`build` makes of ``entries``, made from columns (frames that cannot
         be read so are parsed as records and encoded by the sink's ``prepare``); None (nothing counted,
-        nothing changed) when the sink cannot encode some of them so."""
-        from formats.streamlog_columns import parse_streamlog_columns
-        from receiver.deliver.column_groups import (  # Arrow: loaded here only
-            BatchColumns,
-            ColumnChunk,
-            RecordRows,
-            build_column_groups,
-        )
+        nothing changed) when the sink cannot encode some of them so.
 
-        chunks: list[ColumnChunk] = []
+        ``entries`` is emptied once the sink has the batch's columns: their frames, as many Python
+        objects as lines, are not needed to group and encode, when the payloads pile up (the caller
+        decodes the segments again in the rare case this then answers None).
+        """
+        # (Arrow is loaded here only)
+        from receiver.deliver.column_groups import BatchColumns, build_column_groups
+
         # Consecutive entries of one sender and listener are read as one chunk: an entry is one read
         # of a connection (a few hundred lines), and each chunk costs some thirty Arrow calls.
-        for (listener, peer), same in itertools.groupby(
-            (entry for entry in entries if entry.frames), key=lambda entry: (entry.listener, entry.peer)
-        ):
-            run = list(same)
-            frames: list[bytes] = []
-            starts: list[int] = []
-            for entry in run:
-                starts.append(len(frames))
-                frames += entry.frames
-            parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
-            columns: Part | LayoutParts | None = None
-            flagged = any(entry.frame_flags for entry in run)
-            if parser is not None and not flagged and not (
-                # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
-                any(version.startswith("<") for version in parser.versions) and any(f[:1] == b"<" for f in frames)
-            ):
-                columns = parse_streamlog_columns(parser, frames, peer)
-            parse = self.parsers.get(listener, self.default_parser)
-            rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
-            rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
-            if columns is None and rfc5424 is not None and not flagged:
-                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, run, frames, peer)
-            if columns is None and rfc3164 is not None and not flagged:
-                columns = _rfc3164_chunk(rfc3164, parse, run, frames, peer)
-            if columns is None:  # these frames are read as the record road reads them
-                records = [record for entry in run for _, record in entry_records(entry, parse)]
-                columns = RecordRows.of(records, frames)
-            chunks.append(ColumnChunk(columns, peer, starts, [entry.receive_time_ns for entry in run]))
+        chunks = [
+            self._read_chunk(listener, peer, list(same))
+            for (listener, peer), same in itertools.groupby(
+                (entry for entry in entries if entry.frames), key=lambda entry: (entry.listener, entry.peer)
+            )
+        ]
         prepared = encoder.prepare([chunk.columns for chunk in chunks])
         if prepared is None:
             return None
+        entries.clear()
         router = self.router
         counted = router.unknown_tags, router.dropped
         groups = build_column_groups(chunks, self._grouping(plan, first_seq), router=router)
         if isinstance(prepared, BatchColumns):
             prepared = prepared.in_group_order(groups)
+        del chunks  # (what the sink encodes from is in ``prepared``: the chunks' own columns go first)
         try:
             for group in groups:
                 group.payload = encoder.encode(group, prepared)
@@ -340,6 +321,37 @@ class BatchBuilder:
             router.unknown_tags, router.dropped = counted
             return None
         return groups
+
+    def _read_chunk(self, listener: str, peer: str, run: Sequence[SpoolEntry]) -> ColumnChunk:
+        """The frames of ``run`` (consecutive entries of one sender and listener) as one chunk: read as
+        columns where they can be, else parsed as records."""
+        from formats.streamlog_columns import parse_streamlog_columns
+        from receiver.deliver.column_groups import ColumnChunk, RecordRows
+
+        frames: list[bytes] = []
+        starts: list[int] = []
+        for entry in run:
+            starts.append(len(frames))
+            frames += entry.frames
+        parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
+        columns: Part | LayoutParts | None = None
+        flagged = any(entry.frame_flags for entry in run)
+        if parser is not None and not flagged and not (
+            # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
+            any(version.startswith("<") for version in parser.versions) and any(f[:1] == b"<" for f in frames)
+        ):
+            columns = parse_streamlog_columns(parser, frames, peer)
+        parse = self.parsers.get(listener, self.default_parser)
+        rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
+        rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
+        if columns is None and rfc5424 is not None and not flagged:
+            columns = _rfc5424_chunk(rfc5424, rfc3164, parse, run, frames, peer)
+        if columns is None and rfc3164 is not None and not flagged:
+            columns = _rfc3164_chunk(rfc3164, parse, run, frames, peer)
+        if columns is None:  # these frames are read as the record road reads them
+            records = [record for entry in run for _, record in entry_records(entry, parse)]
+            columns = RecordRows.of(records, frames)
+        return ColumnChunk(columns, peer, starts, [entry.receive_time_ns for entry in run])
 
 
 def _rfc3164_chunk(

@@ -427,6 +427,30 @@ def test_plain_streamlog_batches_are_built_from_columns(tmp_path: Path) -> None:
     assert filtered.column_batches == 0
 
 
+def refuse_from_columns(group: Group, prepared: object) -> bytes:
+    """A column encoding that fails after the batch's columns were prepared (and its frames let go)."""
+    raise ValueError("cannot encode from columns")
+
+
+def test_a_batch_the_column_encoding_refuses_is_built_from_records(tmp_path: Path) -> None:
+    """If the sink's encoding from columns fails once the batch's columns are prepared, then the batch is
+    built from records, with the groups and payloads the record road gives (its frames read again)."""
+    config = config_for(tmp_path)
+    config = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, default_sink="local"))
+    assert LOCAL_PLAN.column_encoder is not None
+    refusing = dataclasses.replace(
+        LOCAL_PLAN, column_encoder=dataclasses.replace(LOCAL_PLAN.column_encoder, encode=refuse_from_columns)
+    )
+    segments: Segments = [(1, segment("10.0.0.7", lines(5))), (2, segment("10.0.0.8", lines(3)))]
+    builder = BatchBuilder(config)
+    built = builder.build(refusing, 1, segments, encode=True)
+    assert builder.column_batches == 0
+    by_records = BatchBuilder(config).build(dataclasses.replace(LOCAL_PLAN, column_encoder=None), 1, segments, encode=True)
+    assert [(g.pack_id, g.count) for g in built.groups] == [(g.pack_id, g.count) for g in by_records.groups]
+    assert [g.count for g in built.groups] == [5, 3]
+    assert [g.payload for g in built.groups] == [g.payload for g in by_records.groups]
+
+
 def built_both_ways(tmp_path: Path, segments: Segments) -> Iterator[tuple[SinkPlan, list[Group], list[Group]]]:
     """For the local store, SLS and HTTP: ``segments`` built from columns (checked to be so) and from
     records, whose groups are checked to be the same groups with the same payloads (the local store's
