@@ -227,15 +227,29 @@ def _message(
     msg = rest  # lenient: without an SD field, MSG starts right after MSGID
     if pc.any(nil_sd).as_py():  # MSG after "- " (as bytes: after two ASCII characters)
         raw = rest.view(pa.binary())
-        msg = pc.if_else(nil_sd, pc.binary_slice(raw, 2, _LARGE), raw).view(pa.string())
+        msg = _where(nil_sd, lambda: pc.binary_slice(raw, 2, _LARGE), lambda: raw).view(pa.string())
     sd_json = None
     if pc.any(sd_rows).as_py():
         sd_json, sd_msg, sd_ok = _structured_data(parser, rest, sd_rows)
         ok = pc.and_(ok, pc.or_(pc.invert(sd_rows), sd_ok))
-        msg = pc.if_else(sd_rows, sd_msg, msg)
-    if pc.any(pc.starts_with(msg, "\ufeff")).as_py():  # the parser drops a BOM
-        msg = pc.if_else(pc.starts_with(msg, "\ufeff"), pc.utf8_slice_codeunits(msg, 1), msg)
+        msg = _where(sd_rows, lambda: sd_msg, lambda: msg)
+        del sd_msg
+    bom = pc.starts_with(msg, "\ufeff")
+    if pc.any(bom).as_py():  # the parser drops a BOM
+        msg = _where(bom, lambda: pc.utf8_slice_codeunits(msg, 1), lambda: msg)
     return sd_rows, sd_json, msg, ok
+
+
+def _where(rows: pa.BooleanArray, chosen: Callable[[], pa.Array], others: Callable[[], pa.Array]) -> pa.Array:
+    """``chosen()`` in ``rows``, ``others()`` elsewhere: one of the two as it is when ``rows`` is every row
+    or none (the usual: the same shape all through a sender's batch), without if_else's copy of them."""
+    if not rows.null_count:
+        taken = pc.sum(rows).as_py() or 0
+        if taken == len(rows):
+            return chosen()
+        if taken == 0:
+            return others()
+    return pc.if_else(rows, chosen(), others())
 
 
 def _rows(n: int) -> pa.Int64Array:
@@ -340,8 +354,10 @@ def _structured_data(
     halves = pc.split_pattern(rest, "] ", max_splits=1)  # SD without its last "]", MSG
     half = _elements(halves, 2)
     with_msg = pc.equal(pc.list_value_length(halves), 2)
-    msg = pc.if_else(with_msg, half(1), "")
+    # (Where every SD row has a MSG, the usual, if_else would only copy them.)
+    msg = half(1) if pc.all(with_msg).as_py() else pc.if_else(with_msg, half(1), "")
     sd = half(0)
+    del halves, half  # (sd and msg are copies of their pieces)
     json = None
     ok = pa.repeat(pa.scalar(False), n)
     todo = sd_rows
