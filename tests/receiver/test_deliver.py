@@ -492,6 +492,13 @@ def fill_spool_from_peers(directory: Path, peers: int, per_peer: int) -> SpoolSt
     return store
 
 
+def assert_each_in_order(accepted: list[str], *, streams: int, each: int) -> None:
+    """Each stream's messages were accepted in the order sent (stream s sent "message 100*s + i", i < ``each``)."""
+    for stream in range(streams):
+        expected = [f"message {stream * 100 + i}" for i in range(each)]
+        assert [m for m in accepted if m in expected] == expected
+
+
 class TestConcurrency:
     def make(self, sink: SlowSink, tmp_path: Path) -> SinkWorker:
         router = Router([], Route(sink.name, "dest"))
@@ -509,9 +516,7 @@ class TestConcurrency:
         sink = SlowSink(together=2)
         run_until_done(self.make(sink, tmp_path), store, 1)
         assert sink.most > 1 and not sink.overlapping_sender
-        for p in range(4):
-            expected = [f"message {p * 100 + i}" for i in range(5)]
-            assert [m for m in sink.accepted if m in expected] == expected
+        assert_each_in_order(sink.accepted, streams=4, each=5)
 
     def test_relay_sources_in_flight_each_in_order(self, tmp_path: Path) -> None:
         """If one peer relays the lines of 4 hosts, then their groups go in flight side by side (a relay
@@ -523,9 +528,7 @@ class TestConcurrency:
         sink = SlowSink(together=2)
         run_until_done(self.make(sink, tmp_path), store, 1)
         assert sink.most > 1 and not sink.overlapping_stream
-        for h in range(4):
-            expected = [f"message {h * 100 + i}" for i in range(5)]
-            assert [m for m in sink.accepted if m in expected] == expected
+        assert_each_in_order(sink.accepted, streams=4, each=5)
 
     def test_quota_halves_concurrency(self, tmp_path: Path) -> None:
         """If the upstream answers quota errors, then fewer requests go in flight; successes raise it again."""
