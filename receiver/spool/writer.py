@@ -348,17 +348,19 @@ class SpoolWriter:
 
     def _retained(self, result: tuple[list[tuple[str, int, int, bool]], bool]) -> None:
         removed, more = result
-        for reason, segments, frames, delivered in removed:
-            if reason == "delivered":
-                self._telemetry.delivered(segments)
+        try:
+            for reason, segments, frames, delivered in removed:
+                if reason == "delivered":
+                    self._telemetry.delivered(segments)
+                else:
+                    self._telemetry.discarded(SpoolDiscard(reason), frames, segments, delivered)
+            self._check_disk()
+        finally:  # whatever the counting did, the pass goes on or ends: never stuck "under way"
+            if more and not self._closed:
+                # The next step after the commits sealed meanwhile (the reactor's next turn chains it).
+                self._clock.callLater(0, self._retention_step)
             else:
-                self._telemetry.discarded(SpoolDiscard(reason), frames, segments, delivered)
-        self._check_disk()
-        if more and not self._closed:
-            # The next step after the commits sealed meanwhile (the reactor's next turn chains it).
-            self._clock.callLater(0, self._retention_step)
-        else:
-            self._retaining = False
+                self._retaining = False
 
     # -- verification of what was there at start ------------------------------
 
