@@ -160,12 +160,6 @@ _UPGRADING = f"{TABLE}_upgrading"
 _DEDUPLICATION_WINDOW = 1000
 _TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
 _MERGE_BASE = 20
-_RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
-_RECOMPRESS_AFTER_SECONDS = 3600
-"""Parts are written with the engine's LZ4 and rewritten with :data:`_RECOMPRESS` this long after their
-newest receive time, in a background merge (a TTL's): the blast corpus stored in 28.6% of its raw bytes
-when fresh and 14.7% once recompressed, against 18.7% with ZSTD(1) at insert. Inserts (and merges under
-a flood) skip ZSTD's cost; each hour is merged once more, in the background, an hour later."""
 """How many parts of a size the engine lets gather before it merges them (its default is 5).
 
 A merge rewrites every column and hashes every word of the message into the word index again,
@@ -173,6 +167,12 @@ so under a steady flood merging cost more than inserting: 8M relay-shaped rows i
 time took the engine 109 CPU-seconds with merges at 5, 81 at 20 (inserted 75k at a time: 72 and
 59). The price is more parts to read (a few dozen per hour of records at most), which a search
 pays in microseconds per part."""
+_RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
+_RECOMPRESS_AFTER_SECONDS = 3600
+"""Parts are written with the engine's LZ4 and rewritten with :data:`_RECOMPRESS` this long after their
+newest receive time, in a background merge (a TTL's): the blast corpus stored in 28.6% of its raw bytes
+when fresh and 14.7% once recompressed, against 18.7% with ZSTD(1) at insert. Inserts (and merges under
+a flood) skip ZSTD's cost; each hour is merged once more, in the background, an hour later."""
 _RETENTION_EVERY_SECONDS = 60.0
 _LOCKED = re.compile(r"Cannot lock file|Another server instance")
 _SURROGATES = re.compile("[\ud800-\udfff]")
