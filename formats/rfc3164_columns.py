@@ -195,6 +195,7 @@ def _unix_ns(seconds: pa.Int64Array) -> pa.StringArray:
     """_unixtimestamp_ as parse writes it for a time of whole seconds: str(seconds * 10**9)."""
     return pc.cast(pc.multiply(seconds, 1_000_000_000), pa.string())
 
+
 def _dated(classic_time: Callable[[str, int], ClassicTime | None], stamp: str, received: int) -> int | None:
     """The seconds parse gives ``stamp`` received at ``received`` on its usual path; None where it does not
     take that path (not a month) or flags the line (a time it cannot date, an uncertain year)."""

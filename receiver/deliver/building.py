@@ -344,10 +344,12 @@ class BatchBuilder:
         parse = self.parsers.get(listener, self.default_parser)
         rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
         rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
-        if columns is None and rfc5424 is not None and not flagged:
-            columns = _rfc5424_chunk(rfc5424, rfc3164, parse, run, frames, peer)
-        if columns is None and rfc3164 is not None and not flagged:
-            columns = _rfc3164_chunk(rfc3164, parse, run, frames, peer)
+        if columns is None and not flagged and (rfc5424 is not None or rfc3164 is not None):
+            received = [entry.receive_time_ns for entry in run for _ in entry.frames]
+            if rfc5424 is not None:
+                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, frames, received, peer)
+            if columns is None and rfc3164 is not None:
+                columns = _rfc3164_chunk(rfc3164, parse, frames, received, peer)
         if columns is None:  # these frames are read as the record road reads them
             records = [record for entry in run for _, record in entry_records(entry, parse)]
             columns = RecordRows.of(records, frames)
@@ -355,14 +357,13 @@ class BatchBuilder:
 
 
 def _rfc3164_chunk(
-    parser: Rfc3164Parser, parse: ParseFunction, run: Sequence[SpoolEntry], frames: Sequence[bytes], peer: str
+    parser: Rfc3164Parser, parse: ParseFunction, frames: Sequence[bytes], received: Sequence[int], peer: str
 ) -> Part | LayoutParts | None:
     """A chunk's RFC 3164 lines of the usual shape read as columns, the other frames parsed by ``parse``
     (the listener's function, which gives RFC 3164 frames to ``parser``), as one part each; None when
-    no line reads so. The run's entries carry no frame flags."""
+    no line reads so. ``received``: each frame's receive time; the frames carry no flags."""
     from receiver.deliver.column_groups import LayoutParts
 
-    received = [entry.receive_time_ns for entry in run for _ in entry.frames]
     parts = _rfc3164_parts(parser, parse, frames, received, range(len(frames)), peer)
     if parts is None:
         return None
@@ -412,20 +413,19 @@ at 1..4 and is followed by ``1 `` (a regex, so a chunk is tested by one map in C
 
 
 def _rfc5424_chunk(
-    reading: Rfc5424Reading, rfc3164: Rfc3164Parser | None, parse: ParseFunction, run: Sequence[SpoolEntry],
-    frames: Sequence[bytes], peer: str,
+    reading: Rfc5424Reading, rfc3164: Rfc3164Parser | None, parse: ParseFunction, frames: Sequence[bytes],
+    received: Sequence[int], peer: str,
 ) -> Part | LayoutParts | None:
     """A chunk's frames that ``parse`` gives to the RFC 5424 parser (all of them, or those auto-detection
     takes) read as columns, a part a layout, and the others as :func:`_rfc3164_chunk` reads them; None
     when there are none, or when one would be a record with flags (the chunk then goes the RFC 3164
-    way, which parses them as records). The run's entries carry no frame flags."""
+    way, which parses them as records). ``received``: each frame's receive time; the frames carry no flags."""
     import pyarrow as pa
 
     from formats.rfc5424_columns import parse_rfc5424_columns
     from receiver.deliver.column_groups import LayoutParts
 
     parser, every = reading
-    received = [entry.receive_time_ns for entry in run for _ in entry.frames]
     if every:
         mine: Sequence[int] = range(len(frames))
         others: list[int] = []
