@@ -54,6 +54,12 @@ class StreamlogColumns:
     def __len__(self) -> int:
         return len(self.time)
 
+    @property
+    def time_ns(self) -> pa.Int64Array | None:
+        """None: these lines' times are whole seconds (``time_ns`` 0), where
+        :class:`formats.rfc5424_columns.Rfc5424Columns` has a fraction a row."""
+        return None
+
 
 def parse_streamlog_columns(
     parser: StreamlogParser, frames: Sequence[bytes], peer: str

@@ -278,7 +278,7 @@ def http_lines(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns 
     def lines_of(chunk: Part) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
             return {"lines": pa.array([encode_ndjson([record]) for record in chunk.records], pa.binary())}
-        text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag, getattr(chunk, "time_ns", None))
+        text = encode_lines(chunk.time, chunk.keys, chunk.values, chunk.source, chunk.tag, chunk.time_ns)
         return None if text is None else {"lines": text.cast(pa.binary())}
 
     return BatchColumns.of(chunks, lines_of)

@@ -138,7 +138,7 @@ def streamlog_columns(
     else:
         only = plan.levels[()]
         severity, facility = repeated(only[0], pa.int8(), n), repeated(only[1], pa.int8(), n)
-    time_ns: pa.Int64Array | None = getattr(columns, "time_ns", None)
+    time_ns = columns.time_ns
     if time_ns is None:
         nanoseconds = repeated(0, pa.uint32(), n)
     else:  # as the record road stores them: one outside 0..999,999,999 is 0

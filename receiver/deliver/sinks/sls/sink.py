@@ -50,7 +50,7 @@ def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | 
                                          pa.binary())}
             except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
                 return None
-        logs = encode_logs(chunk.time, chunk.keys, chunk.values, getattr(chunk, "time_ns", None))
+        logs = encode_logs(chunk.time, chunk.keys, chunk.values, chunk.time_ns)
         return None if logs is None else {"logs": logs}
 
     return BatchColumns.of(chunks, logs_of)
