@@ -38,10 +38,11 @@ from receiver.deliver.building import Built, Segments
 from receiver.deliver.dead_letters import DamagedDeadLetterError, DeadLetters
 from receiver.deliver.outcomes import OutcomeKind, SendOutcome, Sink
 from receiver.deliver.stats import Histogram
+from receiver.spool.segment import SegmentError, read_summary
 from receiver.spool.store import SpoolStore
 from receiver.telemetry.throttle import LogThrottle
 
-__all__ = ["SEGMENTS_PER_BATCH", "STORED_BYTES_PER_SEGMENT", "SinkWorker", "WorkerStats", "full_jitter_backoff"]
+__all__ = ["RAW_BYTES_PER_SEGMENT", "SEGMENTS_PER_BATCH", "SinkWorker", "WorkerStats", "full_jitter_backoff"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -49,9 +50,12 @@ _REPLAY_CHECK_SECONDS = 1.0
 _SUCCESSES_PER_STEP = 8
 SEGMENTS_PER_BATCH = 8
 """How many spool segments a batch reads, unless the sink or ``[deliver]`` says otherwise."""
-STORED_BYTES_PER_SEGMENT = 128 * 1024
-"""Stored (lz4) segment bytes a batch reads at most, per segment it may read: 8 segments, 1 MiB,
-some 4 to 8 MiB of log text."""
+RAW_BYTES_PER_SEGMENT = 512 * 1024
+"""Segment body bytes (uncompressed: frames and envelopes) a batch reads at most, per segment it may
+read, unless told otherwise (the delivery process says ``[spool] segment_max_bytes``, whose default
+this is). Under a flood group commit makes segments of up to 16 times that, so a count of segments
+alone would let a batch's lines, and the memory that builds them, grow with the rate; this keeps a
+batch of 16 segments near 8 MiB of log text whatever the rate or how well the lines compress."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,6 +94,7 @@ class SinkWorker:
         dead_letters: DeadLetters,
         backoff: Callable[[int, OutcomeKind], float],
         segments_per_batch: int = SEGMENTS_PER_BATCH,
+        bytes_per_segment: int = RAW_BYTES_PER_SEGMENT,
         poll_seconds: float = 0.05,
         max_concurrency: int = 1,
         batches_ahead: int = 1,
@@ -103,6 +108,7 @@ class SinkWorker:
         self._dead_letters = dead_letters
         self._backoff = backoff
         self._segments_per_batch = segments_per_batch
+        self._max_batch_bytes = segments_per_batch * bytes_per_segment
         self._poll = poll_seconds
         self._clock_ns = clock_ns
         self.stats = WorkerStats()
@@ -117,6 +123,7 @@ class SinkWorker:
         self._log_throttle = LogThrottle(time.monotonic)  # every failing record is counted; logged once a minute
         self._replays_due = 0.0
         self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
+        self._carried: tuple[int, bytes] | None = None  # a segment read that the next batch starts with
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency = self.max_concurrency
         """Requests in flight now: halved on quota answers, raised by one after a run of successes."""
@@ -342,24 +349,33 @@ class SinkWorker:
                     self._successes = 0
 
     def _read(self, after: int) -> tuple[int, int, list[tuple[int, bytes]]] | None:
-        """The next segments after ``after``, as stored: (first, last, [(seq, bytes)]); None when there are none."""
+        """The next segments after ``after``, as stored: (first, last, [(seq, bytes)]); None when there are none.
+
+        At most ``segments_per_batch`` segments and, but for the first, no more body bytes than
+        ``segments_per_batch`` times ``bytes_per_segment`` (:data:`RAW_BYTES_PER_SEGMENT`): a
+        segment that would go over is kept for the next batch (read once).
+        """
         store = self._store
         meta = store.refresh()
         start = max(after + 1, meta.first_seq)
         stop = min(meta.next_seq, start + self._segments_per_batch)
         if start >= stop:
             return None
+        limit = self._max_batch_bytes
         blobs: list[tuple[int, bytes]] = []
-        last = start
+        last = start - 1
         size = 0
         for seq in range(start, stop):
-            if size >= self._segments_per_batch * STORED_BYTES_PER_SEGMENT:
-                break  # bounds memory whatever the segments' sizes; at least one segment is taken
-            blob = store.get(seq)
-            last = seq
+            carried, self._carried = self._carried, None
+            blob = carried[1] if carried is not None and carried[0] == seq else store.get(seq)
             if blob is not None:  # None: quarantined or removed by retention meanwhile
+                body = _body_bytes(blob)
+                if blobs and size + body > limit:
+                    self._carried = (seq, blob)
+                    break
                 blobs.append((seq, blob))
-                size += len(blob)
+                size += body
+            last = seq
         return start, last, blobs
 
     def _deliver(
@@ -469,3 +485,12 @@ def full_jitter_backoff(rng: random.Random | None = None) -> Callable[[int, Outc
         return rng.uniform(0, min(30.0, 0.5 * 2 ** (attempt - 1)))
 
     return delay
+
+
+def _body_bytes(blob: bytes) -> int:
+    """A stored segment's body bytes from its header; its stored size when it has none (damaged:
+    building quarantines it)."""
+    try:
+        return read_summary(blob).raw_bytes
+    except SegmentError:
+        return len(blob)

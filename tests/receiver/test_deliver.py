@@ -254,13 +254,14 @@ def builders(build: Callable[[list[SpoolEntry], int], list[Group]]) -> dict[str,
     return {"build_batch": build_batch, "rebuild": rebuild}
 
 
-def make_worker(sink: ScriptedSink, directory: Path, dead: Path) -> SinkWorker:
+def make_worker(sink: ScriptedSink, directory: Path, dead: Path, **options: Any) -> SinkWorker:
     reader = SpoolStore(directory, readonly=True)
     router = Router([], Route(sink.name, "dest"))
     return SinkWorker(
         sink, reader,
         **builders(lambda entries, first: groups(entries, router, sink=sink.name, max_records=sink.max_records, first_seq=first)),
         dead_letters=DeadLetters(dead), backoff=lambda attempt, kind: 0.0, segments_per_batch=2, poll_seconds=0.01,
+        **options,
     )
 
 
@@ -274,6 +275,31 @@ class TestSinkWorker:
         assert sink.accepted == [f"message {n}" for n in range(15)]
         assert store.cursor("fake") == 5
         assert worker.stats.delivered_records == 15
+
+    def test_a_batch_holds_no_more_log_text_than_its_segments_may(self, tmp_path: Path) -> None:
+        """If group commit made some segments far larger than others, then a batch stops before the
+        segment that would take it over its bytes (kept for the next batch, never read twice or
+        skipped), and a segment over the bound on its own still goes, alone."""
+        store = SpoolStore(tmp_path / "spool")
+        n = 0
+        for size in (1, 1, 6, 1, 1, 20, 1):  # lines per segment; the middle ones are a flood's
+            frames = [ali("t", "a", n + i) for i in range(size)]
+            n += size
+            blob = encode_segment([Entry(T0, "10.0.0.7", 1, "tcp", "tcp", frames)])
+            store.append(blob, read_summary(blob))
+        one_line = read_summary(store.get(1) or b"").raw_bytes
+        sink = ScriptedSink()
+        worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead", bytes_per_segment=2 * one_line)  # 4 lines a batch
+        batches: list[list[int]] = []
+        build_batch = worker._build_batch
+        worker._build_batch = lambda first, segments: (batches.append([seq for seq, _ in segments]), build_batch(first, segments))[1]
+        reads: list[int] = []
+        get = worker._store.get
+        worker._store.get = lambda seq: (reads.append(seq), get(seq))[1]  # type: ignore[method-assign]
+        run_until_done(worker, store, 7)
+        assert batches == [[1, 2], [3], [4, 5], [6], [7]]
+        assert sorted(reads) == [1, 2, 3, 4, 5, 6, 7]
+        assert sink.accepted == [f"message {i}" for i in range(n)]
 
     def test_the_snapshot_holds_every_counter_the_daemon_reads(self, tmp_path: Path) -> None:
         """If the daemon lists a sink's counters (receiverctl stats) or turns them into metrics, then the
