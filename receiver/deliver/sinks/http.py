@@ -37,7 +37,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import email.utils
-import gzip
 import json
 import logging
 import re
@@ -49,6 +48,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 from http_message_signatures import ContentDigest
+from isal import igzip
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
 from urllib3.util import parse_url
@@ -105,7 +105,9 @@ COVERED_COMPONENTS = (
 CONTENT_TYPE = "application/x-ndjson"
 MAX_RETRY_AFTER_SECONDS = 3600.0
 """A longer Retry-After is cut to this: a bogus date must not stall a sink for days."""
-_GZIP_LEVEL = 6  # zlib's default: ~6x on access-log NDJSON at ~90 MB/s; level 1 is 2.5x faster, 15% larger
+_GZIP_LEVEL = 1
+"""ISA-L's fastest. On the bench's NDJSON (416 lines, 154 kB): 120 us and 8.3x smaller, where zlib's
+level 6 (its default) took 1,664 us for 10.1x and zlib's level 1 522 us for 7.9x."""
 _EXCERPT_CHARS = 200
 _USER_AGENT = f"syslog-receiver/{__version__}"
 _TRANSPORT_HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
@@ -263,7 +265,7 @@ def http_payload(config: HttpSinkConfig, group: Group) -> bytes:
 
 def _body(config: HttpSinkConfig, ndjson: bytes) -> bytes:
     # mtime=0: a resent batch has the same bytes, so the same Content-Digest.
-    return gzip.compress(ndjson, compresslevel=_GZIP_LEVEL, mtime=0) if config.gzip else ndjson
+    return igzip.compress(ndjson, compresslevel=_GZIP_LEVEL, mtime=0) if config.gzip else ndjson
 
 
 def http_lines(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | None:
