@@ -329,6 +329,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
             got, end = _wait_delivered(delivered, n, args.timeout, args.poll)
             cpu1 = (cpu_seconds(rcv.pid), tree_cpu_seconds(child), upstream_cpu())
             pss.stop()
+            stand_in = getattr(delivered, "__self__", None)  # the SLS and HTTP stand-ins count their requests
             if rcv.delivery_pid() != child:  # its CPU and memory would be a stranger's
                 raise RuntimeError(f"the delivery process restarted during the run: {rcv.tail_log(3)}")
             sent = sender.expect(30) or {}
@@ -342,6 +343,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
                 delivery_cpu_seconds=round(cpu1[1] - cpu0[1], 2),
                 cpu_seconds=round(cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1], 2),
                 upstream_cpu_seconds=round(cpu1[2] - cpu0[2], 2) if sink == "clickhouse" else None,
+                upstream_requests=stand_in.requests if isinstance(stand_in, CountingUpstream) else None,
                 daemon_peak_rss_kb=peak_rss_kb(rcv.pid),
                 delivery_peak_rss_kb=tree_peak_rss_kb(child),
                 delivery_peak_pss_kb=pss.peak,
