@@ -317,7 +317,7 @@ class SlsSinkConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClickHouseSinkConfig:
-    """ClickHouse over its HTTP interface (``INSERT ... FORMAT JSONEachRow``)."""
+    """ClickHouse over its HTTP interface (``INSERT ... FORMAT Native``, LZ4-compressed blocks)."""
 
     name: str
     url: str = "http://127.0.0.1:8123"
