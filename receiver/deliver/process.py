@@ -255,7 +255,7 @@ class Delivery:
         return SinkWorker(
             sink, SpoolStore(config.spool_directory, readonly=True), build_batch=build_batch, rebuild=rebuild,
             dead_letters=self._dead_letters, backoff=full_jitter_backoff(),
-            segments_per_batch=batch_segments(config, sink), bytes_per_segment=config.spool.segment_max_bytes,
+            segments_per_batch=batch_segments(config, sink),
             poll_seconds=config.deliver.poll_interval_ms / 1000,
             max_concurrency=getattr(sink_config, "concurrency", 1),  # the local store takes one writer
             batches_ahead=ahead,

@@ -52,10 +52,11 @@ SEGMENTS_PER_BATCH = 8
 """How many spool segments a batch reads, unless the sink or ``[deliver]`` says otherwise."""
 RAW_BYTES_PER_SEGMENT = 512 * 1024
 """Segment body bytes (uncompressed: frames and envelopes) a batch reads at most, per segment it may
-read, unless told otherwise (the delivery process says ``[spool] segment_max_bytes``, whose default
-this is). Under a flood group commit makes segments of up to 16 times that, so a count of segments
-alone would let a batch's lines, and the memory that builds them, grow with the rate; this keeps a
-batch of 16 segments near 8 MiB of log text whatever the rate or how well the lines compress."""
+read: the default ``segment_max_bytes``. Under a flood group commit makes segments of up to 16 times
+that, so a count of segments alone would let a batch's lines, and the memory that builds them, grow
+with the rate; this keeps a batch of 16 segments near 8 MiB of log text whatever the rate or how well
+the lines compress. Not the configured ``segment_max_bytes``: smaller segments (64 KiB) would make
+every batch a few thousand lines, and each of the local store's batches a part of its own."""
 
 
 @dataclasses.dataclass(slots=True)
