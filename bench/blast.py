@@ -110,17 +110,25 @@ def _ali_text(stamp: int, ip: str, host: str, pri_text: str, app: str, procid: i
     return f"0.1 sys_tag {stamp} {ip} {host} {pri_text} 0 {app} {procid} - {msg}"
 
 
-def _fleet(i: int) -> tuple[int, str, int, int]:
-    """Line ``i``'s host number (of 100), severity (name, PRI) and time (a second per 1,000 lines)."""
+HOSTS = 100
+"""The fleet the lines come from, by default: host ``web-N`` at 10.0.N/10.N%10 (a relay's sources)."""
+
+
+def _fleet(i: int, hosts: int) -> tuple[int, str, int, int]:
+    """Line ``i``'s host number (of ``hosts``), severity (name, PRI) and time (a second per 1,000 lines)."""
     sev, pri = SEVERITIES[i % 97 % 5]
-    return i % 100, sev, pri, BASE_TIME + i // 1000
+    return i % hosts, sev, pri, BASE_TIME + i // 1000
 
 
-def _ali(i: int, size: int) -> bytes:
-    h, sev, _, t = _fleet(i)
+def _ip(h: int) -> str:
+    return f"10.{h // 2500}.{h // 10 % 250}.{h % 10}"  # 10.0.H/10.H%10 for the first 2,500
+
+
+def _ali(i: int, size: int, hosts: int) -> bytes:
+    h, sev, _, t = _fleet(i, hosts)
     return _fit(
         _ali_text(
-            t, f"10.0.{h // 10}.{h % 10}", f"web-{h}", sev, f"app{i % 20}", 1000 + i % 977,
+            t, _ip(h), f"web-{h}", sev, f"app{i % 20}", 1000 + i % 977,
             f"request {i} {METHODS[i % 6]} {PATHS[i % 5]} status={STATUSES[i % 7]} "
             f"took={i % 997}ms bytes={(i * 37) % 50000} trace={_trace(i)}",
         ),
@@ -128,8 +136,8 @@ def _ali(i: int, size: int) -> bytes:
     )
 
 
-def _rfc3164(i: int, size: int) -> bytes:
-    h, _, pri, t = _fleet(i)
+def _rfc3164(i: int, size: int, hosts: int) -> bytes:
+    h, _, pri, t = _fleet(i, hosts)
     st = time.gmtime(t)
     return _fit(
         f"<{pri}>{MONTHS[st.tm_mon - 1]} {st.tm_mday:2d} {st.tm_hour:02d}:{st.tm_min:02d}:{st.tm_sec:02d} "
@@ -139,8 +147,8 @@ def _rfc3164(i: int, size: int) -> bytes:
     )
 
 
-def _rfc5424(i: int, size: int) -> bytes:
-    h, _, pri, t = _fleet(i)
+def _rfc5424(i: int, size: int, hosts: int) -> bytes:
+    h, _, pri, t = _fleet(i, hosts)
     st = time.gmtime(t)
     stamp = (
         f"{st.tm_year:04d}-{st.tm_mon:02d}-{st.tm_mday:02d}T{st.tm_hour:02d}:{st.tm_min:02d}:"
@@ -154,14 +162,15 @@ def _rfc5424(i: int, size: int) -> bytes:
     )
 
 
-_BUILDERS: dict[str, Callable[[int, int], bytes]] = {"ali": _ali, "rfc3164": _rfc3164, "rfc5424": _rfc5424}
+_BUILDERS: dict[str, Callable[[int, int, int], bytes]] = {"ali": _ali, "rfc3164": _rfc3164, "rfc5424": _rfc5424}
 _REQUEST_SEQ = re.compile(rb"request (\d+) ")
 
 
-def build_lines(n: int, fmt: str = "ali", size: int = 200, start: int = 0) -> list[bytes]:
-    """``n`` lines of ``fmt``, each exactly ``size`` bytes including its LF, seq ``start..start+n-1``."""
+def build_lines(n: int, fmt: str = "ali", size: int = 200, start: int = 0, hosts: int = HOSTS) -> list[bytes]:
+    """``n`` lines of ``fmt`` from ``hosts`` hosts in turn, each exactly ``size`` bytes including its LF,
+    seq ``start..start+n-1``."""
     build = _BUILDERS[fmt]
-    return [build(i, size) for i in range(start, start + n)]
+    return [build(i, size, hosts) for i in range(start, start + n)]
 
 
 def line_seq(line: bytes) -> int | None:
@@ -749,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--format", choices=FORMATS, default="ali")
     p.add_argument("--framing", choices=("lf", "octet"), default="lf", help="TCP only")
     p.add_argument("--size", type=int, default=200, help="bytes per line including the LF (before octet framing)")
+    p.add_argument("--hosts", type=int, default=HOSTS, help=f"hosts the lines name, in turn (default {HOSTS})")
     p.add_argument("--mode", choices=("threads", "procs"), default="threads")
     p.add_argument("--rate", type=float, help="UDP: messages per second in total (default: as fast as possible)")
     p.add_argument("--burst-ms", type=float, default=1.0, help="UDP with --rate: send in bursts of this many ms worth")
@@ -764,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.port is None:
         p.error("--port is required")
     t0 = time.monotonic()
-    lines = build_lines(a.messages, a.format, a.size)
+    lines = build_lines(a.messages, a.format, a.size, hosts=a.hosts)
     blast: TcpBlast | UdpBlast
     if a.transport == "tcp":
         blast = TcpBlast(a.host, a.port, frame_lines(lines, a.framing), a.connections, a.mode)

@@ -305,7 +305,7 @@ def _wait_delivered(count: Callable[[], int], target: int, timeout: float, poll:
 
 def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"deliver-{sink}-", dir=base))
-    row: dict[str, Any] = {"sink": sink, "messages": n, "format": args.format}
+    row: dict[str, Any] = {"sink": sink, "messages": n, "format": args.format, "hosts": args.hosts}
     with contextlib.ExitStack() as stack:
         try:
             sink_toml, delivered, upstream_cpu = _upstream(sink, workdir, stack, args.upstream_delay_ms / 1000)
@@ -318,7 +318,7 @@ def run_sink(sink: str, n: int, base: Path, args: argparse.Namespace) -> dict[st
             child = rcv.delivery_pid()
             if child is None:
                 raise RuntimeError(f"no delivery process: {rcv.tail_log()}")
-            sender = Sender(rcv.port, CASES["tcp1"], n, 0, "threads", args.format, "lf", 0)
+            sender = Sender(rcv.port, CASES["tcp1"], n, 0, "threads", args.format, "lf", 0, hosts=args.hosts)
             stack.callback(sender.kill)
             if sender.expect(args.build_timeout) != {}:
                 raise RuntimeError("sender not ready in time")
@@ -473,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=1_000_000)
     parser.add_argument("--sinks", default=",".join(SINKS))
     parser.add_argument("--format", choices=FORMATS, default="ali", help="the lines of the throughput run")
+    parser.add_argument("--hosts", type=int, default=100, help="hosts the throughput run's lines name (a relay's sources)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     parser.add_argument("--poll", type=float, default=0.05)

@@ -488,12 +488,12 @@ class Sender:
 
     def __init__(
         self, port: int, case: Case, n: int, udp_rate: float, mode: str, fmt: str, framing: str, burst_ms: float,
-        *, size: int = 200,
+        *, size: int = 200, hosts: int = 100,
     ) -> None:
         cmd = [
             PYTHON, str(ROOT / "bench" / "blast.py"), "--port", str(port), "--transport", case.transport,
             "-n", str(n), "-c", str(case.connections), "--mode", mode, "--format", fmt, "--framing", framing,
-            "--size", str(size), "--wait-go", "--hold",
+            "--size", str(size), "--hosts", str(hosts), "--wait-go", "--hold",
         ]
         if case.transport == "udp":
             cmd += ["--rate", str(udp_rate), "--burst-ms", str(burst_ms)]
