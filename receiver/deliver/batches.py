@@ -8,7 +8,10 @@ to one onto an SLS LogGroup and onto a batch of rows elsewhere.
 
 Grouping is deterministic: the same segments give the same groups in the
 same order with the same pack ids, so a batch resent after a crash inside a
-send carries the ``__pack_id__`` the upstream already saw and can drop.
+send carries the ``__pack_id__`` the upstream already saw and can drop. (A
+sink that merges a stream's groups of consecutive batches, SLS, sends the
+first part's pack id; how many batches merge depends on how many were built
+in time, so after a crash they may merge otherwise.)
 """
 
 from __future__ import annotations

@@ -41,9 +41,12 @@ class Sink(Protocol):
 
         A sink may also have ``send_batch(groups) -> SendOutcome``: the worker
         then hands it a batch's groups in one call (the embedded store
-        inserts them as one part); and ``segments_per_batch``, how many spool
-        segments its batches read unless ``[deliver]`` says
-        (:data:`receiver.deliver.worker.SEGMENTS_PER_BATCH` otherwise)."""
+        inserts them as one part); ``merge(groups) -> Group | None``: one
+        stream's groups of consecutive batches as one request, or None (the
+        worker then merges the batches built while the oldest was: SLS); and
+        ``segments_per_batch``, how many spool segments its batches read unless
+        ``[deliver]`` says (:data:`receiver.deliver.worker.SEGMENTS_PER_BATCH`
+        otherwise)."""
 
     def close(self) -> None: ...
 

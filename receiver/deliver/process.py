@@ -58,6 +58,12 @@ __all__ = [
 log = logging.getLogger("receiver.deliver")
 
 _SPOOL_WAIT_SECONDS = 30.0
+MERGING_BATCHES_AHEAD = 8
+"""Batches built ahead for a sink that merges a stream's groups across them (SLS): while sending is
+what holds delivery back (a fleet of thousands of hosts, a request a host a batch), the batches
+built meanwhile go with the next, each host's lines in one request. 2,000 hosts' million lines:
+52,000 requests and 25,236 lines a second with none merged, 16,000 and 66,065 with up to 8 (3 at
+most: 36,000 and 34,502); the delivery process held 264 MB at its peak instead of 139."""
 _STATS_EVERY_SECONDS = 2.0
 
 
@@ -248,6 +254,8 @@ class Delivery:
         if self._pool is not None and plan.encoder is not None:
             executor, build = self._pool, build_in_worker
             ahead = self._processes + 1  # every worker busy, and one batch ready to send
+            if hasattr(sink, "merge"):
+                ahead = max(ahead, MERGING_BATCHES_AHEAD)
 
         def build_batch(first_seq: int, segments: Segments) -> Future[Built]:
             return executor.submit(build, plan, first_seq, segments)

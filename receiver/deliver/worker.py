@@ -125,6 +125,8 @@ class SinkWorker:
         self._replays_due = 0.0
         self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
         self._carried: tuple[int, bytes] | None = None  # a segment read that the next batch starts with
+        self._merge: Callable[[Sequence[Group]], Group | None] | None = getattr(sink, "merge", None)
+        """A sink's merge of one stream's groups into one request (SLS), when it has one."""
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency = self.max_concurrency
         """Requests in flight now: halved on quota answers, raised by one after a run of successes."""
@@ -164,9 +166,20 @@ class SinkWorker:
             batch = pending.popleft()
             built = batch.built.result()
             self._note(built)
-            recover = functools.partial(self._records_of, batch)
+            recover: Callable[[Group], Sequence[Group]] = functools.partial(self._records_of, batch)
+            groups = built.groups
+            if self._merge is not None:
+                # Batches built while the oldest was: their groups of a stream go as one request.
+                ready = [(batch, built)]
+                while pending and pending[0].built.done():
+                    batch = pending.popleft()
+                    built = batch.built.result()
+                    self._note(built)
+                    ready.append((batch, built))
+                if len(ready) > 1:
+                    groups, recover = self._merged(ready, self._merge)
             deliver = self._deliver_batch if hasattr(self.sink, "send_batch") else self._deliver_all
-            if not deliver(built.groups, stop, recover):
+            if not deliver(groups, stop, recover):
                 break  # stopping: the cursor stays, the batch is resent with the same pack ids
             if not self._save_cursor(batch.last_seq, stop):
                 break  # stopping before the cursor could be written: as above
@@ -228,15 +241,61 @@ class SinkWorker:
             self.damaged_segments += 1
             log.error("%s: segment %d is damaged (%s); skipped, the daemon quarantines it", self.sink.name, seq, why)
 
-    def _records_of(self, batch: _Pending, group: Group) -> Group:
-        """``group`` with its records, built again in this process (it came encoded from a worker)."""
+    def _records_of(self, batch: _Pending, group: Group) -> list[Group]:
+        """``group`` with its records: as it is, or built again in this process when it came encoded
+        from a worker."""
+        if group.payload is None:
+            return [group]
         for candidate in self._rebuild(batch.first_seq, batch.blobs).groups:
             if candidate.pack_id == group.pack_id:
-                return candidate
+                return [candidate]
         raise LookupError(f"group {group.pack_id} is not in segments {batch.first_seq}..{batch.last_seq}")
 
+    def _merged(
+        self, ready: Sequence[tuple[_Pending, Built]], merge: Callable[[Sequence[Group]], Group | None]
+    ) -> tuple[list[Group], Callable[[Group], Sequence[Group]]]:
+        """The groups of consecutive built batches, each stream's merged into as few requests as the
+        sink's bounds allow (``max_records``, ``max_bytes``), in order; and how to get any of them back
+        as groups with records (a merged one as its parts', for dead letters).
+
+        A batch's group per stream is what one request carries, so a fleet of many hosts, each a
+        stream, makes many small requests a batch: thousands of hosts made 52 requests a thousand
+        lines, and the sending, not the building, bounded delivery. Merging only what is built
+        already adds no wait.
+        """
+        runs: dict[tuple[str, str, str], tuple[list[tuple[Group, _Pending]], list[int]]] = {}
+        order: list[list[tuple[Group, _Pending]]] = []
+        max_records, max_bytes = self.sink.max_records, self.sink.max_bytes
+        for batch, built in ready:
+            for group in built.groups:
+                stream = (group.client_ip, group.source, group.destination)
+                run, size = runs.get(stream, (None, [0, 0]))  # size: records, frame bytes
+                if run is None or size[0] + group.count > max_records or size[1] + group.raw_bytes > max_bytes:
+                    run, size = [], [0, 0]
+                    runs[stream] = run, size
+                    order.append(run)
+                run.append((group, batch))
+                size[0] += group.count
+                size[1] += group.raw_bytes
+        groups: list[Group] = []
+        parts: dict[str, list[tuple[Group, _Pending]]] = {}
+        for run in order:
+            merged = merge([g for g, _ in run]) if len(run) > 1 else None
+            if merged is None:  # one group, or groups the sink cannot merge: each as it is
+                for group, batch in run:
+                    groups.append(group)
+                    parts[group.pack_id] = [(group, batch)]
+            else:
+                groups.append(merged)
+                parts[merged.pack_id] = run
+
+        def recover(group: Group) -> list[Group]:
+            return [whole for part, batch in parts[group.pack_id] for whole in self._records_of(batch, part)]
+
+        return groups, recover
+
     def _deliver_all(
-        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Group] | None = None
+        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Sequence[Group]] | None = None
     ) -> bool:
         """Send every group until settled, up to ``concurrency`` at once; False when stopping first.
 
@@ -380,13 +439,13 @@ class SinkWorker:
         return start, last, blobs
 
     def _deliver(
-        self, group: Group, stop: threading.Event, recover: Callable[[Group], Group] | None = None
+        self, group: Group, stop: threading.Event, recover: Callable[[Group], Sequence[Group]] | None = None
     ) -> bool:
         """Send until settled; False when asked to stop first."""
         return self._settle([group], lambda: self._send(group, stop), stop, recover)
 
     def _deliver_batch(
-        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Group] | None
+        self, groups: Sequence[Group], stop: threading.Event, recover: Callable[[Group], Sequence[Group]] | None
     ) -> bool:
         """A batch's groups in one request, for a sink that takes them so (``send_batch``: the embedded
         store inserts a batch as one part); settled as one, dead-lettered group by group."""
@@ -415,7 +474,7 @@ class SinkWorker:
         groups: Sequence[Group],
         send: Callable[[], SendOutcome | None],
         stop: threading.Event,
-        recover: Callable[[Group], Group] | None,
+        recover: Callable[[Group], Sequence[Group]] | None,
     ) -> bool:
         """Send ``groups`` (one request) until the upstream's answer settles them; False when stopping first."""
         attempt = 0
@@ -434,12 +493,9 @@ class SinkWorker:
                 refused = [group for group in groups if group.pack_id not in outcome.stored]
                 try:
                     places = [
-                        self._dead_letters.keep(
-                            self.sink.name,
-                            recover(group) if group.payload is not None and recover is not None else group,
-                            outcome.reason,
-                        )
+                        self._dead_letters.keep(self.sink.name, whole, outcome.reason)
                         for group in refused
+                        for whole in (recover(group) if recover is not None else [group])
                     ]
                 except (OSError, LookupError) as e:
                     # Never drop what cannot be kept: the groups stay in the spool and are retried.

@@ -588,3 +588,88 @@ class TestConcurrency:
         assert sink.most == 4  # the first four went together
         assert most_after == 1
         assert len(sink.accepted) == 4
+
+
+class MergingSink(ScriptedSink):
+    """A sink that merges a stream's groups as the SLS sink does (their records, or their payloads
+    joined), and notes each request."""
+
+    def merge(self, parts: Sequence[Group]) -> Group | None:
+        first = parts[0]
+        if all(g.payload is not None for g in parts):
+            return Group(first.destination, first.source, first.client_ip, [], first.tags, first.pack_id,
+                         raw_bytes=sum(g.raw_bytes for g in parts), payload=b"+".join(g.payload or b"" for g in parts),
+                         record_count=sum(g.count for g in parts))
+        return Group(first.destination, first.source, first.client_ip, [r for g in parts for r in g.records],
+                     first.tags, first.pack_id, raw_bytes=sum(g.raw_bytes for g in parts))
+
+
+class TestMerging:
+    """A sink that merges (SLS): the groups of batches built while the oldest was go as one request a stream."""
+
+    def spool(self, directory: Path, batches: int, hosts: int, per_host: int) -> SpoolStore:
+        """``batches`` segments, each with ``per_host`` lines of each of ``hosts`` relayed hosts."""
+        store = SpoolStore(directory)
+        for b in range(batches):
+            frames = [relayed(h, h * 100 + b * per_host + i) for i in range(per_host) for h in range(hosts)]
+            blob = encode_segment([Entry(T0, "10.0.0.9", 1, "tcp", "tcp", frames)])
+            store.append(blob, read_summary(blob))
+        return store
+
+    def make(self, sink: ScriptedSink, tmp_path: Path, *, encoded: bool = False) -> SinkWorker:
+        router = Router([], Route(sink.name, "dest"))
+
+        plain = builders(
+            lambda entries, first: groups(entries, router, sink=sink.name, max_records=sink.max_records, first_seq=first)
+        )
+
+        def build_batch(first: int, segments: Segments) -> Future[Built]:
+            built: Future[Built] = plain["build_batch"](first, segments)
+            if encoded:  # as a worker process sends them: payloads, the records left behind (rebuild has them)
+                for group in built.result().groups:
+                    group.payload = "|".join(r.get("msg") or "" for r in group.records).encode()
+                    group.record_count = len(group.records)
+                    group.records = []
+            return built
+
+        return SinkWorker(
+            sink, SpoolStore(tmp_path / "spool", readonly=True), build_batch=build_batch, rebuild=plain["rebuild"],
+            dead_letters=DeadLetters(tmp_path / "dead"), backoff=lambda attempt, kind: 0.0, segments_per_batch=1,
+            poll_seconds=0.01, max_concurrency=4, batches_ahead=3,
+        )
+
+    def test_a_streams_groups_of_built_batches_go_as_one_request(self, tmp_path: Path) -> None:
+        """If three batches are built when the first is sent, then each host's lines of the three go in
+        one request, in order, and the cursor moves past all three."""
+        store = self.spool(tmp_path / "spool", 3, 2, 2)
+        sink = MergingSink()
+        run_until_done(self.make(sink, tmp_path), store, 3)
+        assert len(sink.sent) == 2  # a request a host, not a host a batch (6)
+        assert_each_in_order(sink.accepted, streams=2, each=6)
+        assert [g.pack_id for g in sink.sent] == sorted(g.pack_id for g in sink.sent)  # each its first part's
+        assert store.cursor("fake") == 3
+
+    def test_merging_stops_at_the_sinks_bounds(self, tmp_path: Path) -> None:
+        """If a stream's groups together hold more than max_records, then they go in more requests, each
+        within it, still in order."""
+        store = self.spool(tmp_path / "spool", 3, 1, 2)
+        sink = MergingSink(max_records=4)
+        run_until_done(self.make(sink, tmp_path), store, 3)
+        assert [len(g.records) for g in sink.sent] == [4, 2]
+        assert_each_in_order(sink.accepted, streams=1, each=6)
+
+    @pytest.mark.parametrize("encoded", [True, False])
+    def test_a_merged_request_refused_for_good_keeps_every_parts_records(self, tmp_path: Path, encoded: bool) -> None:
+        """If the upstream refuses a merged request for good, then each batch's part is kept as a dead
+        letter with its own records and pack id (built again from the spool when it came encoded), and
+        delivery goes on."""
+        store = self.spool(tmp_path / "spool", 3, 1, 1)
+        sink = MergingSink([SendOutcome("permanent", "PostBodyInvalid")])
+        run_until_done(self.make(sink, tmp_path, encoded=encoded), store, 3)
+        assert len(sink.sent) == 1
+        assert sink.sent[0].payload == (b"message 0+message 1+message 2" if encoded else None)
+        kept = sorted((tmp_path / "dead" / "fake").glob("*.ndjson"))
+        assert len(kept) == 3
+        messages = [json.loads(path.read_text().splitlines()[1])["fields"]["msg"] for path in kept]
+        assert sorted(messages) == ["message 0", "message 1", "message 2"]
+        assert store.cursor("fake") == 3

@@ -1032,3 +1032,55 @@ class TestSlsSink:
         finally:
             sink.close()
 
+
+
+class TestMerge:
+    """One stream's groups of consecutive batches as one request (receiver/deliver/worker.py merges them)."""
+
+    def parts(self, sink: SlsSink, encoded: bool) -> list[Group]:
+        from receiver.deliver.sinks.sls.sink import sls_payload
+
+        groups = []
+        for n in range(3):
+            group = sink_group()
+            group.records = [rec([("_content_", f"batch {n} line {i}")], time_ns=i) for i in range(n + 2)]
+            group.pack_id = f"ABCDEF0123456789-{n + 1}"
+            group.tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", group.pack_id)]
+            group.receive_time_ns = 5_000 - n
+            group.raw_bytes = 100 * (n + 1)
+            if encoded:
+                group.payload = sls_payload(sink.config, group)
+                group.record_count = len(group.records)
+                group.records = []
+            groups.append(group)
+        return groups
+
+    def test_encoded_groups_make_the_log_group_of_all_their_logs(self, sls_server: SlsTestServer, sink: SlsSink) -> None:
+        """If a stream's encoded groups are merged, then the request is the LogGroup of all their logs in
+        order with the first group's tags, byte for byte, and the server takes it as such."""
+        records = [r for g in self.parts(sink, encoded=False) for r in g.records]
+        merged = sink.merge(self.parts(sink, encoded=True))
+        assert merged is not None
+        first_tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", "ABCDEF0123456789-1")]
+        assert merged.payload == encode_log_group(records, source="10.0.0.9", tags=first_tags, flags_field="_flags_")
+        assert (merged.pack_id, merged.count, merged.raw_bytes, merged.receive_time_ns) == ("ABCDEF0123456789-1", 9, 600, 4_998)
+        assert sink.send(merged).kind == "ok"
+        [got] = sls_server.groups
+        assert [log.contents for log in got.group.logs] == [list(zip(r.keys, r.values, strict=True)) for r in records]
+        assert got.group.tags == first_tags
+
+    def test_groups_of_records_merge_their_records(self, sink: SlsSink) -> None:
+        """If the groups carry records (a batch built in this process), then the merged group carries them all."""
+        parts = self.parts(sink, encoded=False)
+        merged = sink.merge(parts)
+        assert merged is not None and merged.payload is None
+        assert merged.records == [r for g in parts for r in g.records] and merged.pack_id == parts[0].pack_id
+
+    def test_what_cannot_merge_is_left_as_it_is(self, sink: SlsSink) -> None:
+        """If some groups are encoded and some not, or a payload does not end with its group's tags, then
+        merge answers None (the worker sends them one by one)."""
+        mixed = self.parts(sink, encoded=True)[:2] + self.parts(sink, encoded=False)[2:]
+        assert sink.merge(mixed) is None
+        foreign = self.parts(sink, encoded=True)
+        foreign[1].tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", "OTHER-1")]
+        assert sink.merge(foreign) is None

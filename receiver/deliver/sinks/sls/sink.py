@@ -3,6 +3,7 @@ kept-alive connections (receiver/deliver/sinks/connections.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 from collections.abc import Sequence
@@ -100,6 +101,40 @@ class SlsSink:
         self._http = connection_pool(self._endpoint.scheme, self._endpoint.host, concurrency=config.concurrency)
         self._timeout = timeout_of(config.timeout_seconds)
         self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
+
+    def merge(self, groups: Sequence[Group]) -> Group | None:
+        """One stream's consecutive groups as one LogGroup: their logs in order, the first group's topic,
+        source and tags (its ``__pack_id__`` and ``__receive_time__``); None when they cannot be (some
+        encoded, some not, or a payload that does not end as its group's tags say).
+
+        A LogGroup is its logs followed by its tail (formats/sls_pb.py), so encoded groups merge by
+        joining their payloads less their tails: no decoding.
+        """
+        first = groups[0]
+        count = sum(g.count for g in groups)
+        raw_bytes = sum(g.raw_bytes for g in groups)
+        received = min((g.receive_time_ns for g in groups if g.receive_time_ns), default=0)
+        if all(g.payload is not None and not g.records for g in groups):
+            topic = self.config.topic
+            logs: list[bytes | memoryview] = []
+            for group in groups:
+                payload = group.payload
+                assert payload is not None
+                tail = log_group_tail(topic=topic, source=group.source, tags=group.tags)
+                if not payload.endswith(tail):
+                    return None
+                logs.append(memoryview(payload)[: len(payload) - len(tail)])
+            logs.append(log_group_tail(topic=topic, source=first.source, tags=first.tags))
+            return dataclasses.replace(
+                first, payload=b"".join(logs), records=[], rows=[], record_count=count, raw_bytes=raw_bytes,
+                receive_time_ns=received,
+            )
+        if all(g.payload is None and not g.rows for g in groups):
+            return dataclasses.replace(
+                first, records=[r for g in groups for r in g.records], record_count=count, raw_bytes=raw_bytes,
+                receive_time_ns=received,
+            )
+        return None
 
     def send(self, group: Group) -> SendOutcome:
 
