@@ -9,9 +9,10 @@ to one onto an SLS LogGroup and onto a batch of rows elsewhere.
 Grouping is deterministic: the same segments give the same groups in the
 same order with the same pack ids, so a batch resent after a crash inside a
 send carries the ``__pack_id__`` the upstream already saw and can drop. (A
-sink that merges a stream's groups of consecutive batches, SLS, sends the
-first part's pack id; how many batches merge depends on how many were built
-in time, so after a crash they may merge otherwise.)
+sink that merges a stream's groups of consecutive batches, SLS, sends a pack
+id of the merge's own, :func:`merged_pack_id`; how many batches merge
+depends on how many were built in time, so after a crash they may merge
+otherwise, under other pack ids.)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "build_groups",
     "entry_records",
     "hostname_field",
+    "merged_pack_id",
     "name_and_tag",
     "pack_id_prefix",
     "pack_sequence",
@@ -186,6 +188,23 @@ def pack_sequence(first_seq: int, index: int) -> int:
     2**32 groups (they are made of at most a few MiB of frames).
     """
     return (first_seq << 32) | index
+
+
+def merged_pack_id(first: str, parts: int) -> str | None:
+    """The pack id of one request merging ``parts`` consecutive groups of a stream, the first of which
+    is ``first``: its number with bit 31 set and ``parts`` in bits 24-30. None when that cannot be told
+    apart (a group index of 2**24 or more, more than 127 parts): send the groups one by one.
+
+    Never a single group's pack id, nor that of a merge of another length: an upstream that drops
+    a pack id it has seen (an HTTP collector's Idempotency-Key, say) would otherwise drop, after a
+    crash, a merge that holds more than what it saw. A merge's parts are the stream's next ``parts``
+    groups from ``first``, so the same id is always the same records.
+    """
+    prefix, _, number = first.rpartition("-")
+    sequence = int(number, 16)
+    if sequence & 0xFFFFFFFF >= 1 << 24 or not 1 < parts < 128:
+        return None
+    return f"{prefix}-{sequence | 1 << 31 | parts << 24:X}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1061,20 +1061,34 @@ class TestMerge:
         records = [r for g in self.parts(sink, encoded=False) for r in g.records]
         merged = sink.merge(self.parts(sink, encoded=True))
         assert merged is not None
-        first_tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", "ABCDEF0123456789-1")]
-        assert merged.payload == encode_log_group(records, source="10.0.0.9", tags=first_tags, flags_field="_flags_")
-        assert (merged.pack_id, merged.count, merged.raw_bytes, merged.receive_time_ns) == ("ABCDEF0123456789-1", 9, 600, 4_998)
+        tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", "ABCDEF0123456789-83000001")]  # 3 parts from -1
+        assert merged.payload == encode_log_group(records, source="10.0.0.9", tags=tags, flags_field="_flags_")
+        assert (merged.pack_id, merged.tags) == ("ABCDEF0123456789-83000001", tags)
+        assert (merged.count, merged.raw_bytes, merged.receive_time_ns) == (9, 600, 4_998)
         assert sink.send(merged).kind == "ok"
         [got] = sls_server.groups
         assert [log.contents for log in got.group.logs] == [list(zip(r.keys, r.values, strict=True)) for r in records]
-        assert got.group.tags == first_tags
+        assert got.group.tags == tags
 
     def test_groups_of_records_merge_their_records(self, sink: SlsSink) -> None:
         """If the groups carry records (a batch built in this process), then the merged group carries them all."""
         parts = self.parts(sink, encoded=False)
         merged = sink.merge(parts)
         assert merged is not None and merged.payload is None
-        assert merged.records == [r for g in parts for r in g.records] and merged.pack_id == parts[0].pack_id
+        assert merged.records == [r for g in parts for r in g.records] and merged.pack_id == "ABCDEF0123456789-83000001"
+
+    def test_a_merge_never_takes_a_pack_id_a_resend_could_have_used_otherwise(self) -> None:
+        """If the same first group merges with more or fewer parts (after a crash, more or fewer batches
+        were built in time), then each merge has a pack id of its own, and none is a single group's:
+        an upstream dropping pack ids it has seen must not drop records it has not."""
+        from receiver.deliver.batches import merged_pack_id, pack_sequence
+
+        first = f"ABCDEF0123456789-{pack_sequence(7, 3):X}"
+        singles = {f"ABCDEF0123456789-{pack_sequence(seq, i):X}" for seq in (7, 8, 9) for i in range(5)}
+        merges = [merged_pack_id(first, n) for n in range(2, 9)]
+        assert len(set(merges)) == len(merges) and not singles & set(merges)
+        assert merged_pack_id(first, 1) is None and merged_pack_id(first, 128) is None
+        assert merged_pack_id(f"ABCDEF0123456789-{pack_sequence(7, 1 << 24):X}", 2) is None
 
     def test_what_cannot_merge_is_left_as_it_is(self, sink: SlsSink) -> None:
         """If some groups are encoded and some not, or a payload does not end with its group's tags, then

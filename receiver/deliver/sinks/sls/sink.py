@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from formats.sls_pb import encode_log_group, log_group_tail
 from receiver.config.model import SlsSinkConfig
-from receiver.deliver.batches import Group
+from receiver.deliver.batches import Group, merged_pack_id
 from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.sinks.connections import UpstreamError, connection_pool, no_answer, timeout_of
 from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
@@ -104,13 +104,18 @@ class SlsSink:
 
     def merge(self, groups: Sequence[Group]) -> Group | None:
         """One stream's consecutive groups as one LogGroup: their logs in order, the first group's topic,
-        source and tags (its ``__pack_id__`` and ``__receive_time__``); None when they cannot be (some
-        encoded, some not, or a payload that does not end as its group's tags say).
+        source and tags (its ``__receive_time__``), and a ``__pack_id__`` of the merge's own
+        (:func:`receiver.deliver.batches.merged_pack_id`); None when they cannot be (some encoded, some
+        not, or a payload that does not end as its group's tags say).
 
         A LogGroup is its logs followed by its tail (formats/sls_pb.py), so encoded groups merge by
         joining their payloads less their tails: no decoding.
         """
         first = groups[0]
+        pack_id = merged_pack_id(first.pack_id, len(groups))
+        if pack_id is None:
+            return None
+        tags = [(key, pack_id if key == "__pack_id__" else value) for key, value in first.tags]
         count = sum(g.count for g in groups)
         raw_bytes = sum(g.raw_bytes for g in groups)
         received = min((g.receive_time_ns for g in groups if g.receive_time_ns), default=0)
@@ -124,15 +129,15 @@ class SlsSink:
                 if not payload.endswith(tail):
                     return None
                 logs.append(memoryview(payload)[: len(payload) - len(tail)])
-            logs.append(log_group_tail(topic=topic, source=first.source, tags=first.tags))
+            logs.append(log_group_tail(topic=topic, source=first.source, tags=tags))
             return dataclasses.replace(
                 first, payload=b"".join(logs), records=[], rows=[], record_count=count, raw_bytes=raw_bytes,
-                receive_time_ns=received,
+                receive_time_ns=received, pack_id=pack_id, tags=tags,
             )
         if all(g.payload is None and not g.rows for g in groups):
             return dataclasses.replace(
                 first, records=[r for g in groups for r in g.records], record_count=count, raw_bytes=raw_bytes,
-                receive_time_ns=received,
+                receive_time_ns=received, pack_id=pack_id, tags=tags,
             )
         return None
 
