@@ -37,6 +37,7 @@ __all__ = [
     "build_groups",
     "entry_records",
     "hostname_field",
+    "merged_group",
     "merged_pack_id",
     "name_and_tag",
     "pack_id_prefix",
@@ -205,6 +206,38 @@ def merged_pack_id(first: str, parts: int) -> str | None:
     if sequence & 0xFFFFFFFF >= 1 << 24 or not 1 < parts < 128:
         return None
     return f"{prefix}-{sequence | 1 << 31 | parts << 24:X}"
+
+
+def merged_group(
+    groups: Sequence[Group], join_payloads: Callable[[list[tuple[str, str]]], bytes | None]
+) -> Group | None:
+    """One stream's consecutive ``groups`` as one group: their records in order under the first's
+    destination, source and tags, with a pack id of the merge's own (:func:`merged_pack_id`, in the
+    tags too) and the earliest receive time. Encoded groups give the payload ``join_payloads`` makes
+    of theirs for the merged tags; None when it cannot, when some are encoded and some not, or when
+    the pack id cannot be told apart (the worker then sends them one by one)."""
+    first = groups[0]
+    pack_id = merged_pack_id(first.pack_id, len(groups))
+    if pack_id is None:
+        return None
+    tags = [(key, pack_id if key == "__pack_id__" else value) for key, value in first.tags]
+    count = sum(g.count for g in groups)
+    raw_bytes = sum(g.raw_bytes for g in groups)
+    received = min((g.receive_time_ns for g in groups if g.receive_time_ns), default=0)
+    if all(g.payload is not None and not g.records for g in groups):
+        payload = join_payloads(tags)
+        if payload is None:
+            return None
+        return dataclasses.replace(
+            first, payload=payload, records=[], rows=[], record_count=count, raw_bytes=raw_bytes,
+            receive_time_ns=received, pack_id=pack_id, tags=tags,
+        )
+    if all(g.payload is None and not g.rows for g in groups):
+        return dataclasses.replace(
+            first, records=[r for g in groups for r in g.records], record_count=count, raw_bytes=raw_bytes,
+            receive_time_ns=received, pack_id=pack_id, tags=tags,
+        )
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

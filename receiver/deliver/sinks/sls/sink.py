@@ -3,7 +3,6 @@ kept-alive connections (receiver/deliver/sinks/connections.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import logging
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from formats.sls_pb import encode_log_group, log_group_tail
 from receiver.config.model import SlsSinkConfig
-from receiver.deliver.batches import Group, merged_pack_id
+from receiver.deliver.batches import Group, merged_group
 from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.sinks.connections import UpstreamError, connection_pool, no_answer, timeout_of
 from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
@@ -103,24 +102,15 @@ class SlsSink:
         self._clock_offset = 0.0  # server time minus ours, learned from RequestTimeExpired answers
 
     def merge(self, groups: Sequence[Group]) -> Group | None:
-        """One stream's consecutive groups as one LogGroup: their logs in order, the first group's topic,
-        source and tags (its ``__receive_time__``), and a ``__pack_id__`` of the merge's own
-        (:func:`receiver.deliver.batches.merged_pack_id`); None when they cannot be (some encoded, some
-        not, or a payload that does not end as its group's tags say).
+        """One stream's consecutive groups as one LogGroup (:func:`receiver.deliver.batches.merged_group`).
 
         A LogGroup is its logs followed by its tail (formats/sls_pb.py), so encoded groups merge by
-        joining their payloads less their tails: no decoding.
+        joining their payloads less their tails, and the merge's tail: no decoding. A payload that
+        does not end as its group's tail says is not merged.
         """
-        first = groups[0]
-        pack_id = merged_pack_id(first.pack_id, len(groups))
-        if pack_id is None:
-            return None
-        tags = [(key, pack_id if key == "__pack_id__" else value) for key, value in first.tags]
-        count = sum(g.count for g in groups)
-        raw_bytes = sum(g.raw_bytes for g in groups)
-        received = min((g.receive_time_ns for g in groups if g.receive_time_ns), default=0)
-        if all(g.payload is not None and not g.records for g in groups):
-            topic = self.config.topic
+        topic = self.config.topic
+
+        def join(tags: list[tuple[str, str]]) -> bytes | None:
             logs: list[bytes | memoryview] = []
             for group in groups:
                 payload = group.payload
@@ -129,17 +119,10 @@ class SlsSink:
                 if not payload.endswith(tail):
                     return None
                 logs.append(memoryview(payload)[: len(payload) - len(tail)])
-            logs.append(log_group_tail(topic=topic, source=first.source, tags=tags))
-            return dataclasses.replace(
-                first, payload=b"".join(logs), records=[], rows=[], record_count=count, raw_bytes=raw_bytes,
-                receive_time_ns=received, pack_id=pack_id, tags=tags,
-            )
-        if all(g.payload is None and not g.rows for g in groups):
-            return dataclasses.replace(
-                first, records=[r for g in groups for r in g.records], record_count=count, raw_bytes=raw_bytes,
-                receive_time_ns=received, pack_id=pack_id, tags=tags,
-            )
-        return None
+            logs.append(log_group_tail(topic=topic, source=groups[0].source, tags=tags))
+            return b"".join(logs)
+
+        return merged_group(groups, join)
 
     def send(self, group: Group) -> SendOutcome:
 
