@@ -50,8 +50,14 @@ _UINT32_MAX = 0xFFFFFFFF
 _NS_PER_SECOND = 1_000_000_000
 
 
+_ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
+"""The varints of 0..127, one byte each: most lengths a LogGroup's tags and contents have."""
+
+
 def _varint(n: int) -> bytes:
     """The base-128 varint of a non-negative integer."""
+    if 0 <= n < 0x80:
+        return _ONE_BYTE[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
