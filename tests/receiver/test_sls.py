@@ -1033,7 +1033,6 @@ class TestSlsSink:
             sink.close()
 
 
-
 class TestMerge:
     """One stream's groups of consecutive batches as one request (receiver/deliver/worker.py merges them)."""
 
