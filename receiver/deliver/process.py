@@ -58,7 +58,7 @@ __all__ = [
 log = logging.getLogger("receiver.deliver")
 
 _SPOOL_WAIT_SECONDS = 30.0
-MERGING_BATCHES_AHEAD = 8
+_MERGING_BATCHES_AHEAD = 8
 """Batches built ahead for a sink that merges a stream's groups across them (SLS): while sending is
 what holds delivery back (a fleet of thousands of hosts, a request a host a batch), the batches
 built meanwhile go with the next, each host's lines in one request. 2,000 hosts' million lines:
@@ -255,7 +255,7 @@ class Delivery:
             executor, build = self._pool, build_in_worker
             ahead = self._processes + 1  # every worker busy, and one batch ready to send
             if hasattr(sink, "merge"):
-                ahead = max(ahead, MERGING_BATCHES_AHEAD)
+                ahead = max(ahead, _MERGING_BATCHES_AHEAD)
 
         def build_batch(first_seq: int, segments: Segments) -> Future[Built]:
             return executor.submit(build, plan, first_seq, segments)
