@@ -36,6 +36,7 @@ from receiver.deliver.building import (
 from receiver.deliver.dead_letters import DeadLetters
 from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.registry import column_encoder, payload_encoder
+from receiver.deliver.sinks.sls.request import unpack_log_group
 from receiver.deliver.sinks.sls.sink import sls_payload
 from receiver.deliver.worker import SinkWorker
 from receiver.spool.segment import Entry, encode_segment, read_summary
@@ -78,7 +79,7 @@ def test_worker_processes_build_what_this_process_builds(tmp_path: Path) -> None
     assert [g.count for g in there.groups] == [len(g.records) for g in here.groups] == [100, 100, 50, 30]
     assert all(g.records == [] for g in there.groups)
     assert [g.payload for g in there.groups] == [sls_payload(SLS, g) for g in here.groups]
-    assert len(decode_log_group(there.groups[0].payload or b"").logs) == 100
+    assert len(decode_log_group(unpack_log_group(there.groups[0].payload or b"", "lz4")).logs) == 100
 
 
 def test_worker_modules_are_the_encoders_and_the_column_road_once() -> None:

@@ -55,6 +55,8 @@ from receiver.deliver.sinks.sls.request import (
     check_put_logs_options,
     hash_key_of,
     http_date,
+    pack_log_group,
+    unpack_log_group,
 )
 from receiver.deliver.sinks.sls.sink import SlsSink
 from tests.support.sls_server import SlsTestServer
@@ -330,6 +332,24 @@ class TestBuild:
         is a dependency of the package, not something the operator must find."""
         check_put_logs_options(compress="zstd", signature="v1", region=None)
         assert prepare(compress="zstd").headers["x-log-compresstype"] == "zstd"
+
+    @pytest.mark.parametrize("compress", ["lz4", "zstd", None])
+    @pytest.mark.parametrize("signature", ["v1", "v4"])
+    def test_a_packed_log_group_makes_the_same_request(self, compress: str | None, signature: str) -> None:
+        """If a worker packs the LogGroup (compressed where it is built), then the request is the one
+        the LogGroup itself makes: same URL, headers (sizes, digest, signature) and body; and the
+        LogGroup unpacks whole (to be merged)."""
+        packed = pack_log_group(body_of(), compress)  # type: ignore[arg-type]
+        assert unpack_log_group(packed, compress) == body_of()  # type: ignore[arg-type]
+        plain = prepare(compress=compress, signature=signature)
+        from_packed = build_put_logs(
+            SlsEndpoint.parse("cn-hangzhou.log.aliyuncs.com"), "proj", "store", packed, Credentials("AKID", SECRET),
+            now=NOW, compress=compress, signature=signature, region="cn-hangzhou",  # type: ignore[arg-type]
+            packed=True,
+        )
+        assert (from_packed.url, from_packed.headers, from_packed.body, from_packed.raw_size) == (
+            plain.url, plain.headers, plain.body, plain.raw_size
+        )
 
     def test_zstd_without_a_module_says_what_to_do(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """If no zstd module is importable (a broken install), then the error says what to install."""
@@ -1061,7 +1081,10 @@ class TestMerge:
         merged = sink.merge(self.parts(sink, encoded=True))
         assert merged is not None
         tags = [("__client_ip__", "10.0.0.9"), ("__pack_id__", "ABCDEF0123456789-83000001")]  # 3 parts from -1
-        assert merged.payload == encode_log_group(records, source="10.0.0.9", tags=tags, flags_field="_flags_")
+        assert merged.payload is not None
+        assert unpack_log_group(merged.payload, "lz4") == encode_log_group(
+            records, source="10.0.0.9", tags=tags, flags_field="_flags_"
+        )
         assert (merged.pack_id, merged.tags) == ("ABCDEF0123456789-83000001", tags)
         assert (merged.count, merged.raw_bytes, merged.receive_time_ns) == (9, 600, 4_998)
         assert sink.send(merged).kind == "ok"

@@ -16,17 +16,20 @@ from receiver.deliver.sinks.connections import UpstreamError, connection_pool, n
 from receiver.deliver.sinks.sls.auth import credentials_from_env, credentials_from_file
 from receiver.deliver.sinks.sls.errors import classify
 from receiver.deliver.sinks.sls.request import (
+    Compression,
     SlsEndpoint,
     SlsRequestError,
     build_put_logs,
     check_put_logs_options,
+    pack_log_group,
+    unpack_log_group,
 )
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     from formats.streamlog_columns import StreamlogColumns
     from receiver.deliver.column_groups import BatchColumns, Part, RecordRows
 
-__all__ = ["FLAGS_FIELD", "SlsSink", "sls_logs", "sls_payload", "sls_payload_of_rows"]
+__all__ = ["FLAGS_FIELD", "SlsSink", "sls_log_group", "sls_logs", "sls_payload", "sls_payload_of_rows"]
 
 log = logging.getLogger("receiver.deliver")
 
@@ -45,7 +48,7 @@ def sls_logs(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns | 
 
     def logs_of(chunk: Part) -> dict[str, pa.Array] | None:
         if isinstance(chunk, RecordRows):
-            try:  # each record's Log, as sls_payload writes it (its flags as a content)
+            try:  # each record's Log, as sls_log_group writes it (its flags as a content)
                 return {"logs": pa.array([encode_log_group([r], flags_field=FLAGS_FIELD) for r in chunk.records],
                                          pa.binary())}
             except ValueError:  # a time SLS cannot hold: the record road keeps that group as records
@@ -60,16 +63,27 @@ def sls_payload_of_rows(config: SlsSinkConfig, group: Group, logs: BatchColumns)
     """:func:`sls_payload` of a group built from columns, given :func:`sls_logs` of its batch."""
     from formats.sls_pb_columns import joined
 
-    return joined(logs.rows_of(group)["logs"]) + log_group_tail(
+    log_group = joined(logs.rows_of(group)["logs"]) + log_group_tail(
         topic=config.topic, source=group.source, tags=group.tags
     )
+    return pack_log_group(log_group, _compression(config))
 
 
 def sls_payload(config: SlsSinkConfig, group: Group) -> bytes:
-    """The LogGroup of ``group``, before compression (compressing and signing happen at each send)."""
+    """What a worker process makes of ``group`` for the sending thread: its LogGroup, compressed as
+    sent (:func:`receiver.deliver.sinks.sls.request.pack_log_group`; signing happens at each send)."""
+    return pack_log_group(sls_log_group(config, group), _compression(config))
+
+
+def sls_log_group(config: SlsSinkConfig, group: Group) -> bytes:
+    """The LogGroup of ``group``'s records."""
     return encode_log_group(
         group.records, topic=config.topic, source=group.source, tags=group.tags, flags_field=FLAGS_FIELD
     )
+
+
+def _compression(config: SlsSinkConfig) -> Compression | None:
+    return None if config.compress == "none" else config.compress
 
 
 class SlsSink:
@@ -88,7 +102,7 @@ class SlsSink:
         self.max_records = config.max_records
         self.max_bytes = config.max_bytes
         self._endpoint = SlsEndpoint.parse(config.endpoint)
-        self._compress = None if config.compress == "none" else config.compress
+        self._compress = _compression(config)
         # Settings this host cannot serve (zstd without a module, v4 without a region) fail at
         # start, not as an exception on every batch.
         check_put_logs_options(compress=self._compress, signature=config.signature, region=config.region)
@@ -105,22 +119,22 @@ class SlsSink:
         """One stream's consecutive groups as one LogGroup (:func:`receiver.deliver.batches.merged_group`).
 
         A LogGroup is its logs followed by its tail (formats/sls_pb.py), so encoded groups merge by
-        joining their payloads less their tails, and the merge's tail: no decoding. A payload that
-        does not end as its group's tail says is not merged.
+        joining their LogGroups less their tails, and the merge's tail: decompressed, not decoded.
+        A LogGroup that does not end as its group's tail says is not merged.
         """
-        topic = self.config.topic
+        topic, compress = self.config.topic, self._compress
 
         def join(tags: list[tuple[str, str]]) -> bytes | None:
             logs: list[bytes | memoryview] = []
             for group in groups:
-                payload = group.payload
-                assert payload is not None
+                assert group.payload is not None
+                log_group = unpack_log_group(group.payload, compress)
                 tail = log_group_tail(topic=topic, source=group.source, tags=group.tags)
-                if not payload.endswith(tail):
+                if not log_group.endswith(tail):
                     return None
-                logs.append(memoryview(payload)[: len(payload) - len(tail)])
+                logs.append(memoryview(log_group)[: len(log_group) - len(tail)])
             logs.append(log_group_tail(topic=topic, source=groups[0].source, tags=tags))
-            return b"".join(logs)
+            return pack_log_group(b"".join(logs), compress)
 
         return merged_group(groups, join)
 
@@ -128,7 +142,7 @@ class SlsSink:
 
         config = self.config
         try:
-            body = group.payload if group.payload is not None else sls_payload(config, group)
+            body = group.payload if group.payload is not None else sls_log_group(config, group)
         except ValueError as e:  # a record SLS cannot hold (time outside uint32): this batch, for good
             return SendOutcome("permanent", f"cannot encode the LogGroup: {e}")
         try:
@@ -139,6 +153,7 @@ class SlsSink:
                 signature=config.signature, region=config.region,
                 hash_key=group.client_ip if config.route_by_hash_key else None,
                 clock_offset_seconds=self._clock_offset,
+                packed=group.payload is not None,
             )
         except SlsRequestError as e:  # a route's logstore that cannot be in a URL: fix the configuration
             return SendOutcome("not-deliverable", str(e))
