@@ -141,16 +141,16 @@ def _field_values(parts: pa.StringArray, msg: pa.StringArray | None, rows: int, 
     width = splits - 3  # the middle fields and msg
     capacity, direct, positions, shifted, offsets = _PICKS.get(splits, (0, None, None, None, None))
     if capacity < rows:
+        # Made by Arrow's kernels: Python loops over every pick cost a new worker some tenths of a second.
         capacity = max(rows, 2 * capacity, 1024)
-        step = splits + 1
-        direct = pa.array([step * row + 4 + field for row in range(capacity) for field in range(width)], pa.int64())
-        positions = pa.array(
-            [step * row + 4 + field if field < width - 1 else row for row in range(capacity) for field in range(width)],
-            pa.int64(),
-        )
-        shifted = pa.array([1] * (width - 1) + [0], pa.int64())
-        shifted = pa.concat_arrays([shifted] * capacity)
-        offsets = pa.array(range(0, width * capacity + 1, width), pa.int32())
+        flat = _counting(width * capacity)
+        row = pc.divide(flat, width)  # (integer division)
+        field = pc.subtract(flat, pc.multiply(row, width))
+        direct = pc.add(pc.multiply(row, splits + 1), pc.add(field, 4))  # part 4 + field of the row's splits + 1
+        is_msg = pc.equal(field, width - 1)
+        positions = pc.if_else(is_msg, row, direct)  # msg comes first, one a row, where it is given
+        shifted = pc.cast(pc.invert(is_msg), pa.int64())
+        offsets = pc.cast(pc.multiply(_counting(capacity + 1), width), pa.int32())
         _PICKS[splits] = capacity, direct, positions, shifted, offsets
     assert direct is not None and positions is not None and shifted is not None and offsets is not None
     if msg is None:
@@ -159,3 +159,8 @@ def _field_values(parts: pa.StringArray, msg: pa.StringArray | None, rows: int, 
         picks = pc.add(positions.slice(0, width * rows), pc.multiply(shifted.slice(0, width * rows), rows))
         values = pc.take(pa.concat_arrays([msg, parts]), picks)
     return pa.ListArray.from_arrays(offsets.slice(0, rows + 1), values)
+
+
+def _counting(n: int) -> pa.Int64Array:
+    """0, 1, ..., n - 1."""
+    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)

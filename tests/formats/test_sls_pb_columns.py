@@ -67,3 +67,12 @@ def test_no_time_ns_column_and_zeros_write_the_same() -> None:
     with_zeros, without = logs_of(rows), logs_of(rows, with_time_ns=False)
     assert with_zeros is not None and without is not None
     assert joined(with_zeros) == joined(without) == encode_log_group(rows)
+
+
+def test_longer_values_after_short_ones_still_encode_as_records_do() -> None:
+    """If a key's values grow from batch to batch (the heads of its lengths are tabled as far as the
+    longest seen), then each batch's Logs are still encode_log_group's bytes, up to the longest tabled."""
+    for length in (3, 255, 256, 300, 4_000, 10_000, 40):
+        rows = [Record(1795323666, 0, KEYS, ["h", "a" * (length // 2), "m" * length], "10.0.0.7", {}) for _ in range(3)]
+        logs = logs_of(rows, with_time_ns=False)
+        assert logs is not None and joined(logs) == encode_log_group(rows), length
