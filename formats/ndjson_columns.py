@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from formats._indexes import fields_of_rows, list_offsets
 from formats.streamlog import STREAMLOG_TAG
 
 __all__ = ["encode_lines"]
@@ -60,9 +61,9 @@ def encode_lines(
     rows = len(time)
     # Each field's text before its value: `"fields":{"k1":"`, then `","k2":"` ...
     openings = [("," if i else "") + _quoted(key)[:-1] + '":"' for i, key in enumerate(keys)]
-    opening = pc.take(pa.array(openings, pa.string()), pa.array(list(range(width)) * rows, pa.int32()))
+    opening = pc.take(pa.array(openings, pa.string()), fields_of_rows(width, rows))
     fields = pc.binary_join_element_wise(opening, flat, pa.scalar('"', pa.string()), "")
-    per_row = pa.ListArray.from_arrays(pa.array(range(0, width * rows + 1, width), pa.int32()), fields)
+    per_row = pa.ListArray.from_arrays(list_offsets(width, rows), fields)
     tagged = pc.binary_join_element_wise('","tags":{' + _quoted(STREAMLOG_TAG) + ':"', tags, '"}', "")
     if tag.null_count:  # a record without a tag has no tags (a null would make the whole line null)
         tagged = pc.fill_null(tagged, '","tags":{}')

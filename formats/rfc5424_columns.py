@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from formats._indexes import counting, fields_of_rows, list_offsets, rows_of_fields
 from formats.rfc5424 import _KEYS, _USUAL_HEADS, Rfc5424Parser
 
 __all__ = ["Rfc5424Columns", "parse_rfc5424_columns"]
@@ -48,8 +49,6 @@ _LAYOUT_OF_KEYS = {keys: code for code, keys in enumerate(_LAYOUTS)}  # code: 4 
 # The value list's sources, after the frames' own pieces: priority, facility and severity strings by PRI, "".
 _PRI_TABLES = pa.array([strings[i] for i in range(3) for strings in _USUAL_HEADS.values()] + [""], pa.string())
 _EMPTY_AT = 3 * 192
-_ROWS: dict[str, pa.Int64Array] = {}
-"""Cached 0, 1, 2, ... (sliced to each batch's length)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ def parse_rfc5424_columns(
         return None
     frame_bytes = pc.binary_length(binary)
     del binary  # (``text`` shares its buffers)
-    rows = _rows(n)
+    rows = counting(n)
     # `ok`: the row is read here. The parser strips a trailing NUL or CR first: such frames take its way.
     ok = pc.invert(pc.or_(pc.ends_with(text, "\0"), pc.ends_with(text, "\r")))
 
@@ -252,14 +251,6 @@ def _where(rows: pa.BooleanArray, chosen: Callable[[], pa.Array], others: Callab
     return pc.if_else(rows, chosen(), others())
 
 
-def _rows(n: int) -> pa.Int64Array:
-    cached = _ROWS.get("rows")
-    if cached is None or len(cached) < n:
-        cached = pa.array(range(max(n, 4096, 2 * len(cached) if cached is not None else 0)), pa.int64())
-        _ROWS["rows"] = cached
-    return cached.slice(0, n)
-
-
 def _elements(lists: pa.ListArray, width: int) -> Callable[[int], pa.StringArray]:
     """A function of ``j``: each list's element ``j`` (of a list shorter than ``width``: some other
     string, for rows that are not read anyway). Picks from the flat values: list_element costs more."""
@@ -273,19 +264,9 @@ def _elements(lists: pa.ListArray, width: int) -> Callable[[int], pa.StringArray
     return lambda j: values.take(pc.min_element_wise(pc.add(firsts, j), last))
 
 
-_STRIDES: dict[tuple[int, int], pa.Int64Array] = {}
-
-
 def _stride(n: int, width: int, j: int) -> pa.Int64Array:
-    """j, j + width, j + 2 * width, ... (``n`` of them), cached for the next batches."""
-    found = _STRIDES.get((width, j))
-    if found is None or len(found) < n:
-        capacity = max(n, 4096, 2 * len(found) if found is not None else 0)
-        found = pa.array(range(j, j + width * capacity, width), pa.int64())
-        if len(_STRIDES) >= 256:  # SD of many shapes: keep the memory bounded
-            _STRIDES.clear()
-        _STRIDES[width, j] = found
-    return found.slice(0, n)
+    """j, j + width, j + 2 * width, ... (``n`` of them)."""
+    return pc.add(pc.multiply(counting(n), width), j)
 
 
 _LARGE = 1 << 40  # a slice's stop beyond any string
@@ -433,7 +414,7 @@ def _rows_with_backslash(strings: pa.StringArray) -> pa.BooleanArray | None:
         row = bisect.bisect_right(ends, at) - 1
         rows.append(row)
         at = text.find(b"\\", ends[row + 1], ends[-1])
-    return pc.is_in(_rows(len(strings)), value_set=pa.array(rows, pa.int64())) if rows else None
+    return pc.is_in(counting(len(strings)), value_set=pa.array(rows, pa.int64())) if rows else None
 
 
 def _plain_shape(shape: tuple[str, ...]) -> bool:
@@ -452,11 +433,11 @@ def _picks(columns: Iterable[pa.Int64Array]) -> pa.ListArray:
     flat = pc.take(pa.concat_arrays(picks), _interleave(n, width))  # row by row
     if flat.null_count:
         kept = pc.cumulative_sum(pc.cast(pc.is_valid(flat), pa.int32()))
-        ends = kept.take(pc.add(pc.multiply(_rows(n), width), width - 1))
+        ends = kept.take(pc.add(pc.multiply(counting(n), width), width - 1))
         offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
         flat = pc.drop_null(flat)
     else:
-        offsets = pc.cast(pc.multiply(_rows(n + 1), width), pa.int32())
+        offsets = list_offsets(width, n)
     return pa.ListArray.from_arrays(offsets, flat)
 
 
@@ -468,19 +449,7 @@ def _strings(source: pa.StringArray, picks: pa.ListArray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, source.take(pc.list_flatten(picks)))
 
 
-_INTERLEAVE: dict[int, tuple[pa.Int64Array, pa.Int64Array]] = {}
-"""By width: (0 x width, 1 x width, ...) and (0, 1, .., width - 1) repeated, for as many rows as asked yet."""
-
-
 def _interleave(n: int, width: int) -> pa.Int64Array:
     """Positions that turn ``width`` columns of ``n`` laid one after the other into ``n`` rows of ``width``:
-    pick ``j`` of row ``r`` is at ``j * n + r``. Made from cached patterns (one Python list per width)."""
-    row, column = _INTERLEAVE.get(width, (None, None))
-    if row is None or len(row) < n * width:
-        capacity = max(n, 4096, 2 * len(row) // width if row is not None else 0)
-        row = pa.array([r for r in range(capacity) for _ in range(width)], pa.int64())
-        column = pa.array(list(range(width)) * capacity, pa.int64())
-        _INTERLEAVE[width] = row, column
-    assert column is not None
-    size = n * width
-    return pc.add(row.slice(0, size), pc.multiply(column.slice(0, size), n))
+    pick ``j`` of row ``r`` is at ``j * n + r``."""
+    return pc.add(rows_of_fields(width, n), pc.multiply(fields_of_rows(width, n), n))

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from formats._indexes import fields_of_rows, list_offsets, rows_of_fields
 from formats._timestamps import MAX_EPOCH_SECONDS
 from formats.streamlog import LOOPBACK_SOURCES, StreamlogParser
 
@@ -143,14 +144,13 @@ def _field_values(parts: pa.StringArray, msg: pa.StringArray | None, rows: int, 
     if capacity < rows:
         # Made by Arrow's kernels: Python loops over every pick cost a new worker some tenths of a second.
         capacity = max(rows, 2 * capacity, 1024)
-        flat = _counting(width * capacity)
-        row = pc.divide(flat, width)  # (integer division)
-        field = pc.subtract(flat, pc.multiply(row, width))
+        row = rows_of_fields(width, capacity)
+        field = fields_of_rows(width, capacity)
         direct = pc.add(pc.multiply(row, splits + 1), pc.add(field, 4))  # part 4 + field of the row's splits + 1
         is_msg = pc.equal(field, width - 1)
         positions = pc.if_else(is_msg, row, direct)  # msg comes first, one a row, where it is given
         shifted = pc.cast(pc.invert(is_msg), pa.int64())
-        offsets = pc.cast(pc.multiply(_counting(capacity + 1), width), pa.int32())
+        offsets = list_offsets(width, capacity)
         _PICKS[splits] = capacity, direct, positions, shifted, offsets
     assert direct is not None and positions is not None and shifted is not None and offsets is not None
     if msg is None:
@@ -159,8 +159,3 @@ def _field_values(parts: pa.StringArray, msg: pa.StringArray | None, rows: int, 
         picks = pc.add(positions.slice(0, width * rows), pc.multiply(shifted.slice(0, width * rows), rows))
         values = pc.take(pa.concat_arrays([msg, parts]), picks)
     return pa.ListArray.from_arrays(offsets.slice(0, rows + 1), values)
-
-
-def _counting(n: int) -> pa.Int64Array:
-    """0, 1, ..., n - 1."""
-    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)
