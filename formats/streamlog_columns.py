@@ -63,13 +63,15 @@ class StreamlogColumns:
 
 
 def parse_streamlog_columns(
-    parser: StreamlogParser, frames: Sequence[bytes], peer: str
+    parser: StreamlogParser, frames: Sequence[bytes] | pa.BinaryArray, peer: str
 ) -> StreamlogColumns | None:
-    """``frames`` as :meth:`StreamlogParser.parse` reads them, in columns; None where it cannot say
-    so for every line (the caller then parses them one by one). Never raises."""
-    if not frames:
+    """``frames`` (bytes, or an Arrow array of them) as :meth:`StreamlogParser.parse` reads them, in
+    columns; None where it cannot say so for every line (the caller then parses them one by one).
+    Never raises."""
+    if not len(frames):
         return None
-    version = frames[0].partition(b" ")[0]
+    first = frames[0]
+    version = (first if isinstance(first, bytes) else first.as_py()).partition(b" ")[0]
     try:
         layout = parser.layout(version.decode())
     except UnicodeDecodeError:
@@ -77,7 +79,7 @@ def parse_streamlog_columns(
     if layout is None:
         return None
     keys, splits, pv_index = layout
-    binary = pa.array(frames, pa.binary())
+    binary = frames if isinstance(frames, pa.BinaryArray) else pa.array(frames, pa.binary())
     try:
         text = binary.cast(pa.string())
     except pa.ArrowInvalid:  # not UTF-8: the parser replaces the bytes and flags the record

@@ -257,10 +257,13 @@ class Grouping:
     max_bytes: int
 
 
-def entry_records(entry: SpoolEntry, parse: ParseFunction) -> Iterator[tuple[bytes, Record]]:
-    """Each frame of ``entry`` with its record (the deframer's flags in front of the parser's)."""
+def entry_records(
+    entry: SpoolEntry, parse: ParseFunction, frames: Sequence[bytes] | None = None
+) -> Iterator[tuple[bytes, Record]]:
+    """Each frame of ``entry`` (``frames``, when the caller has made them bytes already) with its record
+    (the deframer's flags in front of the parser's)."""
     flags_of = entry.frame_flags
-    for i, frame in enumerate(entry.frames):
+    for i, frame in enumerate(entry.frames if frames is None else frames):
         record = parse(frame, entry.peer, entry.receive_time_ns)
         if flags_of:
             record.with_flags(flags_of.get(i, ()))

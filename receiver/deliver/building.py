@@ -68,7 +68,7 @@ from receiver.deliver.registry import default_destination
 from receiver.filters.expression import parse_filter
 from receiver.runtime.process import set_up_process
 from receiver.spool.reader import SpoolEntry
-from receiver.spool.segment import SegmentError, decode_segment
+from receiver.spool.segment import FrameRun, SegmentError, SegmentFrames, decode_segment
 
 if TYPE_CHECKING:  # (Arrow is loaded only by the processes that build from columns)
     import pyarrow as pa
@@ -212,7 +212,7 @@ def decode_segments(segments: Segments) -> tuple[list[SpoolEntry], list[tuple[in
     damaged: list[tuple[int, str]] = []
     for seq, blob in segments:
         try:
-            decoded = decode_segment(blob)
+            decoded = decode_segment(blob, in_place=True)  # frames read where they lie (FrameRun)
         except SegmentError as e:
             damaged.append((seq, str(e)))
             continue
@@ -296,8 +296,9 @@ class BatchBuilder:
 
         # Consecutive entries of one sender and listener are read as one chunk: an entry is one read
         # of a connection (a few hundred lines), and each chunk costs some thirty Arrow calls.
+        segments: dict[int, pa.BinaryArray] = {}  # each segment's frames as one Arrow array, made once
         chunks = [
-            self._read_chunk(listener, peer, list(same))
+            self._read_chunk(listener, peer, list(same), segments)
             for (listener, peer), same in itertools.groupby(
                 (entry for entry in entries if entry.frames), key=lambda entry: (entry.listener, entry.peer)
             )
@@ -322,38 +323,96 @@ class BatchBuilder:
             return None
         return groups
 
-    def _read_chunk(self, listener: str, peer: str, run: Sequence[SpoolEntry]) -> ColumnChunk:
+    def _read_chunk(
+        self, listener: str, peer: str, run: Sequence[SpoolEntry], segments: dict[int, pa.BinaryArray]
+    ) -> ColumnChunk:
         """The frames of ``run`` (consecutive entries of one sender and listener) as one chunk: read as
-        columns where they can be, else parsed as records."""
+        columns where they can be, else parsed as records. ``segments``: the Arrow arrays of the
+        batch's segments made so far (:func:`_frames_array`)."""
+        import pyarrow.compute as pc
+
         from formats.streamlog_columns import parse_streamlog_columns
         from receiver.deliver.column_groups import ColumnChunk, RecordRows
 
-        frames: list[bytes] = []
-        starts: list[int] = []
-        for entry in run:
-            starts.append(len(frames))
-            frames += entry.frames
+        starts = list(itertools.accumulate((len(entry.frames) for entry in run[:-1]), initial=0))
+        listed: list[bytes] = []
+
+        def frames() -> list[bytes]:
+            """The run's frames as bytes objects, made when some reading needs them (once)."""
+            if not listed:
+                for entry in run:
+                    listed.extend(entry.frames)
+            return listed
+
         parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
         columns: Part | LayoutParts | None = None
         flagged = any(entry.frame_flags for entry in run)
-        if parser is not None and not flagged and not (
+        if parser is not None and not flagged:
+            binary = _frames_array(run, segments)
             # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
-            any(version.startswith("<") for version in parser.versions) and any(f[:1] == b"<" for f in frames)
-        ):
-            columns = parse_streamlog_columns(parser, frames, peer)
+            if not any(version.startswith("<") for version in parser.versions) or not (
+                pc.any(pc.starts_with(binary, b"<")).as_py() if binary is not None
+                else any(f[:1] == b"<" for f in frames())
+            ):
+                columns = parse_streamlog_columns(parser, frames() if binary is None else binary, peer)
         parse = self.parsers.get(listener, self.default_parser)
         rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
         rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
         if columns is None and not flagged and (rfc5424 is not None or rfc3164 is not None):
-            received = [entry.receive_time_ns for entry in run for _ in entry.frames]
+            received = [entry.receive_time_ns for entry in run for _ in range(len(entry.frames))]
             if rfc5424 is not None:
-                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, frames, received, peer)
+                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, frames(), received, peer)
             if columns is None and rfc3164 is not None:
-                columns = _rfc3164_chunk(rfc3164, parse, frames, received, peer)
+                columns = _rfc3164_chunk(rfc3164, parse, frames(), received, peer)
         if columns is None:  # these frames are read as the record road reads them
-            records = [record for entry in run for _, record in entry_records(entry, parse)]
-            columns = RecordRows.of(records, frames)
+            every = frames()
+            records = [
+                record for entry, start in zip(run, starts, strict=True)
+                for _, record in entry_records(entry, parse, every[start : start + len(entry.frames)])
+            ]
+            columns = RecordRows.of(records, every)
         return ColumnChunk(columns, peer, starts, [entry.receive_time_ns for entry in run])
+
+
+def _frames_array(run: Sequence[SpoolEntry], segments: dict[int, pa.BinaryArray]) -> pa.BinaryArray | None:
+    """The frames of ``run`` as one Arrow array, read where they lie in their segments' data (no
+    object a frame); None when some entry holds them as a list. ``segments``: each segment's
+    array by the id of its :class:`~receiver.spool.segment.SegmentFrames`, made here once."""
+    import pyarrow as pa
+
+    pieces: list[tuple[pa.BinaryArray, int, int]] = []  # (segment's array, first frame, frames)
+    for entry in run:
+        frames = entry.frames
+        if not isinstance(frames, FrameRun):
+            return None
+        whole = segments.get(id(frames.segment))
+        if whole is None:
+            made = _segment_array(frames.segment)
+            if made is None:
+                return None
+            whole = segments[id(frames.segment)] = made
+        if pieces and pieces[-1][0] is whole and sum(pieces[-1][1:]) == frames.first:  # the next entry's
+            pieces[-1] = (whole, pieces[-1][1], pieces[-1][2] + len(frames))
+        else:
+            pieces.append((whole, frames.first, len(frames)))
+    arrays = [whole.slice(first, count) for whole, first, count in pieces]
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
+def _segment_array(segment: SegmentFrames) -> pa.BinaryArray | None:
+    """Every frame of a segment as one Arrow array over its data (not copied); None past 2 GiB."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(segment.data) >= 1 << 31:  # (a binary array's offsets are 32-bit)
+        return None
+    n = len(segment.lengths)
+    lengths = pa.Array.from_buffers(pa.uint32(), n, [None, pa.py_buffer(segment.lengths)])
+    ends = pc.cumulative_sum(lengths.cast(pa.int64())).cast(pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets.buffers()[1], pa.py_buffer(segment.data)])
 
 
 def _rfc3164_chunk(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -26,7 +26,7 @@ class SpoolEntry:
     port: int
     listener: str
     transport: str
-    frames: list[bytes]
+    frames: Sequence[bytes]
     frame_flags: dict[int, tuple[str, ...]]
 
 

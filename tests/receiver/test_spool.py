@@ -62,14 +62,23 @@ class TestSegment:
         """If any frames are encoded, then they decode to the same bytes in the same order."""
         entries = [Entry(t, "::1", 1, "l", "udp", f) for t, f in zip(times, frames, strict=False)]
         assert [e.frames for e in decode_segment(encode_segment(entries))] == frames
+        in_place = decode_segment(encode_segment(entries), in_place=True)
+        assert [list(e.frames) for e in in_place] == frames
+        for got, want in zip(in_place, frames, strict=True):
+            assert len(got.frames) == len(want)
+            assert [got.frames[i] for i in range(-len(want), len(want))] == want + want
+            assert got.frames[1:3] == want[1:3]
+            with pytest.raises(IndexError):
+                got.frames[len(want)]
 
     @settings(max_examples=300, deadline=None)
     @given(garbage=st.binary(max_size=200))
     def test_garbage_never_crashes(self, garbage: bytes) -> None:
         """If arbitrary bytes are decoded, then only SegmentError can come out."""
         for blob in (garbage, b"RSG1" + garbage):
-            with contextlib.suppress(SegmentError):
-                decode_segment(blob)
+            for in_place in (False, True):
+                with contextlib.suppress(SegmentError):
+                    decode_segment(blob, in_place=in_place)
 
 
 class TestStore:
