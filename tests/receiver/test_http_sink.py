@@ -32,10 +32,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
     ContentDigest,
-    HTTPMessageSignaturesException,
     HTTPMessageSigner,
     InvalidSignature,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from formats.ndjson import decode_ndjson
 from formats.record import Record
@@ -57,7 +58,9 @@ from receiver.deliver.sinks.http_signatures import (
     HmacSha256Key,
     SignatureKeyError,
     SignedRequest,
+    SigningError,
     SigningKey,
+    content_digest,
     normalize_target_uri,
     sign_request,
 )
@@ -434,6 +437,7 @@ class TestTargetUri:
 
 
 URL = "http://127.0.0.1:9000/ingest"
+ED25519_FIXED = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 COVERED = ("@method", "@target-uri", "content-digest", "content-type", "idempotency-key")
 
 
@@ -489,10 +493,48 @@ class TestSign:
         assert raw.hex() not in text and base64.b64encode(raw).decode() not in text
 
     def test_signing_errors_do_not_show_the_key(self) -> None:
-        """If the library cannot sign (a covered field is absent), then its error names the field, not the secret."""
-        with pytest.raises(HTTPMessageSignaturesException) as caught:
+        """If a request cannot be signed (a covered field is absent), then the error names the field, not the secret."""
+        with pytest.raises(SigningError) as caught:
             signed(HmacSha256Key(SECRET), ("@method", "x-receiver-absent"))
         assert "x-receiver-absent" in str(caught.value) and SECRET.decode() not in str(caught.value)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        values=st.lists(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40), min_size=3, max_size=3),
+        covered=st.lists(st.sampled_from(["@authority", "@path", "@query", "@scheme", "@request-target", "x-a", "x-b"]),
+                         unique=True, max_size=7),
+        keyid=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+        path=st.sampled_from(["/ingest", "/v1/logs?a=1&b=%20", "/"]),
+        created=st.integers(0, 2**33),  # (datetime ends at year 9999)
+        ed25519=st.booleans(),
+    )
+    def test_what_the_sink_signs_is_what_the_library_signs(
+        self, values: list[str], covered: list[str], keyid: str, path: str, created: int, ed25519: bool
+    ) -> None:
+        """If the sink and the http-message-signatures library sign the same request with the same key
+        (any printable field values, components, key id and time), then they write the same
+        Signature-Input and Signature, byte for byte (Ed25519 signs deterministically)."""
+        key: SigningKey = Ed25519SigningKey(ED25519_FIXED) if ed25519 else HmacSha256Key(SECRET)
+        url = f"https://Collector.example.com:8443{path}"
+        headers = {"Content-Type": values[0], "X-A": values[1], "x-b": values[2]}
+        components = ("@method", "@target-uri", *covered)
+        ours = SignedRequest("POST", url, dict(headers))
+        sign_request(ours, key, components=components, created=created, keyid=keyid, label="sig1")
+        theirs = SignedRequest("POST", url, dict(headers))
+        HTTPMessageSigner(signature_algorithm=key.algorithm, key_resolver=key).sign(
+            theirs, key_id=keyid, created=datetime.datetime.fromtimestamp(created, datetime.UTC), label="sig1",
+            covered_component_ids=components,
+        )
+        assert (ours.headers["Signature-Input"], ours.headers["Signature"]) == (
+            theirs.headers["Signature-Input"], theirs.headers["Signature"]
+        )
+
+    @settings(max_examples=100, deadline=None)
+    @given(body=st.binary(max_size=2000))
+    def test_content_digest_is_the_librarys(self, body: bytes) -> None:
+        """If a body is digested, then Content-Digest is what the library writes and checks."""
+        assert content_digest(body) == ContentDigest.create(body)
+        ContentDigest.verify(content_digest(body), body)
 
     def test_key_errors_do_not_echo_the_key(self) -> None:
         """If a PEM is not an Ed25519 key, then the error says so without the key text."""

@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
-from http_message_signatures import ContentDigest
 from isal import igzip
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
@@ -66,6 +65,7 @@ from receiver.deliver.sinks.http_signatures import (
     SignatureKeyError,
     SignedRequest,
     SigningKey,
+    content_digest,
     normalize_target_uri,
     sign_request,
 )
@@ -350,7 +350,7 @@ class HttpSink:
         headers = {"Content-Type": CONTENT_TYPE}
         if config.gzip:
             headers["Content-Encoding"] = "gzip"
-        headers["Content-Digest"] = ContentDigest.create(body)
+        headers["Content-Digest"] = content_digest(body)
         headers["Idempotency-Key"] = group.pack_id
         if group.destination:
             headers["X-Receiver-Destination"] = quote(group.destination, safe=":")
