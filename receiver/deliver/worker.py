@@ -13,9 +13,11 @@ sink. The loop:
 4. move the cursor past the batch: only now may retention treat those
    segments as delivered.
 
-A crash inside step 3 resends the batch after restart with the same
-``__pack_id__``s (grouping is deterministic), so the upstream can drop what
-it already has; nothing accepted is sent again otherwise.
+Before step 3 the batches about to be sent (one, or several merged) are
+recorded in the spool, and a crash inside step 3 resends exactly those
+segments after restart, merged as they were, with the same ``__pack_id__``s
+(grouping is deterministic) naming the same records, so the upstream can drop
+what it already has; nothing accepted is sent again otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 import logging
 import random
 import sqlite3
@@ -149,12 +152,17 @@ class SinkWorker:
         """
         name = self.sink.name
         read_to = self._store.cursor(name)
-        log.info("%s: delivering from segment %d", name, read_to + 1)
+        # What was being sent when the receiver stopped: those batches again, segment for segment and
+        # merged as they were, so each pack id names the records it named then.
+        recorded = collections.deque(self._recorded_in_flight(read_to))
+        merge_exactly = len(recorded)
+        log.info("%s: delivering from segment %d%s", name, read_to + 1,
+                 f" (again the {merge_exactly} batch(es) in flight)" if recorded else "")
         pending: collections.deque[_Pending] = collections.deque()
         while not stop.is_set():
             self._replay_dead_letters(stop)
-            while len(pending) < self._batches_ahead:
-                segments = self._read(read_to)
+            while len(pending) < max(self._batches_ahead, len(recorded)):
+                segments = self._read_recorded(*recorded.popleft()) if recorded else self._read(read_to)
                 if segments is None:
                     break
                 first_seq, last_seq, blobs = segments
@@ -168,48 +176,66 @@ class SinkWorker:
             self._note(built)
             recover: Callable[[Group], Sequence[Group]] = functools.partial(self._records_of, batch)
             groups = built.groups
+            ready = [(batch, built)]
             if self._merge is not None:
                 # Batches built while the oldest was: their groups of a stream go as one request.
-                ready = [(batch, built)]
-                while pending and pending[0].built.done():
+                while pending and (len(ready) < merge_exactly or (not merge_exactly and pending[0].built.done())):
                     batch = pending.popleft()
                     built = batch.built.result()
                     self._note(built)
                     ready.append((batch, built))
                 if len(ready) > 1:
                     groups, recover = self._merged(ready, self._merge)
+            merge_exactly = 0
+            in_flight = [(sent.first_seq, sent.last_seq) for sent, _ in ready]
+            if not self._persist(
+                "record the batches in flight", functools.partial(self._store.set_in_flight, name, in_flight), stop
+            ):
+                break
             deliver = self._deliver_batch if hasattr(self.sink, "send_batch") else self._deliver_all
             if not deliver(groups, stop, recover):
-                break  # stopping: the cursor stays, the batch is resent with the same pack ids
-            if not self._save_cursor(batch.last_seq, stop):
+                break  # stopping: the cursor stays, the batches in flight are resent with the same pack ids
+            if not self._persist("save the cursor", functools.partial(self._store.set_cursor, name, batch.last_seq), stop):
                 break  # stopping before the cursor could be written: as above
         for batch in pending:
             batch.built.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def _save_cursor(self, seq: int, stop: threading.Event) -> bool:
-        """Record that the upstream has everything up to segment ``seq``; retried while the spool's disk is full.
+    def _persist(self, what: str, write: Callable[[], None], stop: threading.Event) -> bool:
+        """Write delivery's progress to the spool (the cursor, the batches in flight); retried while the
+        spool's disk is full. False when stopping first.
 
-        Moving on without it would be worse than waiting: the batches after
-        it would be sent, and all of them again after a restart.
+        Moving on without it would be worse than waiting: without the cursor the batches after it
+        would be sent, and all of them again after a restart; without the batches in flight a restart
+        could send other records under pack ids the upstream has seen.
         """
         delay = 0.1
         failures = 0
         while not stop.is_set():
             try:
-                self._store.set_cursor(self.sink.name, seq)
+                write()
                 if failures:
-                    log.info("%s: cursor saved again after %d failures", self.sink.name, failures)
+                    log.info("%s: could %s again after %d failures", self.sink.name, what, failures)
                 return True
             except (sqlite3.Error, OSError) as e:
                 failures += 1
                 if failures in (1, 10) or failures % 100 == 0:
-                    log.error("%s: cannot save the cursor (%s; is the spool's disk full?); delivery waits and "
-                              "retries (%d failures)", self.sink.name, e, failures)
+                    log.error("%s: cannot %s (%s; is the spool's disk full?); delivery waits and "
+                              "retries (%d failures)", self.sink.name, what, e, failures)
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
         return False
+
+    def _recorded_in_flight(self, cursor: int) -> list[tuple[int, int]]:
+        """The batches in flight the spool recorded for this sink, if they still follow ``cursor`` (one
+        after the other); none otherwise."""
+        batches = self._store.in_flight(self.sink.name)
+        if not batches or batches[0][0] <= cursor or any(
+            later[0] != earlier[1] + 1 for earlier, later in itertools.pairwise(batches)
+        ):
+            return []
+        return batches
 
     def snapshot(self) -> dict[str, object]:
         """This sink's counters and state, for the stats file (receiver/deliver/stats.py)."""
@@ -407,6 +433,12 @@ class SinkWorker:
                 if self._successes >= _SUCCESSES_PER_STEP and self.concurrency < self.max_concurrency:
                     self.concurrency += 1
                     self._successes = 0
+
+    def _read_recorded(self, first: int, last: int) -> tuple[int, int, list[tuple[int, bytes]]]:
+        """Segments ``first`` to ``last`` as stored, as :meth:`_read` gives them: a batch that was in flight."""
+        self._carried = None  # (a segment read for a batch read anew)
+        blobs = [(seq, blob) for seq in range(first, last + 1) if (blob := self._store.get(seq)) is not None]
+        return first, last, blobs
 
     def _read(self, after: int) -> tuple[int, int, list[tuple[int, bytes]]] | None:
         """The next segments after ``after``, as stored: (first, last, [(seq, bytes)]); None when there are none.

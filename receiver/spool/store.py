@@ -5,6 +5,8 @@ Keys are the segments' sequence numbers (dense integers, in commit order);
 describe it change in one transaction, and ``cursors`` every sink's
 position, as one JSON object: reading them all is one lookup, whatever the
 size of the backlog (status and metrics read them on every call).
+``in-flight`` holds, by sink, the batches (first and last segment of each)
+it is sending past its cursor, so that a restart sends the same ones again.
 
 The spool holds only bytes (segments) and JSON text (everything else), and
 reads nothing else back: diskcache would unpickle a value (or a key) whose
@@ -28,7 +30,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _META = "meta"
 _CURSORS = "cursors"
+_IN_FLIGHT = "in-flight"
 _LEGACY_CURSOR = "cursor:"  # one key per sink, before the cursors became one JSON object
 _SPOOL_ID = "spool-id"
 _QUARANTINE_DIR = "quarantine"
@@ -303,11 +306,17 @@ class SpoolStore:
             return None
 
     def set_cursor(self, sink: str, seq: int) -> None:
-        """Record that ``sink`` has everything up to and including segment ``seq``."""
+        """Record that ``sink`` has everything up to and including segment ``seq`` (and that what it had
+        in flight up to there is delivered)."""
         with self._cache.transact(retry=True):  # sinks save from several threads and processes
             cursors = self.cursors()
             cursors[sink] = seq
             self._cache.set(_CURSORS, json.dumps(cursors))
+            flights = self._in_flights()
+            batches = flights.get(sink)
+            if batches is not None and batches[-1][1] <= seq:
+                del flights[sink]
+                self._cache.set(_IN_FLIGHT, json.dumps(flights))
 
     def delete_cursor(self, sink: str) -> None:
         """Forget a sink that is no longer configured (its cursor would hold segments forever)."""
@@ -315,6 +324,24 @@ class SpoolStore:
             cursors = self.cursors()
             if cursors.pop(sink, None) is not None:
                 self._cache.set(_CURSORS, json.dumps(cursors))
+            flights = self._in_flights()
+            if flights.pop(sink, None) is not None:
+                self._cache.set(_IN_FLIGHT, json.dumps(flights))
+
+    def set_in_flight(self, sink: str, batches: Sequence[tuple[int, int]]) -> None:
+        """Record that ``sink`` is sending ``batches`` (each its first and last segment, in order, the
+        first right after its cursor) as one delivery, until :meth:`set_cursor` passes them.
+
+        A batch is made of the segments there are when it is read, and its groups' pack ids of its
+        first segment: read again after a restart it could hold more segments under the same ids,
+        and an upstream that drops an id it has seen (an HTTP collector's Idempotency-Key, the local
+        store's insert token) would drop the records it never had. So a restart sends these again,
+        segment for segment (:meth:`in_flight`), merged as they were.
+        """
+        with self._cache.transact(retry=True):
+            flights = self._in_flights()
+            flights[sink] = [[first, last] for first, last in batches]
+            self._cache.set(_IN_FLIGHT, json.dumps(flights))
 
     # -- reading ---------------------------------------------------------
 
@@ -333,6 +360,29 @@ class SpoolStore:
         if not isinstance(value, dict):
             return {}
         return {str(k): v for k, v in value.items() if type(v) is int}
+
+    def in_flight(self, sink: str) -> list[tuple[int, int]]:
+        """What :meth:`set_in_flight` recorded for ``sink`` and :meth:`set_cursor` has not passed yet
+        (none: ``[]``; a damaged record reads as none: the sink then reads its batches anew)."""
+        batches = self._in_flights().get(sink, [])
+        return [(first, last) for first, last in batches]
+
+    def _in_flights(self) -> dict[str, list[list[int]]]:
+        try:
+            text = self._cache.get(_IN_FLIGHT)
+            value = json.loads(text) if isinstance(text, str) else {}
+        except (RefusedValueError, ValueError) as e:
+            log.error("the spool's batches in flight cannot be read (%s); sinks read their batches anew", e)
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {
+            str(sink): batches for sink, batches in value.items()
+            if isinstance(batches, list) and batches and all(
+                isinstance(b, list) and len(b) == 2 and all(type(n) is int for n in b) and b[0] <= b[1]
+                for b in batches
+            )
+        }
 
     def spool_id(self) -> str:
         """A random name given to this spool when it was created (for pack ids)."""

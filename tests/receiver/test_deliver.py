@@ -215,6 +215,24 @@ class ScriptedSink:
         pass
 
 
+class DedupingSink(ScriptedSink):
+    """An upstream that drops a pack id it has accepted before, answering ok (as an HTTP collector does
+    with Idempotency-Key): what it accepted is what it has."""
+
+    def __init__(self, *args: Any, seen: set[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen = set() if seen is None else seen
+
+    def send(self, group: Group) -> SendOutcome:
+        if group.pack_id in self.seen:
+            self.sent.append(group)
+            return OK
+        outcome = super().send(group)
+        if outcome.kind == "ok":
+            self.seen.add(group.pack_id)
+        return outcome
+
+
 def fill_spool(directory: Path, segments: int, per_segment: int) -> SpoolStore:
     store = SpoolStore(directory)
     n = 0
@@ -261,8 +279,8 @@ def make_worker(sink: ScriptedSink, directory: Path, dead: Path, **options: Any)
     return SinkWorker(
         sink, reader,
         **builders(lambda entries, first: groups(entries, router, sink=sink.name, max_records=sink.max_records, first_seq=first)),
-        dead_letters=DeadLetters(dead), backoff=lambda attempt, kind: 0.0, segments_per_batch=2, poll_seconds=0.01,
-        **options,
+        dead_letters=DeadLetters(dead), backoff=lambda attempt, kind: 0.0, poll_seconds=0.01,
+        **{"segments_per_batch": 2, **options},
     )
 
 
@@ -348,6 +366,36 @@ class TestSinkWorker:
         assert store.cursor("fake") == 0
         assert sink.accepted == []
         assert len(sink.sent) > 1
+
+    def test_a_restart_resends_the_batch_in_flight_as_it_was_not_with_the_segments_since(
+        self, tmp_path: Path
+    ) -> None:
+        """If delivery stops with a batch half accepted, and the sender's next lines reach the spool
+        before it starts again, then the batch is resent as it was: each pack id names the records it
+        named before, so an upstream that drops pack ids it has seen (an HTTP collector's
+        Idempotency-Key) gets every record exactly once; the later lines follow in their own batch."""
+        store = SpoolStore(tmp_path / "spool")
+
+        def append(*entries: Entry) -> None:
+            blob = encode_segment(list(entries))
+            store.append(blob, read_summary(blob))
+
+        append(Entry(T0, "10.0.0.7", 1, "tcp", "tcp", [ali("t", "a", 0)]),
+               Entry(T0, "10.0.0.8", 1, "tcp", "tcp", [ali("t", "a", 1)]))  # a group a sender
+        first = DedupingSink([OK], then=SendOutcome("retry", "upstream down"))  # 10.0.0.8's: not yet
+        worker = make_worker(first, tmp_path / "spool", tmp_path / "dead", segments_per_batch=4)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        stop.wait(0.2)
+        stop.set()
+        thread.join(5)
+        assert first.accepted == ["message 0"] and store.cursor("fake") == 0
+        append(Entry(T0, "10.0.0.7", 1, "tcp", "tcp", [ali("t", "a", 2)]))  # the first sender goes on meanwhile
+        again = DedupingSink(seen=first.seen)
+        run_until_done(make_worker(again, tmp_path / "spool", tmp_path / "dead", segments_per_batch=4), store, 2)
+        assert sorted(first.accepted + again.accepted) == [f"message {n}" for n in range(3)]
+        assert store.cursor("fake") == 2 and store.in_flight("fake") == []
 
     def test_replayed_dead_letter_is_sent_again_and_removed(self, tmp_path: Path) -> None:
         """If an operator replays a dead letter, then the worker sends it with its pack id and removes the file."""
@@ -619,7 +667,7 @@ class TestMerging:
             store.append(blob, read_summary(blob))
         return store
 
-    def make(self, sink: ScriptedSink, tmp_path: Path, *, encoded: bool = False) -> SinkWorker:
+    def make(self, sink: ScriptedSink, tmp_path: Path, *, encoded: bool = False, ahead: int = 3) -> SinkWorker:
         router = Router([], Route(sink.name, "dest"))
 
         plain = builders(
@@ -638,7 +686,7 @@ class TestMerging:
         return SinkWorker(
             sink, SpoolStore(tmp_path / "spool", readonly=True), build_batch=build_batch, rebuild=plain["rebuild"],
             dead_letters=DeadLetters(tmp_path / "dead"), backoff=lambda attempt, kind: 0.0, segments_per_batch=1,
-            poll_seconds=0.01, max_concurrency=4, batches_ahead=3,
+            poll_seconds=0.01, max_concurrency=4, batches_ahead=ahead,
         )
 
     def test_a_streams_groups_of_built_batches_go_as_one_request(self, tmp_path: Path) -> None:
@@ -659,6 +707,28 @@ class TestMerging:
         run_until_done(self.make(sink, tmp_path), store, 3)
         assert [len(g.records) for g in sink.sent] == [4, 2]
         assert_each_in_order(sink.accepted, streams=1, each=6)
+
+    def test_a_restart_merges_the_batches_that_were_in_flight_and_no_others(self, tmp_path: Path) -> None:
+        """If delivery stops while a merged request is unaccepted, and more batches are built by the
+        time it starts again, then its first request merges exactly the batches it merged before, so
+        it carries the same pack id and the same records."""
+        store = self.spool(tmp_path / "spool", 3, 1, 2)
+        before = MergingSink(then=SendOutcome("retry", "upstream down"))
+        worker = self.make(before, tmp_path)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        stop.wait(0.2)
+        stop.set()
+        thread.join(5)
+        assert store.in_flight("fake") == [(1, 1), (2, 2), (3, 3)] and store.cursor("fake") == 0
+        blob = encode_segment([Entry(T0, "10.0.0.9", 1, "tcp", "tcp", [relayed(0, n) for n in range(6, 10)])])
+        store.append(blob, read_summary(blob))
+        after = MergingSink()
+        run_until_done(self.make(after, tmp_path, ahead=4), store, 4)  # four built at once this time
+        assert (after.sent[0].pack_id, after.sent[0].records) == (before.sent[0].pack_id, before.sent[0].records)
+        assert len(after.sent[0].records) == 6
+        assert_each_in_order(after.accepted, streams=1, each=10)
 
     @pytest.mark.parametrize("encoded", [True, False])
     def test_a_merged_request_refused_for_good_keeps_every_parts_records(self, tmp_path: Path, encoded: bool) -> None:

@@ -142,6 +142,25 @@ class TestStore:
         assert store.cursor("nobody") == 0
         assert store.cursors() == {"sls": 7, "local": 3}
 
+    def test_batches_in_flight_are_kept_until_the_cursor_passes_them(self, tmp_path: Path) -> None:
+        """If a sink records the batches it is sending, then they are read back (by another reader too)
+        until its cursor passes the last; forgetting the sink forgets them; a damaged record reads as none."""
+        store = SpoolStore(tmp_path)
+        store.set_cursor("sls", 4)
+        store.set_in_flight("sls", [(5, 6), (7, 9)])
+        store.set_in_flight("http", [(5, 5)])
+        assert SpoolStore(tmp_path, readonly=True).in_flight("sls") == [(5, 6), (7, 9)]
+        store.set_cursor("sls", 6)  # not past the last batch yet
+        assert store.in_flight("sls") == [(5, 6), (7, 9)]
+        store.set_cursor("sls", 9)
+        assert store.in_flight("sls") == [] and store.in_flight("http") == [(5, 5)]
+        store.delete_cursor("http")
+        assert store.in_flight("http") == []
+        store._cache.set("in-flight", '{"sls": [[5, 4]], "http": "x"}')
+        assert store.in_flight("sls") == [] and store.in_flight("http") == []
+        store._cache.set("in-flight", "not json")
+        assert store.in_flight("sls") == []
+
     def test_cursors_are_read_in_one_lookup(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """If the cursors are read (every status call and metrics scrape), then no key of the spool is
         scanned: the cost does not grow with the backlog."""
