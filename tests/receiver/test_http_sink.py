@@ -12,6 +12,7 @@ in docs/sinks/http.md is checked byte for byte.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import email.utils
 import gzip
@@ -49,6 +50,7 @@ from receiver.deliver.sinks.http import (
     HttpSink,
     HttpSinkError,
     classify_response,
+    http_payload,
     load_signing_key,
     parse_retry_after,
     request_url,
@@ -696,6 +698,31 @@ class TestHttpSinkEndToEnd:
             '"x-receiver-destination" "x-receiver-source" "x-receiver-tags");'
             f'created={int(NOW)};keyid="receiver";alg="hmac-sha256"'
         )
+
+    @pytest.mark.parametrize("gzipped", [True, False])
+    def test_merged_groups_go_as_one_request_of_all_their_lines(
+        self, tmp_path: Path, collector: HttpVerifier, clock: FixedClock, gzipped: bool
+    ) -> None:
+        """If a stream's groups of consecutive batches are merged (encoded as a worker encodes them, or
+        with their records), then one request carries all their records in order under the merge's
+        own key, and the collector verifies it."""
+        sink = hmac_sink(tmp_path, collector.url, clock)
+        if not gzipped:
+            sink._config = dataclasses.replace(sink._config, gzip=False)
+        parts = [make_group(3, pack_id=f"ABCDEF0123456789-{n + 1}", start=10 * n) for n in range(3)]
+        for part in parts:
+            part.tags = [(k, part.pack_id if k == "__pack_id__" else v) for k, v in part.tags]
+        records = [r for part in parts for r in part.records]
+        assert (merged_records := sink.merge(parts)) is not None and merged_records.records == records
+        for part in parts:  # as a worker process hands them over
+            part.payload, part.record_count, part.records = http_payload(sink._config, part), len(part.records), []
+        merged = sink.merge(parts)
+        assert merged is not None and merged.pack_id == "ABCDEF0123456789-83000001" == merged_records.pack_id
+        assert sink.send(merged).kind == "ok"
+        sink.close()
+        [batch] = collector.batches
+        assert collector.refusals == [] and batch.pack_id == merged.pack_id
+        assert batch.records == [r.to_dict() for r in records] and batch.tags["__pack_id__"] == merged.pack_id
 
     def test_ok_ed25519(self, tmp_path: Path, clock: FixedClock) -> None:
         """If a group is signed with Ed25519, then a collector holding only the public key verifies it."""

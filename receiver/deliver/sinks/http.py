@@ -56,7 +56,7 @@ from formats.ndjson import encode_ndjson
 from receiver import __version__
 from receiver.config.model import HttpSinkConfig
 from receiver.config.secrets import read_private_file, redact_url
-from receiver.deliver.batches import Group
+from receiver.deliver.batches import Group, merged_group
 from receiver.deliver.outcomes import SendOutcome
 from receiver.deliver.sinks.connections import UpstreamError, connection_pool, timeout_of
 from receiver.deliver.sinks.http_signatures import (
@@ -342,6 +342,24 @@ class HttpSink:
             f"HttpSink(name={self.name!r}, url={self._shown_url!r}, signature={self._config.signature!r}, "
             f"key_id={self._config.key_id!r}, gzip={self._config.gzip})"
         )
+
+    def merge(self, groups: Sequence[Group]) -> Group | None:
+        """One stream's consecutive groups as one request (:func:`receiver.deliver.batches.merged_group`):
+        their NDJSON lines one after the other, gzipped again as one body.
+
+        A fleet behind a relay makes a request per host per batch; merging the batches built
+        meanwhile makes a few. The key stays a promise: the worker records the batches it merges
+        before sending, and a restart merges the same ones, so a merged request's
+        ``Idempotency-Key`` (:func:`~receiver.deliver.batches.merged_pack_id`) always names the
+        same records.
+        """
+        config = self._config
+
+        def join(tags: list[tuple[str, str]]) -> bytes:
+            bodies = [g.payload or b"" for g in groups]
+            return _body(config, b"".join(igzip.decompress(body) for body in bodies) if config.gzip else b"".join(bodies))
+
+        return merged_group(groups, join)
 
     def build_request(self, group: Group) -> HttpRequest:
         """The signed request for ``group``, signed at the clock's current time."""
