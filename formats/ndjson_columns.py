@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats._indexes import fields_of_rows, list_offsets
+from formats.row_indexes import fields_of_rows, list_offsets
 from formats.streamlog import STREAMLOG_TAG
 
 __all__ = ["encode_lines"]

@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats._indexes import counting, fields_of_rows, list_offsets, rows_of_fields
 from formats.rfc5424 import _KEYS, _USUAL_HEADS, Rfc5424Parser
+from formats.row_indexes import counting, fields_of_rows, list_offsets, rows_of_fields
 
 __all__ = ["Rfc5424Columns", "parse_rfc5424_columns"]
 

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats._indexes import fields_of_rows, list_offsets, rows_of_fields
 from formats._timestamps import MAX_EPOCH_SECONDS
+from formats.row_indexes import fields_of_rows, list_offsets, rows_of_fields
 from formats.streamlog import LOOPBACK_SOURCES, StreamlogParser
 
 __all__ = ["StreamlogColumns", "parse_streamlog_columns"]

@@ -46,14 +46,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from formats.columns import MESSAGE_KEYS, columns_of_records
 from formats.record import Record
+from formats.row_indexes import fields_of_rows, list_offsets
 from formats.streamlog import STREAMLOG_TAG
 from formats.streamlog_columns import StreamlogColumns
 from receiver.config.identity import GROUP_TAGS
 from receiver.deliver.batches import Group
-from receiver.deliver.column_groups import BatchColumns, RecordRows
+from receiver.deliver.column_groups import BatchColumns, Part, RecordRows
 from receiver.deliver.outcomes import first_line
 from receiver.deliver.sinks import records_table
 from receiver.deliver.sinks.records_table import clamp_datetime, group_columns, streamlog_columns
@@ -256,9 +258,46 @@ def _clean_column(column: list[Any]) -> list[Any]:
     return column
 
 
+_CONSTANT = ("client_ip", "user_defined_id", "machine_group", "hostname", "pack_id")
+"""The LowCardinality columns whose value is the group's: a payload carries each as a dictionary of
+that one value, and ``field_keys``' strings as a dictionary of the layout's keys, made from what the
+worker has, without hashing a string. The payload crosses from the worker 22% smaller (the delivery
+bench's lines: 406 -> 318 bytes a row) and the worker no longer repeats strings (1.75-1.85 -> 1.59-1.65
+us a line), and the engine takes dictionaries into LowCardinality columns without hashing every row's
+string. ``dictionary_encode`` of every column (host, app, source and tag too) cost the worker what it
+saved the engine (tried 2026-12-07)."""
+_CODED = pa.dictionary(pa.int32(), pa.string())
+_PAYLOAD_SCHEMA = pa.schema([
+    pa.field(field.name, _CODED) if field.name in _CONSTANT
+    else pa.field(field.name, pa.list_(_CODED)) if field.name == "field_keys"
+    else field
+    for field in _ARROW_SCHEMA
+])
+"""The columns of a payload (:func:`arrow_payload`): :data:`_ARROW_SCHEMA`'s, the constant ones and
+``field_keys`` dictionary-coded."""
+
+
 def arrow_payload(group: Group) -> bytes:
-    """A group's rows as an Arrow IPC stream: what worker processes make for the store (``Group.payload``)."""
-    return _ipc(arrow_table([group]))
+    """A group's rows as an Arrow IPC stream of :data:`_PAYLOAD_SCHEMA`: what worker processes make
+    for the store (``Group.payload``)."""
+    table = arrow_table([group])
+    return _ipc(pa.Table.from_arrays(
+        [
+            pc.dictionary_encode(column.combine_chunks()) if name in _CONSTANT
+            else _coded_keys(column.combine_chunks()) if name == "field_keys"
+            else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        ],
+        schema=_PAYLOAD_SCHEMA,
+    ))
+
+
+def _coded_keys(field_keys: pa.ListArray) -> pa.ListArray:
+    """Lists of strings as lists of a dictionary of them (hashing each: the record road's way)."""
+    offsets = field_keys.offsets
+    if offsets[0].as_py():  # a slice: its offsets start past the values it owns
+        offsets = pc.subtract(offsets, offsets[0])
+    return pa.ListArray.from_arrays(offsets, pc.dictionary_encode(field_keys.flatten()))
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -272,9 +311,22 @@ def stored_rows(chunks: Sequence[StreamlogColumns | RecordRows]) -> BatchColumns
     """The stored columns but the group's of a batch's chunks: what :func:`arrow_table` makes of their
     records, made a column at a time. None when some chunk's layout needs
     :func:`formats.columns.columns_of` record by record."""
-    return BatchColumns.of(
-        chunks, lambda chunk: _records_stored(chunk.records) if isinstance(chunk, RecordRows) else streamlog_columns(chunk)
-    )
+    return BatchColumns.of(chunks, _chunk_stored)
+
+
+def _chunk_stored(chunk: Part) -> dict[str, pa.Array] | None:
+    if isinstance(chunk, RecordRows):
+        stored = _records_stored(chunk.records)
+        stored["field_keys"] = _coded_keys(stored["field_keys"])
+        return stored
+    arrays = streamlog_columns(chunk)
+    if arrays is not None:  # every row has the layout's keys: the dictionary is the keys, the indices a pattern
+        width, n = len(chunk.keys), len(chunk)
+        keys = pa.DictionaryArray.from_arrays(
+            pc.cast(fields_of_rows(width, n), pa.int32()), pa.array(chunk.keys, pa.string())
+        )
+        arrays["field_keys"] = pa.ListArray.from_arrays(list_offsets(width, n), keys)
+    return arrays
 
 
 def _records_stored(records: Sequence[Record]) -> dict[str, pa.Array]:
@@ -304,23 +356,30 @@ def arrow_payload_of_rows(group: Group, stored: BatchColumns) -> bytes:
     """:func:`arrow_payload` of a group built from columns, given :func:`stored_rows` of its batch."""
     n = group.record_count
     same = group_columns(group)
-    text = pa.string()  # typed scalars: inferring the type costs as much again
-    constants = {
-        "client_ip": pa.scalar(same.client_ip, text), "user_defined_id": pa.scalar(same.user_defined_id, text),
-        "machine_group": pa.scalar(same.machine_group, text), "receive_time": pa.scalar(same.receive_time, pa.uint32()),
-        "hostname": pa.scalar(same.hostname, text), "pack_id": pa.scalar(same.pack_id, text),
-    }
+    zeros = _zeros(n)
     rows = stored.rows_of(group)
     columns = []
     for field in _ARROW_SCHEMA:
         name = field.name
         if name == "pack_row":
             columns.append(_row_numbers(n))
-        elif name in constants:
-            columns.append(pa.repeat(constants[name], n))
+        elif name in _CONSTANT:
+            columns.append(pa.DictionaryArray.from_arrays(zeros, pa.array([getattr(same, name)], pa.string())))
+        elif name == "receive_time":
+            columns.append(pa.repeat(pa.scalar(same.receive_time, pa.uint32()), n))
         else:
             columns.append(rows[name])
-    return _ipc(pa.Table.from_arrays(columns, schema=_ARROW_SCHEMA))
+    return _ipc(pa.Table.from_arrays(columns, schema=_PAYLOAD_SCHEMA))
+
+
+_ZEROS: list[pa.Int32Array] = []
+
+
+def _zeros(n: int) -> pa.Int32Array:
+    """``n`` zeros (the indices of a dictionary of one value), sliced from one array as :func:`_row_numbers` is."""
+    if not _ZEROS or len(_ZEROS[0]) < n:
+        _ZEROS[:] = [pa.repeat(pa.scalar(0, pa.int32()), max(n, 65536))]
+    return _ZEROS[0].slice(0, n)
 
 
 def _from_payload(payload: bytes) -> pa.Table:

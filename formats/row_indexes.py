@@ -1,4 +1,4 @@
-"""Index arrays that the Arrow code of formats/ takes rows by: made by kernels, kept, and sliced.
+"""Index arrays that Arrow code takes rows by (formats/, and the sinks that encode from columns): made by kernels, kept, and sliced.
 
 Batch after batch the same positions are asked for (0, 1, 2, ...; the field
 of each value of rows of ``width`` fields), only more or fewer of them, so

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from formats._indexes import counting, fields_of_rows, list_offsets, rows_of_fields
+from formats.row_indexes import counting, fields_of_rows, list_offsets, rows_of_fields
 
 
 def test_the_tables_are_what_they_say_as_they_grow_and_shrink() -> None:
