@@ -351,15 +351,19 @@ class SpoolStore:
 
     def cursors(self) -> dict[str, int]:
         """Every sink's cursor: one lookup. A damaged row reads as no cursors (retention then keeps segments)."""
+        value = self._json_object(_CURSORS, "cursors", "every sink is treated as having nothing")
+        return {str(k): v for k, v in value.items() if type(v) is int}
+
+    def _json_object(self, key: str, what: str, meaning: str) -> dict[object, object]:
+        """The JSON object stored under ``key``; ``{}`` when there is none, or when it cannot be read
+        (logged: the spool's ``what`` cannot be read; ``meaning``)."""
         try:
-            text = self._cache.get(_CURSORS)
+            text = self._cache.get(key)
             value = json.loads(text) if isinstance(text, str) else {}
         except (RefusedValueError, ValueError) as e:
-            log.error("the spool's cursors cannot be read (%s); every sink is treated as having nothing", e)
+            log.error("the spool's %s cannot be read (%s); %s", what, e, meaning)
             return {}
-        if not isinstance(value, dict):
-            return {}
-        return {str(k): v for k, v in value.items() if type(v) is int}
+        return value if isinstance(value, dict) else {}
 
     def in_flight(self, sink: str) -> list[tuple[int, int]]:
         """What :meth:`set_in_flight` recorded for ``sink`` and :meth:`set_cursor` has not passed yet
@@ -368,14 +372,7 @@ class SpoolStore:
         return [(first, last) for first, last in batches]
 
     def _in_flights(self) -> dict[str, list[list[int]]]:
-        try:
-            text = self._cache.get(_IN_FLIGHT)
-            value = json.loads(text) if isinstance(text, str) else {}
-        except (RefusedValueError, ValueError) as e:
-            log.error("the spool's batches in flight cannot be read (%s); sinks read their batches anew", e)
-            return {}
-        if not isinstance(value, dict):
-            return {}
+        value = self._json_object(_IN_FLIGHT, "batches in flight", "sinks read their batches anew")
         return {
             str(sink): batches for sink, batches in value.items()
             if isinstance(batches, list) and batches and all(

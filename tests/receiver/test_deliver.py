@@ -258,6 +258,16 @@ def run_until_done(worker: SinkWorker, store: SpoolStore, last_seq: int) -> None
     thread.join(5)
 
 
+def run_briefly(worker: SinkWorker, seconds: float = 0.2) -> None:
+    """Run ``worker`` for ``seconds``, then stop it (as delivery stops: between sends)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    stop.wait(seconds)
+    stop.set()
+    thread.join(5)
+
+
 def builders(build: Callable[[list[SpoolEntry], int], list[Group]]) -> dict[str, Any]:
     """SinkWorker's build_batch and rebuild for a plain build function (done at once, in this thread)."""
 
@@ -357,12 +367,7 @@ class TestSinkWorker:
         store = fill_spool(tmp_path / "spool", 1, 1)
         sink = ScriptedSink(then=SendOutcome("retry", "upstream down"))
         worker = make_worker(sink, tmp_path / "spool", tmp_path / "dead")
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,))
-        thread.start()
-        stop.wait(0.2)
-        stop.set()
-        thread.join(5)
+        run_briefly(worker)
         assert store.cursor("fake") == 0
         assert sink.accepted == []
         assert len(sink.sent) > 1
@@ -384,12 +389,7 @@ class TestSinkWorker:
                Entry(T0, "10.0.0.8", 1, "tcp", "tcp", [ali("t", "a", 1)]))  # a group a sender
         first = DedupingSink([OK], then=SendOutcome("retry", "upstream down"))  # 10.0.0.8's: not yet
         worker = make_worker(first, tmp_path / "spool", tmp_path / "dead", segments_per_batch=4)
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,))
-        thread.start()
-        stop.wait(0.2)
-        stop.set()
-        thread.join(5)
+        run_briefly(worker)
         assert first.accepted == ["message 0"] and store.cursor("fake") == 0
         append(Entry(T0, "10.0.0.7", 1, "tcp", "tcp", [ali("t", "a", 2)]))  # the first sender goes on meanwhile
         again = DedupingSink(seen=first.seen)
@@ -715,12 +715,7 @@ class TestMerging:
         store = self.spool(tmp_path / "spool", 3, 1, 2)
         before = MergingSink(then=SendOutcome("retry", "upstream down"))
         worker = self.make(before, tmp_path)
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,))
-        thread.start()
-        stop.wait(0.2)
-        stop.set()
-        thread.join(5)
+        run_briefly(worker)
         assert store.in_flight("fake") == [(1, 1), (2, 2), (3, 3)] and store.cursor("fake") == 0
         blob = encode_segment([Entry(T0, "10.0.0.9", 1, "tcp", "tcp", [relayed(0, n) for n in range(6, 10)])])
         store.append(blob, read_summary(blob))
