@@ -161,7 +161,7 @@ class SinkWorker:
         pending: collections.deque[_Pending] = collections.deque()
         while not stop.is_set():
             self._replay_dead_letters(stop)
-            while len(pending) < max(self._batches_ahead, len(recorded)):
+            while recorded or len(pending) < self._batches_ahead:  # (every recorded batch, to merge them)
                 segments = self._read_recorded(*recorded.popleft()) if recorded else self._read(read_to)
                 if segments is None:
                     break

@@ -722,6 +722,11 @@ class TestMerging:
         after = MergingSink()
         run_until_done(self.make(after, tmp_path, ahead=4), store, 4)  # four built at once this time
         assert (after.sent[0].pack_id, after.sent[0].records) == (before.sent[0].pack_id, before.sent[0].records)
+        fewer = MergingSink()
+        store.set_cursor("fake", 0)
+        store.set_in_flight("fake", [(1, 1), (2, 2), (3, 3)])
+        run_until_done(self.make(fewer, tmp_path, ahead=1), store, 4)  # (fewer built ahead than were merged)
+        assert (fewer.sent[0].pack_id, fewer.sent[0].records) == (before.sent[0].pack_id, before.sent[0].records)
         assert len(after.sent[0].records) == 6
         assert_each_in_order(after.accepted, streams=1, each=10)
 
