@@ -4,6 +4,7 @@ without starting sinks: cursors settled at start, one round of the loop, the log
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from receiver.config.model import Config, LocalSinkConfig
-from receiver.deliver.process import Delivery, settle_cursors
+from receiver.deliver.process import ENGINE_MALLOC_CONF, Delivery, main, settle_cursors
 from receiver.deliver.stats import read_stats
 from receiver.deliver.telemetry import DeliveryTelemetry
 from receiver.spool.segment import Entry, encode_segment, read_summary
@@ -157,3 +158,17 @@ def test_build_processes_leave_the_engine_a_core_when_the_local_store_is_a_sink(
     told = dataclasses.replace(config, deliver=dataclasses.replace(config.deliver, build_processes=3))
     assert build_processes(told) == 3
 
+
+
+@pytest.mark.parametrize("operators", [None, "oversize_threshold:8388608"])
+def test_the_store_engine_gets_its_allocator_setting_unless_the_operator_set_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operators: str | None
+) -> None:
+    """If the delivery process starts without JE_MALLOC_CONF, then it sets the embedded store's
+    (before any engine loads); an operator's own setting is left as it is."""
+    if operators is None:
+        monkeypatch.delenv("JE_MALLOC_CONF", raising=False)
+    else:
+        monkeypatch.setenv("JE_MALLOC_CONF", operators)
+    assert main(["--snapshot", str(tmp_path / "none.json")]) == 2  # stops at the missing configuration
+    assert os.environ["JE_MALLOC_CONF"] == (operators or ENGINE_MALLOC_CONF)
