@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from receiver.config.model import Config, LocalSinkConfig
-from receiver.deliver.process import ENGINE_MALLOC_CONF, Delivery, main, settle_cursors
+from receiver.deliver.process import (
+    ARROW_MEMORY_POOL,
+    ENGINE_MALLOC_CONF,
+    Delivery,
+    main,
+    settle_cursors,
+)
 from receiver.deliver.stats import read_stats
 from receiver.deliver.telemetry import DeliveryTelemetry
 from receiver.spool.segment import Entry, encode_segment, read_summary
@@ -160,15 +166,19 @@ def test_build_processes_leave_the_engine_a_core_when_the_local_store_is_a_sink(
 
 
 
-@pytest.mark.parametrize("operators", [None, "oversize_threshold:8388608"])
-def test_the_store_engine_gets_its_allocator_setting_unless_the_operator_set_one(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operators: str | None
+@pytest.mark.parametrize("operators", [None, ("oversize_threshold:8388608", "mimalloc")])
+def test_the_allocators_get_their_settings_unless_the_operator_set_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operators: tuple[str, str] | None
 ) -> None:
-    """If the delivery process starts without JE_MALLOC_CONF, then it sets the embedded store's
-    (before any engine loads); an operator's own setting is left as it is."""
-    if operators is None:
-        monkeypatch.delenv("JE_MALLOC_CONF", raising=False)
-    else:
-        monkeypatch.setenv("JE_MALLOC_CONF", operators)
+    """If the delivery process starts without JE_MALLOC_CONF and ARROW_DEFAULT_MEMORY_POOL, then it sets
+    the embedded store's and Arrow's (before either loads, so its workers inherit them too); an
+    operator's own settings are left as they are."""
+    for name, value in zip(("JE_MALLOC_CONF", "ARROW_DEFAULT_MEMORY_POOL"), operators or (None, None), strict=True):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     assert main(["--snapshot", str(tmp_path / "none.json")]) == 2  # stops at the missing configuration
-    assert os.environ["JE_MALLOC_CONF"] == (operators or ENGINE_MALLOC_CONF)
+    assert (os.environ["JE_MALLOC_CONF"], os.environ["ARROW_DEFAULT_MEMORY_POOL"]) == (
+        operators or (ENGINE_MALLOC_CONF, ARROW_MEMORY_POOL)
+    )
