@@ -74,7 +74,7 @@ back as they are freed, instead of the arenas that keep freed pages for seconds.
 local store the delivery tree's peak Pss_Anon fell from 669-741 to 574-592 MB for ALI lines and from
 739-800 to 587-623 for RFC 3164, for 8-10% of the store's rate (delivery_bench, alternating, 2026-12-07;
 2 MiB: 605-620 MB for ALI, 4 MiB: 642-657). Set when the environment has no ``JE_MALLOC_CONF``: an
-operator's own setting (``oversize_threshold:8388608``, jemalloc's default, for the rate) wins."""
+operator's own setting wins (an empty one keeps the engine's built-in settings, for the rate)."""
 ARROW_MEMORY_POOL = "jemalloc"
 """Arrow's allocator in the delivery process and its build workers (``ARROW_DEFAULT_MEMORY_POOL``), where
 Arrow holds a batch's columns: its jemalloc gives pages back a second after they are freed, where the

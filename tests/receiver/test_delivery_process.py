@@ -165,8 +165,7 @@ def test_build_processes_leave_the_engine_a_core_when_the_local_store_is_a_sink(
     assert build_processes(told) == 3
 
 
-
-@pytest.mark.parametrize("operators", [None, ("oversize_threshold:8388608", "mimalloc")])
+@pytest.mark.parametrize("operators", [None, ("", "mimalloc")])
 def test_the_allocators_get_their_settings_unless_the_operator_set_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operators: tuple[str, str] | None
 ) -> None:
