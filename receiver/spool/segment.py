@@ -167,7 +167,7 @@ class FrameRun(Sequence[bytes]):
             raise IndexError("frame index out of range")
         index %= self.length
         lengths = self.segment.lengths
-        start = self.offset + sum(islice(lengths, self.first, self.first + index))
+        start = self.offset + sum(islice(lengths, self.first, self.first + index))  # (by iterating, read all at once)
         return self.segment.data[start : start + lengths[self.first + index]]
 
     def __eq__(self, other: object) -> bool:
