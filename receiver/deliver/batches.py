@@ -8,11 +8,11 @@ to one onto an SLS LogGroup and onto a batch of rows elsewhere.
 
 Grouping is deterministic: the same segments give the same groups in the
 same order with the same pack ids, so a batch resent after a crash inside a
-send carries the ``__pack_id__`` the upstream already saw and can drop. (A
-sink that merges a stream's groups of consecutive batches, SLS, sends a pack
-id of the merge's own, :func:`merged_pack_id`; how many batches merge
-depends on how many were built in time, so after a crash they may merge
-otherwise, under other pack ids.)
+send carries the ``__pack_id__`` the upstream already saw and can drop (the
+delivery worker records which segments it sends, so a resent batch holds
+the same segments). A sink that merges a stream's groups of consecutive
+batches (SLS, HTTP) sends a pack id of the merge's own, :func:`merged_pack_id`;
+the worker records the batches it merges too, and a restart merges them alike.
 """
 
 from __future__ import annotations

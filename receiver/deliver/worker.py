@@ -129,7 +129,7 @@ class SinkWorker:
         self._replayed: set[Path] = set()  # replayed files that could not be removed: never sent twice
         self._carried: tuple[int, bytes] | None = None  # a segment read that the next batch starts with
         self._merge: Callable[[Sequence[Group]], Group | None] | None = getattr(sink, "merge", None)
-        """A sink's merge of one stream's groups into one request (SLS), when it has one."""
+        """A sink's merge of one stream's groups into one request (SLS, HTTP), when it has one."""
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency = self.max_concurrency
         """Requests in flight now: halved on quota answers, raised by one after a run of successes."""

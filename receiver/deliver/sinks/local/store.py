@@ -58,7 +58,12 @@ from receiver.deliver.batches import Group
 from receiver.deliver.column_groups import BatchColumns, Part, RecordRows
 from receiver.deliver.outcomes import first_line
 from receiver.deliver.sinks import records_table
-from receiver.deliver.sinks.records_table import clamp_datetime, group_columns, streamlog_columns
+from receiver.deliver.sinks.records_table import (
+    clamp_datetime,
+    group_columns,
+    repeated,
+    streamlog_columns,
+)
 from receiver.filters.expression import ClickHouseDialect, parse_filter, sql_string
 
 __all__ = [
@@ -356,7 +361,7 @@ def arrow_payload_of_rows(group: Group, stored: BatchColumns) -> bytes:
     """:func:`arrow_payload` of a group built from columns, given :func:`stored_rows` of its batch."""
     n = group.record_count
     same = group_columns(group)
-    zeros = _zeros(n)
+    zeros = repeated(0, pa.int32(), n)  # the indices of a dictionary of one value
     rows = stored.rows_of(group)
     columns = []
     for field in _ARROW_SCHEMA:
@@ -370,16 +375,6 @@ def arrow_payload_of_rows(group: Group, stored: BatchColumns) -> bytes:
         else:
             columns.append(rows[name])
     return _ipc(pa.Table.from_arrays(columns, schema=_PAYLOAD_SCHEMA))
-
-
-_ZEROS: list[pa.Int32Array] = []
-
-
-def _zeros(n: int) -> pa.Int32Array:
-    """``n`` zeros (the indices of a dictionary of one value), sliced from one array as :func:`_row_numbers` is."""
-    if not _ZEROS or len(_ZEROS[0]) < n:
-        _ZEROS[:] = [pa.repeat(pa.scalar(0, pa.int32()), max(n, 65536))]
-    return _ZEROS[0].slice(0, n)
 
 
 def _from_payload(payload: bytes) -> pa.Table:
