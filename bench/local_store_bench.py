@@ -16,9 +16,10 @@ built into payloads by the delivery workers' code, as the local sink's
 batches (16 spool segments), inserted one batch at a time, and the process's
 CPU counted until the engine's merges have settled: inserting and merging
 together, per row. The first million rows' payloads are reused for the rest.
-``--segments`` and ``--merge-base`` set the batch size and the engine's
-``merge_selector_base`` otherwise, to compare (8 and 5 were the defaults
-before 2026-12-06).
+``--segments`` and ``--setting NAME=VALUE`` (the table's MergeTree settings)
+set them otherwise, to compare: 8 segments and ``merge_selector_base = 5``
+were the defaults before 2026-12-06, ``min_bytes_for_wide_part = 10485760``
+before 2026-12-07.
 """
 
 from __future__ import annotations
@@ -169,9 +170,9 @@ def bench_search(directory: Path, total: int) -> None:
         store.close()
 
 
-def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_base: int | None) -> None:
+def bench_flood(directory: Path, n: int, segments_per_batch: int | None, settings: Sequence[str]) -> None:
     """Engine CPU per row for ``n`` rows inserted as the local sink's batches, merges included
-    (``segments_per_batch`` and ``merge_base`` other than the store's own, to compare)."""
+    (``segments_per_batch`` and table ``settings``, ``NAME=VALUE``, other than the store's own, to compare)."""
     import dataclasses
     import resource
 
@@ -180,8 +181,8 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_b
     from receiver.deliver.building import BatchBuilder, SinkPlan
     from receiver.deliver.registry import column_encoder, payload_encoder
     from receiver.deliver.sinks.local.sink import LocalSink
-    from receiver.deliver.worker import STORED_BYTES_PER_SEGMENT
-    from receiver.spool.segment import Entry, encode_segment
+    from receiver.deliver.worker import RAW_BYTES_PER_SEGMENT
+    from receiver.spool.segment import Entry, encode_segment, read_summary
 
     sink = LocalSinkConfig()
     config = dataclasses.replace(default_config(), sinks=(sink,))
@@ -194,11 +195,15 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_b
         for start in range(0, len(lines), per_segment)
     ]
     step = segments_per_batch or LocalSink.segments_per_batch
-    spans: list[list[bytes]] = []  # as the sink's worker reads batches: `step` segments, or fewer once they hold this many bytes
+    spans: list[list[bytes]] = []  # as the sink's worker reads batches: `step` segments, or fewer once they hold so much log text
+    size = 0
     for segment in segments:
-        if not spans or len(spans[-1]) == step or sum(map(len, spans[-1])) >= step * STORED_BYTES_PER_SEGMENT:
+        body = read_summary(segment).raw_bytes
+        if not spans or len(spans[-1]) == step or size + body > step * RAW_BYTES_PER_SEGMENT:
             spans.append([])
+            size = 0
         spans[-1].append(segment)
+        size += body
     plan = SinkPlan("local", "P", LocalSink.max_records, LocalSink.max_bytes, payload_encoder(sink), column_encoder(sink))
     builder = BatchBuilder(config)
     batches, at = [], 0
@@ -206,8 +211,8 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_b
         batches.append([g.payload for g in builder.build(plan, at, list(enumerate(span, at)), encode=True).groups])
         at += len(span)
     store = open_store(directory / "flood")
-    if merge_base is not None:
-        store.query(f"ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = {merge_base}")
+    if settings:
+        store.query(f"ALTER TABLE receiver.records MODIFY SETTING {', '.join(s.replace('=', ' = ', 1) for s in settings)}")
 
     def cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -228,9 +233,9 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, merge_b
         parts = store.query("SELECT count() FROM system.parts WHERE database = 'receiver' AND active").strip()
     finally:
         store.close()
-    base = merge_base or "the store's"
+    described = ", ".join(settings) or "the store's settings"
     print(f"flood of {inserted:,} rows in batches of up to {step} segments ({len(lines) // len(batches):,} rows), "
-          f"merge base {base}: "
+          f"{described}: "
           f"{inserts_done - started:.1f} CPU-s inserting, {settled - inserts_done:.1f} more until merges settled, "
           f"{(settled - started) / inserted * 1e6:.2f} us a row; {parts} parts")
 
@@ -241,12 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--search-records", type=int, default=10_000_000)
     parser.add_argument("--flood-records", type=int, default=0, help="instead: the engine's CPU under a flood of so many rows")
     parser.add_argument("--segments", type=int, help="with --flood-records: spool segments a batch reads (the sink's own)")
-    parser.add_argument("--merge-base", type=int, help="with --flood-records: merge_selector_base (the store's own)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --flood-records: a MergeTree setting of the table other than the store's own (repeatable)")
     args = parser.parse_args(argv)
     directory = Path(tempfile.mkdtemp(prefix="local-store-bench-"))
     try:
         if args.flood_records:
-            bench_flood(directory, args.flood_records, args.segments, args.merge_base)
+            bench_flood(directory, args.flood_records, args.segments, args.setting)
         else:
             bench_inserts(directory, args.n)
             bench_search(directory, args.search_records)
