@@ -324,13 +324,15 @@ class TestUpgrade:
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """If a store this build made is opened again, then it is not upgraded: its table stays the same
-        table (no copy of every hour at each start), with the merge setting this build gives it."""
+        table (no copy of every hour at each start), with the merge and part settings this build gives it."""
         store = open_store(tmp_path / "store")
         try:
             store.insert_groups([group([ali(1, msg="kept")], "P-1")], token="P-1")
             created = store.query("SELECT uuid, metadata_modification_time FROM system.tables WHERE name = 'records'")
-            # As an earlier build made it: merges at 5, field values ZSTD(1) at insert, no recompression.
-            store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5")
+            # As an earlier build made it: merges at 5, parts wide from 10 MB, field values ZSTD(1) at
+            # insert, no recompression.
+            store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5, "
+                        "min_bytes_for_wide_part = 10485760")
             store.query("ALTER TABLE receiver.records MODIFY COLUMN field_values Array(String) CODEC(ZSTD(1))")
             store.query("ALTER TABLE receiver.records MODIFY TTL receive_time + toIntervalSecond(604800)")
         finally:
@@ -342,6 +344,7 @@ class TestUpgrade:
             table = store.query("SELECT uuid, engine_full FROM system.tables WHERE name = 'records'")
             assert table.split()[0] == created.split()[0]
             assert "merge_selector_base = 20" in table and "RECOMPRESS CODEC(ZSTD(9))" in table
+            assert f"min_bytes_for_wide_part = {128 << 20}" in table
             assert store.query("SELECT compression_codec FROM system.columns WHERE table = 'records' "
                                "AND name = 'field_values'").strip() == ""
             assert messages(search(store, "")) == ["kept"]

@@ -164,16 +164,27 @@ _ARROW_SCHEMA = pa.schema([
 
 _UPGRADING = f"{TABLE}_upgrading"
 """Where a table of an earlier layout waits while its records move into the new one."""
-_DEDUPLICATION_WINDOW = 1000
 _TOKEN_INDEX = "tokenbf_v1(32768, 3, 0)"
-_MERGE_BASE = 20
-"""How many parts of a size the engine lets gather before it merges them (its default is 5).
+_TABLE_SETTINGS = {
+    "non_replicated_deduplication_window": 1000,
+    "ttl_only_drop_parts": 1,
+    "merge_selector_base": 20,
+    "min_bytes_for_wide_part": 128 << 20,
+}
+"""The table's MergeTree settings; a store an earlier build made takes them when it is opened.
 
-A merge rewrites every column and hashes every word of the message into the word index again,
-so under a steady flood merging cost more than inserting: 8M relay-shaped rows inserted 19k at a
-time took the engine 109 CPU-seconds with merges at 5, 81 at 20 (inserted 75k at a time: 72 and
-59). The price is more parts to read (a few dozen per hour of records at most), which a search
-pays in microseconds per part."""
+``merge_selector_base``: how many parts of a size the engine lets gather before it merges them
+(its default is 5). A merge rewrites every column and hashes every word of the message into the
+word index again, so under a steady flood merging cost more than inserting: 8M relay-shaped rows
+inserted 19k at a time took the engine 109 CPU-seconds with merges at 5, 81 at 20 (inserted 75k at
+a time: 72 and 59). The price is more parts to read (a few dozen per hour of records at most),
+which a search pays in microseconds per part.
+
+``min_bytes_for_wide_part``: a batch's part (tens of MB before compression) is written compact,
+all columns in one file, instead of a file or two per column (the engine's default makes every
+part over 10 MB wide). Under a flood, creating some forty files per insert cost the delivery
+process a tenth of its CPU in the kernel; the merged parts, past this size, are wide.
+"""
 _RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
 _RECOMPRESS_AFTER_SECONDS = 3600
 """Parts are written with the engine's LZ4 and rewritten with :data:`_RECOMPRESS` this long after their
@@ -542,8 +553,9 @@ class EmbeddedStore:
         current = self.query(f"SELECT engine_full FROM system.tables WHERE database = '{DATABASE}' AND name = '{TABLE}'")
         if self._ttl().replace(" ", "") not in current.replace(" ", ""):
             self.query(f"ALTER TABLE {QUALIFIED} MODIFY TTL {self._ttl()}")
-        if f"merge_selector_base = {_MERGE_BASE}" not in current:  # a store an earlier build made
-            self.query(f"ALTER TABLE {QUALIFIED} MODIFY SETTING merge_selector_base = {_MERGE_BASE}")
+        stale = [f"{name} = {value}" for name, value in _TABLE_SETTINGS.items() if f"{name} = {value}" not in current]
+        if stale:  # a store an earlier build made
+            self.query(f"ALTER TABLE {QUALIFIED} MODIFY SETTING {', '.join(stale)}")
         codecs = self.query(
             f"SELECT name FROM system.columns WHERE database = '{DATABASE}' AND table = '{TABLE}' "
             "AND compression_codec != '' AND name = 'field_values'"
@@ -602,8 +614,7 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(receive_time) * 100 + toHour(receive_time)
 ORDER BY ({_ORDER})
 TTL {self._ttl()}
-SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only_drop_parts = 1,
-    merge_selector_base = {_MERGE_BASE}"""
+SETTINGS {", ".join(f"{name} = {value}" for name, value in _TABLE_SETTINGS.items())}"""
         )
 
     # -- queries --------------------------------------------------------------
@@ -630,7 +641,9 @@ SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}, ttl_only
 
     def insert(self, tables: Sequence[pa.Table], *, token: str) -> int:
         """Insert ``tables`` as one part; a second insert with the same ``token`` is skipped. Returns rows."""
-        batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        # One chunk per column: the engine reads a chunk at a time, and a relay's batch of a hundred
+        # groups inserted as a hundred chunks cost it a fifth more CPU than the copy that joins them.
+        batch = (tables[0] if len(tables) == 1 else pa.concat_tables(tables)).combine_chunks()
         rows = batch.num_rows
         if not rows:
             return 0
