@@ -76,13 +76,12 @@ local store the delivery tree's peak Pss_Anon fell from 669-741 to 574-592 MB fo
 2 MiB: 605-620 MB for ALI, 4 MiB: 642-657). Set when the environment has no ``JE_MALLOC_CONF``: an
 operator's own setting wins (an empty one keeps the engine's built-in settings, for the rate)."""
 ARROW_MEMORY_POOL = "jemalloc"
-"""Arrow's allocator in the delivery process and its build workers (``ARROW_DEFAULT_MEMORY_POOL``), where
-Arrow holds a batch's columns: its jemalloc gives pages back a second after they are freed, where the
-default, mimalloc, kept what a flood batch had taken. A build worker's peak Pss_Anon under a flood into
-the local store: 175-194 MB with mimalloc, 126-150 with jemalloc; the delivery tree's 593-633 MB, 545-556
-(ALI and RFC 3164 lines, two runs each, alternating, 2026-12-07), the rates within the noise; SLS's and
-HTTP's delivery side 410 and 405 MB of PSS instead of 526 and 574. As with JE_MALLOC_CONF, a value the
-environment already has wins."""
+"""Arrow's allocator in the delivery process (``ARROW_DEFAULT_MEMORY_POOL``), where Arrow holds the local
+store's batches on their way in: its jemalloc gives pages back a second after they are freed, where the
+default, mimalloc, kept what a flood batch had taken (the delivery tree's peak Pss_Anon under a flood
+into the local store: 593-633 MB with mimalloc, 545-556 with jemalloc, 2026-12-07). The build workers
+reuse their memory instead (:func:`receiver.deliver.building.start_pool`). A value the environment
+already has wins, in the workers too."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Before the store's engine and Arrow load, here and in the worker processes (which inherit them).
     os.environ.setdefault("JE_MALLOC_CONF", ENGINE_MALLOC_CONF)
+    operators_arrow = "ARROW_DEFAULT_MEMORY_POOL" in os.environ
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", ARROW_MEMORY_POOL)
     if args.snapshot is not None:
         try:
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if args.exit_with_parent:
         threading.Thread(target=_stop_at_eof, args=(stop,), name="parent-watch", daemon=True).start()
-    return run_delivery(config, stop)
+    return run_delivery(config, stop, reuse_memory=not operators_arrow)
 
 
 def _stop_at_eof(stop: threading.Event) -> None:
@@ -173,12 +173,13 @@ def build_processes(config: Config) -> int:
     return max(1, cores - engine)
 
 
-def run_delivery(config: Config, stop: threading.Event) -> int:
-    """Run every sink's worker until ``stop`` is set; returns the exit status."""
+def run_delivery(config: Config, stop: threading.Event, *, reuse_memory: bool = True) -> int:
+    """Run every sink's worker until ``stop`` is set; returns the exit status (``reuse_memory``: see
+    :func:`receiver.deliver.building.start_pool`)."""
     store = _open_spool(config.spool_directory, stop)
     if store is None:
         return 0 if stop.is_set() else 1
-    delivery = Delivery(config, store, stop)
+    delivery = Delivery(config, store, stop, reuse_memory=reuse_memory)
     delivery.start()
     status = delivery.watch()
     delivery.finish()
@@ -207,8 +208,9 @@ class Delivery:
     """One run of the delivery process, in steps: :meth:`start` a thread per sink, :meth:`watch` them
     until ``stop`` is set (each second: :meth:`check`), then :meth:`finish`."""
 
-    def __init__(self, config: Config, store: SpoolStore, stop: threading.Event) -> None:
+    def __init__(self, config: Config, store: SpoolStore, stop: threading.Event, *, reuse_memory: bool = True) -> None:
         self.config = config
+        self.reuse_memory = reuse_memory
         self.store = store
         self.stop = stop
         self.telemetry = DeliveryTelemetry(default_sink=config.deliver.default_sink)
@@ -228,7 +230,9 @@ class Delivery:
         settle_cursors(self.store, config.sinks)
         encoders = [(payload_encoder(s), column_encoder(s)) for s in config.sinks]
         if any(payload for payload, _ in encoders):
-            self._pool = start_pool(config, self._processes, preload=worker_modules(encoders))
+            self._pool = start_pool(
+                config, self._processes, preload=worker_modules(encoders), reuse_memory=self.reuse_memory
+            )
         self.threads = [threading.Thread(target=self.run_sink, args=(s,), name=f"sink-{s.name}") for s in config.sinks]
         for thread in self.threads:
             thread.start()

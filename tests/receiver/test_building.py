@@ -229,6 +229,26 @@ def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> 
     assert pa.ipc.open_stream(encoded.payload).read_all().cast(here.schema).equals(here)
 
 
+def arrow_allocator() -> str:
+    """The allocator Arrow takes memory from in this process."""
+    return pa.default_memory_pool().backend_name
+
+
+def test_workers_reuse_memory_unless_told_not_to() -> None:
+    """If the pool is started as the delivery process starts it, then its workers' Arrow takes memory
+    from the C allocator (which keeps what a batch freed for the next); told not to (an operator chose
+    Arrow's allocator), they keep the one Arrow's environment names."""
+    chosen = {}
+    for reuse in (True, False):
+        pool = start_pool(default_config(), 1, reuse_memory=reuse)
+        try:
+            chosen[reuse] = pool.submit(arrow_allocator).result(60)
+        finally:
+            pool.shutdown()
+    assert chosen == {True: "system", False: pa.default_memory_pool().backend_name}
+    assert chosen[False] != "system"
+
+
 def refuse_boom(group: Group) -> bytes:
     """An encoder that cannot encode groups holding "boom" (as SLS cannot hold some times)."""
     if any("boom" in (r.get("msg") or "") for r in group.records):
