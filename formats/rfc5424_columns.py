@@ -81,16 +81,16 @@ class Rfc5424Columns:
 
 
 def parse_rfc5424_columns(
-    parser: Rfc5424Parser, frames: Sequence[bytes], peer: str, receive_time_ns: int | Sequence[int]
+    parser: Rfc5424Parser, frames: Sequence[bytes] | pa.BinaryArray, peer: str, receive_time_ns: int | Sequence[int]
 ) -> list[Rfc5424Columns] | None:
-    """``frames`` as :meth:`Rfc5424Parser.parse` reads them, in columns: a part a layout, in the order
-    of their first rows; None when some frame's record has flags or an error (the caller then parses
-    them one by one). ``receive_time_ns`` is when the frames were received, one for all or one a
-    frame. Never raises."""
+    """``frames`` (bytes, or an Arrow array of them) as :meth:`Rfc5424Parser.parse` reads them, in
+    columns: a part a layout, in the order of their first rows; None when some frame's record has
+    flags or an error (the caller then parses them one by one). ``receive_time_ns`` is when the frames
+    were received, one for all or one a frame. Never raises."""
     n = len(frames)
     if not n:
         return None
-    binary = pa.array(frames, pa.binary())
+    binary = frames if isinstance(frames, pa.BinaryArray) else pa.array(frames, pa.binary())
     try:
         text = binary.cast(pa.string())
     except pa.ArrowInvalid:  # not UTF-8: the parser replaces the bytes and flags the record
@@ -180,8 +180,10 @@ def parse_rfc5424_columns(
     if pc.any(slow).as_py():
         records = []
         for row in pc.indices_nonzero(slow).to_pylist():
+            frame = frames[row]
             record = parser.parse(
-                frames[row], peer, receive_time_ns if isinstance(receive_time_ns, int) else receive_time_ns[row]
+                frame if isinstance(frame, bytes) else frame.as_py(), peer,
+                receive_time_ns if isinstance(receive_time_ns, int) else receive_time_ns[row],
             )
             code = _LAYOUT_OF_KEYS.get(record.keys)
             if record.flags or record.error is not None or code is None or record.tags or record.source != peer:

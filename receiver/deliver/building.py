@@ -346,23 +346,24 @@ class BatchBuilder:
             return listed
 
         parser = self.streamlog_parsers.get(listener, self.default_streamlog_parser)
-        columns: Part | LayoutParts | None = None
-        flagged = any(entry.frame_flags for entry in run)
-        if parser is not None and not flagged:
-            binary = _frames_array(run, segments)
-            # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
-            if not any(version.startswith("<") for version in parser.versions) or not (
-                pc.any(pc.starts_with(binary, b"<")).as_py() if binary is not None
-                else any(f[:1] == b"<" for f in frames())
-            ):
-                columns = parse_streamlog_columns(parser, frames() if binary is None else binary, peer)
         parse = self.parsers.get(listener, self.default_parser)
         rfc3164 = self.rfc3164_parsers.get(listener, self.default_rfc3164_parser)
         rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
+        columns: Part | LayoutParts | None = None
+        flagged = any(entry.frame_flags for entry in run)
+        binary = _frames_array(run, segments) if not flagged and (parser or rfc5424) is not None else None
+        # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
+        if parser is not None and not flagged and (
+            not any(version.startswith("<") for version in parser.versions) or not (
+                pc.any(pc.starts_with(binary, b"<")).as_py() if binary is not None
+                else any(f[:1] == b"<" for f in frames())
+            )
+        ):
+            columns = parse_streamlog_columns(parser, frames() if binary is None else binary, peer)
         if columns is None and not flagged and (rfc5424 is not None or rfc3164 is not None):
             received = [entry.receive_time_ns for entry in run for _ in range(len(entry.frames))]
             if rfc5424 is not None:
-                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, frames(), received, peer)
+                columns = _rfc5424_chunk(rfc5424, rfc3164, parse, frames, binary, received, peer)
             if columns is None and rfc3164 is not None:
                 columns = _rfc3164_chunk(rfc3164, parse, frames(), received, peer)
         if columns is None:  # these frames are read as the record road reads them
@@ -469,42 +470,50 @@ def _rfc3164_parts(
 
 _AUTO_RFC5424 = re.compile(rb"<[^>]{0,3}>1 ")
 """What auto-detection (formats/parse.py) gives to the RFC 5424 parser: a frame whose first ``>`` is
-at 1..4 and is followed by ``1 `` (a regex, so a chunk is tested by one map in C)."""
+at 1..4 and is followed by ``1 `` (a regex, so a chunk is tested by one map in C, or one Arrow call:
+Arrow reads a binary array's regex byte by byte, as Python's bytes regexes do)."""
+_AUTO_RFC5424_ARROW = "^" + _AUTO_RFC5424.pattern.decode()
 
 
 def _rfc5424_chunk(
-    reading: Rfc5424Reading, rfc3164: Rfc3164Parser | None, parse: ParseFunction, frames: Sequence[bytes],
-    received: Sequence[int], peer: str,
+    reading: Rfc5424Reading, rfc3164: Rfc3164Parser | None, parse: ParseFunction,
+    listed: Callable[[], list[bytes]], binary: pa.BinaryArray | None, received: Sequence[int], peer: str,
 ) -> Part | LayoutParts | None:
     """A chunk's frames that ``parse`` gives to the RFC 5424 parser (all of them, or those auto-detection
     takes) read as columns, a part a layout, and the others as :func:`_rfc3164_chunk` reads them; None
     when there are none, or when one would be a record with flags (the chunk then goes the RFC 3164
-    way, which parses them as records). ``received``: each frame's receive time; the frames carry no flags."""
+    way, which parses them as records). ``received``: each frame's receive time; the frames carry no flags.
+
+    ``binary``: the frames as one Arrow array read where they lie, if they could be; when the parser
+    takes every frame, the columns are read from it, and ``listed()`` (the frames as bytes objects, a
+    Python object a line) is not made."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from formats.rfc5424_columns import parse_rfc5424_columns
     from receiver.deliver.column_groups import LayoutParts
 
     parser, every = reading
-    if every:
-        mine: Sequence[int] = range(len(frames))
+    if every or (binary is not None and pc.all(pc.match_substring_regex(binary, _AUTO_RFC5424_ARROW)).as_py()):
+        mine: Sequence[int] = range(len(received))
         others: list[int] = []
     else:
-        taken = list(map(_AUTO_RFC5424.match, frames))
+        taken = list(map(_AUTO_RFC5424.match, listed()))
         if all(taken):
-            mine, others = range(len(frames)), []
+            mine, others = range(len(taken)), []
         else:
             mine = [row for row, rfc5424 in enumerate(taken) if rfc5424]
             others = [row for row, rfc5424 in enumerate(taken) if not rfc5424]
             if not mine:
                 return None
     if not others:
-        read = parse_rfc5424_columns(parser, frames, peer, received)
+        read = parse_rfc5424_columns(parser, listed() if binary is None else binary, peer, received)
         if read is None:
             return None
         if len(read) == 1:
             return read[0]  # one layout, every row in its place already
         return LayoutParts.of([(part, part.rows) for part in read])
+    frames = listed()
     read = parse_rfc5424_columns(parser, [frames[row] for row in mine], peer, [received[row] for row in mine])
     if read is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,15 @@ def rows_of(parts: list[Rfc5424Columns], count: int) -> list[Record]:
 def check(frames: list[bytes], strict: bool, zone: dt.tzinfo, received: int | list[int]) -> list[Rfc5424Columns] | None:
     """Reads ``frames`` both ways and holds the columns to the records; returns the columns."""
     parts = parse_rfc5424_columns(Rfc5424Parser(strict=strict, default_tz=zone), frames, PEER, received)
+    if frames:  # the same frames as an Arrow array (as the delivery workers hand them over): the same parts
+        arrayed = parse_rfc5424_columns(
+            Rfc5424Parser(strict=strict, default_tz=zone), pa.array(frames, pa.binary()), PEER, received
+        )
+        assert (arrayed is None) == (parts is None)
+        if parts is not None and arrayed is not None:
+            assert [(p.keys, p.rows, p.time, p.time_ns, p.values) for p in arrayed] == [
+                (p.keys, p.rows, p.time, p.time_ns, p.values) for p in parts
+            ]
     reference = Rfc5424Parser(strict=strict, default_tz=zone)
     times = received if isinstance(received, list) else [received] * len(frames)
     records = [reference.parse(frame, PEER, at) for frame, at in zip(frames, times, strict=True)]
