@@ -16,6 +16,7 @@ answered None, and the caller encodes the records.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 
@@ -77,11 +78,11 @@ def encode_logs(
         pieces += [pc.take(_heads(key, longest), lengths), value]
     if nanoseconds is not None:
         pieces.append(nanoseconds)  # last, as encode_log_group writes it (after the flags, which rows lack)
-    body = pc.binary_join_element_wise(*pieces, b"")
-    sizes = pc.binary_length(body)
+    # Each Log's size from its pieces' lengths, so that its head goes in the one join that copies them.
+    sizes = functools.reduce(pc.add, map(pc.binary_length, pieces))
     if pc.max(sizes).as_py() >= SMALL_LENGTHS:
         return None
-    return pc.binary_join_element_wise(pc.take(_LOG_HEADS, sizes), body, b"")
+    return pc.binary_join_element_wise(pc.take(_LOG_HEADS, sizes), *pieces, b"")
 
 
 def _time_ns_fields(time_ns: pa.Int64Array) -> pa.BinaryArray:
