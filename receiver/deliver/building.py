@@ -351,7 +351,7 @@ class BatchBuilder:
         rfc5424 = self.rfc5424_parsers.get(listener, self.default_rfc5424_parser)
         columns: Part | LayoutParts | None = None
         flagged = any(entry.frame_flags for entry in run)
-        binary = _frames_array(run, segments) if not flagged and (parser or rfc5424) is not None else None
+        binary = _frames_array(run, segments) if not flagged and (parser is not None or rfc5424 is not None) else None
         # An auto listener reads a frame that starts with "<" as syslog, whatever the versions say.
         if parser is not None and not flagged and (
             not any(version.startswith("<") for version in parser.versions) or not (
