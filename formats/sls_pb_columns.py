@@ -16,7 +16,6 @@ answered None, and the caller encodes the records.
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Sequence
 
@@ -79,7 +78,9 @@ def encode_logs(
     if nanoseconds is not None:
         pieces.append(nanoseconds)  # last, as encode_log_group writes it (after the flags, which rows lack)
     # Each Log's size from its pieces' lengths, so that its head goes in the one join that copies them.
-    sizes = functools.reduce(pc.add, map(pc.binary_length, pieces))
+    sizes = pc.binary_length(times)
+    for piece in pieces[1:]:
+        sizes = pc.add(sizes, pc.binary_length(piece))
     if pc.max(sizes).as_py() >= SMALL_LENGTHS:
         return None
     return pc.binary_join_element_wise(pc.take(_LOG_HEADS, sizes), *pieces, b"")
