@@ -173,8 +173,9 @@ def test_the_allocators_get_their_settings_unless_the_operator_set_them(
     the embedded store's and Arrow's (before either loads, so its workers inherit them too); an
     operator's own settings are left as they are."""
     for name, value in zip(("JE_MALLOC_CONF", "ARROW_DEFAULT_MEMORY_POOL"), operators or (None, None), strict=True):
+        monkeypatch.setenv(name, "")  # (recorded first, so that what main() sets is undone after the test)
         if value is None:
-            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name)
         else:
             monkeypatch.setenv(name, value)
     assert main(["--snapshot", str(tmp_path / "none.json")]) == 2  # stops at the missing configuration
