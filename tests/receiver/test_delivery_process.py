@@ -170,7 +170,7 @@ def test_the_allocators_get_their_settings_unless_the_operator_set_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operators: tuple[str, str] | None
 ) -> None:
     """If the delivery process starts without JE_MALLOC_CONF and ARROW_DEFAULT_MEMORY_POOL, then it sets
-    the embedded store's and Arrow's (before either loads, so its workers inherit them too); an
+    the embedded store's and Arrow's (before either loads; its workers inherit the environment); an
     operator's own settings are left as they are."""
     for name, value in zip(("JE_MALLOC_CONF", "ARROW_DEFAULT_MEMORY_POOL"), operators or (None, None), strict=True):
         monkeypatch.setenv(name, "")  # (recorded first, so that what main() sets is undone after the test)
@@ -182,3 +182,33 @@ def test_the_allocators_get_their_settings_unless_the_operator_set_them(
     assert (os.environ["JE_MALLOC_CONF"], os.environ["ARROW_DEFAULT_MEMORY_POOL"]) == (
         operators or (ENGINE_MALLOC_CONF, ARROW_MEMORY_POOL)
     )
+
+
+@pytest.mark.parametrize(("operators", "reused"), [(None, True), ("mimalloc", False), ("jemalloc", False)])
+def test_the_workers_reuse_memory_unless_the_operator_chose_arrows_pool(
+    monkeypatch: pytest.MonkeyPatch, operators: str | None, reused: bool
+) -> None:
+    """If the environment names no Arrow pool, then the delivery process starts its build workers on
+    the allocators that reuse a batch's memory; if the operator named one (even the delivery process's
+    own), then the workers keep it."""
+    import signal
+
+    from receiver.deliver import process
+
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "")  # (recorded, so that what main() sets is undone)
+    if operators is None:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+    else:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", operators)
+    monkeypatch.setenv("JE_MALLOC_CONF", "")
+    asked: list[bool] = []
+    monkeypatch.setattr(process, "set_up_process", lambda config: None)  # (no umask or logging of its own here)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+
+    def run_delivery(config: Config, stop: threading.Event, *, reuse_memory: bool) -> int:
+        asked.append(reuse_memory)
+        return 0
+
+    monkeypatch.setattr(process, "run_delivery", run_delivery)
+    assert main([]) == 0
+    assert asked == [reused]
