@@ -148,8 +148,8 @@ def bench_search(directory: Path, total: int) -> None:
         while made < total:
             count = min(1_000_000, total - made)
             table = search_table(rnd, made, count, now)
-            for offset in range(0, count, 250_000):  # inserts of a delivery batch's order of size
-                store.insert([table.slice(offset, 250_000)], token=f"S-{made + offset}")
+            for offset in range(0, count, 40_000):  # inserts the size of a local sink's batch of 200-byte lines
+                store.insert([table.slice(offset, 40_000)], token=f"S-{made + offset}")
             made += count
         load = time.perf_counter() - started
         stats = store.stats()
