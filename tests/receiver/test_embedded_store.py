@@ -144,20 +144,6 @@ class TestInsert:
         finally:
             sink.close()
 
-    def test_the_word_index_is_built_by_the_first_merge(self, store: EmbeddedStore) -> None:
-        """If batches are inserted, then their parts carry no word index until merged, and a word search
-        finds the records before the merge (reading the parts whole) and after it (through the index)."""
-        for n in range(2):
-            store.insert_groups([group([ali(n, msg=f"quiet {'zebracorn' if n else 'pony'}")], f"P-{n}")],
-                                token=f"P-{n}")
-        index_bytes = ("SELECT sum(secondary_indices_compressed_bytes) FROM system.parts "
-                       "WHERE database = 'receiver' AND table = 'records' AND active")
-        assert int(store.query(index_bytes)) == 0
-        assert messages(search(store, "zebracorn", limit=0)) == ["quiet zebracorn"]
-        store.query("OPTIMIZE TABLE receiver.records FINAL")
-        assert int(store.query(index_bytes)) > 0
-        assert messages(search(store, "zebracorn", limit=0)) == ["quiet zebracorn"]
-
 
 class TestSearch:
     @pytest.fixture

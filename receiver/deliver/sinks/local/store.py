@@ -15,8 +15,7 @@ language from this box to a ClickHouse cluster), a MergeTree on local disk:
   first) cost one file operation per hour of data, never a rewrite;
 - ``ORDER BY`` the order searches page in, newest first, so a page reads its
   own rows and stops; a ``tokenbf_v1`` index on the message's words
-  (:data:`_TOKEN_TEXT`), built when a part is first merged, lets a word search
-  skip the blocks that cannot hold it;
+  (:data:`_TOKEN_TEXT`) lets a word search skip the blocks that cannot hold it;
 - a batch is one insert (one part), with ``insert_deduplication_token`` made
   of its pack ids: a batch resent after a crash inside an insert is skipped
   (``non_replicated_deduplication_window``).
@@ -660,14 +659,9 @@ SETTINGS {", ".join(f"{name} = {value}" for name, value in _TABLE_SETTINGS.items
             return 0
         safe_token = re.sub(r"[^0-9A-Za-z._:-]", "_", token)[:200]
         # Python(batch): the engine reads the local Arrow table named batch, without a copy.
-        # The word index is left to the first merge, which builds it for the merged part anyway: hashing
-        # every word at insert as well cost the engine a sixth of its CPU under a flood (local_store_bench
-        # --flood-records 4000000: 3.15 -> 2.6 us a row). A search reads a part without it whole; the
-        # unmerged parts are the last few batches.
         self.query(
             f"INSERT INTO {QUALIFIED} ({', '.join(STORED_COLUMNS)}) "
-            f"SETTINGS insert_deduplication_token = '{safe_token}', materialize_skip_indexes_on_insert = 0 "
-            f"SELECT * FROM Python(batch)"
+            f"SETTINGS insert_deduplication_token = '{safe_token}' SELECT * FROM Python(batch)"
         )
         self._retention_after_insert()
         return rows
