@@ -329,10 +329,11 @@ class TestUpgrade:
         try:
             store.insert_groups([group([ali(1, msg="kept")], "P-1")], token="P-1")
             created = store.query("SELECT uuid, metadata_modification_time FROM system.tables WHERE name = 'records'")
-            # As an earlier build made it: merges at 5, parts wide from 10 MB, field values ZSTD(1) at
-            # insert, no recompression.
+            # As an earlier build made it: merges at 5 of up to 100 parts, parts wide from 10 MB, field
+            # values ZSTD(1) at insert, no recompression.
             store.query("ALTER TABLE receiver.records MODIFY SETTING merge_selector_base = 5, "
                         "min_bytes_for_wide_part = 10485760")
+            store.query("ALTER TABLE receiver.records RESET SETTING max_parts_to_merge_at_once")
             store.query("ALTER TABLE receiver.records MODIFY COLUMN field_values Array(String) CODEC(ZSTD(1))")
             store.query("ALTER TABLE receiver.records MODIFY TTL receive_time + toIntervalSecond(604800)")
         finally:
@@ -344,7 +345,7 @@ class TestUpgrade:
             table = store.query("SELECT uuid, engine_full FROM system.tables WHERE name = 'records'")
             assert table.split()[0] == created.split()[0]
             assert "merge_selector_base = 20" in table and "RECOMPRESS CODEC(ZSTD(9))" in table
-            assert f"min_bytes_for_wide_part = {128 << 20}" in table
+            assert f"min_bytes_for_wide_part = {128 << 20}" in table and "max_parts_to_merge_at_once = 10" in table
             assert store.query("SELECT compression_codec FROM system.columns WHERE table = 'records' "
                                "AND name = 'field_values'").strip() == ""
             assert messages(search(store, "")) == ["kept"]
