@@ -73,8 +73,9 @@ of 1 MiB and more, an insert's and a merge's column buffers, come from an arena 
 back as they are freed, instead of the arenas that keep freed pages for seconds. Under a flood into the
 local store the delivery tree's peak Pss_Anon fell from 669-741 to 574-592 MB for ALI lines and from
 739-800 to 587-623 for RFC 3164, for 8-10% of the store's rate (delivery_bench, alternating, 2026-12-07;
-2 MiB: 605-620 MB for ALI, 4 MiB: 642-657). Set when the environment has no ``JE_MALLOC_CONF``: an
-operator's own setting wins (an empty one keeps the engine's built-in settings, for the rate)."""
+2 MiB: 605-620 MB for ALI, 4 MiB: 642-657). Since merges take at most 10 parts, ALI's tree peaks at
+435-440 MB with it and 491-520 without, at the same rate within the noise. Set when the environment has
+no ``JE_MALLOC_CONF``: an operator's own setting wins (an empty one keeps the engine's built-in settings)."""
 ARROW_MEMORY_POOL = "jemalloc"
 """Arrow's allocator in the delivery process (``ARROW_DEFAULT_MEMORY_POOL``), where Arrow holds the local
 store's batches on their way in: its jemalloc gives pages back a second after they are freed, where the
