@@ -193,7 +193,8 @@ the engine's default (100) let two merges of 20 hold most of the delivery proces
 under an RFC 5424 flood the delivery process peaked at 232-241 MB instead of 374-382 and the
 delivery tree at 452-479 instead of 553-570, and merging cost less (a 20M-row flood 4.51 against
 4.77 us a row; delivery_bench --sinks local --format rfc5424, alternating: 238/241k against
-232/218k msgs/s). The price is a few more parts: 25 instead of 7 after 20M rows.
+232/218k msgs/s; both sides then left the word index to merges, since reverted: with it built at
+insert the tree peaks at 459-461 MB). The price is a few more parts: 25 instead of 7 after 20M rows.
 """
 _RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
 _RECOMPRESS_AFTER_SECONDS = 3600
