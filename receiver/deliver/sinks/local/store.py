@@ -190,11 +190,12 @@ mostly the kernel's creating some forty files per insert (delivery_bench --sinks
 ``max_parts_to_merge_at_once``: a merge holds a block of rows of every part it reads, so its memory
 grows with the parts it takes (one merge of 20 RFC 5424 batches' parts: 180 MB; of 5: 60 MB), and
 the engine's default (100) let two merges of 20 hold most of the delivery process's peak. At 10,
-under an RFC 5424 flood the delivery process peaked at 232-241 MB instead of 374-382 and the
-delivery tree at 452-479 instead of 553-570, and merging cost less (a 20M-row flood 4.51 against
-4.77 us a row; delivery_bench --sinks local --format rfc5424, alternating: 238/241k against
-232/218k msgs/s; both sides then left the word index to merges, since reverted: with it built at
-insert the tree peaks at 459-461 MB). The price is a few more parts: 25 instead of 7 after 20M rows.
+under an RFC 5424 flood the delivery tree peaked at 452-479 MB instead of 553-570 (delivery_bench
+--sinks local --format rfc5424, alternating, the word index then left to merges; with it built at
+insert, as now, 459-497 MB), and merging cost no more: a 20M-row flood (local_store_bench
+--flood-records 20000000, alternating) took 5.27-5.86 engine us a row against 5.77-5.94, with two
+merges at most at once instead of four, and the engine's tracked memory peaked at 186-197 MB
+against 328-336. The price is a few more parts: 27-34 instead of 11-23 after 20M rows.
 """
 _RECOMPRESS = "RECOMPRESS CODEC(ZSTD(9))"
 _RECOMPRESS_AFTER_SECONDS = 3600
