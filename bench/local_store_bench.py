@@ -15,7 +15,8 @@ N relay-shaped lines (bench/blast.py's, 100 senders over one connection)
 built into payloads by the delivery workers' code, as the local sink's
 batches (16 spool segments), inserted one batch at a time, and the process's
 CPU counted until the engine's merges have settled: inserting and merging
-together, per row. The first million rows' payloads are reused for the rest.
+together, per row, and where the engine's threads spent it by its own counters (system.events:
+inserts, merges, the word index). The first million rows' payloads are reused for the rest.
 ``--segments`` and ``--setting NAME=VALUE`` (the table's MergeTree settings)
 set them otherwise, to compare: 8 segments and ``merge_selector_base = 5``
 were the defaults before 2026-12-06, ``min_bytes_for_wide_part = 10485760``
@@ -219,6 +220,7 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, setting
         return usage.ru_utime + usage.ru_stime
 
     try:
+        counted = engine_events(store)
         started, inserted = cpu(), 0
         while inserted < n:
             for number, payloads in enumerate(batches):
@@ -230,6 +232,7 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, setting
             time.sleep(0.5)
             quiet = quiet + 1 if store.query("SELECT count() FROM system.merges").strip() == "0" else 0
         settled = cpu()
+        events = {name: value - counted.get(name, 0) for name, value in engine_events(store).items()}
         parts = store.query("SELECT count() FROM system.parts WHERE database = 'receiver' AND active").strip()
     finally:
         store.close()
@@ -238,6 +241,22 @@ def bench_flood(directory: Path, n: int, segments_per_batch: int | None, setting
           f"{described}: "
           f"{inserts_done - started:.1f} CPU-s inserting, {settled - inserts_done:.1f} more until merges settled, "
           f"{(settled - started) / inserted * 1e6:.2f} us a row; {parts} parts")
+
+    def per_row(name: str, scale: float = 1.0) -> float:
+        return events.get(name, 0) * scale / inserted
+
+    # The engine's own ProfileEvents (chDB's library has no symbols for a profiler): where its CPU goes.
+    print(f"the engine's own counters, a row: {per_row('OSCPUVirtualTimeMicroseconds'):.2f} us of CPU in its "
+          f"threads; inserts {per_row('InsertQueryTimeMicroseconds'):.2f} us (of wall time), merges "
+          f"{per_row('MergeTotalMilliseconds', 1000):.2f} us ({per_row('MergedRows'):.2f} rows merged a row); "
+          f"the word index and other skip indexes, inserts and merges: "
+          f"{per_row('MergeTreeDataWriterSkipIndicesCalculationMicroseconds'):.2f} us")
+
+
+def engine_events(store: EmbeddedStore) -> dict[str, int]:
+    """The engine's ProfileEvents counted so far in this process (system.events)."""
+    text = store.query("SELECT event, value FROM system.events")
+    return {name: int(value) for name, value in (row.split("\t") for row in text.splitlines())}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
