@@ -10,7 +10,8 @@ A worker process holds a :class:`BatchBuilder` made from the configuration
 (parsers, routes, identities, machine groups) and gets each task as the
 segments' bytes, so nothing but bytes crosses between processes: the
 encoded groups come back with their records left behind (``payload`` set,
-``records`` empty). Building is deterministic, so the sending side can
+``records`` empty), and a batch's payloads, when they are large, in a file
+in shared memory instead of the pipe (receiver/deliver/shared_payloads.py). Building is deterministic, so the sending side can
 build a batch again in-process when it needs the records themselves (to
 keep a rejected group as a dead letter).
 
@@ -41,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from formats.parse import Format, ParseFunction
 from formats.rfc3164 import Rfc3164Parser
@@ -49,6 +50,7 @@ from formats.rfc5424 import Rfc5424Parser
 from formats.streamlog import StreamlogParser, format_table
 from receiver.config.identity import Identities, MachineGroups, appliance_hostname
 from receiver.config.model import Config
+from receiver.deliver import shared_payloads
 from receiver.deliver.batches import (
     ColumnEncoder,
     Group,
@@ -67,7 +69,7 @@ from receiver.deliver.parsing import (
 )
 from receiver.deliver.registry import default_destination
 from receiver.filters.expression import parse_filter
-from receiver.runtime.process import set_up_process
+from receiver.runtime.process import process_running, set_up_process
 from receiver.spool.reader import SpoolEntry
 from receiver.spool.segment import FrameRun, SegmentError, SegmentFrames, decode_segment
 
@@ -529,6 +531,8 @@ def _rfc5424_chunk(
 # -- the worker processes --------------------------------------------------------
 
 _worker_builder: BatchBuilder | None = None
+_delivery_pid = 0
+"""In a worker process: the delivery process it builds for (the reader of its payload files)."""
 
 
 _KEPT_FREE_BYTES = 32 << 20
@@ -537,7 +541,7 @@ allocation of its own (glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD``; gl
 
 
 def _init_worker(config: Config, delivery_pid: int, reuse_memory: bool) -> None:
-    global _worker_builder
+    global _worker_builder, _delivery_pid
     # Ctrl-C and SIGTERM are the delivery process's to handle: it stops the pool when it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -545,6 +549,7 @@ def _init_worker(config: Config, delivery_pid: int, reuse_memory: bool) -> None:
     if reuse_memory:
         _reuse_memory()
     _worker_builder = BatchBuilder(config)
+    _delivery_pid = delivery_pid
     _exit_with(delivery_pid)
 
 
@@ -582,7 +587,7 @@ def _exit_with(pid: int) -> None:
     try:
         watched = os.pidfd_open(pid)
     except (AttributeError, OSError):  # no pidfd (old kernel), or it has ended already
-        if not _running(pid):
+        if not process_running(pid):
             os._exit(0)
         return
 
@@ -593,20 +598,47 @@ def _exit_with(pid: int) -> None:
     threading.Thread(target=watch, name="exit-with-delivery", daemon=True).start()
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def build_in_worker(plan: SinkPlan, first_seq: int, segments: Segments) -> Built:
-    """A pool task: :meth:`BatchBuilder.build` with encoding, in a worker process."""
+    """A pool task: :meth:`BatchBuilder.build` with encoding, in a worker process; its payloads cross to
+    the delivery process in shared memory (:class:`_SharedBuilt`)."""
     assert _worker_builder is not None, "not a worker process of start_pool"
-    return _worker_builder.build(plan, first_seq, segments, encode=True)
+    built = _worker_builder.build(plan, first_seq, segments, encode=True)
+    return _SharedBuilt(**{field.name: getattr(built, field.name) for field in dataclasses.fields(Built)},
+                        reader=_delivery_pid)
+
+
+@dataclasses.dataclass(slots=True)
+class _SharedBuilt(Built):
+    """A :class:`Built` that, pickled, leaves its payloads in a shared-memory file
+    (receiver/deliver/shared_payloads.py) and is unpickled as a plain Built that has them back."""
+
+    reader: int = 0
+    """The delivery process, which unpickles it."""
+
+    def __reduce__(self) -> tuple[Callable[..., Built], tuple[Any, ...]]:
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(Built)}
+        payloads = [group.payload for group in self.groups if group.payload is not None]
+        if sum(len(payload) for payload in payloads) >= shared_payloads.MIN_BYTES:
+            name = shared_payloads.write_payloads(payloads, self.reader)
+            if name is not None:
+                fields["groups"] = [  # b"": a payload to put back, in order
+                    dataclasses.replace(group, payload=b"") if group.payload is not None else group
+                    for group in self.groups
+                ]
+                return _built_from_shared, (name, [len(payload) for payload in payloads], fields)
+        return _built, (fields,)
+
+
+def _built(fields: dict[str, Any]) -> Built:
+    return Built(**fields)
+
+
+def _built_from_shared(name: str, sizes: list[int], fields: dict[str, Any]) -> Built:
+    payloads = iter(shared_payloads.read_payloads(name, sizes))
+    for group in fields["groups"]:
+        if group.payload is not None:
+            group.payload = next(payloads)
+    return Built(**fields)
 
 
 def start_pool(
@@ -627,6 +659,7 @@ def start_pool(
     here: one BLAS thread means none.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when the forkserver loads NumPy
+    shared_payloads.remove_stale()  # what the workers of a delivery process that died had written
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["receiver.deliver.building", *preload])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,

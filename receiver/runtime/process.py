@@ -21,6 +21,7 @@ __all__ = [
     "STATE_UMASK",
     "configure_logging",
     "load_or_report",
+    "process_running",
     "raise_file_limit",
     "restrict_file_modes",
     "set_up_process",
@@ -89,3 +90,14 @@ def raise_file_limit(config: Config) -> None:
             "open files are limited to %d, fewer than the %d the connection limits need; "
             "raise LimitNOFILE (systemd) or ulimit -n", soft, wanted,
         )
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,28 @@ def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> 
     assert encoded.payload is not None and encoded.record_count == 30
     here = arrow_table([plain])
     assert pa.ipc.open_stream(encoded.payload).read_all().cast(here.schema).equals(here)
+
+
+def test_a_large_batch_from_a_worker_is_the_batch_made_here(tmp_path: Path) -> None:
+    """If a worker's batch is large enough for its payloads to cross in shared memory, then the delivery
+    process gets the payloads this process makes, and no file of theirs is left."""
+    from receiver.deliver import shared_payloads
+
+    config = dataclasses.replace(config_for(tmp_path), deliver=dataclasses.replace(default_config().deliver))
+    plan = SinkPlan(
+        "local", "P", 4096, 32 << 20, payload_encoder(LocalSinkConfig()), column_encoder(LocalSinkConfig())
+    )
+    segments: Segments = [(1, segment("10.0.0.7", lines(20_000)))]
+    pool = start_pool(config, 1)
+    try:
+        there = pool.submit(build_in_worker, plan, 1, segments).result(60).groups
+    finally:
+        pool.shutdown()
+    here = BatchBuilder(config).build(plan, 1, segments, encode=True).groups
+    assert sum(len(g.payload or b"") for g in there) >= shared_payloads.MIN_BYTES
+    assert [stored(g.payload) for g in there] == [stored(g.payload) for g in here]
+    mine = f"receiver-payloads-{os.getpid()}-"
+    assert not [p for p in shared_payloads.DIRECTORY.glob("*") if p.name.startswith(mine)]
 
 
 def arrow_allocator() -> str:
