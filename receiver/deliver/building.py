@@ -10,10 +10,11 @@ A worker process holds a :class:`BatchBuilder` made from the configuration
 (parsers, routes, identities, machine groups) and gets each task as the
 segments' bytes, so nothing but bytes crosses between processes: the
 encoded groups come back with their records left behind (``payload`` set,
-``records`` empty), and a batch's payloads, when they are large, in a file
-in shared memory instead of the pipe (receiver/deliver/shared_payloads.py). Building is deterministic, so the sending side can
-build a batch again in-process when it needs the records themselves (to
-keep a rejected group as a dead letter).
+``records`` empty), a large batch's payloads in a file in shared memory
+rather than through the pipe (receiver/deliver/shared_payloads.py).
+Building is deterministic, so the sending side can build a batch again
+in-process when it needs the records themselves (to keep a rejected group
+as a dead letter).
 
 A sink that can encode from columns (:class:`ColumnEncoder`: the local
 store, SLS, HTTP) has batches of streamlog lines built without records: the lines are

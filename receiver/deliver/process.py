@@ -75,11 +75,11 @@ local store the delivery tree's peak Pss_Anon fell from 669-741 to 574-592 MB fo
 739-800 to 587-623 for RFC 3164, for 8-10% of the store's rate (delivery_bench, alternating, 2026-12-07;
 2 MiB: 605-620 MB for ALI, 4 MiB: 642-657). It still costs that: since merges take at most 10 parts, a
 2M-line ALI flood's tree peaks at 465-485 MB with it and 542-561 without, at 207-226k against 226-247k
-lines a second, and a flood of the store alone costs 4.1-4.6 CPU-us a row instead of 3.6 (with 18 times
-the page faults: ``local_store_bench --flood-records 4000000``); ``dirty_decay_ms:1000`` instead ran as fast as the
-built-in settings, but an RFC 5424 flood's tree reached 580-627 MB. The default keeps every format under
-the 600 MB the delivery side is given. Set when the environment has no ``JE_MALLOC_CONF``: an
-operator's own setting wins (an empty one keeps the engine's built-in settings)."""
+lines a second, and a flood of the store alone costs 4.1-4.6 CPU-us a row instead of 3.6, with 18 times
+the page faults (``local_store_bench --flood-records 4000000``). ``dirty_decay_ms:1000`` instead ran as
+fast as the built-in settings, but an RFC 5424 flood's tree reached 580-627 MB. The default keeps every
+format under the 600 MB the delivery side is given. Set when the environment has no ``JE_MALLOC_CONF``:
+an operator's own setting wins (an empty one keeps the engine's built-in settings)."""
 ARROW_MEMORY_POOL = "jemalloc"
 """Arrow's allocator in the delivery process (``ARROW_DEFAULT_MEMORY_POOL``), where Arrow holds the local
 store's batches on their way in: its jemalloc gives pages back a second after they are freed, where the

@@ -79,6 +79,8 @@ def read_payloads(name: str, sizes: Sequence[int]) -> list[bytes]:
     """The payloads :func:`write_payloads` wrote as ``name``, of ``sizes``; the file is removed. OSError
     when it cannot be read: the pool then breaks as when a worker dies, the delivery process ends, and
     the one the daemon starts next builds the batch again from the spool."""
+    if not name.startswith(_PREFIX) or "/" in name:  # only ever a name write_payloads made
+        raise OSError(f"not a payload file's name: {name!r}")
     path = DIRECTORY / name
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:

@@ -78,6 +78,15 @@ def test_a_file_cut_short_is_an_error_and_is_removed(directory: Path) -> None:
     assert list(directory.iterdir()) == []
 
 
+def test_only_a_payload_file_is_read(directory: Path) -> None:
+    """If the name is not one write_payloads makes, then nothing is opened or removed."""
+    (directory / "other").write_bytes(b"abc")
+    for name in ("other", "receiver-payloads-1/../../other", "../other"):
+        with pytest.raises(OSError, match="not a payload file"):
+            shared_payloads.read_payloads(name, [3])
+    assert (directory / "other").read_bytes() == b"abc"
+
+
 def test_files_of_delivery_processes_that_ended_are_removed(directory: Path) -> None:
     """If a delivery process ended between a worker's write and its own read, then the next one to start
     removes that file; a running process's files and other files stay."""
