@@ -28,6 +28,7 @@ from receiver.config.profiles import ParseProfile
 from receiver.deliver.batches import Group
 from receiver.deliver.building import (
     BatchBuilder,
+    Built,
     Segments,
     SinkPlan,
     build_in_worker,
@@ -76,6 +77,15 @@ def lines(n: int) -> list[bytes]:
     return [b"0.1 sys_tag 1795323666 10.0.0.7 web-1 user.notice 0 app 7 - message %d" % i for i in range(n)]
 
 
+def built_in_a_worker(config: Config, plan: SinkPlan, first_seq: int, segments: Segments, *, workers: int = 1) -> Built:
+    """``segments`` built by a worker process of a pool of ``workers``, as the delivery process gets them."""
+    pool = start_pool(config, workers)
+    try:
+        return pool.submit(build_in_worker, plan, first_seq, segments).result(60)
+    finally:
+        pool.shutdown()
+
+
 def test_worker_processes_build_what_this_process_builds(tmp_path: Path) -> None:
     """If a batch is built in a worker process, then its groups carry the body this process would
     encode for them (same pack ids, same bytes), and no records."""
@@ -83,11 +93,7 @@ def test_worker_processes_build_what_this_process_builds(tmp_path: Path) -> None
     plan = SinkPlan("sls", "PREFIX", 100, 1 << 20, payload_encoder(SLS))
     segments: Segments = [(5, segment("10.0.0.7", lines(250))), (6, segment("10.0.0.8", lines(30)))]
     here = BatchBuilder(config).build(plan, 5, segments)
-    pool = start_pool(config, 2)
-    try:
-        there = pool.submit(build_in_worker, plan, 5, segments).result(60)
-    finally:
-        pool.shutdown()
+    there = built_in_a_worker(config, plan, 5, segments, workers=2)
     assert [g.pack_id for g in there.groups] == [g.pack_id for g in here.groups]
     assert [g.count for g in there.groups] == [len(g.records) for g in here.groups] == [100, 100, 50, 30]
     assert all(g.records == [] for g in there.groups)
@@ -215,16 +221,9 @@ def test_local_store_rows_from_a_worker_equal_rows_made_here(tmp_path: Path) -> 
     from receiver.deliver.sinks.local.store import arrow_table
 
     config = dataclasses.replace(config_for(tmp_path), deliver=dataclasses.replace(default_config().deliver))
-    plan = SinkPlan(
-        "local", "P", 100, 1 << 20, payload_encoder(LocalSinkConfig()), column_encoder(LocalSinkConfig())
-    )
     segments: Segments = [(1, segment("10.0.0.7", lines(30)))]
-    pool = start_pool(config, 1)
-    try:
-        (encoded,) = pool.submit(build_in_worker, plan, 1, segments).result(60).groups
-    finally:
-        pool.shutdown()
-    (plain,) = BatchBuilder(config).build(plan, 1, segments).groups
+    (encoded,) = built_in_a_worker(config, LOCAL_PLAN, 1, segments).groups
+    (plain,) = BatchBuilder(config).build(LOCAL_PLAN, 1, segments).groups
     assert encoded.payload is not None and encoded.record_count == 30
     here = arrow_table([plain])
     assert pa.ipc.open_stream(encoded.payload).read_all().cast(here.schema).equals(here)
@@ -236,15 +235,9 @@ def test_a_large_batch_from_a_worker_is_the_batch_made_here(tmp_path: Path) -> N
     from receiver.deliver import shared_payloads
 
     config = dataclasses.replace(config_for(tmp_path), deliver=dataclasses.replace(default_config().deliver))
-    plan = SinkPlan(
-        "local", "P", 4096, 32 << 20, payload_encoder(LocalSinkConfig()), column_encoder(LocalSinkConfig())
-    )
+    plan = dataclasses.replace(LOCAL_PLAN, max_records=4096, max_bytes=32 << 20)
     segments: Segments = [(1, segment("10.0.0.7", lines(20_000)))]
-    pool = start_pool(config, 1)
-    try:
-        there = pool.submit(build_in_worker, plan, 1, segments).result(60).groups
-    finally:
-        pool.shutdown()
+    there = built_in_a_worker(config, plan, 1, segments).groups
     here = BatchBuilder(config).build(plan, 1, segments, encode=True).groups
     assert sum(len(g.payload or b"") for g in there) >= shared_payloads.MIN_BYTES
     assert [stored(g.payload) for g in there] == [stored(g.payload) for g in here]
